@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Numeric targets are compiled with -Ounchecked in release builds: bounds checks in
+// inner loops cost 2-5x, and every kernel is covered by the gradient/parity tests.
+let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "droplab",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "droplab", targets: ["droplab"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev", "pkg-config"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5",
+                       providers: [.apt(["libhdf5-dev", "pkg-config"])]),
+        .target(name: "Autograd", dependencies: ["CBLAS"], swiftSettings: fast),
+        .target(name: "BERT", dependencies: ["Autograd"], swiftSettings: fast),
+        .target(name: "Checkpoint", dependencies: ["CHDF5", "Autograd", "BERT"], swiftSettings: fast),
+        .target(name: "Text", dependencies: ["Autograd"], swiftSettings: fast),
+        .target(name: "Training", dependencies: ["Autograd", "BERT", "Checkpoint", "Text"], swiftSettings: fast),
+        .executableTarget(name: "droplab", dependencies: [
+            "Autograd", "BERT", "Checkpoint", "Text", "Training",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "AutogradTests", dependencies: ["Autograd", "TestSupport"]),
+        .testTarget(name: "BERTTests", dependencies: ["BERT", "Checkpoint", "Training", "TestSupport"],
+                    exclude: ["Fixtures"]),
+        .testTarget(name: "TextTests", dependencies: ["Text", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "BERT", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,79 @@
+// Elementwise ops on same-shaped tensors, bias broadcast over rows, and reductions.
+
+extension Tape {
+    /// a + b (same shape).
+    public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
+        precondition(a.shape == b.shape, "add \(a.shape) \(b.shape)")
+        let out = Tensor(uninitialized: a.shape)
+        for i in 0..<a.count { out.data[i] = a.data[i] + b.data[i] }
+        if needsGrad(a, b) {
+            record(out) {
+                let dy = out.grad
+                if a.requiresGrad { accumulate(a.grad, dy, a.count) }
+                if b.requiresGrad { accumulate(b.grad, dy, b.count) }
+            }
+        }
+        return out
+    }
+
+    /// a * b (same shape).
+    public func mul(_ a: Tensor, _ b: Tensor) -> Tensor {
+        precondition(a.shape == b.shape, "mul \(a.shape) \(b.shape)")
+        let out = Tensor(uninitialized: a.shape)
+        for i in 0..<a.count { out.data[i] = a.data[i] * b.data[i] }
+        if needsGrad(a, b) {
+            record(out) {
+                let dy = out.grad
+                if a.requiresGrad { let g = a.grad; for i in 0..<a.count { g[i] += dy[i] * b.data[i] } }
+                if b.requiresGrad { let g = b.grad; for i in 0..<b.count { g[i] += dy[i] * a.data[i] } }
+            }
+        }
+        return out
+    }
+
+    /// s * x.
+    public func scale(_ x: Tensor, _ s: Float) -> Tensor {
+        let out = Tensor(uninitialized: x.shape)
+        for i in 0..<x.count { out.data[i] = s * x.data[i] }
+        if needsGrad(x) {
+            record(out) { let g = x.grad, dy = out.grad; for i in 0..<x.count { g[i] += s * dy[i] } }
+        }
+        return out
+    }
+
+    /// x [..., C] + b [C].
+    public func addBias(_ x: Tensor, _ b: Tensor) -> Tensor {
+        let C = x.lastDim, R = x.rows
+        precondition(b.shape == [C], "addBias \(x.shape) \(b.shape)")
+        let out = Tensor(uninitialized: x.shape)
+        for r in 0..<R { for c in 0..<C { out.data[r * C + c] = x.data[r * C + c] + b.data[c] } }
+        if needsGrad(x, b) {
+            record(out) {
+                if x.requiresGrad { accumulate(x.grad, out.grad, x.count) }
+                if b.requiresGrad { sumRows(out.grad, rows: R, cols: C, into: b.grad) }
+            }
+        }
+        return out
+    }
+
+    /// Sum of all elements -> scalar [].
+    public func sum(_ x: Tensor) -> Tensor {
+        let out = Tensor(uninitialized: [])
+        var s: Double = 0
+        for i in 0..<x.count { s += Double(x.data[i]) }
+        out.data[0] = Float(s)
+        if needsGrad(x) {
+            record(out) { let g = x.grad, d = out.grad[0]; for i in 0..<x.count { g[i] += d } }
+        }
+        return out
+    }
+
+    /// Mean of all elements -> scalar [].
+    public func mean(_ x: Tensor) -> Tensor { scale(sum(x), 1 / Float(x.count)) }
+}
+
+/// dst[i] += src[i]
+@inline(__always)
+func accumulate(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int) {
+    for i in 0..<n { dst[i] += src[i] }
+}

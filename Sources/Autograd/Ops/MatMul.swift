@@ -1,0 +1,76 @@
+// Matrix products over cblas_sgemm. Shape legend: G batch (product of leading dims),
+// M rows of op(A), K inner, N columns of op(B).
+
+import CBLAS
+
+/// C[M,N] = alpha * op(A) op(B) + beta * C, row-major.
+@inline(__always)
+func sgemm(_ transA: Bool, _ transB: Bool, _ M: Int, _ N: Int, _ K: Int, _ alpha: Float,
+           _ A: UnsafePointer<Float>, _ B: UnsafePointer<Float>, _ beta: Float, _ C: UnsafeMutablePointer<Float>) {
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(M), Int32(N), Int32(K), alpha, A, Int32(transA ? M : K), B, Int32(transB ? K : N),
+                beta, C, Int32(N))
+}
+
+extension Tape {
+    /// Batched matrix product: a [..., r, c] and b [..., r', c'] with the same leading dims.
+    /// op(X) is X or its transpose of the last two dims. Out [..., M, N].
+    public func matmul(_ a: Tensor, _ b: Tensor, transposeA ta: Bool = false, transposeB tb: Bool = false) -> Tensor {
+        precondition(a.shape.count >= 2 && a.shape.count == b.shape.count && a.shape.dropLast(2) == b.shape.dropLast(2),
+                     "matmul shapes \(a.shape) \(b.shape)")
+        let ra = a.shape[a.shape.count - 2], ca = a.shape[a.shape.count - 1]
+        let rb = b.shape[b.shape.count - 2], cb = b.shape[b.shape.count - 1]
+        let M = ta ? ca : ra, K = ta ? ra : ca, N = tb ? rb : cb
+        precondition(K == (tb ? cb : rb), "matmul inner dims \(a.shape) \(b.shape) ta=\(ta) tb=\(tb)")
+        let G = a.count / (ra * ca)
+        let out = Tensor(uninitialized: Array(a.shape.dropLast(2)) + [M, N])
+        for g in 0..<G {
+            sgemm(ta, tb, M, N, K, 1, a.data + g * M * K, b.data + g * K * N, 0, out.data + g * M * N)
+        }
+        if needsGrad(a, b) {
+            record(out) {
+                let dC = out.grad
+                for g in 0..<G {
+                    let A = a.data + g * M * K, B = b.data + g * K * N, dc = dC + g * M * N
+                    if a.requiresGrad {  // dop(A) = dC op(B)^T
+                        if ta { sgemm(tb, true, K, M, N, 1, B, dc, 1, a.grad + g * M * K) }
+                        else { sgemm(false, !tb, M, K, N, 1, dc, B, 1, a.grad + g * M * K) }
+                    }
+                    if b.requiresGrad {  // dop(B) = op(A)^T dC
+                        if tb { sgemm(true, ta, N, K, M, 1, dc, A, 1, b.grad + g * K * N) }
+                        else { sgemm(!ta, false, K, N, M, 1, A, dc, 1, b.grad + g * K * N) }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Affine map with Hugging Face weight layout: x [..., I], w [O, I], b [O] -> [..., O] = x w^T + b.
+    public func linear(_ x: Tensor, _ w: Tensor, _ b: Tensor?) -> Tensor {
+        let I = x.lastDim, O = w.shape[0], R = x.rows
+        precondition(w.shape == [O, I] && (b == nil || b!.shape == [O]), "linear \(x.shape) \(w.shape) \(b?.shape ?? [])")
+        let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [O])
+        if let b {
+            for r in 0..<R { (out.data + r * O).update(from: b.data, count: O) }
+        }
+        sgemm(false, true, R, O, I, 1, x.data, w.data, b == nil ? 0 : 1, out.data)
+        if needsGrad(x, w, b) {
+            record(out) {
+                let dy = out.grad
+                if x.requiresGrad { sgemm(false, false, R, I, O, 1, dy, w.data, 1, x.grad) }
+                if w.requiresGrad { sgemm(true, false, O, I, R, 1, dy, x.data, 1, w.grad) }
+                if let b, b.requiresGrad { sumRows(dy, rows: R, cols: O, into: b.grad) }
+            }
+        }
+        return out
+    }
+}
+
+/// into[c] += sum_r x[r, c]
+func sumRows(_ x: UnsafePointer<Float>, rows: Int, cols: Int, into: UnsafeMutablePointer<Float>) {
+    for r in 0..<rows {
+        let row = x + r * cols
+        for c in 0..<cols { into[c] += row[c] }
+    }
+}

@@ -1,0 +1,63 @@
+// All trainable parameters in one flat buffer (and one flat gradient buffer), with named
+// tensor views. Optimizers and checkpoints are loops over `entries`.
+
+public final class Parameters {
+    public struct Entry {
+        public let name: String
+        public let shape: [Int]
+        public let offset: Int
+        public var count: Int { shape.reduce(1, *) }
+    }
+
+    public let entries: [Entry]
+    public let values: Storage   // [total]
+    public let grads: Storage    // [total]
+    private let views: [Tensor]
+    private let index: [String: Int]
+
+    public init(_ specs: [(name: String, shape: [Int])]) {
+        var entries: [Entry] = []
+        var offset = 0
+        for (name, shape) in specs {
+            entries.append(Entry(name: name, shape: shape, offset: offset))
+            offset += shape.reduce(1, *)
+        }
+        self.entries = entries
+        values = Storage(count: offset)
+        grads = Storage(count: offset)
+        views = entries.map { [values, grads] e in
+            Tensor(view: values.pointer + e.offset, grad: grads.pointer + e.offset, shape: e.shape, owner: values)
+        }
+        var index: [String: Int] = [:]
+        for (i, e) in entries.enumerated() {
+            precondition(index[e.name] == nil, "duplicate parameter \(e.name)")
+            index[e.name] = i
+        }
+        self.index = index
+    }
+
+    public var totalCount: Int { values.count }
+    public func contains(_ name: String) -> Bool { index[name] != nil }
+
+    public subscript(_ name: String) -> Tensor {
+        guard let i = index[name] else { preconditionFailure("no parameter named \(name)") }
+        return views[i]
+    }
+    public subscript(_ i: Int) -> Tensor { views[i] }
+
+    public func zeroGrads() { grads.pointer.update(repeating: 0, count: grads.count) }
+
+    /// Global L2 norm of all gradients (accumulated in Double).
+    public func gradNorm() -> Double {
+        var s: Double = 0
+        let g = grads.pointer
+        for i in 0..<grads.count { s += Double(g[i]) * Double(g[i]) }
+        return s.squareRoot()
+    }
+
+    /// Copy every value from `other` (same layout).
+    public func copyValues(from other: Parameters) {
+        precondition(other.entries.map(\.shape) == entries.map(\.shape), "parameter layouts differ")
+        values.pointer.update(from: other.values.pointer, count: values.count)
+    }
+}

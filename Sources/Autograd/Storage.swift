@@ -1,0 +1,45 @@
+// Float32 memory blocks with a size-keyed free list, so that a training step allocates
+// nothing from the system after the first step (buffers of the same size are recycled).
+
+import Foundation
+
+public final class Storage {
+    public let pointer: UnsafeMutablePointer<Float>
+    public let count: Int
+
+    /// Fresh block of `count` floats, zero-filled when `zeroed`.
+    public init(count: Int, zeroed: Bool = true) {
+        self.count = count
+        self.pointer = StoragePool.take(count)
+        if zeroed { pointer.initialize(repeating: 0, count: count) }
+    }
+
+    deinit { StoragePool.give(pointer, count) }
+
+    public var buffer: UnsafeMutableBufferPointer<Float> { .init(start: pointer, count: count) }
+}
+
+/// Free list of blocks keyed by element count. Not thread-safe: allocation happens on the
+/// thread that drives the tape; kernels only split loops across threads.
+enum StoragePool {
+    nonisolated(unsafe) static var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
+    nonisolated(unsafe) static var pooledFloats = 0
+    static let maxPooledFloats = 1 << 30  // 4 GiB; beyond that, blocks go back to the system
+
+    static func take(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if let p = free[count]?.popLast() { pooledFloats -= count; return p }
+        return UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+    }
+
+    static func give(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
+        if pooledFloats + count > maxPooledFloats { p.deallocate(); return }
+        free[count, default: []].append(p)
+        pooledFloats += count
+    }
+
+    /// Return every pooled block to the system (e.g. between unrelated jobs).
+    public static func drain() {
+        for (_, ps) in free { for p in ps { p.deallocate() } }
+        free = [:]; pooledFloats = 0
+    }
+}

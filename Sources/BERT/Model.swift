@@ -1,0 +1,181 @@
+// BERT encoder with the semantics of Hugging Face BertModel (post-LN, learned absolute
+// positions, token types, GELU FFN), plus the masked-LM head (decoder tied to the word
+// embeddings) and the extractive-QA head.
+// Shape legend: B batch, T tokens, C hidden, NH heads, HS head size, F FFN size, V vocab.
+
+import Autograd
+
+public enum Head: String, Sendable { case mlm, qa }
+
+/// One batch of token sequences, flattened row-major [B, T].
+public struct Batch {
+    public var ids: [Int32]            // [B*T]
+    public var typeIds: [Int32]        // [B*T]
+    public var attentionMask: [Int32]  // [B*T] 1 = real token, 0 = padding
+    public let batchSize: Int
+    public let seqLen: Int
+    public init(ids: [Int32], typeIds: [Int32]? = nil, attentionMask: [Int32]? = nil, batchSize: Int, seqLen: Int) {
+        precondition(ids.count == batchSize * seqLen, "batch ids \(ids.count) != \(batchSize)x\(seqLen)")
+        self.ids = ids; self.batchSize = batchSize; self.seqLen = seqLen
+        self.typeIds = typeIds ?? [Int32](repeating: 0, count: ids.count)
+        self.attentionMask = attentionMask ?? [Int32](repeating: 1, count: ids.count)
+    }
+}
+
+/// Dropout in force for one forward pass. Masks are keyed by (seed, step, site), so a step
+/// can be replayed exactly.
+public struct DropoutPlan {
+    public var hidden: Float
+    public var attention: Float
+    public var seed: UInt64
+    public var step: UInt64
+    public init(hidden: Float, attention: Float, seed: UInt64, step: UInt64) {
+        self.hidden = hidden; self.attention = attention; self.seed = seed; self.step = step
+    }
+    public static let none = DropoutPlan(hidden: 0, attention: 0, seed: 0, step: 0)
+    func rng(_ site: Int) -> CounterRNG { CounterRNG(seed: seed, step, UInt64(site)) }
+}
+
+public final class BertModel {
+    public let config: BertConfig
+    public let head: Head
+    public let params: Parameters
+
+    public init(config: BertConfig, head: Head = .mlm) {
+        self.config = config
+        self.head = head
+        self.params = Parameters(Self.parameterSpecs(config, head: head))
+    }
+
+    /// Parameter names and shapes, identical to the Hugging Face state dict (tied decoder
+    /// weight omitted: it is `bert.embeddings.word_embeddings.weight`).
+    public static func parameterSpecs(_ c: BertConfig, head: Head) -> [(name: String, shape: [Int])] {
+        let C = c.hiddenSize, F = c.intermediateSize
+        var s: [(String, [Int])] = [
+            ("bert.embeddings.word_embeddings.weight", [c.vocabSize, C]),
+            ("bert.embeddings.position_embeddings.weight", [c.maxPositions, C]),
+            ("bert.embeddings.token_type_embeddings.weight", [c.typeVocabSize, C]),
+            ("bert.embeddings.LayerNorm.weight", [C]), ("bert.embeddings.LayerNorm.bias", [C]),
+        ]
+        for i in 0..<c.numLayers {
+            let p = "bert.encoder.layer.\(i)."
+            for m in ["query", "key", "value"] {
+                s += [(p + "attention.self.\(m).weight", [C, C]), (p + "attention.self.\(m).bias", [C])]
+            }
+            s += [(p + "attention.output.dense.weight", [C, C]), (p + "attention.output.dense.bias", [C]),
+                  (p + "attention.output.LayerNorm.weight", [C]), (p + "attention.output.LayerNorm.bias", [C]),
+                  (p + "intermediate.dense.weight", [F, C]), (p + "intermediate.dense.bias", [F]),
+                  (p + "output.dense.weight", [C, F]), (p + "output.dense.bias", [C]),
+                  (p + "output.LayerNorm.weight", [C]), (p + "output.LayerNorm.bias", [C])]
+        }
+        switch head {
+        case .mlm:
+            s += [("cls.predictions.transform.dense.weight", [C, C]), ("cls.predictions.transform.dense.bias", [C]),
+                  ("cls.predictions.transform.LayerNorm.weight", [C]), ("cls.predictions.transform.LayerNorm.bias", [C]),
+                  ("cls.predictions.bias", [c.vocabSize])]
+        case .qa:
+            s += [("qa_outputs.weight", [2, C]), ("qa_outputs.bias", [2])]
+        }
+        return s
+    }
+
+    /// Hugging Face initialisation: N(0, initializer_range) for matrices and embeddings
+    /// (padding row zero), zeros for biases, ones for LayerNorm weights.
+    public func initialize(seed: UInt64) {
+        var rng = RNG(seed: seed)
+        for (i, e) in params.entries.enumerated() {
+            let t = params[i]
+            if e.name.hasSuffix("LayerNorm.weight") {
+                t.buffer.update(repeating: 1)
+            } else if e.shape.count == 1 {
+                t.buffer.update(repeating: 0)
+            } else {
+                for k in 0..<t.count { t.data[k] = config.initializerRange * rng.normal() }
+                if e.name == "bert.embeddings.word_embeddings.weight", config.padTokenId < config.vocabSize {
+                    (t.data + config.padTokenId * config.hiddenSize).update(repeating: 0, count: config.hiddenSize)
+                }
+            }
+        }
+    }
+
+    private func p(_ name: String) -> Tensor { params[name] }
+
+    /// Encoder output [B*T, C] (the last hidden state). `observe` is called with each
+    /// layer's output (index 0 = embeddings, i+1 = layer i).
+    public func encode(_ tape: Tape, _ batch: Batch, dropout: DropoutPlan = .none,
+                       observe: ((Int, Tensor) -> Void)? = nil) -> Tensor {
+        let c = config, B = batch.batchSize, T = batch.seqLen, C = c.hiddenSize
+        let NH = c.numHeads, HS = c.headSize
+        precondition(T <= c.maxPositions, "sequence length \(T) exceeds max positions \(c.maxPositions)")
+        let positions = (0..<B * T).map { Int32($0 % T) }
+        var x = tape.add(tape.add(tape.embedding(p("bert.embeddings.word_embeddings.weight"), ids: batch.ids,
+                                                              paddingIndex: Int32(c.padTokenId)),
+                                  tape.embedding(p("bert.embeddings.position_embeddings.weight"), ids: positions)),
+                         tape.embedding(p("bert.embeddings.token_type_embeddings.weight"), ids: batch.typeIds))
+        x = tape.layerNorm(x, p("bert.embeddings.LayerNorm.weight"), p("bert.embeddings.LayerNorm.bias"), eps: c.layerNormEps)
+        x = tape.dropout(x, p: dropout.hidden, rng: dropout.rng(0))
+        observe?(0, x)
+
+        // Additive mask [B, T]: 0 for real tokens, the most negative float for padding (as HF).
+        let mask = Tensor(batch.attentionMask.map { $0 != 0 ? 0 : -Float.greatestFiniteMagnitude }, shape: [B, T])
+        let scale = 1 / Float(HS).squareRoot()
+        for l in 0..<c.numLayers {
+            let pre = "bert.encoder.layer.\(l)."
+            func heads(_ name: String) -> Tensor {   // [B*T, C] -> [B, NH, T, HS]
+                let y = tape.linear(x, p(pre + "attention.self.\(name).weight"), p(pre + "attention.self.\(name).bias"))
+                return tape.permute(y.reshaped([B, T, NH, HS]), [0, 2, 1, 3])
+            }
+            let q = heads("query"), k = heads("key"), v = heads("value")
+            var probs = tape.softmax(tape.matmul(q, k, transposeB: true), scale: scale, additiveMask: mask) // [B,NH,T,T]
+            probs = tape.dropout(probs, p: dropout.attention, rng: dropout.rng(16 * l + 1))
+            let ctx = tape.permute(tape.matmul(probs, v), [0, 2, 1, 3]).reshaped([B * T, C])
+            var a = tape.linear(ctx, p(pre + "attention.output.dense.weight"), p(pre + "attention.output.dense.bias"))
+            a = tape.dropout(a, p: dropout.hidden, rng: dropout.rng(16 * l + 2))
+            x = tape.layerNorm(tape.add(a, x), p(pre + "attention.output.LayerNorm.weight"),
+                               p(pre + "attention.output.LayerNorm.bias"), eps: c.layerNormEps)
+            let h = tape.gelu(tape.linear(x, p(pre + "intermediate.dense.weight"), p(pre + "intermediate.dense.bias")))
+            var o = tape.linear(h, p(pre + "output.dense.weight"), p(pre + "output.dense.bias"))
+            o = tape.dropout(o, p: dropout.hidden, rng: dropout.rng(16 * l + 3))
+            x = tape.layerNorm(tape.add(o, x), p(pre + "output.LayerNorm.weight"), p(pre + "output.LayerNorm.bias"),
+                               eps: c.layerNormEps)
+            observe?(l + 1, x)
+        }
+        return x
+    }
+
+    /// MLM logits [N, V] for the given rows of the hidden states [B*T, C] (all rows when nil).
+    public func mlmLogits(_ tape: Tape, _ hidden: Tensor, rows: [Int32]? = nil) -> Tensor {
+        precondition(head == .mlm, "model has no MLM head")
+        let h = rows.map { tape.gatherRows(hidden, $0) } ?? hidden
+        var t = tape.gelu(tape.linear(h, p("cls.predictions.transform.dense.weight"), p("cls.predictions.transform.dense.bias")))
+        t = tape.layerNorm(t, p("cls.predictions.transform.LayerNorm.weight"), p("cls.predictions.transform.LayerNorm.bias"),
+                           eps: config.layerNormEps)
+        return tape.linear(t, p("bert.embeddings.word_embeddings.weight"), p("cls.predictions.bias"))
+    }
+
+    /// Masked-LM loss: mean cross-entropy over positions whose label is not -100. The head is
+    /// evaluated only at labelled positions (the loss is identical to the dense one).
+    public func mlmLoss(_ tape: Tape, _ batch: Batch, labels: [Int32], dropout: DropoutPlan = .none) -> Tensor {
+        precondition(labels.count == batch.ids.count, "labels \(labels.count) != ids \(batch.ids.count)")
+        let hidden = encode(tape, batch, dropout: dropout)
+        var rows: [Int32] = [], targets: [Int32] = []
+        for (i, l) in labels.enumerated() where l != -100 { rows.append(Int32(i)); targets.append(l) }
+        return tape.crossEntropy(mlmLogits(tape, hidden, rows: rows), targets: targets)
+    }
+
+    /// QA start and end logits, each [B, T], from the encoder output [B*T, C].
+    public func qaLogits(_ tape: Tape, _ hidden: Tensor, batchSize B: Int) -> (start: Tensor, end: Tensor) {
+        precondition(head == .qa, "model has no QA head")
+        let w = p("qa_outputs.weight"), b = p("qa_outputs.bias")
+        func column(_ k: Int) -> Tensor {
+            tape.linear(hidden, w.slice(rows: k..<k + 1), b.slice(rows: k..<k + 1)).reshaped([B, hidden.rows / B])
+        }
+        return (column(0), column(1))
+    }
+
+    /// QA loss as Hugging Face: mean of the start and end cross-entropies over the batch.
+    public func qaLoss(_ tape: Tape, _ batch: Batch, start: [Int32], end: [Int32], dropout: DropoutPlan = .none) -> Tensor {
+        let (s, e) = qaLogits(tape, encode(tape, batch, dropout: dropout), batchSize: batch.batchSize)
+        return tape.scale(tape.add(tape.crossEntropy(s, targets: start), tape.crossEntropy(e, targets: end)), 0.5)
+    }
+}

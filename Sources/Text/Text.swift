@@ -1,0 +1,1 @@
+// Text: tokenizer, corpus streaming, token shards.

@@ -1,0 +1,43 @@
+// BERT masked-LM corruption: choose `rate` of the maskable tokens; of those, 80% become
+// [MASK], 10% a random token, 10% stay. Labels are the original ids at chosen positions
+// and -100 elsewhere. Special tokens and padding are never chosen.
+
+import Autograd
+
+public struct MaskingConfig: Codable, Equatable, Sendable {
+    public var rate: Float = 0.15
+    public var maskFraction: Float = 0.8
+    public var randomFraction: Float = 0.1
+    public init(rate: Float = 0.15, maskFraction: Float = 0.8, randomFraction: Float = 0.1) {
+        self.rate = rate; self.maskFraction = maskFraction; self.randomFraction = randomFraction
+    }
+}
+
+public struct Masker {
+    public let config: MaskingConfig
+    public let maskId: Int32
+    public let vocabSize: Int
+    public let special: Set<Int32>   // never masked, never drawn as random replacements
+
+    public init(config: MaskingConfig = .init(), maskId: Int32, vocabSize: Int, special: Set<Int32>) {
+        self.config = config; self.maskId = maskId; self.vocabSize = vocabSize; self.special = special
+    }
+
+    /// Corrupt `ids` in place, returning the labels. Deterministic given `rng`'s state.
+    public func apply(_ ids: inout [Int32], rng: inout RNG) -> [Int32] {
+        var labels = [Int32](repeating: -100, count: ids.count)
+        for i in ids.indices where !special.contains(ids[i]) {
+            guard rng.uniform() < config.rate else { continue }
+            labels[i] = ids[i]
+            let u = rng.uniform()
+            if u < config.maskFraction {
+                ids[i] = maskId
+            } else if u < config.maskFraction + config.randomFraction {
+                var r: Int32
+                repeat { r = Int32(rng.int(vocabSize)) } while special.contains(r)
+                ids[i] = r
+            }
+        }
+        return labels
+    }
+}

@@ -1,0 +1,228 @@
+// The training loop, shared by pretraining and finetuning: gradient accumulation, AdamW
+// with warmup/decay and clipping, scheduled dropout, periodic evaluation and checkpoints,
+// metrics.jsonl, progress output, exact resume, SIGINT = save and stop, NaN = stop.
+
+import Autograd
+import BERT
+import Checkpoint
+import Foundation
+
+/// A deterministic stream of training items with a resumable cursor.
+public protocol TrainingData {
+    associatedtype Item
+    associatedtype Cursor: Codable
+    var cursor: Cursor { get set }
+    /// Next micro-batch, or nil when the data is exhausted.
+    mutating func next() -> Item?
+    /// Tokens in an item (for throughput and token budgets).
+    func tokens(in item: Item) -> Int
+}
+
+public struct TrainerOptions: Codable, Equatable, Sendable {
+    public var steps: Int                     // optimizer steps to run (the budget)
+    public var accumulation: Int = 1          // micro-batches per optimizer step
+    public var schedule: LRSchedule
+    public var adamw: AdamWConfig = .init()
+    public var hiddenDropout: Float
+    public var attentionDropout: Float
+    public var earlyDropoutSteps: Int? = nil  // dropout only for the first N steps
+    public var seed: UInt64
+    public var saveEvery: Int = 0             // 0: only at the end
+    public var evalEvery: Int = 0             // 0: only at the end
+    public var logEvery: Int = 10
+    public init(steps: Int, schedule: LRSchedule, hiddenDropout: Float, attentionDropout: Float, seed: UInt64) {
+        self.steps = steps; self.schedule = schedule; self.hiddenDropout = hiddenDropout
+        self.attentionDropout = attentionDropout; self.seed = seed
+    }
+
+    /// Dropout probabilities in force at `step`.
+    public func dropout(at step: Int) -> (hidden: Float, attention: Float) {
+        if let n = earlyDropoutSteps, step >= n { return (0, 0) }
+        return (hiddenDropout, attentionDropout)
+    }
+}
+
+/// What the trainer stores in a checkpoint's training/state.json.
+struct TrainerState<Cursor: Codable>: Codable {
+    var step: Int
+    var tokens: Int
+    var cursor: Cursor
+    var options: TrainerOptions
+}
+
+public struct TrainerError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+public enum StopReason: String, Codable, Sendable {
+    case budget = "token budget reached"
+    case endOfData = "end of data (single epoch)"
+    case interrupted = "interrupted (SIGINT)"
+}
+
+public struct TrainingSummary: Sendable {
+    public var steps: Int
+    public var tokens: Int
+    public var reason: StopReason
+    public var lastMetrics: [String: Double]
+}
+
+public final class Trainer<Data: TrainingData> {
+    public typealias LossFunction = (Tape, BertModel, Data.Item, DropoutPlan) -> Tensor
+    public typealias Evaluator = (BertModel) -> [String: Double]
+
+    let model: BertModel
+    let vocab: [String]
+    var data: Data
+    let options: TrainerOptions
+    let runDir: String
+    let loss: LossFunction
+    let evaluate: Evaluator?
+    let optimizer: AdamW
+    public var log: (String) -> Void = { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
+    var step = 0
+    var tokens = 0
+
+    public init(model: BertModel, vocab: [String], data: Data, options: TrainerOptions, runDir: String,
+                loss: @escaping LossFunction, evaluate: Evaluator? = nil) {
+        self.model = model; self.vocab = vocab; self.data = data; self.options = options
+        self.runDir = runDir; self.loss = loss; self.evaluate = evaluate
+        self.optimizer = AdamW(model.params, config: options.adamw)
+    }
+
+    public var lastCheckpoint: String { runDir + "/last.h5" }
+    var metricsPath: String { runDir + "/metrics.jsonl" }
+
+    /// Continue from `last.h5`: weights, optimizer moments, step, tokens and data cursor.
+    /// The options must equal the ones the run was started with.
+    public func resume() throws {
+        let ck = try Checkpoint.load(lastCheckpoint, moments: ["adam_m", "adam_v"])
+        guard let t = ck.training else { throw TrainerError("\(lastCheckpoint): has no training state to resume from") }
+        let state = try JSONDecoder().decode(TrainerState<Data.Cursor>.self, from: Foundation.Data(t.stateJSON.utf8))
+        guard state.options == options else {
+            throw TrainerError("\(lastCheckpoint): --resume with different settings than the run was started with")
+        }
+        guard ck.model.config == model.config, ck.vocab == vocab else {
+            throw TrainerError("\(lastCheckpoint): --resume with a different model config or vocabulary")
+        }
+        model.params.copyValues(from: ck.model.params)
+        optimizer.restore(step: state.step, m: UnsafeBufferPointer(t.moments[0].values.buffer),
+                          v: UnsafeBufferPointer(t.moments[1].values.buffer))
+        step = state.step; tokens = state.tokens; data.cursor = state.cursor
+        try truncateMetrics(afterStep: step)
+        log("resumed from \(lastCheckpoint) at step \(step) (\(tokens) tokens)")
+    }
+
+    /// Drop metric lines written after the checkpoint we resume from (they will be redone).
+    func truncateMetrics(afterStep s: Int) throws {
+        guard let text = try? String(contentsOfFile: metricsPath, encoding: .utf8) else { return }
+        let kept = text.split(separator: "\n").filter { line in
+            guard let obj = try? JSONSerialization.jsonObject(with: Foundation.Data(line.utf8)) as? [String: Any],
+                  let st = obj["step"] as? Int else { return false }
+            return st <= s
+        }
+        try (kept.map { $0 + "\n" }.joined()).write(toFile: metricsPath, atomically: true, encoding: .utf8)
+    }
+
+    public func save(to path: String) throws {
+        let state = TrainerState(step: step, tokens: tokens, cursor: data.cursor, options: options)
+        let json = String(decoding: try JSONEncoder().encode(state), as: UTF8.self)
+        try Checkpoint.save(model, vocab: vocab,
+                            training: TrainingSnapshot(stateJSON: json, moments: [("adam_m", optimizer.m), ("adam_v", optimizer.v)]),
+                            to: path)
+    }
+
+    func appendMetrics(_ m: [(String, Any)]) throws {
+        var parts: [String] = []
+        for (k, v) in m {
+            let val: String
+            switch v {
+            case let d as Double: val = d.isFinite ? String(format: "%.6g", d) : "null"
+            case let f as Float: val = f.isFinite ? String(format: "%.6g", Double(f)) : "null"
+            case let i as Int: val = String(i)
+            default: val = "\"\(v)\""
+            }
+            parts.append("\"\(k)\":\(val)")
+        }
+        let line = "{" + parts.joined(separator: ",") + "}\n"
+        if let h = FileHandle(forWritingAtPath: metricsPath) {
+            h.seekToEndOfFile(); h.write(line.data(using: .utf8)!); h.closeFile()
+        } else {
+            try line.write(toFile: metricsPath, atomically: false, encoding: .utf8)
+        }
+    }
+
+    /// Run until the step budget or the end of the data (or SIGINT). Returns why it stopped.
+    public func run() throws -> TrainingSummary {
+        try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+        Interrupt.install()
+        let progress = Progress(total: options.steps, log: log)
+        var reason = StopReason.budget
+        var last: [String: Double] = [:]
+        var windowStart = Date(), windowTokens = 0, lossSum = 0.0, lossCount = 0
+        let tape = Tape()
+        stepLoop: while step < options.steps {
+            model.params.zeroGrads()
+            let (pHidden, pAttn) = options.dropout(at: step)
+            var stepLoss = 0.0, stepTokens = 0
+            for micro in 0..<options.accumulation {
+                guard let item = data.next() else {
+                    reason = .endOfData
+                    break stepLoop   // a partial accumulation is discarded: the step is not taken
+                }
+                let plan = DropoutPlan(hidden: pHidden, attention: pAttn, seed: options.seed,
+                                       step: UInt64(step * options.accumulation + micro))
+                let l = loss(tape, model, item, plan)
+                guard l.scalar.isFinite else {
+                    throw TrainerError("loss is \(l.scalar) at step \(step + 1): stopping; last good checkpoint kept at \(lastCheckpoint)")
+                }
+                stepLoss += Double(l.scalar) / Double(options.accumulation)
+                tape.backward(l, seed: 1 / Float(options.accumulation))
+                stepTokens += data.tokens(in: item)
+            }
+            let lr = options.schedule.lr(at: step)
+            let gradNorm = optimizer.update(lr: lr)
+            guard gradNorm.isFinite else {
+                throw TrainerError("gradient norm is \(gradNorm) at step \(step + 1): stopping; last good checkpoint kept at \(lastCheckpoint)")
+            }
+            step += 1; tokens += stepTokens; windowTokens += stepTokens
+            lossSum += stepLoss; lossCount += 1
+
+            let evalNow = (options.evalEvery > 0 && step % options.evalEvery == 0) || step == options.steps
+            if step % options.logEvery == 0 || evalNow {
+                let elapsed = Date().timeIntervalSince(windowStart)
+                var m: [(String, Any)] = [("step", step), ("tokens", tokens), ("lr", lr), ("train_loss", lossSum / Double(lossCount)),
+                                          ("grad_norm", gradNorm), ("tokens_per_s", Double(windowTokens) / max(elapsed, 1e-9)),
+                                          ("hidden_dropout", pHidden), ("attention_dropout", pAttn)]
+                if evalNow, let evaluate {
+                    for (k, v) in evaluate(model).sorted(by: { $0.key < $1.key }) { m.append((k, v)); last[k] = v }
+                }
+                last["train_loss"] = lossSum / Double(lossCount)
+                last["tokens_per_s"] = Double(windowTokens) / max(elapsed, 1e-9)
+                try appendMetrics(m)
+                progress.update(step: step, metrics: m)
+                windowStart = Date(); windowTokens = 0; lossSum = 0; lossCount = 0
+            }
+            if options.saveEvery > 0 && step % options.saveEvery == 0 && step < options.steps {
+                try save(to: runDir + String(format: "/step-%06d.h5", step))
+                try save(to: lastCheckpoint)
+            }
+            if Interrupt.requested { reason = .interrupted; break }
+        }
+        try save(to: lastCheckpoint)
+        progress.finish()
+        log("stopped after step \(step), \(tokens) tokens: \(reason.rawValue); checkpoint \(lastCheckpoint)")
+        return TrainingSummary(steps: step, tokens: tokens, reason: reason, lastMetrics: last)
+    }
+}
+
+/// SIGINT sets a flag; the loop finishes its step, saves and stops.
+public enum Interrupt {
+    nonisolated(unsafe) static var flag: sig_atomic_t = 0
+    public static var requested: Bool { flag != 0 }
+    static func install() {
+        flag = 0
+        signal(SIGINT) { _ in Interrupt.flag = 1 }
+    }
+}

@@ -1,0 +1,384 @@
+// Every op's gradient checked by finite differences in Float64 (see GradCheck.swift):
+// engine forward vs a naive Float64 reference, engine backward vs central differences of
+// the reference, with random seeded inputs, non-square shapes and batch > 1.
+
+import Autograd
+import Foundation
+import TestSupport
+import XCTest
+
+final class OpGradientTests: XCTestCase {
+
+    // MARK: - Matrix products
+
+    func testMatmulAllTransposesBatchedAndUnbatched() {
+        var rng = RNG(seed: 101)
+        for lead in [[], [2, 3]] {
+            for ta in [false, true] {
+                for tb in [false, true] {
+                    let d = rng.distinctDims(3, 2...6)
+                    let (M, K, N) = (d[0], d[1], d[2])
+                    let a = rng.input("a", lead + (ta ? [K, M] : [M, K]))
+                    let b = rng.input("b", lead + (tb ? [N, K] : [K, N]))
+                    gradCheck("matmul(lead=\(lead),ta=\(ta),tb=\(tb),M=\(M),K=\(K),N=\(N))", [a, b],
+                              seed: rng.next(),
+                              engine: { $0.matmul($1[0], $1[1], transposeA: ta, transposeB: tb) },
+                              reference: { refMatmul($0[0], $0[1], transposeA: ta, transposeB: tb) })
+                }
+            }
+        }
+    }
+
+    func testMatmulOneSideDifferentiable() {
+        var rng = RNG(seed: 102)
+        for (ta, tb) in [(false, true), (true, false)] {
+            let a = rng.input("a", [3, ta ? 5 : 4, ta ? 4 : 5], differentiable: false)
+            let b = rng.input("b", [3, tb ? 2 : 5, tb ? 5 : 2])
+            gradCheck("matmul(b only,ta=\(ta),tb=\(tb))", [a, b], seed: rng.next(),
+                      engine: { $0.matmul($1[0], $1[1], transposeA: ta, transposeB: tb) },
+                      reference: { refMatmul($0[0], $0[1], transposeA: ta, transposeB: tb) })
+            let a2 = rng.input("a", [ta ? 5 : 4, ta ? 4 : 5])
+            let b2 = rng.input("b", [tb ? 3 : 5, tb ? 5 : 3], differentiable: false)
+            gradCheck("matmul(a only,ta=\(ta),tb=\(tb))", [a2, b2], seed: rng.next(),
+                      engine: { $0.matmul($1[0], $1[1], transposeA: ta, transposeB: tb) },
+                      reference: { refMatmul($0[0], $0[1], transposeA: ta, transposeB: tb) })
+        }
+    }
+
+    /// Same tensor as both operands (x x^T, x^T x): both backward products accumulate into one grad.
+    func testMatmulSameTensorBothOperands() {
+        var rng = RNG(seed: 103)
+        let x = rng.input("x", [2, 3, 5])
+        gradCheck("matmul(x, x^T)", [x], seed: rng.next(),
+                  engine: { $0.matmul($1[0], $1[0], transposeB: true) },
+                  reference: { refMatmul($0[0], $0[0], transposeB: true) })
+        gradCheck("matmul(x^T, x)", [x], seed: rng.next(),
+                  engine: { $0.matmul($1[0], $1[0], transposeA: true) },
+                  reference: { refMatmul($0[0], $0[0], transposeA: true) })
+    }
+
+    func testLinear() {
+        var rng = RNG(seed: 111)
+        for withBias in [true, false] {
+            for lead in [[2, 3], [4]] {
+                let d = rng.distinctDims(2, 3...7)
+                let (I, O) = (d[0], d[1])
+                var inputs = [rng.input("x", lead + [I]), rng.input("w", [O, I], std: 0.5)]
+                if withBias { inputs.append(rng.input("b", [O])) }
+                gradCheck("linear(x=\(lead + [I]),w=[\(O),\(I)],bias=\(withBias))", inputs, seed: rng.next(),
+                          engine: { $0.linear($1[0], $1[1], withBias ? $1[2] : nil) },
+                          reference: { refLinear($0[0], $0[1], withBias ? $0[2] : nil) })
+            }
+        }
+    }
+
+    // MARK: - Elementwise and reductions
+
+    func testAddMulScale() {
+        var rng = RNG(seed: 121)
+        let a = rng.input("a", [3, 4, 2]), b = rng.input("b", [3, 4, 2])
+        gradCheck("add", [a, b], seed: rng.next(),
+                  engine: { $0.add($1[0], $1[1]) }, reference: { refAdd($0[0], $0[1]) })
+        gradCheck("mul", [a, b], seed: rng.next(),
+                  engine: { $0.mul($1[0], $1[1]) }, reference: { refMul($0[0], $0[1]) })
+        let bFrozen = GradInput("b", b.shape, b.floats, differentiable: false)
+        gradCheck("mul(a only)", [a, bFrozen], seed: rng.next(),
+                  engine: { $0.mul($1[0], $1[1]) }, reference: { refMul($0[0], $0[1]) })
+        for s: Float in [-1.7, 0.125] {
+            gradCheck("scale(\(s))", [a], seed: rng.next(),
+                      engine: { $0.scale($1[0], s) }, reference: { refMap($0[0]) { Double(s) * $0 } })
+        }
+    }
+
+    func testAddBias() {
+        var rng = RNG(seed: 122)
+        for shape in [[2, 3, 5], [4, 3]] {
+            let x = rng.input("x", shape), b = rng.input("b", [shape.last!])
+            gradCheck("addBias(\(shape))", [x, b], seed: rng.next(),
+                      engine: { $0.addBias($1[0], $1[1]) }, reference: { refAddBias($0[0], $0[1]) })
+        }
+    }
+
+    func testSumMean() {
+        var rng = RNG(seed: 123)
+        let x = rng.input("x", [3, 4, 2], mean: 0.5)
+        gradCheck("sum", [x], seed: rng.next(), engine: { $0.sum($1[0]) }, reference: { refSum($0[0]) })
+        gradCheck("mean", [x], seed: rng.next(), engine: { $0.mean($1[0]) }, reference: { refMean($0[0]) })
+    }
+
+    // MARK: - Activations
+
+    func testGelu() {
+        var rng = RNG(seed: 131)
+        // Around 0, around |x| = 3, and random values.
+        let fixed: [Float] = [0, 1e-4, -1e-4, 1e-2, -1e-2, 0.3, -0.3, 1, -1,
+                              2.9, -2.9, 3, -3, 3.2, -3.2, 4, -4]
+        let x = GradInput("x", [3, 13], fixed + rng.normals(39 - fixed.count, std: 1.5))
+        gradCheck("gelu", [x], seed: rng.next(), engine: { $0.gelu($1[0]) }, reference: { refMap($0[0], refGelu) })
+    }
+
+    func testTanh() {
+        var rng = RNG(seed: 132)
+        let fixed: [Float] = [0, 1e-3, -1e-3, 0.5, -0.5, 2, -2, 3, -3]
+        let x = GradInput("x", [2, 3, 5], fixed + rng.normals(30 - fixed.count, std: 1.5))
+        gradCheck("tanh", [x], seed: rng.next(), engine: { $0.tanh($1[0]) }, reference: { refMap($0[0], tanh) })
+    }
+
+    // MARK: - LayerNorm
+
+    func testLayerNorm() {
+        var rng = RNG(seed: 141)
+        for (shape, eps) in [([2, 3, 5], 1e-5), ([4, 16], 1e-12), ([2, 2, 16], 1e-5), ([7, 5], 1e-12)] {
+            let C = shape.last!
+            let x = rng.input("x", shape, std: 2, mean: 1.5)
+            let gamma = GradInput("gamma", [C], rng.normals(C, mean: 1, std: 0.5))
+            let beta = rng.input("beta", [C], std: 0.5)
+            gradCheck("layerNorm(\(shape),eps=\(eps))", [x, gamma, beta], seed: rng.next(),
+                      engine: { $0.layerNorm($1[0], $1[1], $1[2], eps: Float(eps)) },
+                      reference: { refLayerNorm($0[0], $0[1], $0[2], eps: eps) })
+        }
+    }
+
+    func testLayerNormFrozenInputOrFrozenAffine() {
+        var rng = RNG(seed: 142)
+        let x = rng.input("x", [3, 5], std: 2, mean: -1)
+        let gamma = GradInput("gamma", [5], rng.normals(5, mean: 1, std: 0.5))
+        let beta = rng.input("beta", [5])
+        let xFrozen = GradInput("x", x.shape, x.floats, differentiable: false)
+        gradCheck("layerNorm(gamma,beta only)", [xFrozen, gamma, beta], seed: rng.next(),
+                  engine: { $0.layerNorm($1[0], $1[1], $1[2], eps: 1e-5) },
+                  reference: { refLayerNorm($0[0], $0[1], $0[2], eps: 1e-5) })
+        let gFrozen = GradInput("gamma", gamma.shape, gamma.floats, differentiable: false)
+        let bFrozen = GradInput("beta", beta.shape, beta.floats, differentiable: false)
+        gradCheck("layerNorm(x only)", [x, gFrozen, bFrozen], seed: rng.next(),
+                  engine: { $0.layerNorm($1[0], $1[1], $1[2], eps: 1e-5) },
+                  reference: { refLayerNorm($0[0], $0[1], $0[2], eps: 1e-5) })
+    }
+
+    // MARK: - Softmax
+
+    func testSoftmaxMaskedScaled4D() {
+        var rng = RNG(seed: 151)
+        let d = rng.distinctDims(3, 2...5)
+        let (B, NH, Tq, Tk) = (2, d[0], d[1], 6)
+        let drop = -Float.greatestFiniteMagnitude
+        // batch 0: keys 4, 5 dropped (padding); batch 1: key 0 dropped, key 2 softly penalised.
+        let maskValues: [Float] = [0, 0, 0, 0, drop, drop,
+                                   drop, 0, -0.7, 0, 0, 0]
+        let x = rng.input("x", [B, NH, Tq, Tk], std: 2)
+        let mask = GradInput("mask", [B, Tk], maskValues, differentiable: false)
+        let scale: Float = 0.35
+        gradCheck("softmax([\(B),\(NH),\(Tq),\(Tk)],scale=\(scale),mask)", [x, mask], seed: rng.next(),
+                  engine: { $0.softmax($1[0], scale: scale, additiveMask: $1[1]) },
+                  reference: { refSoftmax($0[0], scale: Double(scale), mask: $0[1]) })
+
+        // Dropped keys get exactly zero probability and zero gradient; rows sum to 1.
+        let xt = Tensor(x.floats, shape: x.shape, requiresGrad: true)
+        let tape = Tape()
+        let y = tape.softmax(xt, scale: scale, additiveMask: Tensor(maskValues, shape: [B, Tk]))
+        tape.backward(tape.sum(tape.mul(y, Tensor(rng.normals(y.count), shape: y.shape))))
+        let yv = y.values, gv = xt.gradValues
+        for r in 0..<(y.count / Tk) {
+            let b = r / (NH * Tq)
+            var s: Float = 0
+            for k in 0..<Tk {
+                s += yv[r * Tk + k]
+                if maskValues[b * Tk + k] == drop {
+                    XCTAssertEqual(yv[r * Tk + k], 0, "row \(r) key \(k) should be dropped")
+                    XCTAssertEqual(gv[r * Tk + k], 0, "row \(r) key \(k) gradient should be 0")
+                }
+            }
+            XCTAssertEqual(s, 1, accuracy: 1e-5, "row \(r) sums to \(s)")
+        }
+    }
+
+    func testSoftmaxUnmasked() {
+        var rng = RNG(seed: 152)
+        let x2 = rng.input("x", [4, 7], std: 2)
+        gradCheck("softmax([4,7])", [x2], seed: rng.next(),
+                  engine: { $0.softmax($1[0]) }, reference: { refSoftmax($0[0], scale: 1, mask: nil) })
+        let x3 = rng.input("x", [2, 3, 5], std: 3)
+        gradCheck("softmax([2,3,5],scale=0.125)", [x3], seed: rng.next(),
+                  engine: { $0.softmax($1[0], scale: 0.125) },
+                  reference: { refSoftmax($0[0], scale: 0.125, mask: nil) })
+    }
+
+    // MARK: - Indexing
+
+    func testEmbeddingRepeatedIds() {
+        var rng = RNG(seed: 161)
+        let (V, C) = (6, 4)
+        let ids: [Int32] = [3, 0, 3, 5, 3, 1, 0, 5, 2, 3]   // 4 never used, 3 four times
+        let table = rng.input("table", [V, C])
+        let r = gradCheck("embedding(V=\(V),C=\(C),N=\(ids.count))", [table], seed: rng.next(),
+                          engine: { $0.embedding($1[0], ids: ids) },
+                          reference: { refGatherRows($0[0], ids) })
+        XCTAssertNotNil(r.gradNormRel["table"])
+    }
+
+    func testGatherRows() {
+        var rng = RNG(seed: 162)
+        let x = rng.input("x", [2, 4, 3])          // viewed as [8, 3]
+        let rows: [Int32] = [7, 0, 7, 2, 5, 5, 6]
+        gradCheck("gatherRows([2,4,3] as [8,3])", [x], seed: rng.next(),
+                  engine: { $0.gatherRows($1[0], rows) }, reference: { refGatherRows($0[0], rows) })
+    }
+
+    func testPermute() {
+        var rng = RNG(seed: 171)
+        let cases: [([Int], [Int])] = [([2, 3, 4, 5], [0, 2, 1, 3]), ([3, 5], [1, 0]), ([2, 3, 4], [2, 0, 1]),
+                                       ([2, 3, 4, 5], [0, 2, 3, 1]), ([4, 1, 3], [0, 2, 1])]
+        for (shape, perm) in cases {
+            let x = rng.input("x", shape)
+            gradCheck("permute(\(shape),\(perm))", [x], seed: rng.next(),
+                      engine: { $0.permute($1[0], perm) }, reference: { refPermute($0[0], perm) })
+        }
+    }
+
+    /// Attention-style head split: reshape (a view sharing the input's gradient) -> permute ->
+    /// scores that use the permuted tensor twice -> permute back -> reshape of an op output.
+    func testReshapePermuteChain() {
+        var rng = RNG(seed: 172)
+        let (B, T, NH, HS) = (2, 3, 2, 4)
+        let x = rng.input("x", [B, T, NH * HS])
+        gradCheck("reshape->permute->matmul->permute->reshape", [x], seed: rng.next(),
+                  engine: { tape, t in
+                      let heads = tape.permute(t[0].reshaped([B, T, NH, HS]), [0, 2, 1, 3])   // [B, NH, T, HS]
+                      let scores = tape.matmul(heads, heads, transposeB: true)             // [B, NH, T, T]
+                      return tape.permute(scores, [0, 2, 1, 3]).reshaped([B, T, NH * T])
+                  },
+                  reference: { r in
+                      var x = r[0]; x.shape = [B, T, NH, HS]
+                      let heads = refPermute(x, [0, 2, 1, 3])
+                      var y = refPermute(refMatmul(heads, heads, transposeB: true), [0, 2, 1, 3])
+                      y.shape = [B, T, NH * T]
+                      return y
+                  })
+    }
+
+    // MARK: - Dropout
+
+    func testDropoutGradient() {
+        var rng = RNG(seed: 181)
+        let p: Float = 0.3
+        let key = CounterRNG(seed: 7, 3, 1)
+        // Values bounded away from 0 so that out == 0 identifies dropped elements.
+        let xs = rng.normals(60).map { $0 + ($0 < 0 ? -0.2 : 0.2) }
+        let x = GradInput("x", [3, 4, 5], xs)
+        let probe = Tape(recording: false).dropout(Tensor(xs, shape: x.shape), p: p, rng: key).values
+        let keep = 1 / (1 - Double(p))
+        let factors = probe.map { $0 == 0 ? 0 : keep }
+        XCTAssertTrue(factors.contains(0) && factors.contains(keep), "mask should drop some and keep some")
+        for i in 0..<xs.count {
+            XCTAssertEqual(probe[i] == 0, key.uniform(i) < p, "element \(i): mask is uniform(key, i) < p")
+        }
+        gradCheck("dropout(p=\(p))", [x], seed: rng.next(),
+                  engine: { $0.dropout($1[0], p: p, rng: key) },
+                  reference: { r in Ref(r[0].shape, (0..<r[0].count).map { r[0].v[$0] * factors[$0] }) })
+    }
+
+    func testDropoutMaskStatistics() {
+        let n = 100_000, p: Float = 0.3
+        let x = Tensor([Float](repeating: 1, count: n), shape: [100, 1000])
+        let tape = Tape(recording: false)
+        let key = CounterRNG(seed: 42, 5, 2)
+        let a = tape.dropout(x, p: p, rng: key).values
+        let dropped = a.filter { $0 == 0 }.count
+        XCTAssertEqual(Double(dropped) / Double(n), Double(p), accuracy: 0.01, "drop fraction")
+        let keep = 1 / (1 - p)
+        XCTAssertTrue(a.allSatisfy { $0 == 0 || $0 == keep }, "kept values are scaled by 1/(1-p)")
+        XCTAssertEqual(a.reduce(0) { $0 + Double($1) } / Double(n), 1, accuracy: 0.02, "inverted dropout keeps the mean")
+
+        let same = tape.dropout(x, p: p, rng: CounterRNG(seed: 42, 5, 2)).values
+        XCTAssertEqual(a, same, "same key must give the same mask")
+        for other in [CounterRNG(seed: 42, 6, 2), CounterRNG(seed: 42, 5, 3), CounterRNG(seed: 43, 5, 2)] {
+            let b = tape.dropout(x, p: p, rng: other).values
+            let differ = zip(a, b).filter { ($0.0 == 0) != ($0.1 == 0) }.count
+            // Independent masks disagree on a fraction 2p(1-p) = 0.42.
+            XCTAssertEqual(Double(differ) / Double(n), 2 * 0.3 * 0.7, accuracy: 0.02, "different key, different mask")
+        }
+        XCTAssertTrue(tape.dropout(x, p: 0, rng: key) === x, "p = 0 is the identity")
+    }
+
+    // MARK: - Cross-entropy
+
+    func testCrossEntropyWithIgnoredTargets() {
+        var rng = RNG(seed: 191)
+        let cases: [([Int], [Int32], Int32)] = [
+            ([7, 5], [2, -100, 4, 0, -100, 1, 4], -100),
+            ([2, 3, 6], [5, 0, -1, 3, -1, 2], -1),       // 3-D logits, custom ignore index
+            ([3, 4], [1, 3, 0], -100),                  // nothing ignored
+        ]
+        for (shape, targets, ignore) in cases {
+            let logits = rng.input("logits", shape, std: 2)
+            gradCheck("crossEntropy(\(shape),ignored=\(targets.filter { $0 == ignore }.count))", [logits],
+                      seed: rng.next(),
+                      engine: { $0.crossEntropy($1[0], targets: targets, ignoreIndex: ignore) },
+                      reference: { refCrossEntropy($0[0], targets: targets, ignoreIndex: ignore) })
+        }
+    }
+
+    func testCrossEntropyAllIgnored() {
+        var rng = RNG(seed: 192)
+        let logits = Tensor(rng.normals(12), shape: [3, 4], requiresGrad: true)
+        let tape = Tape()
+        let loss = tape.crossEntropy(logits, targets: [-100, -100, -100])
+        XCTAssertEqual(loss.shape, [])
+        XCTAssertEqual(loss.scalar, 0)
+        tape.backward(tape.add(loss, tape.sum(tape.scale(logits, 0))))
+        XCTAssertTrue(logits.gradValues.allSatisfy { $0 == 0 }, "all-ignored gives zero gradient, got \(logits.gradValues)")
+    }
+
+    // MARK: - Composition (accumulation where one tensor feeds several ops)
+
+    func testFanOutAddMul() {
+        var rng = RNG(seed: 201)
+        let x = rng.input("x", [3, 4])
+        gradCheck("add(x, mul(x, x))", [x], seed: rng.next(),
+                  engine: { $0.add($1[0], $0.mul($1[0], $1[0])) },
+                  reference: { refAdd($0[0], refMul($0[0], $0[0])) })
+        // Residual block: layerNorm(x + linear(x)).
+        let xr = rng.input("x", [2, 3, 5]), w = rng.input("w", [5, 5], std: 0.5), b = rng.input("b", [5])
+        let g = GradInput("gamma", [5], rng.normals(5, mean: 1, std: 0.3)), be = rng.input("beta", [5])
+        gradCheck("layerNorm(x + linear(x))", [xr, w, b, g, be], seed: rng.next(),
+                  engine: { t, v in t.layerNorm(t.add(v[0], t.linear(v[0], v[1], v[2])), v[3], v[4], eps: 1e-5) },
+                  reference: { r in refLayerNorm(refAdd(r[0], refLinear(r[0], r[1], r[2])), r[3], r[4], eps: 1e-5) })
+    }
+
+    func testComposedChain() {
+        var rng = RNG(seed: 211)
+        let (B, T, I, H, V) = (2, 3, 4, 6, 5)
+        let targets: [Int32] = [1, 4, -100, 0, 2, 4]
+        let inputs = [
+            rng.input("x", [B, T, I]), rng.input("w1", [H, I], std: 0.5), rng.input("b1", [H], std: 0.3),
+            GradInput("gamma", [H], rng.normals(H, mean: 1, std: 0.3)), rng.input("beta", [H], std: 0.3),
+            rng.input("w2", [V, H], std: 0.5),
+        ]
+        gradCheck("linear->gelu->add(g,mul(g,g))->layerNorm->linear->crossEntropy", inputs, seed: rng.next(),
+                  engine: { t, v in
+                      let g = t.gelu(t.linear(v[0], v[1], v[2]))
+                      let y = t.add(g, t.mul(g, g))
+                      let n = t.layerNorm(y, v[3], v[4], eps: 1e-5)
+                      return t.crossEntropy(t.linear(n, v[5], nil), targets: targets)
+                  },
+                  reference: { r in
+                      let g = refMap(refLinear(r[0], r[1], r[2]), refGelu)
+                      let y = refAdd(g, refMul(g, g))
+                      let n = refLayerNorm(y, r[3], r[4], eps: 1e-5)
+                      return refCrossEntropy(refLinear(n, r[5], nil), targets: targets, ignoreIndex: -100)
+                  })
+    }
+
+    /// Gradients accumulate across backward passes (the tape adds into existing buffers).
+    func testGradientsAccumulateAcrossBackwardPasses() {
+        var rng = RNG(seed: 221)
+        let x = Tensor(rng.normals(6), shape: [2, 3], requiresGrad: true)
+        let w = Tensor(rng.normals(12), shape: [4, 3], requiresGrad: true)
+        func pass() { let t = Tape(); t.backward(t.sum(t.tanh(t.linear(x, w, nil)))) }
+        pass()
+        let gx1 = x.gradValues, gw1 = w.gradValues
+        pass()
+        assertClose(x.gradValues, gx1.map { 2 * $0 }, rtol: 1e-6, atol: 1e-7, "x grad after two passes")
+        assertClose(w.gradValues, gw1.map { 2 * $0 }, rtol: 1e-6, atol: 1e-7, "w grad after two passes")
+    }
+}

@@ -1,0 +1,129 @@
+// Parity with Hugging Face transformers (torch CPU): the fixture written by
+// tools/make_reference.py holds a tiny random BertForMaskedLM, a padded batch with masked
+// labels, logits, loss, every gradient, hidden states, 5 AdamW steps and a QA head.
+
+import Autograd
+import BERT
+import Checkpoint
+import Foundation
+import TestSupport
+import Training
+import XCTest
+
+final class ReferenceParityTests: XCTestCase {
+    static let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/bert_reference.h5").path
+
+    struct Reference {
+        let file: HDF5File
+        let config: BertConfig
+        let batch: Batch
+        let labels: [Int32]
+        init() throws {
+            let file = try HDF5File.open(ReferenceParityTests.path)
+            self.file = file
+            config = try JSONDecoder().decode(BertConfig.self, from: Data(try file.stringAttribute("config").utf8))
+            func ints(_ n: String) throws -> ([Int], [Int32]) {
+                let (s, v) = try file.readInt64s("inputs/" + n); return (s, v.map { Int32($0) })
+            }
+            let (shape, ids) = try ints("input_ids")
+            batch = Batch(ids: ids, typeIds: try ints("token_type_ids").1, attentionMask: try ints("attention_mask").1,
+                          batchSize: shape[0], seqLen: shape[1])
+            labels = try ints("labels").1
+        }
+        func model(head: Head = .mlm) throws -> BertModel {
+            let m = BertModel(config: config, head: head)
+            for e in m.params.entries {
+                let src = e.name.hasPrefix("qa_") ? "qa/params/" + e.name : "params/" + e.name
+                try file.readFloats(src, into: m.params[e.name].buffer, shape: e.shape)
+            }
+            return m
+        }
+        func floats(_ n: String) throws -> [Float] { try file.readFloats(n).values }
+        func doubles(_ n: String) throws -> [Double] { try file.readDoubles(n).values }
+    }
+
+    func testForwardLogitsLossAndHiddenStates() throws {
+        let ref = try Reference()
+        let model = try ref.model()
+        let tape = Tape(recording: false)
+        var hidden: [Int: [Float]] = [:]
+        let h = model.encode(tape, ref.batch) { hidden[$0] = $1.values }
+        let logits = model.mlmLogits(tape, h)
+        assertClose(hidden[0]!, try ref.floats("hidden/embeddings"), rtol: 0, atol: 1e-5, "embeddings")
+        for l in 0..<ref.config.numLayers {
+            assertClose(hidden[l + 1]!, try ref.floats("hidden/layer.\(l)"), rtol: 0, atol: 1e-5, "layer \(l)")
+        }
+        let expected = try ref.floats("logits")
+        assertClose(logits.values, expected, rtol: 0, atol: 1e-4, "logits")
+        print("parity: max |logit diff| = \(difference(logits.values, expected, rtol: 0, atol: 0).maxAbs)")
+        let loss = model.mlmLoss(tape, ref.batch, labels: ref.labels).scalar
+        let refLoss = try ref.doubles("loss")[0]
+        XCTAssertEqual(Double(loss), refLoss, accuracy: 1e-5 * refLoss, "loss")
+        print("parity: loss \(loss) vs \(refLoss), rel diff \(abs(Double(loss) - refLoss) / refLoss)")
+    }
+
+    func testEveryParameterGradient() throws {
+        let ref = try Reference()
+        let model = try ref.model()
+        let tape = Tape()
+        tape.backward(model.mlmLoss(tape, ref.batch, labels: ref.labels))
+        var worst = 0.0
+        for e in model.params.entries {
+            // atol: key-bias gradients are exactly zero in exact arithmetic (softmax is shift-invariant)
+            let rel = assertNormClose(model.params[e.name].gradValues, try ref.floats("grads/" + e.name), rtol: 1e-3,
+                                      atol: 1e-6, e.name)
+            if !e.name.hasSuffix("key.bias") { worst = max(worst, rel) }
+        }
+        print("parity: worst relative gradient error \(worst) over \(model.params.entries.count) tensors (key biases excluded: exactly zero)")
+    }
+
+    func testFiveAdamWStepsWithClipping() throws {
+        let ref = try Reference()
+        let model = try ref.model()
+        let g = "adamw"
+        let cfg = AdamWConfig(beta1: Float(try ref.file.doubleAttribute("beta1", on: g)),
+                              beta2: Float(try ref.file.doubleAttribute("beta2", on: g)),
+                              eps: Float(try ref.file.doubleAttribute("eps", on: g)),
+                              weightDecay: Float(try ref.file.doubleAttribute("weight_decay", on: g)),
+                              maxGradNorm: Float(try ref.file.doubleAttribute("max_grad_norm", on: g)))
+        let lr = Float(try ref.file.doubleAttribute("lr", on: g))
+        let opt = AdamW(model.params, config: cfg)
+        let refLosses = try ref.doubles("adamw/losses"), refNorms = try ref.doubles("adamw/grad_norms")
+        var losses: [Double] = [], norms: [Double] = []
+        for _ in 0..<5 {
+            let tape = Tape()
+            let loss = model.mlmLoss(tape, ref.batch, labels: ref.labels)
+            losses.append(Double(loss.scalar))
+            model.params.zeroGrads()
+            tape.backward(loss)
+            norms.append(opt.update(lr: lr))
+        }
+        losses.append(Double(model.mlmLoss(Tape(recording: false), ref.batch, labels: ref.labels).scalar))
+        assertClose(losses, refLosses, rtol: 1e-5, atol: 0, "AdamW step losses")
+        assertClose(norms, refNorms, rtol: 1e-4, atol: 0, "pre-clip gradient norms")
+        for e in model.params.entries {
+            assertNormClose(model.params[e.name].values, try ref.floats("adamw/params/" + e.name), rtol: 1e-4, "after 5 steps: \(e.name)")
+        }
+        print("parity: AdamW losses \(losses) max rel diff \(difference(losses, refLosses, rtol: 0, atol: 0).maxRel)")
+    }
+
+    func testQuestionAnsweringHead() throws {
+        let ref = try Reference()
+        let model = try ref.model(head: .qa)
+        let tape = Tape()
+        let (s, e) = model.qaLogits(tape, model.encode(tape, ref.batch), batchSize: ref.batch.batchSize)
+        assertClose(s.values, try ref.floats("qa/start_logits"), rtol: 0, atol: 1e-4, "start logits")
+        assertClose(e.values, try ref.floats("qa/end_logits"), rtol: 0, atol: 1e-4, "end logits")
+        let starts = try ref.file.readInt64s("qa/start_positions").values.map { Int32($0) }
+        let ends = try ref.file.readInt64s("qa/end_positions").values.map { Int32($0) }
+        let t2 = Tape()
+        let loss = model.qaLoss(t2, ref.batch, start: starts, end: ends)
+        XCTAssertEqual(Double(loss.scalar), try ref.doubles("qa/loss")[0], accuracy: 1e-5, "QA loss")
+        t2.backward(loss)
+        for name in ["qa_outputs.weight", "qa_outputs.bias", "bert.encoder.layer.1.output.dense.weight"] {
+            // the qa_outputs.bias gradient is exactly zero: softmax-minus-onehot sums to zero over positions
+            assertNormClose(model.params[name].gradValues, try ref.floats("qa/grads/" + name), rtol: 1e-3, atol: 1e-6, name)
+        }
+    }
+}
