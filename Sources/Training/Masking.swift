@@ -1,6 +1,7 @@
 // BERT masked-LM corruption: choose `rate` of the maskable tokens; of those, 80% become
 // [MASK], 10% a random token, 10% stay. Labels are the original ids at chosen positions
-// and -100 elsewhere. Special tokens and padding are never chosen.
+// and -100 elsewhere. Special tokens and padding are never chosen. With whole-word
+// masking, a word (a piece plus its following `##` pieces) is chosen or not as a unit.
 
 import Autograd
 
@@ -18,16 +19,24 @@ public struct Masker {
     public let maskId: Int32
     public let vocabSize: Int
     public let special: Set<Int32>   // never masked, never drawn as random replacements
+    public let continuation: [Bool]? // per id: is a `##` piece (whole-word masking when set)
 
-    public init(config: MaskingConfig = .init(), maskId: Int32, vocabSize: Int, special: Set<Int32>) {
+    public init(config: MaskingConfig = .init(), maskId: Int32, vocabSize: Int, special: Set<Int32>,
+                continuation: [Bool]? = nil) {
         self.config = config; self.maskId = maskId; self.vocabSize = vocabSize; self.special = special
+        self.continuation = continuation
     }
 
     /// Corrupt `ids` in place, returning the labels. Deterministic given `rng`'s state.
     public func apply(_ ids: inout [Int32], rng: inout RNG) -> [Int32] {
         var labels = [Int32](repeating: -100, count: ids.count)
-        for i in ids.indices where !special.contains(ids[i]) {
-            guard rng.uniform() < config.rate else { continue }
+        var chosen = false, previousIsWord = false
+        for i in ids.indices {
+            if special.contains(ids[i]) { previousIsWord = false; continue }
+            let continues = previousIsWord && continuation?[Int(ids[i])] == true
+            previousIsWord = true
+            if !continues { chosen = rng.uniform() < config.rate }
+            guard chosen else { continue }
             labels[i] = ids[i]
             let u = rng.uniform()
             if u < config.maskFraction {

@@ -13,7 +13,7 @@ public protocol TrainingData {
     associatedtype Cursor: Codable
     var cursor: Cursor { get set }
     /// Next micro-batch, or nil when the data is exhausted.
-    mutating func next() -> Item?
+    mutating func next() throws -> Item?
     /// Tokens in an item (for throughput and token budgets).
     func tokens(in item: Item) -> Int
 }
@@ -127,7 +127,9 @@ public final class Trainer<Data: TrainingData> {
 
     public func save(to path: String) throws {
         let state = TrainerState(step: step, tokens: tokens, cursor: data.cursor, options: options)
-        let json = String(decoding: try JSONEncoder().encode(state), as: UTF8.self)
+        let enc = JSONEncoder()
+        enc.outputFormatting = .sortedKeys   // byte-identical state for identical runs
+        let json = String(decoding: try enc.encode(state), as: UTF8.self)
         try Checkpoint.save(model, vocab: vocab,
                             training: TrainingSnapshot(stateJSON: json, moments: [("adam_m", optimizer.m), ("adam_v", optimizer.v)]),
                             to: path)
@@ -167,7 +169,7 @@ public final class Trainer<Data: TrainingData> {
             let (pHidden, pAttn) = options.dropout(at: step)
             var stepLoss = 0.0, stepTokens = 0
             for micro in 0..<options.accumulation {
-                guard let item = data.next() else {
+                guard let item = try data.next() else {
                     reason = .endOfData
                     break stepLoop   // a partial accumulation is discarded: the step is not taken
                 }

@@ -32,8 +32,11 @@ struct GradCheckResult {
     var gradMaxRel: [String: Double] = [:]    // max |g - num| / max |num| per input
 }
 
-/// Per-op log of the worst errors, printed as `GRADCHECK ...` lines (the report greps them).
+/// Per-op log of the errors, printed as `GRADCHECK ...` lines when GRADCHECK_VERBOSE=1.
+let gradCheckVerbose = ProcessInfo.processInfo.environment["GRADCHECK_VERBOSE"] == "1"
+
 func logGradCheck(_ op: String, _ r: GradCheckResult) {
+    guard gradCheckVerbose else { return }
     for name in r.gradNormRel.keys.sorted() {
         print(String(format: "GRADCHECK %@ d/d%@: normRel=%.2e maxRel=%.2e fwdRel=%.2e", op, name,
                      r.gradNormRel[name]!, r.gradMaxRel[name]!, r.forwardMaxRel))

@@ -216,12 +216,57 @@ final class OpGradientTests: XCTestCase {
         XCTAssertNotNil(r.gradNormRel["table"])
     }
 
+    /// Lookups of the padding id copy its row forward but pass no gradient back to it (as
+    /// torch's padding_idx); other repeated ids still scatter-add.
+    func testEmbeddingPaddingIndexGetsNoGradient() {
+        var rng = RNG(seed: 163)
+        let (V, C) = (5, 3)
+        let pad: Int32 = 0
+        let ids: [Int32] = [2, 0, 0, 4, 2, 1, 0, 2]
+        let table = rng.input("table", [V, C])
+        let frozen = table.ref   // the reference treats padding lookups as constants (stop-gradient)
+        let r = gradCheck("embedding(paddingIndex=\(pad))", [table], seed: rng.next(),
+                          engine: { $0.embedding($1[0], ids: ids, paddingIndex: pad) },
+                          reference: { r in
+                              var out = refGatherRows(r[0], ids)
+                              for (i, id) in ids.enumerated() where id == pad {
+                                  for c in 0..<C { out.v[i * C + c] = frozen.v[Int(id) * C + c] }
+                              }
+                              return out
+                          })
+        XCTAssertNotNil(r.gradNormRel["table"])
+        // Directly: the padding row's gradient stays exactly zero.
+        let t = Tensor(table.floats, shape: [V, C], requiresGrad: true)
+        let tape = Tape()
+        tape.backward(tape.sum(tape.embedding(t, ids: ids, paddingIndex: pad)))
+        let g = t.gradValues
+        XCTAssertEqual(Array(g[0..<C]), [Float](repeating: 0, count: C), "padding row gradient")
+        XCTAssertEqual(Array(g[2 * C..<3 * C]), [Float](repeating: 3, count: C), "id 2 is looked up 3 times")
+        XCTAssertEqual(Array(g[3 * C..<4 * C]), [Float](repeating: 0, count: C), "id 3 is never looked up")
+    }
+
     func testGatherRows() {
         var rng = RNG(seed: 162)
         let x = rng.input("x", [2, 4, 3])          // viewed as [8, 3]
         let rows: [Int32] = [7, 0, 7, 2, 5, 5, 6]
         gradCheck("gatherRows([2,4,3] as [8,3])", [x], seed: rng.next(),
                   engine: { $0.gatherRows($1[0], rows) }, reference: { refGatherRows($0[0], rows) })
+    }
+
+    /// Row slices are views sharing the source's gradient at an offset; overlapping slices
+    /// accumulate into the same rows.
+    func testSliceRowsSharesGradient() {
+        var rng = RNG(seed: 164)
+        let x = rng.input("x", [5, 2, 3])
+        func refSlice(_ r: Ref, _ rows: Range<Int>) -> Ref {
+            let inner = r.count / r.shape[0]
+            return Ref([rows.count] + r.shape.dropFirst(), Array(r.v[rows.lowerBound * inner ..< rows.upperBound * inner]))
+        }
+        gradCheck("mul(x[1..<4], x[2..<5]) + x[0..<3]", [x], seed: rng.next(),
+                  engine: { t, v in
+                      t.add(t.mul(v[0].slice(rows: 1..<4), v[0].slice(rows: 2..<5)), v[0].slice(rows: 0..<3))
+                  },
+                  reference: { r in refAdd(refMul(refSlice(r[0], 1..<4), refSlice(r[0], 2..<5)), refSlice(r[0], 0..<3)) })
     }
 
     func testPermute() {
@@ -325,8 +370,14 @@ final class OpGradientTests: XCTestCase {
         let loss = tape.crossEntropy(logits, targets: [-100, -100, -100])
         XCTAssertEqual(loss.shape, [])
         XCTAssertEqual(loss.scalar, 0)
-        tape.backward(tape.add(loss, tape.sum(tape.scale(logits, 0))))
+        XCTAssertFalse(loss.scalar.isNaN)
+        tape.backward(loss)
         XCTAssertTrue(logits.gradValues.allSatisfy { $0 == 0 }, "all-ignored gives zero gradient, got \(logits.gradValues)")
+        // Inside a larger graph the all-ignored term contributes nothing (and no NaN).
+        let t2 = Tape()
+        let total = t2.add(t2.crossEntropy(logits, targets: [-1, -1, -1], ignoreIndex: -1), t2.mean(logits))
+        t2.backward(total)
+        assertClose(logits.gradValues, [Float](repeating: 1.0 / 12, count: 12), rtol: 1e-6, atol: 0, "only mean's gradient")
     }
 
     // MARK: - Composition (accumulation where one tensor feeds several ops)

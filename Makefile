@@ -1,0 +1,31 @@
+# droplab: the two entry points are `make demo` (set up, build, run the main job) and
+# `make test` (set up, build, run the full test suite). `make setup` installs the system
+# packages (Debian/Ubuntu; uses sudo when not root).
+
+SWIFT ?= swift
+APT_PACKAGES = libopenblas-dev libhdf5-dev zlib1g-dev pkg-config
+RELEASE = -c release -Xswiftc -enable-testing
+DROPLAB = .build/release/droplab
+
+.PHONY: setup build demo test bench clean
+setup:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+build: setup
+	$(SWIFT) build $(RELEASE) --product droplab
+
+# The main job: pretrain a `mini` BERT without dropout on the default corpus (Wikipedia
+# shards under ../shared/data/wiki_en), about 10 minutes on 2 cores.
+demo: build
+	$(DROPLAB) pretrain --dropout 0.0 --preset mini --tokens 2000000 --eval-every 100 --out checkpoints/demo-p0.0
+
+test: setup
+	$(SWIFT) test $(RELEASE)
+
+clean:
+	rm -rf .build

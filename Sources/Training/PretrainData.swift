@@ -1,0 +1,76 @@
+// The pretraining stream: token shards of the corpus files, in file order; within a file,
+// fixed-length sequences ([CLS] + T-2 tokens + [SEP]) in a seeded random order; each batch
+// MLM-masked with a seeded RNG. Single epoch: next() returns nil after the last sequence.
+
+import Autograd
+import BERT
+import Text
+
+public struct MLMExample {
+    public let batch: Batch
+    public let labels: [Int32]
+}
+
+/// Pack a token file into sequences of `seqLen`: [CLS] chunk [SEP].
+public struct SequencePacker {
+    public let seqLen: Int
+    public let cls: Int32, sep: Int32
+    public init(seqLen: Int, cls: Int32, sep: Int32) { self.seqLen = seqLen; self.cls = cls; self.sep = sep }
+    public func count(_ f: TokenFile) -> Int { f.count / (seqLen - 2) }
+    public func sequence(_ f: TokenFile, _ k: Int, into out: inout [Int32], at: Int) {
+        out[at] = cls
+        f.copy(k * (seqLen - 2), seqLen - 2, into: &out, at: at + 1)
+        out[at + seqLen - 1] = sep
+    }
+}
+
+public struct PretrainData: TrainingData {
+    public struct Cursor: Codable, Equatable {
+        public var file = 0          // corpus file index
+        public var position = 0      // next sequence in that file's permutation
+        public var maskRNG: UInt64   // masking RNG state
+    }
+    public var cursor: Cursor
+    let cache: TokenShardCache
+    let tokenizer: WordPieceTokenizer
+    let packer: SequencePacker
+    let batchSize: Int
+    let seed: UInt64
+    let masker: Masker
+    let log: (String) -> Void
+    private var loaded: (file: Int, tokens: TokenFile, order: [Int32])? = nil
+
+    public init(cache: TokenShardCache, tokenizer: WordPieceTokenizer, seqLen: Int, batchSize: Int, seed: UInt64,
+                masker: Masker, log: @escaping (String) -> Void) {
+        self.cache = cache; self.tokenizer = tokenizer; self.batchSize = batchSize; self.seed = seed
+        self.masker = masker; self.log = log
+        packer = SequencePacker(seqLen: seqLen, cls: tokenizer.clsId, sep: tokenizer.sepId)
+        cursor = Cursor(maskRNG: RNG(seed: seed ^ 0x6D61_736B).state)
+    }
+
+    public func tokens(in item: MLMExample) -> Int { item.batch.ids.count }
+
+    public mutating func next() throws -> MLMExample? {
+        let T = packer.seqLen
+        var ids = [Int32](repeating: 0, count: batchSize * T)
+        var filled = 0
+        while filled < batchSize {
+            guard cursor.file < cache.files.count else { return nil }
+            if loaded?.file != cursor.file {
+                let tokens = try cache.shard(cursor.file, tokenizer: tokenizer, log: log).train
+                var order = (0..<Int32(packer.count(tokens))).map { $0 }
+                var rng = RNG(seed: seed &+ UInt64(cursor.file) &* 0x9E37)
+                rng.shuffle(&order)
+                loaded = (cursor.file, tokens, order)
+            }
+            let (_, tokens, order) = loaded!
+            if cursor.position >= order.count { cursor.file += 1; cursor.position = 0; continue }
+            packer.sequence(tokens, Int(order[cursor.position]), into: &ids, at: filled * T)
+            cursor.position += 1; filled += 1
+        }
+        var rng = RNG(state: cursor.maskRNG)
+        let labels = masker.apply(&ids, rng: &rng)
+        cursor.maskRNG = rng.state
+        return MLMExample(batch: Batch(ids: ids, batchSize: batchSize, seqLen: T), labels: labels)
+    }
+}

@@ -1,0 +1,38 @@
+// droplab command line: subcommands only; the work happens in the library targets.
+
+import ArgumentParser
+import Checkpoint
+import Foundation
+import Training
+
+@main
+struct Droplab: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "droplab",
+        abstract: "Pretrain small BERTs at several dropout settings and evaluate what dropout does.",
+        subcommands: [PretrainCommand.self, EvalCommand.self, InspectCommand.self, ExportCommand.self, TokenizerCommand.self, BenchCommand.self])
+}
+
+func log(_ s: String) { FileHandle.standardError.write((s + "\n").data(using: .utf8)!) }
+
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "inspect",
+        abstract: "Print a checkpoint's config, training state and every tensor's shape and norm.")
+    @Argument(help: "Checkpoint (.h5).") var checkpoint: String
+    func run() throws { print(try Checkpoint.describe(checkpoint)) }
+}
+
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "export", abstract: "Export a checkpoint.",
+                                                    subcommands: [HF.self])
+    struct HF: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "hf",
+            abstract: "Write config.json, model.safetensors and vocab.txt for transformers' from_pretrained.")
+        @Argument(help: "Checkpoint (.h5).") var checkpoint: String
+        @Argument(help: "Output directory.") var dir: String
+        func run() throws {
+            try HFExport.export(checkpoint, to: dir)
+            log("exported \(checkpoint) to \(dir) (check with: python tools/check_hf_parity.py \(dir))")
+        }
+    }
+}

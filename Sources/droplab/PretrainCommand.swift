@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import Training
+
+struct PretrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "pretrain",
+        abstract: "Pretrain a BERT masked LM, single epoch, on a streaming corpus.",
+        discussion: "With no --corpus, uses the English Wikipedia shards in <data root>/wiki_en; the data root is --data-dir, $DROPLAB_DATA, ../shared/data or ./data.")
+
+    @Option(help: "Hidden dropout probability (also attention dropout unless --attention-dropout).") var dropout: Float = 0.1
+    @Option(help: "Attention-probability dropout.") var attentionDropout: Float?
+    @Option(help: "Dropout only for the first N optimizer steps, then off.") var earlyDropoutSteps: Int?
+    @Option(help: "Model size: tiny, mini, small, medium, base.") var preset = "mini"
+    @Option(parsing: .upToNextOption, help: "Corpus files or directories (.txt or .gz).") var corpus: [String] = []
+    @Option(help: "Dataset root for the default corpus.") var dataDir: String?
+    @Option(help: "vocab.txt (default: learned from the corpus once and cached).") var vocab: String?
+    @Option(help: "Size of the learned vocabulary.") var vocabSize = 8192
+    @Option(help: "Token budget.") var tokens = 20_000_000
+    @Option(help: "Sequences per micro-batch.") var batch = 32
+    @Option(help: "Micro-batches per optimizer step.") var accumulation = 1
+    @Option(help: "Sequence length.") var seqLen = 128
+    @Option(help: "Peak learning rate.") var lr: Float = 5e-4
+    @Option(help: "Warmup: fraction of steps (< 1) or steps (>= 1).") var warmup: Float = 0.06
+    @Option(help: "Decay after warmup: linear, cosine, constant.") var decay = "linear"
+    @Option(help: "AdamW weight decay.") var weightDecay: Float = 0.01
+    @Flag(help: "Whole-word masking.") var wholeWordMasking = false
+    @Option(help: "Seed for init, data order, masking and dropout.") var seed: UInt64 = 0
+    @Option(help: "Write step-NNNNNN.h5 every N steps (0: only last.h5 at the end).") var saveEvery = 0
+    @Option(help: "Validation every N steps (0: only at the end).") var evalEvery = 0
+    @Option(help: "Log a metrics line every N steps.") var logEvery = 10
+    @Option(help: "Validation sequences.") var valSequences = 256
+    @Option(help: "Share of documents held out for validation (chosen by document hash).") var valFraction = 0.005
+    @Option(help: "Run directory.") var out = "checkpoints/run"
+    @Option(help: "Cache directory for vocabularies and token shards.") var cacheDir = "checkpoints/cache"
+    @Flag(help: "Continue the run in --out from last.h5.") var resume = false
+
+    func run() throws {
+        var o = PretrainOptions()
+        o.corpus = corpus; o.dataDir = dataDir; o.vocab = vocab; o.vocabSize = vocabSize; o.preset = preset
+        o.seqLen = seqLen; o.batch = batch; o.accumulation = accumulation; o.tokens = tokens; o.lr = lr
+        o.warmup = warmup; o.weightDecay = weightDecay; o.dropout = dropout; o.attentionDropout = attentionDropout
+        o.earlyDropoutSteps = earlyDropoutSteps; o.wholeWordMasking = wholeWordMasking; o.seed = seed
+        o.saveEvery = saveEvery; o.evalEvery = evalEvery; o.logEvery = logEvery; o.valSequences = valSequences; o.valFraction = valFraction
+        o.out = out; o.cacheDir = cacheDir
+        guard let d = LRSchedule.Decay(rawValue: decay) else {
+            throw ValidationError("--decay must be one of linear, cosine, constant; got '\(decay)'")
+        }
+        o.decay = d
+        let summary = try Pretrain.run(o, resume: resume, log: log)
+        print("pretrain: \(summary.steps) steps, \(summary.tokens) tokens, stopped: \(summary.reason.rawValue)")
+    }
+}

@@ -1,0 +1,59 @@
+// Run the droplab executable built next to the test bundle.
+
+import Foundation
+import XCTest
+
+public struct CLIResult {
+    public let status: Int32
+    public let stdout: String
+    public let stderr: String
+}
+
+public func droplabExecutable() -> URL {
+    // Test bundles and executables are built into the same products directory.
+    var dir = Bundle.main.bundleURL
+    for _ in 0..<4 {
+        let candidate = dir.appendingPathComponent("droplab")
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    for b in Bundle.allBundles {
+        let candidate = b.bundleURL.deletingLastPathComponent().appendingPathComponent("droplab")
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+    }
+    return URL(fileURLWithPath: ".build/debug/droplab")
+}
+
+/// Run `droplab args...` in `cwd`, optionally sending `signal` after `after` seconds.
+@discardableResult
+public func runDroplab(_ args: [String], cwd: String? = nil, environment: [String: String] = [:]) throws -> CLIResult {
+    let p = Process()
+    p.executableURL = droplabExecutable()
+    p.arguments = args
+    if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+    p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out; p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return CLIResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
+/// A fresh temporary directory, removed when the test ends.
+public func temporaryDirectory(_ test: XCTestCase) throws -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("droplab-test-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    test.addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+    return dir
+}
+
+/// Assert a CLI failure: non-zero exit, no crash, and a one-line error (the last line of
+/// stderr, after any progress lines) that contains every `needle`.
+public func assertOneLineError(_ r: CLIResult, contains needles: [String], file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertNotEqual(r.status, 0, "expected failure, stdout: \(r.stdout)", file: file, line: line)
+    XCTAssertFalse(r.stderr.contains("Fatal error") || r.stderr.contains("Stack dump"), "crashed: \(r.stderr)", file: file, line: line)
+    let last = r.stderr.split(separator: "\n", omittingEmptySubsequences: true).last.map(String.init) ?? ""
+    XCTAssertTrue(last.hasPrefix("Error: "), "expected an error line, got: \(r.stderr)", file: file, line: line)
+    for n in needles { XCTAssertTrue(last.contains(n), "error should mention '\(n)': \(last)", file: file, line: line) }
+}

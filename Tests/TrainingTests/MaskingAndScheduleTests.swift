@@ -1,0 +1,85 @@
+import Autograd
+import TestSupport
+@testable import Training
+import XCTest
+
+final class MaskingAndScheduleTests: XCTestCase {
+    func testMaskingStatistics() {
+        let special: Set<Int32> = [0, 1, 2, 3, 4]
+        let masker = Masker(maskId: 4, vocabSize: 1000, special: special)
+        var rng = RNG(seed: 1)
+        var chosen = 0, toMask = 0, toRandom = 0, kept = 0, maskable = 0
+        for _ in 0..<200 {
+            // sequences with specials at both ends and some padding
+            var ids: [Int32] = [2] + (0..<500).map { _ in Int32(5 + rng.int(995)) } + [3] + [Int32](repeating: 0, count: 11)
+            let original = ids
+            let labels = masker.apply(&ids, rng: &rng)
+            for i in ids.indices {
+                if special.contains(original[i]) {
+                    XCTAssertEqual(labels[i], -100); XCTAssertEqual(ids[i], original[i]); continue
+                }
+                maskable += 1
+                guard labels[i] != -100 else { XCTAssertEqual(ids[i], original[i]); continue }
+                XCTAssertEqual(labels[i], original[i])
+                chosen += 1
+                if ids[i] == 4 { toMask += 1 } else if ids[i] == original[i] { kept += 1 } else {
+                    toRandom += 1; XCTAssertFalse(special.contains(ids[i]))
+                }
+            }
+        }
+        let n = Double(chosen)
+        // 100k maskable tokens: binomial standard errors are ~0.1% for the rate
+        XCTAssertEqual(Double(chosen) / Double(maskable), 0.15, accuracy: 0.005)
+        XCTAssertEqual(Double(toMask) / n, 0.8, accuracy: 0.01)
+        XCTAssertEqual(Double(toRandom) / n, 0.1, accuracy: 0.01)   // random may hit the original: ~0.1% of them
+        XCTAssertEqual(Double(kept) / n, 0.1, accuracy: 0.01)
+    }
+
+    func testMaskingIsSeeded() {
+        let masker = Masker(maskId: 4, vocabSize: 50, special: [0, 1, 2, 3, 4])
+        let base: [Int32] = (0..<300).map { Int32(5 + $0 % 45) }
+        var a = base, b = base, c = base
+        var r1 = RNG(seed: 9), r2 = RNG(seed: 9), r3 = RNG(seed: 10)
+        XCTAssertEqual(masker.apply(&a, rng: &r1), masker.apply(&b, rng: &r2))
+        XCTAssertEqual(a, b)
+        XCTAssertNotEqual(masker.apply(&c, rng: &r3), masker.apply(&a, rng: &r1))
+    }
+
+    func testWholeWordMaskingMasksWordsTogether() {
+        // ids 10..19 are "##" continuations
+        let cont = (0..<30).map { $0 >= 10 && $0 < 20 }
+        let masker = Masker(config: .init(rate: 0.3), maskId: 4, vocabSize: 30, special: [0, 1, 2, 3, 4], continuation: cont)
+        var rng = RNG(seed: 3)
+        for _ in 0..<100 {
+            var ids: [Int32] = [2]
+            for _ in 0..<40 { ids.append(Int32(20 + rng.int(10))); for _ in 0..<rng.int(3) { ids.append(Int32(10 + rng.int(10))) } }
+            ids.append(3)
+            let labels = masker.apply(&ids, rng: &rng)
+            for i in 2..<(ids.count - 1) where cont[Int(labels[i] == -100 ? ids[i] : labels[i])] {
+                XCTAssertEqual(labels[i] == -100, labels[i - 1] == -100, "a ## piece is masked iff the piece before it is")
+            }
+        }
+    }
+
+    func testSchedules() {
+        let lin = LRSchedule(peak: 1, warmupSteps: 10, totalSteps: 110, decay: .linear)
+        XCTAssertEqual(lin.lr(at: 0), 0.1, accuracy: 1e-7)
+        XCTAssertEqual(lin.lr(at: 9), 1, accuracy: 1e-7)
+        XCTAssertEqual(lin.lr(at: 60), 0.5, accuracy: 1e-7)
+        XCTAssertEqual(lin.lr(at: 110), 0, accuracy: 1e-7)
+        let cos = LRSchedule(peak: 2, warmupSteps: 0, totalSteps: 100, decay: .cosine)
+        XCTAssertEqual(cos.lr(at: 0), 2, accuracy: 1e-6)
+        XCTAssertEqual(cos.lr(at: 50), 1, accuracy: 1e-6)
+        XCTAssertEqual(cos.lr(at: 100), 0, accuracy: 1e-6)
+    }
+
+    func testEarlyDropoutSwitchesOff() {
+        var o = TrainerOptions(steps: 10, schedule: .init(peak: 1, warmupSteps: 0, totalSteps: 10), hiddenDropout: 0.1,
+                               attentionDropout: 0.2, seed: 0)
+        o.earlyDropoutSteps = 3
+        XCTAssertEqual(o.dropout(at: 2).hidden, 0.1)
+        XCTAssertEqual(o.dropout(at: 2).attention, 0.2)
+        XCTAssertEqual(o.dropout(at: 3).hidden, 0)
+        XCTAssertEqual(o.dropout(at: 3).attention, 0)
+    }
+}

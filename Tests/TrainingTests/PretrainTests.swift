@@ -1,0 +1,148 @@
+// End-to-end pretraining through the CLI: loss falls, resume after SIGKILL reproduces the
+// uninterrupted run exactly, SIGINT saves and exits 0, bad input gives one-line errors.
+
+import Foundation
+import TestSupport
+import XCTest
+
+final class PretrainTests: XCTestCase {
+    /// Common flags for a small, fast run on real text with the fixture vocabulary.
+    func args(_ dir: String, corpus: String, out: String, tokens: Int, extra: [String] = []) -> [String] {
+        ["pretrain", "--corpus", corpus, "--vocab", TestData.fixtureVocab, "--preset", "tiny", "--seq-len", "64",
+         "--batch", "8", "--tokens", String(tokens), "--lr", "1e-3", "--warmup", "0.1", "--dropout", "0.1",
+         "--val-sequences", "32", "--val-fraction", "0.15", "--log-every", "5", "--cache-dir", dir + "/cache", "--out", out] + extra
+    }
+
+    func metrics(_ run: String) throws -> [[String: Any]] {
+        try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+        }
+    }
+
+    func testLossFallsWellBelowUniform() throws {
+        let dir = try temporaryDirectory(self)
+        let corpus = try TestData.wikiSample(bytes: 3_000_000, in: dir)
+        let r = try runDroplab(args(dir, corpus: corpus, out: dir + "/run", tokens: 300 * 1024,
+                                    extra: ["--eval-every", "60", "--dropout", "0.0", "--batch", "16", "--lr", "2e-3", "--warmup", "0.05"]))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let m = try metrics(dir + "/run")
+        let val = m.compactMap { $0["val_loss"] as? Double }
+        let vocabSize = try String(contentsOfFile: TestData.fixtureVocab, encoding: .utf8).split(separator: "\n").count
+        print("pretrain tiny: validation loss \(val) (ln V = \(log(Double(vocabSize))))")
+        XCTAssertGreaterThanOrEqual(val.count, 4)
+        // 300 steps take a tiny model through the unigram plateau (about 6.7 nats here)
+        XCTAssertLessThan(val.last!, log(Double(vocabSize)) - 1.5, "validation loss should fall well below ln(V)")
+        XCTAssertLessThan(val.last!, val.first! - 0.2)
+        XCTAssertEqual(val, val.sorted(by: >), "validation loss should fall at every evaluation")
+        XCTAssertTrue(r.stdout.contains("token budget reached"), r.stdout)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/run/last.h5"))
+        // the run dir records the dropout in force and the resolved config
+        XCTAssertEqual(m.last?["hidden_dropout"] as? Double, 0)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/run/config.json"))
+    }
+
+    func testEndOfDataStopsSingleEpoch() throws {
+        let dir = try temporaryDirectory(self)
+        let corpus = try TestData.wikiSample(bytes: 400_000, in: dir)
+        let r = try runDroplab(args(dir, corpus: corpus, out: dir + "/run", tokens: 10_000_000, extra: ["--batch", "32"]))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("end of data"), r.stdout)
+    }
+
+    /// Metric lines without wall-clock fields.
+    func deterministicMetrics(_ run: String) throws -> [String] {
+        try metrics(run).map { line in
+            line.filter { $0.key != "tokens_per_s" }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        }
+    }
+
+    func testResumeAfterSIGKILLReproducesTheUninterruptedRun() throws {
+        let dir = try temporaryDirectory(self)
+        let corpus = try TestData.wikiSample(bytes: 600_000, in: dir)
+        let tokens = 80 * 512
+        let extra = ["--save-every", "10", "--eval-every", "20", "--seed", "5"]
+        let full = try runDroplab(args(dir, corpus: corpus, out: dir + "/a", tokens: tokens, extra: extra))
+        XCTAssertEqual(full.status, 0, full.stderr)
+
+        // start the same run, SIGKILL it once its step-20 checkpoint exists, then resume
+        let p = Process()
+        p.executableURL = droplabExecutable()
+        p.arguments = args(dir, corpus: corpus, out: dir + "/b", tokens: tokens, extra: extra)
+        p.standardError = FileHandle.nullDevice; p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(120)
+        while !FileManager.default.fileExists(atPath: dir + "/b/step-000020.h5") && p.isRunning && Date() < deadline {
+            usleep(2000)
+        }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationReason, .uncaughtSignal, "the run finished before it could be killed")
+        let killedAt = try metrics(dir + "/b").count
+        XCTAssertLessThan(killedAt, try metrics(dir + "/a").count)
+
+        let resumed = try runDroplab(args(dir, corpus: corpus, out: dir + "/b", tokens: tokens, extra: extra + ["--resume"]))
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("resumed from"), resumed.stderr)
+        XCTAssertEqual(try deterministicMetrics(dir + "/b"), try deterministicMetrics(dir + "/a"))
+        let a = try Data(contentsOf: URL(fileURLWithPath: dir + "/a/last.h5"))
+        let b = try Data(contentsOf: URL(fileURLWithPath: dir + "/b/last.h5"))
+        let inspectA = try runDroplab(["inspect", dir + "/a/last.h5"]).stdout
+        let inspectB = try runDroplab(["inspect", dir + "/b/last.h5"]).stdout
+        XCTAssertEqual(inspectA.split(separator: "\n").dropFirst(), inspectB.split(separator: "\n").dropFirst(), "final weights and state differ")
+        XCTAssertEqual(a.count, b.count)
+    }
+
+    func testSIGINTSavesAndExitsZero() throws {
+        let dir = try temporaryDirectory(self)
+        let corpus = try TestData.wikiSample(bytes: 600_000, in: dir)
+        let p = Process()
+        p.executableURL = droplabExecutable()
+        p.arguments = args(dir, corpus: corpus, out: dir + "/run", tokens: 100_000_000, extra: ["--log-every", "1"])
+        let out = Pipe()
+        p.standardOutput = out; p.standardError = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(120)
+        while ((try? metrics(dir + "/run").count) ?? 0) < 3 && p.isRunning && Date() < deadline { usleep(5000) }
+        kill(p.processIdentifier, SIGINT)
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        XCTAssertTrue(text.contains("interrupted"), text)
+        let inspect = try runDroplab(["inspect", dir + "/run/last.h5"])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssertTrue(inspect.stdout.contains("\"step\""), inspect.stdout)
+    }
+
+    func testBadInputs() throws {
+        let dir = try temporaryDirectory(self)
+        let corpus = try TestData.wikiSample(bytes: 100_000, in: dir)
+        let run = dir + "/run"
+        func fails(_ a: [String], _ needles: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+            assertOneLineError(try runDroplab(a), contains: needles, file: file, line: line)
+        }
+        try fails(args(dir, corpus: dir + "/missing.txt", out: run, tokens: 5000), ["missing.txt", "no such file"])
+        FileManager.default.createFile(atPath: dir + "/empty.txt", contents: Data())
+        try fails(args(dir, corpus: dir + "/empty.txt", out: run, tokens: 5000), ["empty.txt", "empty"])
+        try FileManager.default.createDirectory(atPath: dir + "/emptydir", withIntermediateDirectories: true)
+        try fails(args(dir, corpus: dir + "/emptydir", out: run, tokens: 5000), ["emptydir"])
+        var a = args(dir, corpus: corpus, out: run, tokens: 5000)
+        a[a.firstIndex(of: "--vocab")! + 1] = dir + "/novocab.txt"
+        try fails(a, ["novocab.txt"])
+        try "[PAD]\n[UNK]\n[CLS]\n[SEP]\nthe\n".write(toFile: dir + "/nomask.txt", atomically: true, encoding: .utf8)
+        a[a.firstIndex(of: "--vocab")! + 1] = dir + "/nomask.txt"
+        try fails(a, ["nomask.txt", "[MASK]"])
+        try fails(args(dir, corpus: corpus, out: run, tokens: 5000, extra: ["--seq-len", "1000"]), ["--seq-len", "1000"])
+        try fails(args(dir, corpus: corpus, out: run, tokens: 5000, extra: ["--val-fraction", "1e-9"]), ["corpus.txt", "--val-fraction"])
+        try fails(args(dir, corpus: corpus, out: run, tokens: 5000, extra: ["--preset", "huge"]), ["huge"])
+        try fails(args(dir, corpus: corpus, out: run, tokens: 5000, extra: ["--dropout", "1.5"]), ["--dropout"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run + "/last.h5"), "failed runs write no checkpoint")
+
+        // a finished run is not overwritten, and --resume must keep the settings
+        let ok = try runDroplab(args(dir, corpus: corpus, out: run, tokens: 4 * 512))
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        let before = try Data(contentsOf: URL(fileURLWithPath: run + "/last.h5"))
+        try fails(args(dir, corpus: corpus, out: run, tokens: 4 * 512), ["last.h5", "--resume"])
+        try fails(args(dir, corpus: corpus, out: run, tokens: 4 * 512, extra: ["--resume", "--seq-len", "32"]), ["--resume", "seqLen"])
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: run + "/last.h5")), before)
+    }
+}
