@@ -25,7 +25,7 @@ demo: build
 	$(DROPLAB) pretrain --dropout 0.0 --preset mini --tokens 2000000 --eval-every 100 --out checkpoints/demo-p0.0
 
 test: setup
-	$(SWIFT) test $(RELEASE)
+	$(SWIFT) test $(RELEASE) --disable-swift-testing
 
 clean:
 	rm -rf .build

@@ -2,14 +2,34 @@
 // M rows of op(A), K inner, N columns of op(B).
 
 import CBLAS
+import Dispatch
 
-/// C[M,N] = alpha * op(A) op(B) + beta * C, row-major.
+/// C[M,N] = alpha * op(A) op(B) + beta * C, row-major, with leading dimensions (defaults:
+/// contiguous). Large products are split across threads by rows of C (or by columns when
+/// C has few rows); each part is a single-threaded OpenBLAS call.
 @inline(__always)
 func sgemm(_ transA: Bool, _ transB: Bool, _ M: Int, _ N: Int, _ K: Int, _ alpha: Float,
-           _ A: UnsafePointer<Float>, _ B: UnsafePointer<Float>, _ beta: Float, _ C: UnsafeMutablePointer<Float>) {
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                Int32(M), Int32(N), Int32(K), alpha, A, Int32(transA ? M : K), B, Int32(transB ? K : N),
-                beta, C, Int32(N))
+           _ A: UnsafePointer<Float>, _ B: UnsafePointer<Float>, _ beta: Float, _ C: UnsafeMutablePointer<Float>,
+           lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil, parallel: Bool = true) {
+    let lda = lda ?? (transA ? M : K), ldb = ldb ?? (transB ? K : N), ldc = ldc ?? N
+    func call(_ m0: Int, _ m: Int, _ n0: Int, _ n: Int) {
+        let a = transA ? A + m0 : A + m0 * lda, b = transB ? B + n0 * ldb : B + n0
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(K), alpha, a, Int32(lda), b, Int32(ldb), beta, C + m0 * ldc + n0, Int32(ldc))
+    }
+    let threads = Parallel.threads
+    if !parallel || threads == 1 || M * N * K < 1 << 21 { call(0, M, 0, N); return }
+    if M >= N || M >= 64 * threads {
+        DispatchQueue.concurrentPerform(iterations: threads) { p in
+            let m0 = M * p / threads, m1 = M * (p + 1) / threads
+            call(m0, m1 - m0, 0, N)
+        }
+    } else {
+        DispatchQueue.concurrentPerform(iterations: threads) { p in
+            let n0 = N * p / threads, n1 = N * (p + 1) / threads
+            call(0, M, n0, n1 - n0)
+        }
+    }
 }
 
 extension Tape {
