@@ -47,12 +47,25 @@ public final class Parameters {
 
     public func zeroGrads() { grads.pointer.update(repeating: 0, count: grads.count) }
 
-    /// Global L2 norm of all gradients (accumulated in Double).
+    /// Global L2 norm of all gradients (accumulated in Double, in fixed chunks so the result
+    /// does not depend on timing).
     public func gradNorm() -> Double {
-        var s: Double = 0
-        let g = grads.pointer
-        for i in 0..<grads.count { s += Double(g[i]) * Double(g[i]) }
-        return s.squareRoot()
+        let g = grads.pointer, chunk = 1 << 16
+        let n = (grads.count + chunk - 1) / chunk
+        var partial = [Double](repeating: 0, count: n)
+        partial.withUnsafeMutableBufferPointer { part in
+            Parallel.forEach(n, grain: 1) { r in
+                for c in r {
+                    var s: Float = 0, acc: Double = 0
+                    for i in (c * chunk)..<Swift.min((c + 1) * chunk, grads.count) {
+                        s += g[i] * g[i]
+                        if i & 255 == 255 { acc += Double(s); s = 0 }
+                    }
+                    part[c] = acc + Double(s)
+                }
+            }
+        }
+        return partial.reduce(0, +).squareRoot()
     }
 
     /// Copy every value from `other` (same layout).

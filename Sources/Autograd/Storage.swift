@@ -10,11 +10,11 @@ public final class Storage {
     /// Fresh block of `count` floats, zero-filled when `zeroed`.
     public init(count: Int, zeroed: Bool = true) {
         self.count = count
-        self.pointer = StoragePool.take(count)
+        self.pointer = StoragePool.take(StoragePool.bucket(count))
         if zeroed { pointer.initialize(repeating: 0, count: count) }
     }
 
-    deinit { StoragePool.give(pointer, count) }
+    deinit { StoragePool.give(pointer, StoragePool.bucket(count)) }
 
     public var buffer: UnsafeMutableBufferPointer<Float> { .init(start: pointer, count: count) }
 }
@@ -25,6 +25,10 @@ enum StoragePool {
     nonisolated(unsafe) static var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
     nonisolated(unsafe) static var pooledFloats = 0
     static let maxPooledFloats = 1 << 30  // 4 GiB; beyond that, blocks go back to the system
+
+    /// Capacity actually allocated for `count` floats: large sizes are rounded up to 64 KiB,
+    /// so buffers whose size varies a little per step (masked rows) are still recycled.
+    @inline(__always) static func bucket(_ count: Int) -> Int { count <= 1 << 14 ? count : (count + (1 << 14) - 1) & ~((1 << 14) - 1) }
 
     static func take(_ count: Int) -> UnsafeMutablePointer<Float> {
         if let p = free[count]?.popLast() { pooledFloats -= count; return p }

@@ -105,7 +105,7 @@ public final class BertModel {
     public func encode(_ tape: Tape, _ batch: Batch, dropout: DropoutPlan = .none,
                        observe: ((Int, Tensor) -> Void)? = nil) -> Tensor {
         let c = config, B = batch.batchSize, T = batch.seqLen, C = c.hiddenSize
-        let NH = c.numHeads, HS = c.headSize
+        let NH = c.numHeads
         precondition(T <= c.maxPositions, "sequence length \(T) exceeds max positions \(c.maxPositions)")
         let positions = (0..<B * T).map { Int32($0 % T) }
         var x = tape.add(tape.add(tape.embedding(p("bert.embeddings.word_embeddings.weight"), ids: batch.ids,
@@ -118,17 +118,13 @@ public final class BertModel {
 
         // Additive mask [B, T]: 0 for real tokens, the most negative float for padding (as HF).
         let mask = Tensor(batch.attentionMask.map { $0 != 0 ? 0 : -Float.greatestFiniteMagnitude }, shape: [B, T])
-        let scale = 1 / Float(HS).squareRoot()
         for l in 0..<c.numLayers {
             let pre = "bert.encoder.layer.\(l)."
-            func heads(_ name: String) -> Tensor {   // [B*T, C] -> [B, NH, T, HS]
-                let y = tape.linear(x, p(pre + "attention.self.\(name).weight"), p(pre + "attention.self.\(name).bias"))
-                return tape.permute(y.reshaped([B, T, NH, HS]), [0, 2, 1, 3])
+            func proj(_ name: String) -> Tensor {
+                tape.linear(x, p(pre + "attention.self.\(name).weight"), p(pre + "attention.self.\(name).bias"))
             }
-            let q = heads("query"), k = heads("key"), v = heads("value")
-            var probs = tape.softmax(tape.matmul(q, k, transposeB: true), scale: scale, additiveMask: mask) // [B,NH,T,T]
-            probs = tape.dropout(probs, p: dropout.attention, rng: dropout.rng(16 * l + 1))
-            let ctx = tape.permute(tape.matmul(probs, v), [0, 2, 1, 3]).reshaped([B * T, C])
+            let ctx = tape.attention(q: proj("query"), k: proj("key"), v: proj("value"), batch: B, heads: NH,
+                                     additiveMask: mask, dropout: dropout.attention, rng: dropout.rng(16 * l + 1))
             var a = tape.linear(ctx, p(pre + "attention.output.dense.weight"), p(pre + "attention.output.dense.bias"))
             a = tape.dropout(a, p: dropout.hidden, rng: dropout.rng(16 * l + 2))
             x = tape.layerNorm(tape.add(a, x), p(pre + "attention.output.LayerNorm.weight"),

@@ -22,12 +22,15 @@ public final class AdamW {
     public let m: Storage            // first moments, parameter layout
     public let v: Storage            // second moments, parameter layout
     public private(set) var step = 0
-    private let decays: [Bool]       // per parameter entry
+    private let decay: Storage       // per element: 1 where weight decay applies, else 0
 
     public init(_ params: Parameters, config: AdamWConfig) {
         self.params = params; self.config = config
         m = Storage(count: params.totalCount); v = Storage(count: params.totalCount)
-        decays = params.entries.map { AdamW.decays($0.name) }
+        decay = Storage(count: params.totalCount)
+        for e in params.entries where AdamW.decays(e.name) {
+            decay.pointer.advanced(by: e.offset).update(repeating: 1, count: e.count)
+        }
     }
 
     /// Biases and LayerNorm weights are not decayed (as in BERT pretraining).
@@ -49,22 +52,20 @@ public final class AdamW {
     public func update(lr: Float) -> Double {
         let norm = params.gradNorm()
         let g = params.grads.pointer
-        if config.maxGradNorm > 0 {
-            let coef = min(Float(Double(config.maxGradNorm) / (norm + 1e-6)), 1)
-            for i in 0..<params.grads.count { g[i] *= coef }
-        }
+        let coef = config.maxGradNorm > 0 ? min(Float(Double(config.maxGradNorm) / (norm + 1e-6)), 1) : 1
         step += 1
-        let b1 = config.beta1, b2 = config.beta2
+        let b1 = config.beta1, b2 = config.beta2, eps = config.eps, wd = lr * config.weightDecay
         let bc1 = 1 - Float(Double(b1).power(step)), bc2Sqrt = (1 - Float(Double(b2).power(step))).squareRoot()
         let stepSize = lr / bc1
-        let w = params.values.pointer, m = m.pointer, v = v.pointer
-        for (k, e) in params.entries.enumerated() {
-            let decay: Float = decays[k] ? 1 - lr * config.weightDecay : 1
-            for i in e.offset..<(e.offset + e.count) {
-                w[i] *= decay
-                m[i] += (g[i] - m[i]) * (1 - b1)
-                v[i] = v[i] * b2 + (1 - b2) * g[i] * g[i]
-                w[i] -= stepSize * m[i] / (v[i].squareRoot() / bc2Sqrt + config.eps)
+        let w = params.values.pointer, m = m.pointer, v = v.pointer, d = decay.pointer
+        Parallel.forEach(params.totalCount) { r in
+            for i in r {
+                let gi = g[i] * coef
+                g[i] = gi
+                w[i] *= 1 - wd * d[i]
+                m[i] += (gi - m[i]) * (1 - b1)
+                v[i] = v[i] * b2 + (1 - b2) * gi * gi
+                w[i] -= stepSize * m[i] / (v[i].squareRoot() / bc2Sqrt + eps)
             }
         }
         return norm

@@ -6,15 +6,13 @@ extension Tape {
     /// y = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)).
     public func gelu(_ x: Tensor) -> Tensor {
         let out = Tensor(uninitialized: x.shape)
-        for i in 0..<x.count { let v = x.data[i]; out.data[i] = 0.5 * v * (1 + erf(v * Float(M_SQRT1_2))) }
+        let xs = x.data, ys = out.data
+        Parallel.forEach(x.count) { r in for i in r { ys[i] = xs[i] * normalCdfPdf(xs[i]).cdf } }
         if needsGrad(x) {
             record(out) {
                 let g = x.grad, dy = out.grad
-                let k = Float(1 / (2 * Double.pi).squareRoot())
-                for i in 0..<x.count {
-                    let v = x.data[i]
-                    let cdf = 0.5 * (1 + erf(v * Float(M_SQRT1_2)))
-                    g[i] += dy[i] * (cdf + v * k * exp(-0.5 * v * v))
+                Parallel.forEach(x.count) { r in
+                    for i in r { let (cdf, pdf) = normalCdfPdf(xs[i]); g[i] += dy[i] * (cdf + xs[i] * pdf) }
                 }
             }
         }

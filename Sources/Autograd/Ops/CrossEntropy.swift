@@ -8,19 +8,24 @@ extension Tape {
         let V = logits.lastDim, N = logits.rows
         precondition(targets.count == N, "crossEntropy targets \(targets.count) rows \(N)")
         let lse = Storage(count: N, zeroed: false)
-        var total: Double = 0, valid = 0
-        for n in 0..<N {
-            let t = targets[n]
-            if t == ignoreIndex { continue }
+        for t in targets where t != ignoreIndex {
             precondition(t >= 0 && Int(t) < V, "crossEntropy target \(t) out of range 0..<\(V)")
-            let row = logits.data + n * V
-            var mx = -Float.infinity
-            for v in 0..<V { mx = max(mx, row[v]) }
-            var s: Float = 0
-            for v in 0..<V { s += exp(row[v] - mx) }
-            let l = mx + log(s)
-            lse.pointer[n] = l
-            total += Double(l - row[Int(t)])
+        }
+        targets.withUnsafeBufferPointer { tg in
+            Parallel.forEach(N, grain: 16) { rows in
+                for n in rows where tg[n] != ignoreIndex {
+                    let row = logits.data + n * V
+                    var mx = -Float.infinity
+                    for v in 0..<V { mx = Swift.max(mx, row[v]) }
+                    var s: Float = 0
+                    for v in 0..<V { s += fastExp(row[v] - mx) }
+                    lse.pointer[n] = mx + log(s)
+                }
+            }
+        }
+        var total: Double = 0, valid = 0
+        for n in 0..<N where targets[n] != ignoreIndex {
+            total += Double(lse.pointer[n] - logits.data[n * V + Int(targets[n])])
             valid += 1
         }
         let out = Tensor(uninitialized: [])
@@ -29,12 +34,14 @@ extension Tape {
             record(out) {
                 let scale = out.grad[0] / Float(valid)
                 let g = logits.grad
-                for n in 0..<N {
-                    let t = targets[n]
-                    if t == ignoreIndex { continue }
-                    let row = logits.data + n * V, gr = g + n * V, l = lse.pointer[n]
-                    for v in 0..<V { gr[v] += scale * exp(row[v] - l) }
-                    gr[Int(t)] -= scale
+                targets.withUnsafeBufferPointer { tg in
+                    Parallel.forEach(N, grain: 16) { rows in
+                        for n in rows where tg[n] != ignoreIndex {
+                            let row = logits.data + n * V, gr = g + n * V, l = lse.pointer[n]
+                            for v in 0..<V { gr[v] += scale * fastExp(row[v] - l) }
+                            gr[Int(tg[n])] -= scale
+                        }
+                    }
                 }
             }
         }

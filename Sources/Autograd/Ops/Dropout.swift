@@ -5,20 +5,31 @@ extension Tape {
     public func dropout(_ x: Tensor, p: Float, rng: CounterRNG) -> Tensor {
         precondition(p >= 0 && p < 1, "dropout p \(p)")
         if p == 0 { return x }
-        let keep = 1 / (1 - p)
         let mask = Storage(count: x.count, zeroed: false)
         let out = Tensor(uninitialized: x.shape)
-        for i in 0..<x.count {
-            let m: Float = rng.uniform(i) < p ? 0 : keep
-            mask.pointer[i] = m
-            out.data[i] = x.data[i] * m
-        }
+        dropoutMask(rng, p: p, into: mask.pointer, count: x.count)
+        let xs = x.data, ys = out.data
+        Parallel.forEach(x.count) { r in for i in r { ys[i] = xs[i] * mask.pointer[i] } }
         if needsGrad(x) {
             record(out) {
-                let g = x.grad, dy = out.grad, m = mask.pointer
-                for i in 0..<x.count { g[i] += dy[i] * m[i] }
+                let g = x.grad, dy = out.grad, m = mask.pointer   // the closure keeps `mask` alive
+                Parallel.forEach(x.count) { r in for i in r { g[i] += dy[i] * m[i] } }
             }
         }
         return out
+    }
+}
+
+/// m[i] = 0 when uniform(rng, i) < p, else 1/(1-p), for i in 0..<count (in parallel).
+func dropoutMask(_ rng: CounterRNG, p: Float, into m: UnsafeMutablePointer<Float>, count: Int) {
+    let keep = 1 / (1 - p)
+    let threshold = UInt64((p * 65536).rounded(.up))   // uniform < p  <=>  16-bit value < ceil(p * 2^16)
+    Parallel.forEach((count + 3) / 4, grain: 4096) { blocks in
+        for b in blocks {
+            let bits = rng.bits16(b)
+            for k in 0..<min(4, count - 4 * b) {
+                m[4 * b + k] = (bits >> UInt64(16 * k)) & 0xFFFF < threshold ? 0 : keep
+            }
+        }
     }
 }

@@ -5,7 +5,8 @@ extension Tape {
     public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
         precondition(a.shape == b.shape, "add \(a.shape) \(b.shape)")
         let out = Tensor(uninitialized: a.shape)
-        for i in 0..<a.count { out.data[i] = a.data[i] + b.data[i] }
+        let x = a.data, y = b.data, o = out.data
+        Parallel.forEach(a.count) { r in for i in r { o[i] = x[i] + y[i] } }
         if needsGrad(a, b) {
             record(out) {
                 let dy = out.grad
@@ -72,8 +73,8 @@ extension Tape {
     public func mean(_ x: Tensor) -> Tensor { scale(sum(x), 1 / Float(x.count)) }
 }
 
-/// dst[i] += src[i]
+/// dst[i] += src[i] (split across threads when large)
 @inline(__always)
 func accumulate(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int) {
-    for i in 0..<n { dst[i] += src[i] }
+    Parallel.forEach(n) { r in for i in r { dst[i] += src[i] } }
 }

@@ -1,4 +1,5 @@
 // LayerNorm over the last dim: y = (x - mean) * rstd * gamma + beta. R rows, C channels.
+// Rows are split across threads; gamma/beta gradients (column sums) are split by columns.
 
 extension Tape {
     public func layerNorm(_ x: Tensor, _ gamma: Tensor, _ beta: Tensor, eps: Float) -> Tensor {
@@ -7,38 +8,44 @@ extension Tape {
         let out = Tensor(uninitialized: x.shape)
         let stats = Storage(count: 2 * R, zeroed: false)   // [R] mean, [R] rstd
         let mean = stats.pointer, rstd = stats.pointer + R
-        for r in 0..<R {
-            let xr = x.data + r * C, yr = out.data + r * C
-            var m: Float = 0
-            for c in 0..<C { m += xr[c] }
-            m /= Float(C)
-            var v: Float = 0
-            for c in 0..<C { let d = xr[c] - m; v += d * d }
-            let s = 1 / (v / Float(C) + eps).squareRoot()
-            mean[r] = m; rstd[r] = s
-            for c in 0..<C { yr[c] = (xr[c] - m) * s * gamma.data[c] + beta.data[c] }
+        Parallel.forEach(R, grain: 256) { rows in
+            for r in rows {
+                let xr = x.data + r * C, yr = out.data + r * C
+                var m: Float = 0
+                for c in 0..<C { m += xr[c] }
+                m /= Float(C)
+                var v: Float = 0
+                for c in 0..<C { let d = xr[c] - m; v += d * d }
+                let s = 1 / (v / Float(C) + eps).squareRoot()
+                mean[r] = m; rstd[r] = s
+                for c in 0..<C { yr[c] = (xr[c] - m) * s * gamma.data[c] + beta.data[c] }
+            }
         }
         if needsGrad(x, gamma, beta) {
             record(out) {
                 let dy = out.grad
-                for r in 0..<R {
-                    let xr = x.data + r * C, dyr = dy + r * C, m = mean[r], s = rstd[r]
-                    if gamma.requiresGrad || beta.requiresGrad {
-                        let dg = gamma.grad, db = beta.grad
-                        for c in 0..<C { dg[c] += dyr[c] * (xr[c] - m) * s; db[c] += dyr[c] }
-                    }
-                    if x.requiresGrad {
-                        // dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dy * gamma
-                        var a: Float = 0, b: Float = 0
-                        for c in 0..<C { let d = dyr[c] * gamma.data[c]; a += d; b += d * (xr[c] - m) * s }
-                        a /= Float(C); b /= Float(C)
-                        let dxr = x.grad + r * C
-                        for c in 0..<C {
-                            dxr[c] += s * (dyr[c] * gamma.data[c] - a - (xr[c] - m) * s * b)
+                _ = stats   // keep the saved statistics alive until backward
+                if gamma.requiresGrad || beta.requiresGrad {
+                    let dg = gamma.grad, db = beta.grad
+                    Parallel.forEach(C, grain: 64) { cols in
+                        for r in 0..<R {
+                            let xr = x.data + r * C, dyr = dy + r * C, m = mean[r], s = rstd[r]
+                            for c in cols { dg[c] += dyr[c] * (xr[c] - m) * s; db[c] += dyr[c] }
                         }
                     }
                 }
-                _ = stats
+                guard x.requiresGrad else { return }
+                let dx = x.grad   // allocated here, before the threads write to it
+                Parallel.forEach(R, grain: 256) { rows in
+                    for r in rows {
+                        // dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dy * gamma
+                        let xr = x.data + r * C, dyr = dy + r * C, dxr = dx + r * C, m = mean[r], s = rstd[r]
+                        var a: Float = 0, b: Float = 0
+                        for c in 0..<C { let d = dyr[c] * gamma.data[c]; a += d; b += d * (xr[c] - m) * s }
+                        a /= Float(C); b /= Float(C)
+                        for c in 0..<C { dxr[c] += s * (dyr[c] * gamma.data[c] - a - (xr[c] - m) * s * b) }
+                    }
+                }
             }
         }
         return out
