@@ -6,16 +6,12 @@ import BERT
 import CBLAS
 import Foundation
 
-public struct BenchResult: Codable, Sendable {
-    public var name: String
-    public var value: Double
-    public var unit: String
-    public var detail: [String: Double] = [:]
-}
-
 public enum Benchmark {
-    /// sgemm GFLOP/s on square n x n matrices (the practical peak).
+    /// sgemm GFLOP/s on square n x n matrices with OpenBLAS using all kernel threads (the
+    /// practical peak).
     public static func sgemm(n: Int = 2048, repeats: Int = 5) -> Double {
+        openblas_set_num_threads(Int32(Parallel.threads))
+        defer { openblas_set_num_threads(1) }
         let a = Storage(count: n * n), b = Storage(count: n * n), c = Storage(count: n * n)
         for i in 0..<n * n { a.pointer[i] = Float(i % 7) * 0.1; b.pointer[i] = Float(i % 5) * 0.1 }
         var best = Double.infinity
@@ -35,6 +31,30 @@ public enum Benchmark {
         let perLayer = 2 * (4 * C * C + 2 * C * F) + 2 * 2 * Double(T) * C   // projections + FFN + QK^T and PV
         let head = maskedFraction * 2 * (C * C + C * V)
         return 3 * (L * perLayer + head)
+    }
+
+    /// Forward-only tokens/s (no tape), as evaluators run the model.
+    public static func inference(preset: String, vocabSize: Int, seqLen: Int = 128, batch: Int = 32, repeats: Int = 3) throws -> Double {
+        let model = BertModel(config: try BertConfig(preset: preset, vocabSize: vocabSize))
+        model.initialize(seed: 1)
+        var rng = RNG(seed: 3)
+        let ids = (0..<batch * seqLen).map { _ in Int32(5 + rng.int(vocabSize - 5)) }
+        var best = Double.infinity
+        for _ in 0..<(repeats + 1) {
+            let t = Date()
+            let tape = Tape(recording: false)
+            _ = model.mlmLogits(tape, model.encode(tape, Batch(ids: ids, batchSize: batch, seqLen: seqLen)),
+                                rows: (0..<Int32(batch)).map { $0 * Int32(seqLen) })
+            best = min(best, Date().timeIntervalSince(t))
+        }
+        return Double(batch * seqLen) / best
+    }
+
+    /// Peak resident set size of this process so far, in MB.
+    public static func peakRSSMegabytes() -> Double {
+        var u = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
+        return Double(u.ru_maxrss) / 1024
     }
 
     /// Time `steps` optimizer steps (after `warmup` untimed ones) of MLM training.

@@ -1,30 +1,97 @@
 import ArgumentParser
+import Autograd
 import BERT
+import Checkpoint
 import Foundation
+import Text
 import Training
 
 struct BenchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Measure throughput on this machine.")
+    static let configuration = CommandConfiguration(commandName: "bench",
+        abstract: "Measure throughput on this machine (training, inference, tokenizer, checkpoints, memory).",
+        discussion: "FLOPs are counted as 3x the forward matrix-product FLOPs, with the MLM decoder at masked positions only (the FLOPs the step needs). tools/bench_compare.sh runs this next to Hugging Face transformers and writes BENCHMARKS.md.")
     @Option(parsing: .upToNextOption, help: "Presets to time.") var presets: [String] = ["mini", "small"]
     @Option(parsing: .upToNextOption, help: "Vocabulary sizes.") var vocabSizes: [Int] = [8192, 30522]
     @Option(parsing: .upToNextOption, help: "Dropout settings.") var dropouts: [Float] = [0.0, 0.1]
     @Option(help: "Timed steps per configuration.") var steps = 5
     @Option(help: "Batch size.") var batch = 32
     @Option(help: "Sequence length.") var seqLen = 128
+    @Option(help: "Dataset root (tokenizer speed is measured on Wikipedia text when present).") var dataDir: String?
+    @Flag(help: "Print one JSON object instead of text.") var json = false
+
+    struct Train: Codable { var preset: String; var vocab: Int; var dropout: Float; var tokens_per_s: Double; var s_per_step: Double; var gflops: Double; var fraction_of_sgemm: Double }
+    struct Inference: Codable { var preset: String; var vocab: Int; var tokens_per_s: Double }
+    struct Report: Codable {
+        var machine: [String: String]
+        var threads: Int
+        var sgemm_gflops: Double
+        var steps: Int
+        var train: [Train] = []
+        var inference: [Inference] = []
+        var tokenizer_mb_s: Double?
+        var checkpoint_write_mb_s: Double?
+        var checkpoint_read_mb_s: Double?
+        var peak_rss_mb: Double = 0
+    }
+
+    func say(_ s: String) { if !json { print(s) } else { log(s) } }
 
     func run() throws {
+        for p in presets { _ = try BertConfig(preset: p, vocabSize: 100) }
         let peak = Benchmark.sgemm()
-        print(String(format: "sgemm 2048^3: %.1f GFLOP/s", peak))
+        var r = Report(machine: ["cores": String(ProcessInfo.processInfo.activeProcessorCount)], threads: Parallel.threads,
+                       sgemm_gflops: peak, steps: steps)
+        say(String(format: "sgemm 2048^3: %.1f GFLOP/s (%d threads)", peak, Parallel.threads))
         for preset in presets {
             for v in vocabSizes {
                 for p in dropouts {
-                    let r = try Benchmark.trainingStep(preset: preset, vocabSize: v, seqLen: seqLen, batch: batch, dropout: p, steps: steps)
+                    let t = try Benchmark.trainingStep(preset: preset, vocabSize: v, seqLen: seqLen, batch: batch, dropout: p, steps: steps)
                     let config = try BertConfig(preset: preset, vocabSize: v)
-                    let flops = Benchmark.trainingFlopsPerToken(config, seqLen: seqLen, maskedFraction: 0.15) * r.tokensPerSecond / 1e9
-                    print(String(format: "train %@ V%d dropout %.1f: %.0f tokens/s, %.3f s/step, %.1f GFLOP/s (%.0f%% of sgemm)",
-                                 preset, v, p, r.tokensPerSecond, r.secondsPerStep, flops, 100 * flops / peak))
+                    let gf = Benchmark.trainingFlopsPerToken(config, seqLen: seqLen, maskedFraction: 0.15) * t.tokensPerSecond / 1e9
+                    r.train.append(Train(preset: preset, vocab: v, dropout: p, tokens_per_s: t.tokensPerSecond, s_per_step: t.secondsPerStep,
+                                         gflops: gf, fraction_of_sgemm: gf / peak))
+                    say(String(format: "train %@ V%d dropout %.1f: %.0f tokens/s, %.3f s/step, %.1f GFLOP/s (%.0f%% of sgemm)",
+                               preset, v, p, t.tokensPerSecond, t.secondsPerStep, gf, 100 * gf / peak))
                 }
+                let inf = try Benchmark.inference(preset: preset, vocabSize: v, seqLen: seqLen, batch: batch)
+                r.inference.append(Inference(preset: preset, vocab: v, tokens_per_s: inf))
+                say(String(format: "inference %@ V%d: %.0f tokens/s", preset, v, inf))
             }
+        }
+        // tokenizer: the first 5 MB of Wikipedia with a vocabulary learned from it
+        let shard = DataRoot.resolve(dataDir) + "/wiki_en/enwiki2015_wikiextractor_shard0.txt.gz"
+        if FileManager.default.fileExists(atPath: shard) {
+            var docs: [String] = [], bytes = 0
+            try? Corpus.forEachDocument(shard) { d in if bytes < 5_000_000 { docs.append(d); bytes += d.utf8.count } }
+            var counts = WordCounts()
+            for d in docs { counts.add(d) }
+            let tok = try WordPieceTokenizer(vocab: VocabTrainer.trainVocabulary(counts: counts, vocabSize: 8192))
+            let t = Date()
+            var n = 0
+            for d in docs { n += tok.encode(d).count }
+            r.tokenizer_mb_s = Double(bytes) / 1e6 / Date().timeIntervalSince(t)
+            say(String(format: "tokenizer: %.1f MB/s (%d tokens from %.1f MB)", r.tokenizer_mb_s!, n, Double(bytes) / 1e6))
+        }
+        // checkpoints: the largest preset with optimizer moments
+        let model = BertModel(config: try BertConfig(preset: presets.last!, vocabSize: vocabSizes.max()!))
+        model.initialize(seed: 1)
+        let moments = [("adam_m", Storage(count: model.params.totalCount)), ("adam_v", Storage(count: model.params.totalCount))]
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("droplab-bench-\(getpid()).h5").path
+        defer { unlink(path) }
+        let vocab = (0..<model.config.vocabSize).map { "t\($0)" }
+        var t = Date()
+        try Checkpoint.save(model, vocab: vocab, training: TrainingSnapshot(stateJSON: "{}", moments: moments), to: path)
+        let mb = Double((try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0) / 1e6
+        r.checkpoint_write_mb_s = mb / Date().timeIntervalSince(t)
+        t = Date()
+        _ = try Checkpoint.load(path, moments: ["adam_m", "adam_v"])
+        r.checkpoint_read_mb_s = mb / Date().timeIntervalSince(t)
+        say(String(format: "checkpoint %.0f MB: write %.0f MB/s, read %.0f MB/s", mb, r.checkpoint_write_mb_s!, r.checkpoint_read_mb_s!))
+        r.peak_rss_mb = Benchmark.peakRSSMegabytes()
+        say(String(format: "peak RSS: %.0f MB", r.peak_rss_mb))
+        if json {
+            let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try enc.encode(r), as: UTF8.self))
         }
     }
 }

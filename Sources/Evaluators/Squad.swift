@@ -1,0 +1,339 @@
+// `droplab eval squad`: finetune a pretrained checkpoint for extractive QA on SQuAD (fresh
+// BertForQuestionAnswering head, the shared Trainer), predict answers on the dev set and score
+// them exactly as the official evaluate-v1.1 / evaluate-v2.0 scripts.
+//
+// Post-processing (original BERT recipe): per window, the n-best start and end positions;
+// pairs inside the window's context, start in its max-context window, end >= start, at most
+// `maxAnswerLen` tokens; the best start+end logit sum over all windows of a question. v2.0:
+// null score = min over windows of start[CLS] + end[CLS]; predict "" when null score - best
+// non-null score > the threshold.
+//
+// Outputs (only after success): results/<checkpoint-name>/squad.json (metrics, settings,
+// data hashes, skips, timing, training curve), squad-predictions.json (official format:
+// question id -> answer text), for v2.0 squad-null-odds.json (id -> null odds, the
+// official script's --na-prob-file), and with --save the finetuned checkpoint in
+// results/<checkpoint-name>/squad-run/last.h5 (+ metrics.jsonl).
+
+import Autograd
+import BERT
+import Checkpoint
+import Foundation
+import Text
+import Training
+
+public struct SquadOptions: Codable, Sendable {
+    public var dataDir: String? = nil
+    public var train: String? = nil           // default: <data root>/squad/train-v1.1.json
+    public var dev: String? = nil             // default: <data root>/squad/dev-v1.1.json or dev-v2.0.json
+    public var version = "1.1"
+    public var epochs = 2
+    public var lr: Float = 3e-5
+    public var batch = 32
+    public var evalBatch = 32
+    public var warmup: Float = 0.1            // fraction of steps (< 1) or a step count (>= 1)
+    public var weightDecay: Float = 0.01
+    public var finetuneDropout: Float = 0.1   // hidden and attention dropout while finetuning
+    public var maxTrainExamples: Int? = nil
+    public var maxDevExamples: Int? = nil
+    public var seed: UInt64 = 0
+    public var save = false
+    public var features = SquadFeatureOptions()
+    public var maxAnswerLen = 30
+    public var nBest = 20
+    public var nullThreshold = 0.0
+    public var bestThreshold = false
+    public var logEvery = 10
+    public init() {}
+}
+
+public struct SquadDataSummary: Codable, Sendable {
+    public var file: String
+    public var sha256: String
+    public var bytes: Int
+    public var fileVersion: String?
+    public var questionsInFile: Int
+    public var questionsUsed: Int
+    public var contexts: Int
+    public var features: Int
+    public var truncatedQuestions: Int
+    public var skipped: [String: Int]
+    public var skippedTotal: Int
+    public var answerStartMismatches: Int
+    public var answersOutsideWindow: Int?
+}
+
+public struct SquadFinetuneSummary: Codable, Sendable {
+    public var steps: Int
+    public var epochs: Int
+    public var tokens: Int
+    public var stopReason: String
+    public var warmupSteps: Int
+    public var hiddenDropout: Float
+    public var attentionDropout: Float
+    public var firstLoss: Double?
+    public var lastLoss: Double?
+    public var losses: [[Double]]             // [step, mean train loss since the previous entry]
+    public var seconds: Double
+}
+
+public struct SquadResult: Codable, Sendable {
+    public var checkpoint: String
+    public var version: String
+    public var options: SquadOptions
+    public var modelConfig: BertConfig
+    public var train: SquadDataSummary?
+    public var trainNote: String?
+    public var dev: SquadDataSummary
+    public var finetune: SquadFinetuneSummary?
+    public var metrics: SquadScores
+    public var seconds: [String: Double]
+    public var savedCheckpoint: String?
+}
+
+public struct SquadPrediction: Sendable {
+    public var text: String                   // the answer (after the null threshold for v2.0)
+    public var nonNull: String                // the best non-null span ("" when none is valid)
+    public var nullOdds: Double?              // v2.0: null score - best non-null score
+}
+
+public enum Squad {
+    /// --version as a SquadVersion, or a one-line error.
+    public static func version(_ s: String) throws -> SquadVersion {
+        guard let v = SquadVersion(rawValue: s) else { throw SquadError("--version must be 1.1 or 2.0, got '\(s)'") }
+        return v
+    }
+
+    static func validate(_ o: SquadOptions) throws {
+        func check(_ ok: Bool, _ msg: String) throws { if !ok { throw SquadError(msg) } }
+        let v = try version(o.version)
+        try check(o.epochs >= 0, "--epochs must be >= 0, got \(o.epochs)")
+        try check(o.lr > 0 && o.lr.isFinite, "--lr must be positive, got \(o.lr)")
+        try check(o.batch >= 1, "--batch must be at least 1, got \(o.batch)")
+        try check(o.evalBatch >= 1, "--eval-batch must be at least 1, got \(o.evalBatch)")
+        try check(o.warmup >= 0, "--warmup must be >= 0, got \(o.warmup)")
+        try check(o.weightDecay >= 0, "--weight-decay must be >= 0, got \(o.weightDecay)")
+        try check(o.finetuneDropout >= 0 && o.finetuneDropout < 1, "--finetune-dropout must be in [0, 1), got \(o.finetuneDropout)")
+        try check((o.maxTrainExamples ?? 1) >= 1, "--max-train-examples must be at least 1")
+        try check((o.maxDevExamples ?? 1) >= 1, "--max-dev-examples must be at least 1")
+        try check(o.maxAnswerLen >= 1, "--max-answer-len must be at least 1, got \(o.maxAnswerLen)")
+        try check(o.nBest >= 1, "--n-best must be at least 1, got \(o.nBest)")
+        try check(o.nullThreshold.isFinite, "--null-threshold must be finite")
+        try check(o.logEvery >= 1, "--log-every must be at least 1")
+        try check(!o.bestThreshold || v == .v2, "--best-threshold needs --version 2.0 (v1.1 has no unanswerable questions)")
+    }
+
+    /// The train and dev files: explicit paths, else the defaults under the data root. There is
+    /// no SQuAD v2.0 train set in the shared data: without --train, v2.0 finetunes on
+    /// train-v2.0.json when the data root has one, else on train-v1.1.json (with a note).
+    static func files(_ o: SquadOptions, version v: SquadVersion) -> (train: String, dev: String, note: String?) {
+        let dir = DataRoot.resolve(o.dataDir) + "/squad"
+        let dev = o.dev ?? dir + (v == .v1 ? "/dev-v1.1.json" : "/dev-v2.0.json")
+        if let t = o.train { return (t, dev, nil) }
+        if v == .v1 { return (dir + "/train-v1.1.json", dev, nil) }
+        if FileManager.default.fileExists(atPath: dir + "/train-v2.0.json") { return (dir + "/train-v2.0.json", dev, nil) }
+        return (dir + "/train-v1.1.json", dev,
+                "no SQuAD v2.0 train set in \(dir): finetuning on train-v1.1.json (answerable questions only; the model never sees an unanswerable question). Pass --train for another file.")
+    }
+
+    static func summary(_ ds: SquadDataset, _ f: SquadFeatures, training: Bool) -> SquadDataSummary {
+        var skipped = ds.skipped
+        for (k, v) in f.skipped { skipped[k, default: 0] += v }
+        let used = ds.examples.count - f.skipped.values.reduce(0, +)
+        return SquadDataSummary(file: ds.path, sha256: ds.sha256, bytes: ds.bytes, fileVersion: ds.fileVersion,
+                                questionsInFile: ds.questionsInFile, questionsUsed: used, contexts: ds.contexts.count,
+                                features: f.features.count, truncatedQuestions: f.truncatedQuestions, skipped: skipped,
+                                skippedTotal: skipped.values.reduce(0, +), answerStartMismatches: ds.answerStartMismatches,
+                                answersOutsideWindow: training ? f.outOfWindow : nil)
+    }
+
+    /// Start and end logits of every feature (unpadded), batched longest first.
+    public static func logits(_ model: BertModel, _ features: [SquadFeature], batch: Int, padId: Int32,
+                              progress: ((Int, Int) throws -> Void)? = nil) rethrows -> [(start: [Float], end: [Float])] {
+        var out = [(start: [Float], end: [Float])](repeating: ([], []), count: features.count)
+        let order = features.indices.sorted { (features[$0].length, $1) > (features[$1].length, $0) }
+        var done = 0
+        while done < order.count {
+            let chunk = Array(order[done..<min(done + batch, order.count)])
+            let b = SquadFeatures.batch(chunk.map { features[$0] }, padId: padId)
+            let tape = Tape(recording: false)
+            let (s, e) = model.qaLogits(tape, model.encode(tape, b), batchSize: b.batchSize)
+            for (r, f) in chunk.enumerated() {
+                let n = features[f].length
+                out[f] = (Array(UnsafeBufferPointer(start: s.data + r * b.seqLen, count: n)),
+                          Array(UnsafeBufferPointer(start: e.data + r * b.seqLen, count: n)))
+            }
+            done += chunk.count
+            try progress?(done, order.count)
+        }
+        return out
+    }
+
+    /// Indices of the n largest values (largest first; ties: lower index first).
+    static func topN(_ x: [Float], _ n: Int) -> [Int] {
+        Array(x.indices.sorted { x[$0] > x[$1] || (x[$0] == x[$1] && $0 < $1) }.prefix(n))
+    }
+
+    /// The answer of every example from the features' logits.
+    public static func postprocess(_ ds: SquadDataset, _ feats: SquadFeatures, _ logits: [(start: [Float], end: [Float])],
+                                   version: SquadVersion, nBest: Int, maxAnswerLen: Int, nullThreshold: Double) -> [SquadPrediction] {
+        ds.examples.indices.map { e in
+            var best: (score: Double, f: Int, i: Int, j: Int)? = nil
+            var nullScore = Double.infinity
+            for f in feats.ofExample[e] {
+                let ft = feats.features[f], (s, en) = logits[f]
+                nullScore = min(nullScore, Double(s[0]) + Double(en[0]))
+                let ends = topN(en, nBest)
+                for i in topN(s, nBest) {
+                    let ci = i - ft.contextStart
+                    guard ci >= 0 && ci < ft.docLength && ft.maxContext[ci] else { continue }
+                    for j in ends {
+                        let cj = j - ft.contextStart
+                        guard cj >= ci && cj < ft.docLength && j - i + 1 <= maxAnswerLen else { continue }
+                        let score = Double(s[i]) + Double(en[j])
+                        if best == nil || score > best!.score { best = (score, f, i, j) }
+                    }
+                }
+            }
+            var text = ""
+            if let b = best {
+                let ft = feats.features[b.f], ctx = feats.contextTokens[ds.examples[e].context]
+                let a = Int(ctx.starts[ft.docStart + b.i - ft.contextStart]), z = Int(ctx.ends[ft.docStart + b.j - ft.contextStart])
+                text = ds.contextText(ds.examples[e].context, a, z)
+            }
+            guard version == .v2 else { return SquadPrediction(text: text, nonNull: text, nullOdds: nil) }
+            // no window or no valid span: only the null answer is possible
+            let odds = best.map { nullScore - $0.score } ?? Double.greatestFiniteMagnitude
+            return SquadPrediction(text: odds > nullThreshold ? "" : text, nonNull: text, nullOdds: odds)
+        }
+    }
+
+    public struct Output {
+        public var result: SquadResult
+        public var predictions: [String: String]
+        public var nullOdds: [String: Double]?
+    }
+
+    /// Validate, finetune (unless --epochs 0), predict and score; writes nothing.
+    /// `runDir` is where the Trainer writes (caller deletes it).
+    public static func finetuneAndEvaluate(checkpoint: String, options o: SquadOptions, runDir: String,
+                                           log: @escaping (String) -> Void) throws -> Output {
+        let began = Date()
+        try validate(o)
+        let v = try version(o.version)
+        let ck = try Checkpoint.load(checkpoint, head: .qa, seed: o.seed)
+        let model = ck.model
+        try o.features.validate(maxPositions: model.config.maxPositions)
+        let tok = try WordPieceTokenizer(vocab: ck.vocab)
+        let (trainPath, devPath, note) = files(o, version: v)
+        let dev = try SquadData.load(devPath, version: v, purpose: .evaluation, limit: o.maxDevExamples)
+        let train = o.epochs > 0 ? try SquadData.load(trainPath, version: v, purpose: .training, limit: o.maxTrainExamples) : nil
+        if let note, train != nil { log("note: " + note) }
+        if o.epochs == 0, let f = try? HDF5File.open(checkpoint), !f.contains("qa_outputs.weight") {
+            log("note: --epochs 0 with an MLM checkpoint: the QA head is untrained (random)")
+        }
+        let devFeatures = SquadFeatures.build(dev, tokenizer: tok, options: o.features, training: false, log: log)
+        let trainFeatures = train.map { SquadFeatures.build($0, tokenizer: tok, options: o.features, training: true, log: log) }
+        let loaded = Date()
+        var result = SquadResult(checkpoint: checkpoint, version: v.rawValue, options: o, modelConfig: model.config,
+                                 train: nil, trainNote: train != nil ? note : nil,
+                                 dev: summary(dev, devFeatures, training: false), finetune: nil,
+                                 metrics: SquadScores(exact: 0, f1: 0, total: 0), seconds: [:], savedCheckpoint: nil)
+        log("SQuAD v\(v.rawValue): dev \(devPath): \(dev.examples.count) questions, \(devFeatures.features.count) features"
+            + (dev.skippedTotal > 0 ? ", \(dev.skippedTotal) skipped" : ""))
+
+        if let train, let tf = trainFeatures {
+            result.train = summary(train, tf, training: true)
+            guard !tf.features.isEmpty else { throw SquadError("\(trainPath): no usable training questions") }
+            let data = SquadTrainData(features: tf.features, epochs: o.epochs, batchSize: o.batch, seed: o.seed, padId: tok.padId)
+            let steps = data.steps
+            let warmup = o.warmup < 1 ? Int((o.warmup * Float(steps)).rounded()) : Int(o.warmup)
+            var topt = TrainerOptions(steps: steps, schedule: LRSchedule(peak: o.lr, warmupSteps: warmup, totalSteps: steps, decay: .linear),
+                                      hiddenDropout: o.finetuneDropout, attentionDropout: o.finetuneDropout, seed: o.seed)
+            topt.adamw.weightDecay = o.weightDecay
+            topt.logEvery = o.logEvery
+            log("finetuning on \(trainPath): \(result.train!.questionsUsed) questions, \(tf.features.count) features, "
+                + "\(o.epochs) epoch(s) = \(steps) steps of \(o.batch), lr \(o.lr), warmup \(warmup), dropout \(o.finetuneDropout)"
+                + (result.train!.skippedTotal > 0 ? "; \(result.train!.skippedTotal) questions skipped" : ""))
+            let trainer = Trainer(model: model, vocab: ck.vocab, data: data, options: topt, runDir: runDir,
+                                  loss: { tape, model, item, plan in
+                                      model.qaLoss(tape, item.batch, start: item.start, end: item.end, dropout: plan)
+                                  })
+            trainer.log = log
+            let t0 = Date()
+            let s = try trainer.run()
+            if s.reason == .interrupted {
+                throw SquadError("finetuning interrupted (SIGINT) after step \(s.steps) of \(steps); nothing written")
+            }
+            if !o.save { log("the finetuned weights are not kept (temporary run directory); --save keeps them") }
+            let losses = readLosses(runDir + "/metrics.jsonl")
+            let reason = s.reason == .budget ? "completed \(o.epochs) epoch(s)" : s.reason.rawValue
+            result.finetune = SquadFinetuneSummary(steps: s.steps, epochs: o.epochs, tokens: s.tokens, stopReason: reason,
+                                                   warmupSteps: warmup, hiddenDropout: o.finetuneDropout,
+                                                   attentionDropout: o.finetuneDropout, firstLoss: losses.first?[1],
+                                                   lastLoss: losses.last?[1], losses: losses, seconds: Date().timeIntervalSince(t0))
+        }
+
+        let t1 = Date()
+        var lastShown = Date()
+        let lg = try logits(model, devFeatures.features, batch: o.evalBatch, padId: tok.padId) { done, total in
+            // after finetuning the Trainer's SIGINT handler is installed: honour it here too
+            if Interrupt.requested { throw SquadError("interrupted (SIGINT) during evaluation; nothing written") }
+            if Date().timeIntervalSince(lastShown) > 10 || done == total {
+                lastShown = Date()
+                log(String(format: "SQuAD eval: %d/%d features (%.0f%%)", done, total, 100 * Double(done) / Double(max(total, 1))))
+            }
+        }
+        let preds = postprocess(dev, devFeatures, lg, version: v, nBest: o.nBest, maxAnswerLen: o.maxAnswerLen,
+                                nullThreshold: o.nullThreshold)
+        let items = zip(dev.examples, preds).map {
+            SquadMetrics.Item(id: $0.id, answers: $0.answers.map(\.text), prediction: $1.text, nullOdds: $1.nullOdds, nonNullPrediction: $1.nonNull)
+        }
+        result.metrics = SquadMetrics.evaluate(items, version: v, bestThreshold: o.bestThreshold)
+        result.seconds = ["load": loaded.timeIntervalSince(began), "finetune": result.finetune?.seconds ?? 0,
+                          "evaluate": Date().timeIntervalSince(t1), "total": Date().timeIntervalSince(began)]
+        var predictions: [String: String] = [:], odds: [String: Double] = [:]
+        for (ex, p) in zip(dev.examples, preds) { predictions[ex.id] = p.text; odds[ex.id] = p.nullOdds }
+        return Output(result: result, predictions: predictions, nullOdds: v == .v2 ? odds : nil)
+    }
+
+    /// (step, train_loss) of each metrics.jsonl line.
+    static func readLosses(_ path: String) -> [[Double]] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { line in
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let step = (o["step"] as? NSNumber)?.doubleValue, let loss = (o["train_loss"] as? NSNumber)?.doubleValue else { return nil }
+            return [step, loss]
+        }
+    }
+
+    /// The whole command: finetune in a temporary run directory, evaluate, write the results
+    /// (and with --save the finetuned checkpoint). Returns the result and the squad.json path.
+    public static func run(checkpoint: String, options o: SquadOptions, resultsRoot: String = "results",
+                           log: @escaping (String) -> Void) throws -> (result: SquadResult, path: String) {
+        let fm = FileManager.default
+        let tmp = fm.temporaryDirectory.appendingPathComponent("droplab-squad-\(UUID().uuidString)").path
+        defer { try? fm.removeItem(atPath: tmp) }
+        var out = try finetuneAndEvaluate(checkpoint: checkpoint, options: o, runDir: tmp, log: log)
+        let dir = Results.directory(for: checkpoint, root: resultsRoot)
+        if o.save, out.result.finetune != nil {
+            let keep = dir + "/squad-run", staging = dir + "/.squad-run-\(UUID().uuidString)"
+            try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
+            do {
+                for name in ["last.h5", "metrics.jsonl"] where fm.fileExists(atPath: tmp + "/" + name) {
+                    try fm.copyItem(atPath: tmp + "/" + name, toPath: staging + "/" + name)
+                }
+                if fm.fileExists(atPath: keep) { try fm.removeItem(atPath: keep) }
+                try fm.moveItem(atPath: staging, toPath: keep)
+            } catch {
+                try? fm.removeItem(atPath: staging)
+                throw error
+            }
+            out.result.savedCheckpoint = keep + "/last.h5"
+            log("finetuned checkpoint saved to \(keep)/last.h5")
+        }
+        try Results.write(out.predictions, name: "squad-predictions", checkpoint: checkpoint, root: resultsRoot)
+        if let odds = out.nullOdds { try Results.write(odds, name: "squad-null-odds", checkpoint: checkpoint, root: resultsRoot) }
+        let path = try Results.write(out.result, name: "squad", checkpoint: checkpoint, root: resultsRoot)
+        return (out.result, path)
+    }
+}
