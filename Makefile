@@ -22,7 +22,7 @@ build: setup
 # The main job: pretrain a `mini` BERT without dropout on the default corpus (Wikipedia
 # shards under ../shared/data/wiki_en), about 10 minutes on 2 cores.
 demo: build
-	$(DROPLAB) pretrain --dropout 0.0 --preset mini --tokens 2000000 --eval-every 100 --out checkpoints/demo-p0.0
+	$(DROPLAB) pretrain --dropout 0.0 --preset mini --tokens 3000000 --eval-every 100 --out checkpoints/demo-p0.0
 
 test: setup
 	$(SWIFT) test $(RELEASE) --disable-swift-testing

@@ -3,7 +3,7 @@
 
 public final class Tape {
     public var recording: Bool
-    private var backwards: [() -> Void] = []
+    private var backwards: [(out: Tensor, run: () -> Void)] = []
 
     public init(recording: Bool = true) { self.recording = recording }
 
@@ -15,16 +15,20 @@ public final class Tape {
     /// Register `out` as differentiable and push its backward closure.
     @inline(__always) func record(_ out: Tensor, _ backward: @escaping () -> Void) {
         out.requiresGrad = true
-        backwards.append(backward)
+        backwards.append((out, backward))
     }
 
-    /// Seed d(loss)/d(loss) = 1 and run every recorded backward step in reverse order.
-    /// The tape is cleared afterwards (intermediate buffers are released).
+    /// Seed d(loss)/d(loss) = 1 and run every recorded backward step in reverse order. Each
+    /// step is dropped once it has run, and so is its output's gradient (all consumers have
+    /// already contributed to it) unless the output `retainsGrad`: memory falls as backward
+    /// proceeds. Leaves (parameters, inputs) keep their gradients.
     public func backward(_ loss: Tensor, seed: Float = 1) {
         precondition(loss.count == 1, "backward needs a scalar loss, got \(loss.shape)")
         loss.grad[0] += seed
-        for f in backwards.reversed() { f() }
-        backwards.removeAll(keepingCapacity: true)
+        while let step = backwards.popLast() {
+            step.run()
+            if !step.out.retainsGrad { step.out.releaseGrad() }
+        }
     }
 
     /// Drop recorded steps without running them.

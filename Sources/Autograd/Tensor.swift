@@ -62,6 +62,15 @@ public final class Tensor {
 
     public var hasGrad: Bool { gradPointer != nil }
 
+    /// Keep this op output's gradient after backward (for attributions over activations).
+    public var retainsGrad = false
+
+    /// Free an owned gradient buffer (views of other memory are left alone).
+    func releaseGrad() {
+        guard gradStorage != nil else { return }
+        gradStorage = nil; gradPointer = nil
+    }
+
     /// Gradient buffer, allocated zeroed on first access.
     public var grad: UnsafeMutablePointer<Float> {
         if let g = gradPointer { return g }

@@ -126,6 +126,10 @@ public final class Trainer<Data: TrainingData> {
     }
 
     public func save(to path: String) throws {
+        let w = model.params.values.pointer
+        for i in 0..<model.params.totalCount where !w[i].isFinite {
+            throw TrainerError("weights are not finite after step \(step): stopping; last good checkpoint kept at \(lastCheckpoint)")
+        }
         let state = TrainerState(step: step, tokens: tokens, cursor: data.cursor, options: options)
         let enc = JSONEncoder()
         enc.outputFormatting = .sortedKeys   // byte-identical state for identical runs

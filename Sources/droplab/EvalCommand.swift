@@ -17,10 +17,11 @@ struct EvalCommand: ParsableCommand {
         @Option(help: "Validation sequences to score.") var sequences = 1024
         @Option(help: "Masking seed.") var maskSeed: UInt64 = 12345
         @Option(help: "Share of documents held out (must match pretraining's --val-fraction).") var valFraction = 0.005
+        @Option(help: "Cache directory for token shards.") var cacheDir = "checkpoints/cache"
         @Option(help: "Results root directory.") var results = "results"
         func run() throws {
             var o = MLMEvalOptions()
-            o.corpus = corpus; o.dataDir = dataDir; o.seqLen = seqLen; o.sequences = sequences; o.maskSeed = maskSeed; o.valFraction = valFraction
+            o.corpus = corpus; o.dataDir = dataDir; o.seqLen = seqLen; o.sequences = sequences; o.maskSeed = maskSeed; o.valFraction = valFraction; o.cacheDir = cacheDir
             let r = try MLMEval.run(checkpoint: checkpoint, options: o, log: log)
             let path = try Results.write(r, name: "mlm", checkpoint: checkpoint, root: results)
             print(String(format: "mlm: loss %.4f  perplexity %.2f  accuracy %.4f  (%d masked tokens)  -> %@",

@@ -109,6 +109,8 @@ final class CheckpointFormatTests: XCTestCase {
         XCTAssertEqual(ok.status, 0, ok.stderr)
         XCTAssertTrue(ok.stdout.contains("bert.encoder.layer.1.intermediate.dense.weight"))
         XCTAssertTrue(ok.stdout.contains("[32, 16]"))
+        XCTAssertTrue(ok.stdout.contains("training state: step 12, tokens 3456"), ok.stdout)
+        XCTAssertTrue(ok.stdout.contains("dropout: hidden 0.1 attention 0.1"), ok.stdout)
         assertOneLineError(try runDroplab(["inspect", dir + "/nope.h5"]), contains: ["nope.h5", "no such file"])
         try "x".write(toFile: dir + "/bad.h5", atomically: true, encoding: .utf8)
         assertOneLineError(try runDroplab(["inspect", dir + "/bad.h5"]), contains: ["bad.h5", "not an HDF5 file"])

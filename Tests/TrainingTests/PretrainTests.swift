@@ -39,6 +39,29 @@ final class PretrainTests: XCTestCase {
         // the run dir records the dropout in force and the resolved config
         XCTAssertEqual(m.last?["hidden_dropout"] as? Double, 0)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/run/config.json"))
+
+        // eval mlm on the same held-out sequences and masks reproduces the final validation loss
+        let e = try runDroplab(["eval", "mlm", dir + "/run/last.h5", "--corpus", corpus, "--seq-len", "64", "--sequences", "32",
+                                "--val-fraction", "0.15", "--cache-dir", dir + "/cache", "--results", dir + "/results"])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/results/run/mlm.json"))) as! [String: Any]
+        let metrics = json["metrics"] as! [String: Any]
+        XCTAssertEqual(metrics["loss"] as! Double, val.last!, accuracy: 1e-4)
+        XCTAssertEqual(metrics["perplexity"] as! Double, exp(metrics["loss"] as! Double), accuracy: 1e-6)
+        XCTAssertGreaterThan(metrics["accuracy"] as! Double, 0.05)
+        XCTAssertGreaterThan(metrics["maskedTokens"] as! Int, 200)
+    }
+
+    func testNonFiniteLossStopsAndKeepsLastGoodCheckpoint() throws {
+        let dir = try temporaryDirectory(self)
+        let corpus = try TestData.wikiSample(bytes: 300_000, in: dir)
+        // an absurd learning rate overflows the weights after the first update
+        let r = try runDroplab(args(dir, corpus: corpus, out: dir + "/run", tokens: 20 * 512,
+                                    extra: ["--lr", "1e38", "--warmup", "0", "--save-every", "1", "--decay", "constant"]))
+        assertOneLineError(r, contains: ["step 1", "stopping; last good checkpoint kept"])
+        // no non-finite checkpoint was written, and no temporary file is left behind
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir + "/run")
+        XCTAssertFalse(files.contains { $0.hasSuffix(".h5") || $0.contains(".tmp") }, "\(files)")
     }
 
     func testEndOfDataStopsSingleEpoch() throws {

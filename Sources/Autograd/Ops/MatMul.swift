@@ -87,10 +87,12 @@ extension Tape {
     }
 }
 
-/// into[c] += sum_r x[r, c]
+/// into[c] += sum_r x[r, c] (columns split across threads)
 func sumRows(_ x: UnsafePointer<Float>, rows: Int, cols: Int, into: UnsafeMutablePointer<Float>) {
-    for r in 0..<rows {
-        let row = x + r * cols
-        for c in 0..<cols { into[c] += row[c] }
+    Parallel.forEach(cols, grain: rows * cols >= 1 << 18 ? 64 : cols) { cs in
+        for r in 0..<rows {
+            let row = x + r * cols
+            for c in cs { into[c] += row[c] }
+        }
     }
 }
