@@ -34,3 +34,46 @@ public func normalCdfPdf(_ x: Float) -> (cdf: Float, pdf: Float) {
     let erf = x < 0 ? -erfAbs : erfAbs
     return (0.5 * (1 + erf), g * 0.398_942_280_401_432_7)
 }
+
+// Reductions with 8 independent lanes: Swift does not reassociate float sums, so a plain
+// `s += x[i]` loop is one long dependency chain; these keep eight.
+
+/// sum of x[0..<n]
+@inline(__always)
+public func vsum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = SIMD8<Float>(repeating: 0)
+    var i = 0
+    while i + 8 <= n { acc += UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self); i += 8 }
+    var s = acc.sum()
+    while i < n { s += x[i]; i += 1 }
+    return s
+}
+
+/// sum of a[i] * b[i]
+@inline(__always)
+public func vdot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = SIMD8<Float>(repeating: 0)
+    var i = 0
+    while i + 8 <= n {
+        acc += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self) * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
+        i += 8
+    }
+    var s = acc.sum()
+    while i < n { s += a[i] * b[i]; i += 1 }
+    return s
+}
+
+/// max of x[0..<n] (n > 0)
+@inline(__always)
+public func vmax(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    var m0 = x[0], m1 = x[0], m2 = x[0], m3 = x[0], m4 = x[0], m5 = x[0], m6 = x[0], m7 = x[0]
+    var i = 0
+    while i + 8 <= n {
+        m0 = Swift.max(m0, x[i]); m1 = Swift.max(m1, x[i + 1]); m2 = Swift.max(m2, x[i + 2]); m3 = Swift.max(m3, x[i + 3])
+        m4 = Swift.max(m4, x[i + 4]); m5 = Swift.max(m5, x[i + 5]); m6 = Swift.max(m6, x[i + 6]); m7 = Swift.max(m7, x[i + 7])
+        i += 8
+    }
+    var m = Swift.max(Swift.max(Swift.max(m0, m1), Swift.max(m2, m3)), Swift.max(Swift.max(m4, m5), Swift.max(m6, m7)))
+    while i < n { m = Swift.max(m, x[i]); i += 1 }
+    return m
+}

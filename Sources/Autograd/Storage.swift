@@ -17,6 +17,9 @@ public final class Storage {
     deinit { StoragePool.give(pointer, StoragePool.bucket(count)) }
 
     public var buffer: UnsafeMutableBufferPointer<Float> { .init(start: pointer, count: count) }
+
+    /// Return every recycled block to the system (between unrelated jobs, e.g. two models).
+    public static func drainPool() { StoragePool.drain() }
 }
 
 /// Free list of blocks keyed by element count. Not thread-safe: allocation happens on the
@@ -41,8 +44,7 @@ enum StoragePool {
         pooledFloats += count
     }
 
-    /// Return every pooled block to the system (e.g. between unrelated jobs).
-    public static func drain() {
+    static func drain() {
         for (_, ps) in free { for p in ps { p.deallocate() } }
         free = [:]; pooledFloats = 0
     }

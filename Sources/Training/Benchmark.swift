@@ -35,6 +35,7 @@ public enum Benchmark {
 
     /// Forward-only tokens/s (no tape), as evaluators run the model.
     public static func inference(preset: String, vocabSize: Int, seqLen: Int = 128, batch: Int = 32, repeats: Int = 3) throws -> Double {
+        Storage.drainPool()
         let model = BertModel(config: try BertConfig(preset: preset, vocabSize: vocabSize))
         model.initialize(seed: 1)
         var rng = RNG(seed: 3)
@@ -50,16 +51,34 @@ public enum Benchmark {
         return Double(batch * seqLen) / best
     }
 
+    /// Bytes a training step needs by construction: parameters, gradients and two AdamW
+    /// moments (16 bytes per parameter), plus the activations the tape keeps for backward
+    /// (what the kernels save: projections, attention probabilities (twice with dropout),
+    /// dropout masks, FFN activations, LayerNorm outputs, the MLM head at masked rows).
+    public static func analyticNeedBytes(_ c: BertConfig, batch B: Int, seqLen T: Int, dropout p: Float,
+                                         maskedFraction: Double = 0.15) -> Double {
+        let N = Double(B * T), C = Double(c.hiddenSize), F = Double(c.intermediateSize)
+        let drop = p > 0 ? 2.0 : 0.0                      // mask + output per dropout site
+        let probs = Double(B * c.numHeads * T * T) * (p > 0 ? 2 : 1)
+        let perLayer = N * C * (3 + 1 + 1 + drop + 1 + 1 + 1 + drop + 1 + 1) + 2 * N * F + probs
+        let embeddings = N * C * (3 + 2 + 1 + drop)
+        let M = maskedFraction * N
+        let head = M * C * 4 + M * Double(c.vocabSize)
+        let params = Double(BertModel.parameterSpecs(c, head: .mlm).reduce(0) { $0 + $1.shape.reduce(1, *) })
+        return 16 * params + 4 * (Double(c.numLayers) * perLayer + embeddings + head)
+    }
+
     /// Peak resident set size of this process so far, in MB.
     public static func peakRSSMegabytes() -> Double {
         var u = rusage()
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
-        return Double(u.ru_maxrss) / 1024
+        return Double(u.ru_maxrss) * 1024 / 1e6   // ru_maxrss is in KiB
     }
 
     /// Time `steps` optimizer steps (after `warmup` untimed ones) of MLM training.
     public static func trainingStep(preset: String, vocabSize: Int, seqLen: Int = 128, batch: Int = 32, dropout: Float,
                                     steps: Int = 5, warmup: Int = 2) throws -> (tokensPerSecond: Double, secondsPerStep: Double) {
+        Storage.drainPool()   // buffers of earlier measurements do not count towards this one's memory
         var config = try BertConfig(preset: preset, vocabSize: vocabSize)
         config.hiddenDropout = dropout; config.attentionDropout = dropout
         let model = BertModel(config: config)

@@ -31,7 +31,9 @@ struct BenchCommand: ParsableCommand {
         var tokenizer_mb_s: Double?
         var checkpoint_write_mb_s: Double?
         var checkpoint_read_mb_s: Double?
-        var peak_rss_mb: Double = 0
+        var peak_rss_mb: Double = 0        // whole run
+        var train_peak_rss_mb: Double = 0  // after the training configurations
+        var analytic_need_mb: Double = 0   // of the largest training configuration
     }
 
     func say(_ s: String) { if !json { print(s) } else { log(s) } }
@@ -58,6 +60,11 @@ struct BenchCommand: ParsableCommand {
                 say(String(format: "inference %@ V%d: %.0f tokens/s", preset, v, inf))
             }
         }
+        r.train_peak_rss_mb = Benchmark.peakRSSMegabytes()
+        r.analytic_need_mb = try presets.flatMap { p in try vocabSizes.flatMap { v in try dropouts.map { d in
+            Benchmark.analyticNeedBytes(try BertConfig(preset: p, vocabSize: v), batch: batch, seqLen: seqLen, dropout: d) / 1e6 } } }.max() ?? 0
+        say(String(format: "training peak RSS: %.0f MB (analytic need %.0f MB, ratio %.2f)", r.train_peak_rss_mb, r.analytic_need_mb,
+                   r.train_peak_rss_mb / max(r.analytic_need_mb, 1)))
         // tokenizer: the first 5 MB of Wikipedia with a vocabulary learned from it
         let shard = DataRoot.resolve(dataDir) + "/wiki_en/enwiki2015_wikiextractor_shard0.txt.gz"
         if FileManager.default.fileExists(atPath: shard) {

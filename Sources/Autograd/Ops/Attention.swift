@@ -46,8 +46,7 @@ extension Tape {
                     for i in 0..<T {
                         let pr = P + i * T, pd = Pd + i * T, d = dS + i * T
                         if p > 0 { for j in 0..<T { d[j] = pd[j] != 0 ? d[j] * keep : 0 } }
-                        var dot: Float = 0
-                        for j in 0..<T { dot += d[j] * pr[j] }
+                        let dot = vdot(d, pr, T)
                         for j in 0..<T { d[j] = scale * pr[j] * (d[j] - dot) }
                     }
                     sgemm(false, false, T, HS, T, 1, dS, k.data + off, 1, dq + off, lda: T, ldb: C, ldc: C, parallel: false)
@@ -72,11 +71,9 @@ func forEachHead(_ n: Int, _ body: (Int, Int) -> Void) {
 /// In-place softmax of one row of length n, plus an optional additive mask row.
 @inline(__always)
 func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int, mask: UnsafePointer<Float>?) {
-    var mx = -Float.infinity
     if let mask { for j in 0..<n { x[j] += mask[j] } }
-    for j in 0..<n { mx = Swift.max(mx, x[j]) }
-    var sum: Float = 0
-    for j in 0..<n { let e = fastExp(x[j] - mx); x[j] = e; sum += e }
-    let inv = 1 / sum
+    let mx = vmax(x, n)
+    for j in 0..<n { x[j] = fastExp(x[j] - mx) }
+    let inv = 1 / vsum(x, n)
     for j in 0..<n { x[j] *= inv }
 }

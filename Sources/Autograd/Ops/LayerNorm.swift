@@ -11,14 +11,11 @@ extension Tape {
         Parallel.forEach(R, grain: 256) { rows in
             for r in rows {
                 let xr = x.data + r * C, yr = out.data + r * C
-                var m: Float = 0
-                for c in 0..<C { m += xr[c] }
-                m /= Float(C)
-                var v: Float = 0
-                for c in 0..<C { let d = xr[c] - m; v += d * d }
-                let s = 1 / (v / Float(C) + eps).squareRoot()
+                let m = vsum(xr, C) / Float(C)
+                for c in 0..<C { yr[c] = xr[c] - m }                       // centred, then scaled in place
+                let s = 1 / (vdot(yr, yr, C) / Float(C) + eps).squareRoot()
                 mean[r] = m; rstd[r] = s
-                for c in 0..<C { yr[c] = (xr[c] - m) * s * gamma.data[c] + beta.data[c] }
+                for c in 0..<C { yr[c] = yr[c] * s * gamma.data[c] + beta.data[c] }
             }
         }
         if needsGrad(x, gamma, beta) {
@@ -40,9 +37,10 @@ extension Tape {
                     for r in rows {
                         // dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dy * gamma
                         let xr = x.data + r * C, dyr = dy + r * C, dxr = dx + r * C, m = mean[r], s = rstd[r]
-                        var a: Float = 0, b: Float = 0
-                        for c in 0..<C { let d = dyr[c] * gamma.data[c]; a += d; b += d * (xr[c] - m) * s }
-                        a /= Float(C); b /= Float(C)
+                        let a = vdot(dyr, gamma.data, C) / Float(C)
+                        var b: Float = 0
+                        for c in 0..<C { b += dyr[c] * gamma.data[c] * (xr[c] - m) }
+                        b *= s / Float(C)
                         for c in 0..<C { dxr[c] += s * (dyr[c] * gamma.data[c] - a - (xr[c] - m) * s * b) }
                     }
                 }
