@@ -13,6 +13,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
@@ -27,8 +28,10 @@ let package = Package(
         .target(name: "Training", dependencies: ["CBLAS", "Autograd", "BERT", "Checkpoint", "Text"], swiftSettings: fast),
         .target(name: "Evaluators", dependencies: ["Autograd", "BERT", "Checkpoint", "Text", "Training"],
                 swiftSettings: fast),
+        .target(name: "Recipes", dependencies: ["BERT", "Text", "Training", "Evaluators",
+                                                .product(name: "TOMLKit", package: "TOMLKit")]),
         .executableTarget(name: "droplab", dependencies: [
-            "Autograd", "BERT", "Checkpoint", "Text", "Training", "Evaluators",
+            "Autograd", "BERT", "Checkpoint", "Text", "Training", "Evaluators", "Recipes",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
@@ -39,6 +42,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Text", "TestSupport"]),
         .testTarget(name: "EvaluatorsTests", dependencies: ["Evaluators", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "BERT", "TestSupport"]),
+        .testTarget(name: "RecipesTests", dependencies: ["Recipes", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -103,7 +103,7 @@ public enum Squad {
         return v
     }
 
-    static func validate(_ o: SquadOptions) throws {
+    public static func validate(_ o: SquadOptions) throws {
         func check(_ ok: Bool, _ msg: String) throws { if !ok { throw SquadError(msg) } }
         let v = try version(o.version)
         try check(o.epochs >= 0, "--epochs must be >= 0, got \(o.epochs)")

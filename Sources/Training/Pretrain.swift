@@ -77,7 +77,7 @@ public enum Pretrain {
     }
 
     /// Validate flags before anything is written; errors name the flag.
-    static func validate(_ o: PretrainOptions) throws {
+    public static func validate(_ o: PretrainOptions) throws {
         func check(_ ok: Bool, _ msg: String) throws { if !ok { throw TrainerError(msg) } }
         try check(o.seqLen >= 8 && o.seqLen <= maxPositions, "--seq-len must be in 8...\(maxPositions), got \(o.seqLen)")
         try check(o.valFraction > 0 && o.valFraction < 1, "--val-fraction must be in (0, 1), got \(o.valFraction)")

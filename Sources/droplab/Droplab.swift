@@ -10,7 +10,7 @@ struct Droplab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "droplab",
         abstract: "Pretrain small BERTs at several dropout settings and evaluate what dropout does.",
-        subcommands: [PretrainCommand.self, EvalCommand.self, InspectCommand.self, ExportCommand.self, TokenizerCommand.self, BenchCommand.self])
+        subcommands: [PretrainCommand.self, EvalCommand.self, RecipeCommand.self, ReportCommand.self, InspectCommand.self, ExportCommand.self, TokenizerCommand.self, BenchCommand.self])
 }
 
 func log(_ s: String) { FileHandle.standardError.write((s + "\n").data(using: .utf8)!) }

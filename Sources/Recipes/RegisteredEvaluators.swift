@@ -1,0 +1,153 @@
+// The evaluators recipes know: thin adapters from the registry protocol to the evaluators'
+// library entry points (MLMEval.run, Blimp.run, Squad.finetuneAndEvaluate).
+
+import Evaluators
+import Foundation
+import Text
+import Training
+
+/// `[evaluators.mlm]`: held-out MLM loss/perplexity/accuracy on the pretraining corpus's
+/// validation split (the same split as pretraining; more sequences than its running check).
+public enum MLMRecipeEvaluator: RecipeEvaluator {
+    public static let name = "mlm"
+    public static var defaults: MLMEvalOptions { MLMEvalOptions() }
+    public static let managedKeys = [
+        "corpus": "the pretraining corpus", "dataDir": "the recipe's data-dir",
+        "valFraction": "the pretraining's val-fraction", "cacheDir": "the runner's cache",
+    ]
+
+    public static func resolve(_ o: inout MLMEvalOptions, explicit: Set<String>, context c: ResolveContext) {
+        o.corpus = c.pretrain.corpus
+        o.dataDir = c.dataDir
+        o.valFraction = c.pretrain.valFraction
+        o.cacheDir = ""                       // the runner's cache, set at run time (not part of the hash)
+        if !explicit.contains("seqLen") { o.seqLen = c.pretrain.seqLen }
+    }
+
+    public static func validate(_ o: MLMEvalOptions) throws {
+        guard o.sequences >= 1 else { throw OptionError(key: "sequences", "must be at least 1, got \(o.sequences)") }
+        guard o.batch >= 1 else { throw OptionError(key: "batch", "must be at least 1, got \(o.batch)") }
+        guard o.seqLen >= 8 && o.seqLen <= Pretrain.maxPositions else {
+            throw OptionError(key: "seq-len", "must be in 8...\(Pretrain.maxPositions), got \(o.seqLen)")
+        }
+    }
+
+    public static func datasets(_ o: MLMEvalOptions) -> [DatasetRef] { [] }   // the pretraining corpus, checked there
+
+    public static func run(checkpoint: String, options: MLMEvalOptions, context: JobContext) throws -> MLMEvalResult {
+        var o = options
+        o.cacheDir = context.cacheDir
+        return try MLMEval.run(checkpoint: checkpoint, options: o, log: context.log)
+    }
+
+    public static func rows(_ r: MLMEvalResult) -> [MetricRow] {
+        [MetricRow("mlm.loss", "eval mlm: validation MLM loss", r.metrics.loss, better: .lower),
+         MetricRow("mlm.perplexity", "eval mlm: perplexity", r.metrics.perplexity, better: .lower),
+         MetricRow("mlm.accuracy", "eval mlm: masked-token accuracy (%)", 100 * r.metrics.accuracy, better: .higher)]
+    }
+}
+
+/// `[evaluators.blimp]`: BLiMP minimal pairs by pseudo-log-likelihood.
+public enum BlimpRecipeEvaluator: RecipeEvaluator {
+    public static let name = "blimp"
+    public static var defaults: BlimpOptions { BlimpOptions() }
+    public static let managedKeys = ["dataDir": "the recipe's data-dir"]
+
+    public static func resolve(_ o: inout BlimpOptions, explicit: Set<String>, context c: ResolveContext) {
+        o.dataDir = c.dataDir
+    }
+
+    public static func validate(_ o: BlimpOptions) throws {
+        if let l = o.limit, l < 1 { throw OptionError(key: "limit", "must be at least 1, got \(l)") }
+        guard o.batch >= 1 else { throw OptionError(key: "batch", "must be at least 1, got \(o.batch)") }
+    }
+
+    public static func datasets(_ o: BlimpOptions) -> [DatasetRef] {
+        [DatasetRef(key: nil, path: DataRoot.resolve(o.dataDir) + "/blimp/data", directory: true, suffix: ".jsonl")]
+    }
+
+    public static func run(checkpoint: String, options: BlimpOptions, context: JobContext) throws -> BlimpResult {
+        try Blimp.run(checkpoint: checkpoint, options: options, log: context.log)
+    }
+
+    public static func rows(_ r: BlimpResult) -> [MetricRow] {
+        [MetricRow("blimp.accuracy", "BLiMP accuracy (%)", 100 * r.overall.accuracy, better: .higher)]
+            + r.perField.keys.sorted().map { f in
+                MetricRow("blimp.field.\(f)", "BLiMP \(f) (%)", 100 * r.perField[f]!.accuracy, better: .higher)
+            }
+    }
+}
+
+/// `[evaluators.squad]`: finetune on SQuAD with a fresh QA head (seeded by the job's seed),
+/// official EM/F1 on dev. The finetuned weights are not kept; predictions are.
+public enum SquadRecipeEvaluator: RecipeEvaluator {
+    public static let name = "squad"
+    public static var defaults: SquadOptions { SquadOptions() }
+    public static let managedKeys = [
+        "dataDir": "the recipe's data-dir", "seed": "the recipe's seeds",
+        "save": "finetuned weights are not kept by recipes",
+    ]
+    public static let aliases = ["maxSeqLen": ["features", "maxSeqLen"], "docStride": ["features", "docStride"],
+                                 "maxQueryLen": ["features", "maxQueryLen"]]
+
+    public static func resolve(_ o: inout SquadOptions, explicit: Set<String>, context c: ResolveContext) {
+        o.dataDir = c.dataDir
+        o.seed = c.seed
+    }
+
+    public static func validate(_ o: SquadOptions) throws {
+        do {
+            try Squad.validate(o)
+            try o.features.validate(maxPositions: Pretrain.maxPositions)
+        } catch let e as SquadError {
+            // the messages name the flag: "--max-seq-len must be ..."
+            throw OptionError(key: RecipeErrors.flag(in: e.description), e.description)
+        }
+    }
+
+    public static func datasets(_ o: SquadOptions) -> [DatasetRef] {
+        let dir = DataRoot.resolve(o.dataDir) + "/squad"
+        let v1 = o.version != "2.0"
+        var out = [DatasetRef(key: o.dev == nil ? nil : "dev", path: o.dev ?? dir + (v1 ? "/dev-v1.1.json" : "/dev-v2.0.json"))]
+        if o.epochs > 0 {
+            let train = o.train ?? (v1 || !FileManager.default.fileExists(atPath: dir + "/train-v2.0.json")
+                                    ? dir + "/train-v1.1.json" : dir + "/train-v2.0.json")
+            out.insert(DatasetRef(key: o.train == nil ? nil : "train", path: train), at: 0)
+        }
+        return out
+    }
+
+    public static func run(checkpoint: String, options: SquadOptions, context: JobContext) throws -> SquadResult {
+        let fm = FileManager.default
+        let runDir = context.directory + "/finetune"
+        try? fm.removeItem(atPath: runDir)
+        defer { try? fm.removeItem(atPath: runDir) }
+        let out = try Squad.finetuneAndEvaluate(checkpoint: checkpoint, options: options, runDir: runDir, log: context.log)
+        try Canonical.json(out.predictions, pretty: true).write(to: URL(fileURLWithPath: context.directory + "/predictions.json"), options: .atomic)
+        if let odds = out.nullOdds {
+            try Canonical.json(odds, pretty: true).write(to: URL(fileURLWithPath: context.directory + "/null-odds.json"), options: .atomic)
+        }
+        return out.result
+    }
+
+    public static func rows(_ r: SquadResult) -> [MetricRow] {
+        let v = "SQuAD v\(r.version)"
+        var rows = [MetricRow("squad.exact", "\(v) EM", r.metrics.exact, better: .higher),
+                    MetricRow("squad.f1", "\(v) F1", r.metrics.f1, better: .higher)]
+        if let e = r.metrics.hasAnsExact, let f = r.metrics.hasAnsF1 {
+            rows += [MetricRow("squad.hasans.exact", "\(v) HasAns EM", e, better: .higher),
+                     MetricRow("squad.hasans.f1", "\(v) HasAns F1", f, better: .higher)]
+        }
+        if let e = r.metrics.noAnsExact { rows.append(MetricRow("squad.noans.exact", "\(v) NoAns EM", e, better: .higher)) }
+        return rows
+    }
+}
+
+enum RecipeErrors {
+    /// The first `--flag` in a message, as a recipe key ("--seq-len must ..." -> "seq-len").
+    static func flag(in message: String) -> String? {
+        guard let r = message.range(of: "--") else { return nil }
+        let name = message[r.upperBound...].prefix { $0.isLowercase || $0.isNumber || $0 == "-" }
+        return name.isEmpty ? nil : String(name)
+    }
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import Foundation
+import Recipes
+
+struct RecipeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "recipe",
+        abstract: "Run a study recipe (recipes/*.toml): pretraining per variant and seed, then its evaluators.",
+        subcommands: [Run.self, List.self])
+
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "run",
+            abstract: "Resolve a recipe into jobs and run those not done, one after another.",
+            discussion: """
+                Job directories are <root>/recipes/<recipe>/<kind>-<hash of the resolved config>/: finished jobs \
+                (done.json) are skipped, an interrupted pretraining resumes from its last.h5. The recipe is checked \
+                completely (keys, values, presets, datasets) before any job starts.
+                """)
+        @Argument(help: "Recipe file (TOML).") var recipe: String
+        @Flag(help: "List the jobs and their state; run nothing.") var dryRun = false
+        @Option(parsing: .upToNextOption,
+                help: "Only these jobs (and the pretraining they need): a name part (pretrain, nodrop, seed0), a glob over kind/variant/seedN, or a job directory name.")
+        var only: [String] = []
+        @Option(help: "Checkpoints root: jobs in <root>/recipes/<recipe>/, caches in <root>/cache.") var root = "checkpoints"
+
+        func run() throws {
+            let r = try Recipe(path: recipe)
+            let runner = RecipeRunner(recipe: r, root: root, log: log)
+            let selected = try runner.select(only)
+            if dryRun { print(runner.listing(selected)); return }
+            log(runner.listing(selected))
+            do {
+                let s = try runner.run(selected)
+                print("recipe \(r.name): \(selected.count) jobs: \(s.ran) run, \(s.skipped) already done; report: droplab report \(recipe)"
+                      + (root == "checkpoints" ? "" : " --root \(root)"))
+            } catch let e as RecipeInterrupted {
+                log(e.description)
+                throw ExitCode(130)
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list",
+            abstract: "List the recipes in a directory with their variants, seeds, evaluators and job states.")
+        @Argument(help: "Directory of recipes.") var directory = "recipes"
+        @Option(help: "Checkpoints root.") var root = "checkpoints"
+
+        func run() throws {
+            let names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".toml") }.sorted()
+            guard !names.isEmpty else { throw ValidationError("\(directory): no .toml recipes") }
+            for n in names {
+                let path = directory + "/" + n
+                do {
+                    let r = try Recipe(path: path)
+                    let runner = RecipeRunner(recipe: r, root: root, log: log)
+                    let done = r.jobs.filter { runner.state($0) == .done }.count
+                    print("\(path): \(r.variants.count) variants (\(r.variants.map(\.id).joined(separator: ", "))) x \(r.seeds.count) seeds, "
+                          + "evaluators: \(r.evaluators.map(\.evaluator.name).joined(separator: ", ")); \(done)/\(r.jobs.count) jobs done")
+                } catch {
+                    print("\(path): invalid: \(error)")
+                }
+            }
+        }
+    }
+}
+
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "report",
+        abstract: "Write reports/<recipe>.md (tables over seeds, paired t-tests, provenance) and SVG curves from a recipe's stored results.",
+        discussion: "Reads only the job directories, so regenerating gives byte-identical files. Missing jobs are listed, not run.")
+    @Argument(help: "Recipe file (TOML).") var recipe: String
+    @Option(help: "Checkpoints root the recipe ran in.") var root = "checkpoints"
+    @Option(help: "Output directory.") var out = "reports"
+
+    func run() throws {
+        let r = try Recipe(path: recipe)
+        let runner = RecipeRunner(recipe: r, root: root, log: log)
+        let report = try Report.build(r, runner: runner, name: r.name)
+        let paths = try Report.write(report, to: out)
+        let done = r.jobs.filter { runner.state($0) == .done }.count
+        print("report: \(paths.joined(separator: ", ")) (\(done)/\(r.jobs.count) jobs done)")
+    }
+}

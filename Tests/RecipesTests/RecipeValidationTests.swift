@@ -1,0 +1,194 @@
+// Recipe checking: every mistake is found before any job starts, and the error names the
+// file, the line and the key (and its table). Also: key mapping, ordering, job hashing.
+
+import Foundation
+@testable import Recipes
+import TestSupport
+import XCTest
+
+final class RecipeValidationTests: XCTestCase {
+    var dir = ""
+
+    override func setUpWithError() throws {
+        dir = try temporaryDirectory(self)
+        // a data root with a corpus, a BLiMP paradigm and SQuAD files (only their existence matters here)
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: dir + "/data/blimp/data", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: dir + "/data/squad", withIntermediateDirectories: true)
+        try "{}\n".write(toFile: dir + "/data/blimp/data/a.jsonl", atomically: true, encoding: .utf8)
+        try "{}".write(toFile: dir + "/data/squad/train-v1.1.json", atomically: true, encoding: .utf8)
+        try "{}".write(toFile: dir + "/data/squad/dev-v1.1.json", atomically: true, encoding: .utf8)
+        try "Some text.\n".write(toFile: dir + "/corpus.txt", atomically: true, encoding: .utf8)
+    }
+
+    /// A valid recipe; `variants` and `evaluators` are appended as written (line 9 is the first of them).
+    func recipe(_ tail: String, pretrain: String = "preset = \"tiny\"") -> String {
+        """
+        seeds = [0, 1]
+        data-dir = "\(dir)/data"
+        [pretrain]
+        \(pretrain)
+        corpus = ["\(dir)/corpus.txt"]
+        tokens = 100000
+        [variants.nodrop]
+        dropout = 0.0
+        \(tail)
+        """
+    }
+
+    func load(_ text: String, name: String = "r") throws -> Recipe {
+        let path = dir + "/\(name).toml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return try Recipe(path: path)
+    }
+
+    /// The error of loading `text`; asserts it starts with `<path>:<line>: ` and contains every needle.
+    func assertError(_ text: String, line: Int, _ needles: [String], file: StaticString = #filePath, at: UInt = #line) {
+        XCTAssertThrowsError(try load(text), file: file, line: at) { e in
+            let msg = "\(e)"
+            XCTAssertTrue(msg.hasPrefix("\(dir)/r.toml:\(line): "), "expected line \(line): \(msg)", file: file, line: at)
+            for n in needles { XCTAssertTrue(msg.contains(n), "should mention '\(n)': \(msg)", file: file, line: at) }
+        }
+    }
+
+    func testValidRecipeResolvesJobs() throws {
+        let r = try load(recipe("""
+            [variants.drop]
+            label = "Dropout 0.1"
+            dropout = 0.1
+            [variants.early]
+            label = "Early dropout"
+            dropout = 0.1
+            early-dropout-fraction = 0.25
+            [evaluators.squad]
+            max-seq-len = 256
+            epochs = 1
+            [evaluators.blimp]
+            limit = 5
+            """))
+        // variants and evaluators in the order written, jobs seed-major
+        XCTAssertEqual(r.variants.map(\.id), ["nodrop", "drop", "early"])
+        XCTAssertEqual(r.variants.map(\.label), ["nodrop", "Dropout 0.1", "Early dropout"])
+        XCTAssertEqual(r.evaluators.map(\.evaluator.name), ["squad", "blimp"])
+        XCTAssertEqual(r.jobs.count, 2 * 3 * 3)
+        XCTAssertEqual(r.jobs.prefix(4).map(\.name), ["pretrain/nodrop/seed0", "squad/nodrop/seed0", "blimp/nodrop/seed0", "pretrain/drop/seed0"])
+        XCTAssertEqual(r.baseline, "nodrop")
+        // overrides on top of [pretrain] and the defaults; early dropout as a fraction of the 195 steps
+        let early = r.variant("early")!.options
+        XCTAssertEqual(early.preset, "tiny"); XCTAssertEqual(early.tokens, 100_000); XCTAssertEqual(early.dropout, 0.1)
+        XCTAssertEqual(early.earlyDropoutSteps, Int((0.25 * Double(100_000 / (32 * 128))).rounded()))
+        XCTAssertEqual(r.variant("nodrop")!.options.earlyDropoutSteps, nil)
+        // evaluator options: flattened keys, the job's seed, the recipe's data root
+        let squad = try JSONSerialization.jsonObject(with: r.jobs[1].config) as! [String: Any]
+        XCTAssertEqual((squad["features"] as! [String: Any])["maxSeqLen"] as? Int, 256)
+        XCTAssertEqual(squad["seed"] as? Int, 0)
+        XCTAssertEqual(squad["dataDir"] as? String, dir + "/data")
+        // distinct, stable hashes; an evaluator's depends on its pretraining
+        XCTAssertEqual(Set(r.jobs.map(\.hash)).count, r.jobs.count)
+        XCTAssertEqual(try load(recipe("""
+            [variants.drop]
+            label = "Dropout 0.1"
+            dropout = 0.1
+            [variants.early]
+            label = "Early dropout"
+            dropout = 0.1
+            early-dropout-fraction = 0.25
+            [evaluators.squad]
+            max-seq-len = 256
+            epochs = 1
+            [evaluators.blimp]
+            limit = 5
+            """)).jobs.map(\.hash), r.jobs.map(\.hash))
+        let other = try load(recipe("[evaluators.squad]\nmax-seq-len = 256\nepochs = 1", pretrain: "preset = \"mini\""))
+        XCTAssertNotEqual(other.jobs[1].hash, r.jobs[1].hash, "a different pretraining changes the evaluator's hash")
+    }
+
+    func testUnknownEvaluator() {
+        assertError(recipe("[evaluators.knowledge-neurons]\nlayers = 2"), line: 9,
+                    ["unknown evaluator 'knowledge-neurons'", "known: mlm, blimp, squad"])
+        assertError(recipe("[evaluators.blimpp]"), line: 9, ["unknown evaluator 'blimpp'", "did you mean 'blimp'"])
+    }
+
+    func testUnknownPreset() {
+        assertError(recipe("", pretrain: "preset = \"huge\""), line: 4, ["key 'preset' in [pretrain]", "unknown preset 'huge'"])
+        assertError(recipe("preset = \"large\""), line: 9, ["key 'preset' in [variants.nodrop]", "unknown preset 'large'"])
+    }
+
+    func testUnknownOption() {
+        assertError(recipe("dropuot = 0.1"), line: 9, ["unknown key 'dropuot' in [variants.nodrop]", "did you mean 'dropout'"])
+        assertError(recipe("", pretrain: "seqLen = 64"), line: 4, ["unknown key 'seqLen' in [pretrain]", "did you mean 'seq-len'"])
+        assertError(recipe("[evaluators.squad]\nepochs = 1\nmax-seq-lenn = 3"), line: 11,
+                    ["unknown key 'max-seq-lenn' in [evaluators.squad]", "did you mean 'max-seq-len'"])
+        assertError(recipe("[evaluators.squad]\nfeatures = { doc-strid = 3 }"), line: 10, ["unknown key 'doc-strid'"])
+        assertError("seeds = [0]\nvariant = 3\n[variants.a]\n", line: 2, ["unknown key 'variant' at top level", "did you mean 'variants'"])
+        assertError(recipe("seed = 3"), line: 9, ["key 'seed' in [variants.nodrop]", "set by the recipe runner"])
+    }
+
+    func testBadValues() {
+        assertError(recipe("[variants.b]\ndropout = \"lots\""), line: 10, ["key 'dropout' in [variants.b]", "expected a number"])
+        assertError(recipe("[variants.b]\ndropout = 1.5"), line: 10, ["key 'dropout' in [variants.b]", "--dropout must be in [0, 1)"])
+        assertError(recipe("seq-len = 4000"), line: 9, ["key 'seq-len'", "8...512"])
+        assertError(recipe("decay = \"sideways\""), line: 9, ["key 'decay'", "'sideways'"])
+        assertError(recipe("[evaluators.blimp]\nlimit = 0"), line: 10, ["key 'limit' in [evaluators.blimp]", "at least 1"])
+        assertError(recipe("[evaluators.squad]\nmax-seq-len = 1024"), line: 10, ["key 'max-seq-len' in [evaluators.squad]", "max positions 512"])
+        assertError(recipe("[variants.b]\ndropout = 0.1\nearly-dropout-fraction = 2"), line: 11, ["key 'early-dropout-fraction'", "(0, 1]"])
+        assertError(recipe("[variants.same]\ndropout = 0.0"), line: 9, ["'same'", "same pretraining"])
+        assertError(recipe("").replacingOccurrences(of: "seeds = [0, 1]", with: "seeds = [0, 1]\nbaseline = \"none\""),
+                    line: 2, ["key 'baseline'", "no variant 'none'"])
+        assertError(recipe("").replacingOccurrences(of: "seeds = [0, 1]", with: "seeds = [0, -1]"), line: 1, ["key 'seeds'"])
+        assertError(recipe("x = = 1"), line: 9, [])      // TOML syntax error: TOMLKit's position
+        assertError(recipe("[variants.b]\ndropout = nan"), line: 10, ["key 'dropout' in [variants.b]", "not a finite number"])
+    }
+
+    func testMissingDatasets() throws {
+        assertError(recipe("").replacingOccurrences(of: "\(dir)/corpus.txt", with: "\(dir)/nocorpus.txt"), line: 5,
+                    ["key 'corpus' in [pretrain]", "missing dataset", "nocorpus.txt"])
+        assertError(recipe("vocab = \"\(dir)/novocab.txt\""), line: 9, ["key 'vocab' in [variants.nodrop]", "novocab.txt"])
+        assertError(recipe("[evaluators.squad]\ndev = \"\(dir)/nodev.json\""), line: 10,
+                    ["key 'dev' in [evaluators.squad]", "missing dataset", "nodev.json"])
+        try FileManager.default.removeItem(atPath: dir + "/data/blimp/data/a.jsonl")
+        assertError(recipe("[evaluators.blimp]"), line: 2, ["key 'data-dir' at top level", "[evaluators.blimp]", "no .jsonl files"])
+        assertError(recipe("").replacingOccurrences(of: "\(dir)/data", with: "\(dir)/nowhere"), line: 2,
+                    ["key 'data-dir'", "nowhere", "not a directory"])
+    }
+
+    /// Through the command line: a one-line error, exit status non-zero, no job directory.
+    func testCommandLineErrorWritesNothing() throws {
+        let path = dir + "/bad.toml"
+        try recipe("[evaluators.kn]").write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try runDroplab(["recipe", "run", path, "--root", dir + "/ck"])
+        assertOneLineError(r, contains: ["bad.toml:9:", "unknown evaluator 'kn'"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/ck"), "no job directory before the recipe is valid")
+        let report = try runDroplab(["report", path, "--root", dir + "/ck", "--out", dir + "/reports"])
+        assertOneLineError(report, contains: ["bad.toml:9:"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/reports"))
+        assertOneLineError(try runDroplab(["recipe", "run", dir + "/missing.toml"]), contains: ["missing.toml", "no such file"])
+    }
+
+    func testSourceIndexFindsKeys() {
+        let idx = SourceIndex(text: """
+            a = 1 # comment with = sign
+            s = \"\"\"
+            x = 2
+            \"\"\"
+            arr = [
+              "y = 3",
+            ]
+            [t.u]
+            "quoted.key" = 4
+            b.c = 5
+            [[runs]]
+            k = 6
+            [[runs]]
+            k = 7
+            """)
+        XCTAssertEqual(idx.line(["a"]), 1)
+        XCTAssertNil(idx.keyLines[["x"]], "inside a multi-line string")
+        XCTAssertNil(idx.keyLines[["y"]], "inside a multi-line array")
+        XCTAssertEqual(idx.line(["t", "u"]), 8)
+        XCTAssertEqual(idx.line(["t", "u", "quoted.key"]), 9)
+        XCTAssertEqual(idx.line(["t", "u", "b", "c"]), 10)
+        XCTAssertEqual(idx.line(["runs", "1", "k"]), 14)
+        XCTAssertEqual(idx.line(["t", "u", "nothing"]), 8, "falls back to the table")
+    }
+}

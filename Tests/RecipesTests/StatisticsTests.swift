@@ -1,0 +1,90 @@
+// Statistics against reference values computed with scipy 1.17 (stats.t.ppf, stats.t.sf,
+// special.betainc, stats.ttest_rel), and the fixed number formatting of reports.
+
+@testable import Recipes
+import XCTest
+
+final class StatisticsTests: XCTestCase {
+    func testIncompleteBeta() {
+        XCTAssertEqual(Statistics.incompleteBeta(0.3, 2, 3), 0.34829999999999994, accuracy: 1e-12)
+        XCTAssertEqual(Statistics.incompleteBeta(0.9, 0.5, 0.5), 0.7951672353008665, accuracy: 1e-12)
+        XCTAssertEqual(Statistics.incompleteBeta(0.05, 5, 0.5), 7.855992178747939e-08, accuracy: 1e-18)
+        XCTAssertEqual(Statistics.incompleteBeta(0, 2, 3), 0)
+        XCTAssertEqual(Statistics.incompleteBeta(1, 2, 3), 1)
+    }
+
+    func testStudentTQuantiles() {
+        let reference: [(Double, Double)] = [(1, 12.706204736174694), (2, 4.302652729749462), (3, 3.1824463052837078),
+                                             (4, 2.7764451051977934), (5, 2.5705818356363146), (9, 2.262157162798205),
+                                             (29, 2.045229642132703)]
+        for (df, q) in reference {
+            XCTAssertEqual(Statistics.studentTQuantile(0.975, df: df), q, accuracy: 1e-9, "df \(df)")
+            XCTAssertEqual(Statistics.studentTQuantile(0.025, df: df), -q, accuracy: 1e-9, "df \(df)")
+        }
+        // the values quoted in textbooks, to 4 decimals
+        XCTAssertEqual(Statistics.studentTQuantile(0.975, df: 1), 12.7062, accuracy: 5e-5)
+        XCTAssertEqual(Statistics.studentTQuantile(0.975, df: 2), 4.3027, accuracy: 5e-5)
+        XCTAssertEqual(Statistics.studentTQuantile(0.975, df: 4), 2.7764, accuracy: 5e-5)
+    }
+
+    func testTwoSidedPValues() {
+        let reference: [(t: Double, df: Double, p: Double)] = [
+            (2.0, 3, 0.13932596855884305), (0.5, 1, 0.7048327646991335), (3.7, 8, 0.0060426075049824024),
+            (1.2, 2, 0.3530033607793695), (10.0, 4, 0.000562003622715991), (-2.5, 6, 0.0465282322841673),
+        ]
+        for r in reference {
+            XCTAssertEqual(Statistics.studentTTwoSided(r.t, df: r.df), r.p, accuracy: 1e-12 + 1e-9 * r.p, "t \(r.t) df \(r.df)")
+        }
+        XCTAssertEqual(Statistics.studentTTwoSided(0, df: 3), 1, accuracy: 1e-15)
+        XCTAssertEqual(Statistics.studentTCDF(0, df: 7), 0.5, accuracy: 1e-15)
+    }
+
+    func testSummaryAndPairedTest() {
+        let x = [5.1, 5.3, 4.9, 5.6], y = [5.0, 5.05, 4.95, 5.2]
+        let s = Statistics.summarize(x)
+        XCTAssertEqual(s.n, 4)
+        XCTAssertEqual(s.mean, 5.225, accuracy: 1e-12)
+        XCTAssertEqual(s.sd, 0.2986078811194817, accuracy: 1e-12)
+        XCTAssertEqual(s.halfWidth, 0.4751517739986456, accuracy: 1e-9)
+        let t = Statistics.pairedTTest(x, y)
+        XCTAssertEqual(t.t!, 1.8073922282301282, accuracy: 1e-9)
+        XCTAssertEqual(t.p!, 0.16842924532014497, accuracy: 1e-9)
+        XCTAssertEqual(t.meanDifference, 0.175, accuracy: 1e-12)
+
+        // one seed: no interval, no test; identical differences: no test
+        XCTAssertTrue(Statistics.summarize([3]).halfWidth.isNaN)
+        XCTAssertNil(Statistics.pairedTTest([1], [2]).p)
+        XCTAssertNil(Statistics.pairedTTest([1, 2, 3], [0, 1, 2]).p)
+        XCTAssertNil(Statistics.pairedTTest([60.77, 65.38], [61.54, 66.15]).p, "equal differences up to rounding")
+        let cancel = Statistics.pairedTTest([51.53846153846154, 55.0], [52.5, 54.03846153846154])
+        XCTAssertEqual(cancel.meanDifference, 0, "rounding-level mean differences print as 0")
+        XCTAssertEqual(cancel.p!, 1, accuracy: 1e-12)
+        XCTAssertEqual(NumberFormat.pValue(Statistics.pairedTTest([1, 2, 3], [0, 1, 2]).p), "n/a")
+    }
+
+    func testNumberFormatting() {
+        XCTAssertEqual(NumberFormat.value(5.123456), "5.123")
+        XCTAssertEqual(NumberFormat.value(0.012345), "0.01235")
+        XCTAssertEqual(NumberFormat.value(123.456), "123.5")
+        XCTAssertEqual(NumberFormat.value(45123.4), "45123")
+        XCTAssertEqual(NumberFormat.value(-0.00001), "-1.000e-05")
+        XCTAssertEqual(NumberFormat.value(0), "0")
+        XCTAssertEqual(NumberFormat.value(-0.00004999, digits: 4), "-4.999e-05")
+        XCTAssertEqual(NumberFormat.value(.nan), "n/a")
+        XCTAssertEqual(NumberFormat.signed(0.25), "+0.2500")
+        XCTAssertEqual(NumberFormat.signed(-0.25), "-0.2500")
+        XCTAssertEqual(NumberFormat.pValue(0.031234), "0.0312")
+        XCTAssertEqual(NumberFormat.pValue(0.00001), "<0.0001")
+        XCTAssertEqual(NumberFormat.pValue(nil), "n/a")
+        XCTAssertEqual(NumberFormat.value(-1e-20 * 0), "0")
+    }
+
+    func testPlotTicks() {
+        XCTAssertEqual(LinePlot.ticks(0, 150_000), [0, 50_000, 100_000, 150_000])
+        XCTAssertEqual(LinePlot.ticks(4.9, 8.4), [4, 5, 6, 7, 8, 9])
+        XCTAssertEqual(LinePlot.tickLabel(1_250_000, step: 250_000, si: true), "1.25M")
+        XCTAssertEqual(LinePlot.tickLabel(50_000, step: 50_000, si: true), "50K")
+        XCTAssertEqual(LinePlot.tickLabel(0, step: 50_000, si: true), "0")
+        XCTAssertEqual(LinePlot.tickLabel(6.5, step: 0.5, si: false), "6.5")
+    }
+}
