@@ -1,1 +1,0 @@
-// Text: tokenizer, corpus streaming, token shards.
