@@ -20,9 +20,11 @@ build: setup
 	$(SWIFT) build $(RELEASE) --product droplab
 
 # The main job: pretrain a `mini` BERT without dropout on the default corpus (Wikipedia
-# shards under ../shared/data/wiki_en), about 10 minutes on 2 cores.
+# shards under ../shared/data/wiki_en), about 10 minutes on 2 cores. Each run gets its own
+# directory, so a second `make demo` never overwrites the first.
 demo: build
-	$(DROPLAB) pretrain --dropout 0.0 --preset mini --tokens 3000000 --eval-every 100 --out checkpoints/demo-p0.0
+	$(DROPLAB) pretrain --dropout 0.0 --preset mini --tokens 3000000 --eval-every 100 \
+	  --out checkpoints/demo-p0.0-$$(date +%Y%m%d-%H%M%S)
 
 test: setup
 	$(SWIFT) test $(RELEASE) --disable-swift-testing

@@ -40,16 +40,16 @@ Pairs: the first PAIRS_PER_PARADIGM lines of each file in PARADIGMS (file order)
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import h5py
 import numpy as np
 import torch
-from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+from transformers import BertConfig, BertForMaskedLM
+
+from fixture_common import SPECIALS, bert_config, load_wordpiece_tokenizer, perturbed_mlm, write_params
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, ".."))
@@ -66,7 +66,6 @@ PARADIGMS = [
     "npi_present_1",
 ]
 PAIRS_PER_PARADIGM = 4
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WEIGHT_SCALE = 6.0
 PAD_BATCH = 64          # masked copies per padded mixed-sentence batch (the cross-check)
 PAD_TOLERANCE = 1e-4    # |score difference| allowed between padded and unpadded runs
@@ -94,24 +93,6 @@ def read_vocab(path):
     return raw, entries
 
 
-def load_tokenizer(vocab_bytes, n_entries):
-    """BertTokenizerFast from a temporary directory holding vocab.txt (transformers 5.x
-    ignores BertTokenizerFast(vocab_file=...)); checks that every entry was loaded."""
-    tmp = tempfile.mkdtemp(prefix="blimp_vocab_")
-    try:
-        with open(os.path.join(tmp, "vocab.txt"), "wb") as f:
-            f.write(vocab_bytes)
-        tok = BertTokenizerFast.from_pretrained(tmp, do_lower_case=True)
-    finally:
-        shutil.rmtree(tmp)
-    if len(tok) != n_entries:
-        raise SystemExit(f"tokenizer has {len(tok)} entries, vocab file has {n_entries} lines")
-    ids = tok.convert_tokens_to_ids(SPECIALS)
-    if ids != list(range(len(SPECIALS))):
-        raise SystemExit(f"special token ids are {ids}, expected 0..4")
-    return tok
-
-
 def read_pairs(blimp_dir):
     pairs = []
     for uid in PARADIGMS:
@@ -132,47 +113,16 @@ def read_pairs(blimp_dir):
 # ----------------------------------------------------------------------------- model
 
 def make_config(vocab_size):
-    return BertConfig(
-        vocab_size=vocab_size,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-        type_vocab_size=2,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        layer_norm_eps=1e-12,
-        hidden_act="gelu",
-        initializer_range=0.02,
-        pad_token_id=0,
-    )
-
-
-@torch.no_grad()
-def perturb(model):
-    """Weight matrices and embeddings x WEIGHT_SCALE, LayerNorm gains 1+0.1*N, biases 0.1*N
-    (noise from the global generator, seeded before the model was built)."""
-    for name, p in model.named_parameters():
-        if "LayerNorm.weight" in name:
-            p.copy_(1.0 + 0.1 * torch.randn(p.shape))
-        elif name.endswith("bias"):
-            p.copy_(0.1 * torch.randn(p.shape))
-        elif p.dim() == 2:
-            p.mul_(WEIGHT_SCALE)
-        else:
-            raise SystemExit(f"unexpected parameter {name} {tuple(p.shape)}")
+    return bert_config(vocab_size=vocab_size, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                       intermediate_size=32, max_position_embeddings=64, pad_token_id=0)
 
 
 def build_model(vocab_size):
+    """Eval-mode BertForMaskedLM (seed 0): weight matrices and embeddings x WEIGHT_SCALE,
+    LayerNorm gains 1+0.1*N, biases 0.1*N (noise from the global generator, after the init)."""
     torch.manual_seed(0)
-    config = make_config(vocab_size)
-    model = BertForMaskedLM._from_config(config, attn_implementation="eager")
+    model = perturbed_mlm(make_config(vocab_size), WEIGHT_SCALE)
     model.eval()
-    perturb(model)
-    assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight
-    names = [n for n, _ in model.named_parameters()]
-    assert not any(n.startswith("cls.predictions.decoder") for n in names), names
     return model
 
 
@@ -263,8 +213,7 @@ def write_checkpoint(path, model, vocab_bytes):
         f.attrs["format_version"] = np.int64(CHECKPOINT_VERSION)
         f.attrs["config"] = model.config.to_json_string()
         f.attrs["head"] = "mlm"
-        for name, p in model.named_parameters():
-            f.create_dataset(name, data=p.detach().to(torch.float32).cpu().numpy())
+        write_params(f, model.named_parameters())
         f.create_dataset("tokenizer/vocab", data=np.frombuffer(vocab_bytes, dtype=np.uint8))
     os.replace(tmp, path)
 
@@ -323,7 +272,7 @@ def main(argv=None):
 
     vocab_bytes, entries = read_vocab(args.vocab)
     V = len(entries)
-    tok = load_tokenizer(vocab_bytes, V)
+    tok = load_wordpiece_tokenizer(vocab_bytes)
     mask_id, pad_id = tok.convert_tokens_to_ids("[MASK]"), tok.convert_tokens_to_ids("[PAD]")
     cls_id, sep_id, unk_id = (tok.convert_tokens_to_ids(t) for t in ("[CLS]", "[SEP]", "[UNK]"))
     pairs = read_pairs(args.blimp)

@@ -60,9 +60,11 @@ import numpy as np
 try:
     import h5py
     import torch
-    from transformers import BertConfig, BertForMaskedLM, BertForQuestionAnswering
+    from transformers import BertConfig, BertForQuestionAnswering
 except ImportError as exc:  # pragma: no cover - setup hint
     sys.exit(f"missing dependency ({exc}); see the setup line in this script's docstring")
+
+from fixture_common import bert_config, perturbed_mlm, to_np32, write_params
 
 FORMAT = "droplab-reference-1"
 DEFAULT_OUT = os.path.join("Tests", "BERTTests", "Fixtures", "bert_reference.h5")
@@ -84,20 +86,8 @@ QA_END = [3, 5, 0]
 
 
 def make_config() -> BertConfig:
-    return BertConfig(
-        vocab_size=99,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=40,
-        type_vocab_size=2,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        layer_norm_eps=1e-12,
-        hidden_act="gelu",
-        initializer_range=0.02,
-    )
+    return bert_config(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                       intermediate_size=64, max_position_embeddings=40)
 
 
 def make_batch(gen: torch.Generator, vocab_size: int):
@@ -117,28 +107,6 @@ def make_batch(gen: torch.Generator, vocab_size: int):
         chosen = inner[torch.randperm(inner.numel(), generator=gen)[:k]]
         labels[b, chosen] = torch.randint(FIRST_REGULAR_ID, vocab_size, (k,), generator=gen)
     return input_ids, attention_mask, token_type_ids, labels
-
-
-@torch.no_grad()
-def perturb(model: torch.nn.Module, gen: torch.Generator) -> None:
-    """LayerNorm gains 1+0.1*N, all biases 0.1*N, all other weights scaled."""
-    for name, p in model.named_parameters():
-        noise = torch.randn(p.shape, generator=gen, dtype=p.dtype)
-        if name.endswith(".bias"):
-            p.copy_(0.1 * noise)
-        elif "LayerNorm.weight" in name:
-            p.copy_(1.0 + 0.1 * noise)
-        else:
-            p.mul_(WEIGHT_SCALE)
-
-
-def to_np32(t: torch.Tensor) -> np.ndarray:
-    return t.detach().to(torch.float32).cpu().numpy()
-
-
-def write_params(group: "h5py.Group", named) -> None:
-    for name, p in named:
-        group.create_dataset(name, data=to_np32(p))
 
 
 def adamw_param_groups(model: torch.nn.Module):
@@ -191,10 +159,8 @@ def main(argv=None) -> int:
     gen = torch.Generator().manual_seed(0)
 
     config = make_config()
-    model = BertForMaskedLM._from_config(config, attn_implementation="eager")
+    model = perturbed_mlm(config, WEIGHT_SCALE, gen, noise_for_every_parameter=True)
     model.train()  # dropout probabilities are 0, so train == eval numerically
-    perturb(model, gen)
-    assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight
     V, H = config.vocab_size, config.hidden_size
 
     batch = make_batch(gen, V)

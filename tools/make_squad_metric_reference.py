@@ -207,6 +207,12 @@ HAND = [
 ]
 
 
+def random_span(rng, context):
+    """Up to 29 characters of context from a random start (the same draws wherever used)."""
+    a = rng.randrange(max(1, len(context) - 30))
+    return context[a:a + rng.randrange(1, 30)]
+
+
 def perturb(rng, gold, context, start, other):
     """A plausible prediction derived from a gold answer."""
     kind = rng.randrange(14)
@@ -240,8 +246,7 @@ def perturb(rng, gold, context, start, other):
     if kind == 12 and words:
         i = rng.randrange(len(words))
         return "duplicate word", " ".join(words[:i + 1] + words[i:])
-    a = rng.randrange(max(1, len(context) - 30))
-    return "random span", context[a:a + rng.randrange(1, 30)]
+    return "random span", random_span(rng, context)
 
 
 def squad_questions(path):
@@ -281,8 +286,7 @@ def main():
         elif rng.random() < 0.5:
             kind, pred = "no answer, empty", ""
         else:
-            a = rng.randrange(max(1, len(context) - 30))
-            kind, pred = "no answer, span", context[a:a + rng.randrange(1, 30)]
+            kind, pred = "no answer, span", random_span(rng, context)
         cases.append({"name": "dev-v2.0 %s: %s" % (qid, kind), "prediction": pred, "answers": texts})
 
     # null odds for the best-threshold search: a few decimals so that ties occur

@@ -32,8 +32,9 @@ It writes, into --out-dir (default Tests/TextTests/Fixtures):
 
 Everything is deterministic (fixed seeds, sorted inputs). No tokenizer is downloaded: the
 vocabulary is trained here and loaded from a local directory (in transformers 5.x,
-BertTokenizerFast(vocab_file=...) silently ignores the file, so we use from_pretrained(DIR)
-and check vocab_size against the file's line count).
+BertTokenizerFast(vocab_file=...) silently ignores the file, so
+fixture_common.load_wordpiece_tokenizer uses from_pretrained(DIR) and checks the number of
+entries against the file's line count).
 """
 
 import argparse
@@ -42,13 +43,12 @@ import json
 import os
 import random
 import re
-import sys
-import tempfile
 import unicodedata
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+from fixture_common import SPECIALS, load_wordpiece_tokenizer
+
 DEFAULT_WIKI = "/work/shared/data/wiki_en/enwiki2015_wikiextractor_shard0.txt.gz"
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUT = os.path.join(HERE, "..", "Tests", "TextTests", "Fixtures")
@@ -256,8 +256,6 @@ def main():
             print("%x\t%s" % (c, " | ".join(" ".join("%x" % ord(ch) for ch in w) for w in words)))
         return
 
-    from transformers import BertTokenizerFast
-
     wiki = read_wiki(args.wiki, int(args.train_mb * 1e6) + 3_000_000)
     cut, total = 0, 0
     while cut < len(wiki) and total < args.train_mb * 1e6:
@@ -273,16 +271,10 @@ def main():
             present.add(t)
     os.makedirs(args.out_dir, exist_ok=True)
     vocab_path = os.path.join(args.out_dir, "vocab.txt")
-    with open(vocab_path, "w", encoding="utf-8", newline="\n") as f:
-        f.write("\n".join(vocab) + "\n")
-
-    with tempfile.TemporaryDirectory() as d:
-        with open(os.path.join(d, "vocab.txt"), "w", encoding="utf-8", newline="\n") as f:
-            f.write("\n".join(vocab) + "\n")
-        tok = BertTokenizerFast.from_pretrained(d, do_lower_case=True)
-    n_lines = sum(1 for _ in open(vocab_path, encoding="utf-8"))
-    if tok.vocab_size != n_lines:
-        sys.exit(f"tokenizer vocab_size {tok.vocab_size} != {n_lines} lines in {vocab_path}")
+    vocab_bytes = ("\n".join(vocab) + "\n").encode("utf-8")
+    with open(vocab_path, "wb") as f:
+        f.write(vocab_bytes)
+    tok = load_wordpiece_tokenizer(vocab_bytes)
 
     lines = prose_lines(held_out, 130, seed=7) + handwritten_lines() + fuzz_lines(80, seed=11) + mark_lines(60, seed=13)
     out_path = os.path.join(args.out_dir, "tokenizer_reference.jsonl")
