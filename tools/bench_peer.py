@@ -29,8 +29,8 @@ Measurement (mirrors ``Benchmark.trainingStep`` in Sources/Training/Benchmark.sw
   behaviour) + MLM loss + backward + ``clip_grad_norm_(1.0)`` + ``AdamW.step``.
   AdamW: lr 1e-4, betas (0.9, 0.999), eps 1e-6 (droplab's ``AdamWConfig``), weight decay
   0.01 except for biases and LayerNorm weights.
-- ``--warmup`` (2) untimed steps, then ``--steps`` (5) timed steps; s/step = total time of the
-  timed steps / steps (a mean, as droplab), tokens/s = steps * batch * seq / total time.
+- ``--warmup`` (2) untimed steps, then ``--steps`` (5) timed steps; s/step = the median of
+  the timed steps (as droplab: robust to a step slowed by another process), tokens/s = batch * seq / s/step.
 - ``torch.set_num_threads(--threads)``, default ``os.cpu_count()``; give droplab the same
   count through ``DROPLAB_THREADS`` and ``OPENBLAS_NUM_THREADS`` (tools/bench_compare.sh does).
 - GFLOP/s uses droplab's ``Benchmark.trainingFlopsPerToken``: 3 x the forward matmul FLOPs
@@ -51,6 +51,7 @@ import argparse
 import datetime
 import json
 import math
+import statistics
 import os
 import platform
 import re
@@ -231,7 +232,7 @@ def train_config(torch, transformers, preset, vocab, dropout, args):
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=1e-4, betas=(0.9, 0.999), eps=1e-6)
     gen = torch.Generator().manual_seed(args.seed + 1)
-    elapsed = 0.0
+    times = []
     masked = 0
     for s in range(args.warmup + args.steps):
         ids, labels = make_batch(torch, gen, vocab, args.batch, args.seq_len)
@@ -245,16 +246,17 @@ def train_config(torch, transformers, preset, vocab, dropout, args):
         if not math.isfinite(loss.item()):
             raise RuntimeError(f"non-finite loss at step {s}")
         if s >= args.warmup:
-            elapsed += dt
+            times.append(dt)
             masked += int((labels != -100).sum())
     tokens = args.steps * args.batch * args.seq_len
-    tps = tokens / elapsed
+    step = statistics.median(times)
+    tps = args.batch * args.seq_len / step
     fpt = training_flops_per_token(C, L, F, vocab, args.seq_len)
     fpt_exec = training_flops_per_token(C, L, F, vocab, args.seq_len, masked_fraction=1.0)
     n_params = sum(p.numel() for p in model.parameters())
     del model, opt
     return {"preset": preset, "vocab": vocab, "dropout": dropout, "tokens_per_s": tps,
-            "s_per_step": elapsed / args.steps, "gflops": fpt * tps / 1e9,
+            "s_per_step": step, "gflops": fpt * tps / 1e9,
             "gflops_executed": fpt_exec * tps / 1e9, "masked_fraction_measured": masked / tokens,
             "attn_implementation": attn, "parameters": n_params}
 
@@ -549,9 +551,9 @@ def report(droplab_path, hf_path, out=sys.stdout):
 
     w("## Notes")
     w()
-    w("- Timings are means over the timed steps (total time / steps) after warm-up, not medians; "
-      "with few steps on a shared machine, expect a few percent of noise. Compare runs made on an "
-      "otherwise idle machine.")
+    w("- Timings are medians of the timed steps after warm-up (both engines), so one step slowed by "
+      "another process does not move the figure; on a shared virtual machine expect a few percent "
+      "of noise between runs. Compare runs made on an otherwise idle machine.")
     w(f"- Threads: {threads if threads is not None else '?'} for both. droplab gets `DROPLAB_THREADS` "
       "(its own kernel threads) and `OPENBLAS_NUM_THREADS` set to that count; the peer calls "
       "`torch.set_num_threads` (intra-op threads of MKL / oneDNN / ATen).")

@@ -1,20 +1,21 @@
-// Float32 memory blocks with a size-keyed free list, so that a training step allocates
-// nothing from the system after the first step (buffers of the same size are recycled).
+// Float32 memory blocks recycled through a free list, so that a training step allocates
+// nothing from the system after the first step.
 
 import Foundation
 
 public final class Storage {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
+    let capacity: Int
 
-    /// Fresh block of `count` floats, zero-filled when `zeroed`.
+    /// Block of at least `count` floats, zero-filled when `zeroed`.
     public init(count: Int, zeroed: Bool = true) {
         self.count = count
-        self.pointer = StoragePool.take(StoragePool.bucket(count))
+        (pointer, capacity) = StoragePool.take(count)
         if zeroed { pointer.initialize(repeating: 0, count: count) }
     }
 
-    deinit { StoragePool.give(pointer, StoragePool.bucket(count)) }
+    deinit { StoragePool.give(pointer, capacity) }
 
     public var buffer: UnsafeMutableBufferPointer<Float> { .init(start: pointer, count: count) }
 
@@ -22,30 +23,43 @@ public final class Storage {
     public static func drainPool() { StoragePool.drain() }
 }
 
-/// Free list of blocks keyed by element count. Not thread-safe: allocation happens on the
-/// thread that drives the tape; kernels only split loops across threads.
+/// Idle blocks keyed by capacity. A request takes a block of exactly its size, else the
+/// smallest idle block at most 25% larger (sizes that vary a little per step: masked rows,
+/// padded batches), else new memory. Idle memory is capped at the peak of live memory, so a
+/// process never holds more than twice its working set. Not thread-safe: allocation happens
+/// on the thread that drives the tape; kernels only split loops across threads.
 enum StoragePool {
     nonisolated(unsafe) static var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
-    nonisolated(unsafe) static var pooledFloats = 0
-    static let maxPooledFloats = 1 << 30  // 4 GiB; beyond that, blocks go back to the system
+    nonisolated(unsafe) static var idleFloats = 0
+    nonisolated(unsafe) static var liveFloats = 0
+    nonisolated(unsafe) static var peakLiveFloats = 0
 
-    /// Capacity actually allocated for `count` floats: large sizes are rounded up to 64 KiB,
-    /// so buffers whose size varies a little per step (masked rows) are still recycled.
-    @inline(__always) static func bucket(_ count: Int) -> Int { count <= 1 << 14 ? count : (count + (1 << 14) - 1) & ~((1 << 14) - 1) }
-
-    static func take(_ count: Int) -> UnsafeMutablePointer<Float> {
-        if let p = free[count]?.popLast() { pooledFloats -= count; return p }
-        return UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+    static func take(_ count: Int) -> (UnsafeMutablePointer<Float>, Int) {
+        var capacity = max(count, 1)
+        if free[capacity]?.isEmpty ?? true, count > 1 << 14 {
+            capacity = free.keys.filter { $0 >= count && $0 <= count + count / 4 && !(free[$0]!.isEmpty) }.min() ?? capacity
+        }
+        let p: UnsafeMutablePointer<Float>
+        if let reused = free[capacity]?.popLast() { p = reused; idleFloats -= capacity }
+        else { p = .allocate(capacity: capacity) }
+        liveFloats += capacity
+        peakLiveFloats = max(peakLiveFloats, liveFloats)
+        return (p, capacity)
     }
 
-    static func give(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
-        if pooledFloats + count > maxPooledFloats { p.deallocate(); return }
-        free[count, default: []].append(p)
-        pooledFloats += count
+    static func give(_ p: UnsafeMutablePointer<Float>, _ capacity: Int) {
+        liveFloats -= capacity
+        free[capacity, default: []].append(p)
+        idleFloats += capacity
+        // over the cap: free the largest idle blocks first
+        while idleFloats > max(peakLiveFloats, 1 << 24), let k = free.keys.filter({ !free[$0]!.isEmpty }).max() {
+            free[k]!.removeLast().deallocate()
+            idleFloats -= k
+        }
     }
 
     static func drain() {
         for (_, ps) in free { for p in ps { p.deallocate() } }
-        free = [:]; pooledFloats = 0
+        free = [:]; idleFloats = 0; peakLiveFloats = liveFloats
     }
 }

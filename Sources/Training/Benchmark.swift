@@ -75,7 +75,8 @@ public enum Benchmark {
         return Double(u.ru_maxrss) * 1024 / 1e6   // ru_maxrss is in KiB
     }
 
-    /// Time `steps` optimizer steps (after `warmup` untimed ones) of MLM training.
+    /// Time `steps` optimizer steps (after `warmup` untimed ones) of MLM training; returns the
+    /// median step time and the tokens/s it implies.
     public static func trainingStep(preset: String, vocabSize: Int, seqLen: Int = 128, batch: Int = 32, dropout: Float,
                                     steps: Int = 5, warmup: Int = 2) throws -> (tokensPerSecond: Double, secondsPerStep: Double) {
         Storage.drainPool()   // buffers of earlier measurements do not count towards this one's memory
@@ -87,7 +88,7 @@ public enum Benchmark {
         let masker = Masker(maskId: 4, vocabSize: vocabSize, special: [0, 1, 2, 3, 4])
         var rng = RNG(seed: 2)
         let tape = Tape()
-        var elapsed = 0.0
+        var times: [Double] = []
         for s in 0..<(warmup + steps) {
             var ids = (0..<batch * seqLen).map { _ in Int32(5 + rng.int(vocabSize - 5)) }
             let labels = masker.apply(&ids, rng: &rng)
@@ -97,8 +98,9 @@ public enum Benchmark {
                                      dropout: DropoutPlan(hidden: dropout, attention: dropout, seed: 1, step: UInt64(s)))
             tape.backward(loss)
             opt.update(lr: 1e-4)
-            if s >= warmup { elapsed += Date().timeIntervalSince(t) }
+            if s >= warmup { times.append(Date().timeIntervalSince(t)) }
         }
-        return (Double(steps * batch * seqLen) / elapsed, elapsed / Double(steps))
+        let median = times.sorted()[times.count / 2]   // robust to a step slowed by another process
+        return (Double(batch * seqLen) / median, median)
     }
 }
