@@ -52,7 +52,7 @@ final class RecipeValidationTests: XCTestCase {
     }
 
     func testValidRecipeResolvesJobs() throws {
-        let r = try load(recipe("""
+        let text = recipe("""
             [variants.drop]
             label = "Dropout 0.1"
             dropout = 0.1
@@ -65,7 +65,8 @@ final class RecipeValidationTests: XCTestCase {
             epochs = 1
             [evaluators.blimp]
             limit = 5
-            """))
+            """)
+        let r = try load(text)
         // variants and evaluators in the order written, jobs seed-major
         XCTAssertEqual(r.variants.map(\.id), ["nodrop", "drop", "early"])
         XCTAssertEqual(r.variants.map(\.label), ["nodrop", "Dropout 0.1", "Early dropout"])
@@ -85,20 +86,7 @@ final class RecipeValidationTests: XCTestCase {
         XCTAssertEqual(squad["dataDir"] as? String, dir + "/data")
         // distinct, stable hashes; an evaluator's depends on its pretraining
         XCTAssertEqual(Set(r.jobs.map(\.hash)).count, r.jobs.count)
-        XCTAssertEqual(try load(recipe("""
-            [variants.drop]
-            label = "Dropout 0.1"
-            dropout = 0.1
-            [variants.early]
-            label = "Early dropout"
-            dropout = 0.1
-            early-dropout-fraction = 0.25
-            [evaluators.squad]
-            max-seq-len = 256
-            epochs = 1
-            [evaluators.blimp]
-            limit = 5
-            """)).jobs.map(\.hash), r.jobs.map(\.hash))
+        XCTAssertEqual(try load(text).jobs.map(\.hash), r.jobs.map(\.hash))
         let other = try load(recipe("[evaluators.squad]\nmax-seq-len = 256\nepochs = 1", pretrain: "preset = \"mini\""))
         XCTAssertNotEqual(other.jobs[1].hash, r.jobs[1].hash, "a different pretraining changes the evaluator's hash")
     }
