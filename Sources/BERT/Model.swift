@@ -104,7 +104,7 @@ public final class BertModel {
     /// layer's output (index 0 = embeddings, i+1 = layer i).
     public func encode(_ tape: Tape, _ batch: Batch, dropout: DropoutPlan = .none,
                        observe: ((Int, Tensor) -> Void)? = nil) -> Tensor {
-        let c = config, B = batch.batchSize, T = batch.seqLen, C = c.hiddenSize
+        let c = config, B = batch.batchSize, T = batch.seqLen
         let NH = c.numHeads
         precondition(T <= c.maxPositions, "sequence length \(T) exceeds max positions \(c.maxPositions)")
         let positions = (0..<B * T).map { Int32($0 % T) }

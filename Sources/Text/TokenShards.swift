@@ -56,7 +56,7 @@ public struct TokenShardCache {
         if !(fm.fileExists(atPath: train) && fm.fileExists(atPath: val)) {
             try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let start = Date()
-            var trainOut = ShardWriter(train), valOut = ShardWriter(val)
+            var trainOut = try ShardWriter(train), valOut = try ShardWriter(val)
             var bytes = 0, docs = 0
             try Corpus.forEachDocument(files[i]) { doc in
                 bytes += doc.utf8.count; docs += 1
@@ -82,10 +82,13 @@ struct ShardWriter {
     let handle: FileHandle
     var buffer: [Int32] = []
     var count = 0
-    init(_ path: String) {
+    init(_ path: String) throws {
         self.path = path
-        FileManager.default.createFile(atPath: path + ".tmp", contents: nil)
-        handle = FileHandle(forWritingAtPath: path + ".tmp")!
+        guard FileManager.default.createFile(atPath: path + ".tmp", contents: nil),
+              let h = FileHandle(forWritingAtPath: path + ".tmp") else {
+            throw CorpusError("\(path).tmp: cannot create token shard")
+        }
+        handle = h
     }
     mutating func append(_ ids: [Int32]) throws {
         buffer += ids; count += ids.count
