@@ -4,6 +4,8 @@
 // - RNG: a small sequential generator (splitmix64) whose whole state is one UInt64 that
 //   checkpoints store, for init, data order and masking.
 
+import Foundation
+
 /// splitmix64 finalizer: a bijective 64-bit mix with good avalanche.
 @inline(__always)
 public func mix64(_ z0: UInt64) -> UInt64 {
@@ -48,7 +50,7 @@ public struct RNG {
     /// Standard normal (Box-Muller, double precision).
     public mutating func normal() -> Float {
         let u1 = (Double(next() >> 11) + 1) * 0x1p-53, u2 = Double(next() >> 11) * 0x1p-53
-        return Float((-2 * _log(u1)).squareRoot() * _cos(2 * Double.pi * u2))
+        return Float((-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2))
     }
     /// Fisher-Yates shuffle.
     public mutating func shuffle<T>(_ a: inout [T]) {
@@ -56,7 +58,3 @@ public struct RNG {
         for i in stride(from: a.count - 1, to: 0, by: -1) { a.swapAt(i, int(i + 1)) }
     }
 }
-
-import Foundation
-@inline(__always) private func _log(_ x: Double) -> Double { Foundation.log(x) }
-@inline(__always) private func _cos(_ x: Double) -> Double { Foundation.cos(x) }

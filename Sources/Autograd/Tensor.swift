@@ -10,14 +10,6 @@ public final class Tensor {
     private var gradStorage: Storage?
     private var gradPointer: UnsafeMutablePointer<Float>?
 
-    /// New tensor owning fresh zeroed memory.
-    public init(zeros shape: [Int], requiresGrad: Bool = false) {
-        let n = shape.reduce(1, *)
-        let s = Storage(count: n)
-        self.shape = shape; self.count = n; self.storage = s; self.data = s.pointer
-        self.requiresGrad = requiresGrad
-    }
-
     /// New tensor owning uninitialised memory (for op outputs that overwrite every element).
     init(uninitialized shape: [Int]) {
         let n = shape.reduce(1, *)

@@ -129,8 +129,7 @@ public enum Report {
         md += "\n## Results\n\n"
         md += "Mean ± half-width of the 95% t-interval over seeds (t quantile with n − 1 degrees of freedom; n/a with one seed). "
         md += "↓: lower is better, ↑: higher is better.\n\n"
-        md += "| Metric | " + variants.map { cellLabel($0.label) }.joined(separator: " | ") + " |\n"
-        md += "|---|" + String(repeating: "---|", count: variants.count) + "\n"
+        md += metricTableHeader(variants.map { cellLabel($0.label) })
         for id in order {
             md += "| \(cellLabel(labels[id]!))\(arrow(id)) |"
             for v in variants {
@@ -149,8 +148,7 @@ public enum Report {
             md += "\n## Differences from \(baseLabel)\n\n"
             md += "Mean difference (variant − \(baseLabel)) over the seeds both have, and the two-sided paired t-test p-value "
             md += "(pairs by seed; n/a with fewer than two pairs or identical differences).\n\n"
-            md += "| Metric | " + others.map { cellLabel($0.label) }.joined(separator: " | ") + " |\n"
-            md += "|---|" + String(repeating: "---|", count: others.count) + "\n"
+            md += metricTableHeader(others.map { cellLabel($0.label) })
             for id in order {
                 md += "| \(cellLabel(labels[id]!))\(arrow(id)) |"
                 for v in others {
@@ -166,8 +164,7 @@ public enum Report {
 
         md += "\n## Per seed\n\n"
         let columns = variants.flatMap { v in recipe.seeds.map { (v, $0) } }
-        md += "| Metric | " + columns.map { "\(cellLabel($0.0.label)) s\($0.1)" }.joined(separator: " | ") + " |\n"
-        md += "|---|" + String(repeating: "---|", count: columns.count) + "\n"
+        md += metricTableHeader(columns.map { "\(cellLabel($0.0.label)) s\($0.1)" })
         for id in order {
             md += "| \(cellLabel(labels[id]!)) |"
             for (v, seed) in columns { md += " \(values[id]?[v.id]?[seed].map { NumberFormat.value($0) } ?? "–") |" }
@@ -235,4 +232,9 @@ public enum Report {
             return path
         }
     }
+}
+
+/// Markdown header of a table with a "Metric" column followed by `columns`.
+private func metricTableHeader(_ columns: [String]) -> String {
+    "| Metric | " + columns.joined(separator: " | ") + " |\n" + "|---|" + String(repeating: "---|", count: columns.count) + "\n"
 }

@@ -4,6 +4,7 @@
 import Autograd
 import BERT
 import Foundation
+import Text
 
 public struct MLMMetrics: Codable, Sendable {
     public var loss: Double
@@ -43,7 +44,7 @@ public enum MLMEvaluation {
 
     /// Fixed validation batches from a token file: the first `sequences` packed sequences,
     /// masked with `seed` (the same masks every time).
-    public static func batches(from file: Text.TokenFile, packer: SequencePacker, masker: Masker, sequences: Int,
+    public static func batches(from file: TokenFile, packer: SequencePacker, masker: Masker, sequences: Int,
                                batchSize: Int, seed: UInt64) -> [MLMExample] {
         let n = min(sequences, packer.count(file))
         var rng = RNG(seed: seed)
@@ -60,5 +61,3 @@ public enum MLMEvaluation {
         return out
     }
 }
-
-import Text
