@@ -1,4 +1,4 @@
-"""Helpers shared by the fixture generators make_reference.py, make_blimp_reference.py and
+"""Helpers shared by the fixture generators make_reference.py, make_blimp_reference.py, make_probe_reference.py and
 make_tokenizer_reference.py (not a script; they import it from this directory).
 
 torch and transformers are imported inside the functions that use them, so that

@@ -45,6 +45,12 @@ public final class Parameters {
     }
     public subscript(_ i: Int) -> Tensor { views[i] }
 
+    /// The parameter group: ops differentiate (and record backward steps for) exactly the
+    /// parameters whose name satisfies `trainable`; the others are constants.
+    public func setTrainable(_ trainable: (String) -> Bool) {
+        for (i, e) in entries.enumerated() { views[i].requiresGrad = trainable(e.name) }
+    }
+
     public func zeroGrads() { grads.pointer.update(repeating: 0, count: grads.count) }
 
     /// Global L2 norm of all gradients (accumulated in Double, in fixed chunks so the result

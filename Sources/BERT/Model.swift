@@ -100,21 +100,23 @@ public final class BertModel {
 
     private func p(_ name: String) -> Tensor { params[name] }
 
-    /// Encoder output [B*T, C] (the last hidden state). `observe` is called with each
-    /// layer's output (index 0 = embeddings, i+1 = layer i).
+    /// Encoder output [B*T, C] (the last hidden state). `interventions` may read or replace
+    /// the tensor at every named site (see Sites.swift); nil runs the plain forward pass.
     public func encode(_ tape: Tape, _ batch: Batch, dropout: DropoutPlan = .none,
-                       observe: ((Int, Tensor) -> Void)? = nil) -> Tensor {
+                       interventions iv: Interventions? = nil) -> Tensor {
         let c = config, B = batch.batchSize, T = batch.seqLen
         let NH = c.numHeads
         precondition(T <= c.maxPositions, "sequence length \(T) exceeds max positions \(c.maxPositions)")
+        @inline(__always) func at(_ kind: SiteKind, _ l: Int, _ x: Tensor) -> Tensor {
+            iv?.apply(Site(kind, l), x, tape) ?? x
+        }
         let positions = (0..<B * T).map { Int32($0 % T) }
-        var x = tape.add(tape.add(tape.embedding(p("bert.embeddings.word_embeddings.weight"), ids: batch.ids,
-                                                              paddingIndex: Int32(c.padTokenId)),
-                                  tape.embedding(p("bert.embeddings.position_embeddings.weight"), ids: positions)),
+        let words = at(.embWord, 0, tape.embedding(p("bert.embeddings.word_embeddings.weight"), ids: batch.ids,
+                                                   paddingIndex: Int32(c.padTokenId)))
+        var x = tape.add(tape.add(words, tape.embedding(p("bert.embeddings.position_embeddings.weight"), ids: positions)),
                          tape.embedding(p("bert.embeddings.token_type_embeddings.weight"), ids: batch.typeIds))
         x = tape.layerNorm(x, p("bert.embeddings.LayerNorm.weight"), p("bert.embeddings.LayerNorm.bias"), eps: c.layerNormEps)
-        x = tape.dropout(x, p: dropout.hidden, rng: dropout.rng(0))
-        observe?(0, x)
+        x = at(.emb, 0, tape.dropout(x, p: dropout.hidden, rng: dropout.rng(0)))
 
         // Additive mask [B, T]: 0 for real tokens, the most negative float for padding (as HF).
         let mask = Tensor(batch.attentionMask.map { $0 != 0 ? 0 : -Float.greatestFiniteMagnitude }, shape: [B, T])
@@ -123,18 +125,18 @@ public final class BertModel {
             func proj(_ name: String) -> Tensor {
                 tape.linear(x, p(pre + "attention.self.\(name).weight"), p(pre + "attention.self.\(name).bias"))
             }
-            let ctx = tape.attention(q: proj("query"), k: proj("key"), v: proj("value"), batch: B, heads: NH,
-                                     additiveMask: mask, dropout: dropout.attention, rng: dropout.rng(16 * l + 1))
+            let ctx = at(.attnHeads, l, tape.attention(q: proj("query"), k: proj("key"), v: proj("value"), batch: B, heads: NH,
+                                                       additiveMask: mask, dropout: dropout.attention, rng: dropout.rng(16 * l + 1)))
             var a = tape.linear(ctx, p(pre + "attention.output.dense.weight"), p(pre + "attention.output.dense.bias"))
-            a = tape.dropout(a, p: dropout.hidden, rng: dropout.rng(16 * l + 2))
+            a = at(.attnOut, l, tape.dropout(a, p: dropout.hidden, rng: dropout.rng(16 * l + 2)))
             x = tape.layerNorm(tape.add(a, x), p(pre + "attention.output.LayerNorm.weight"),
                                p(pre + "attention.output.LayerNorm.bias"), eps: c.layerNormEps)
-            let h = tape.gelu(tape.linear(x, p(pre + "intermediate.dense.weight"), p(pre + "intermediate.dense.bias")))
+            let hPre = at(.ffnPre, l, tape.linear(x, p(pre + "intermediate.dense.weight"), p(pre + "intermediate.dense.bias")))
+            let h = at(.ffnAct, l, tape.gelu(hPre))
             var o = tape.linear(h, p(pre + "output.dense.weight"), p(pre + "output.dense.bias"))
-            o = tape.dropout(o, p: dropout.hidden, rng: dropout.rng(16 * l + 3))
-            x = tape.layerNorm(tape.add(o, x), p(pre + "output.LayerNorm.weight"), p(pre + "output.LayerNorm.bias"),
-                               eps: c.layerNormEps)
-            observe?(l + 1, x)
+            o = at(.ffnOut, l, tape.dropout(o, p: dropout.hidden, rng: dropout.rng(16 * l + 3)))
+            x = at(.block, l, tape.layerNorm(tape.add(o, x), p(pre + "output.LayerNorm.weight"), p(pre + "output.LayerNorm.bias"),
+                                             eps: c.layerNormEps))
         }
         return x
     }
@@ -151,9 +153,10 @@ public final class BertModel {
 
     /// Masked-LM loss: mean cross-entropy over positions whose label is not -100. The head is
     /// evaluated only at labelled positions (the loss is identical to the dense one).
-    public func mlmLoss(_ tape: Tape, _ batch: Batch, labels: [Int32], dropout: DropoutPlan = .none) -> Tensor {
+    public func mlmLoss(_ tape: Tape, _ batch: Batch, labels: [Int32], dropout: DropoutPlan = .none,
+                        interventions: Interventions? = nil) -> Tensor {
         precondition(labels.count == batch.ids.count, "labels \(labels.count) != ids \(batch.ids.count)")
-        let hidden = encode(tape, batch, dropout: dropout)
+        let hidden = encode(tape, batch, dropout: dropout, interventions: interventions)
         var rows: [Int32] = [], targets: [Int32] = []
         for (i, l) in labels.enumerated() where l != -100 { rows.append(Int32(i)); targets.append(l) }
         return tape.crossEntropy(mlmLogits(tape, hidden, rows: rows), targets: targets)

@@ -5,7 +5,8 @@ import Foundation
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "eval",
         abstract: "Evaluate a checkpoint; results go to results/<checkpoint-name>/<eval>.json.",
-        subcommands: [MLM.self, BLiMP.self, SQuAD.self])
+        subcommands: [MLM.self, BLiMP.self, SQuAD.self, ConsistencyCmd.self, IG.self, KN.self, Lens.self,
+                       Trace.self, InterchangeCmd.self])
 
     struct MLM: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "mlm",

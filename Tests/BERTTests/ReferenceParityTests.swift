@@ -48,7 +48,10 @@ final class ReferenceParityTests: XCTestCase {
         let model = try ref.model()
         let tape = Tape(recording: false)
         var hidden: [Int: [Float]] = [:]
-        let h = model.encode(tape, ref.batch) { hidden[$0] = $1.values }
+        let iv = Interventions()
+        iv.add(Site(.emb)) { x, _ in hidden[0] = x.values; return x }
+        for l in 0..<ref.config.numLayers { iv.add(Site(.block, l)) { x, _ in hidden[l + 1] = x.values; return x } }
+        let h = model.encode(tape, ref.batch, interventions: iv)
         let logits = model.mlmLogits(tape, h)
         assertClose(hidden[0]!, try ref.floats("hidden/embeddings"), rtol: 0, atol: 1e-5, "embeddings")
         for l in 0..<ref.config.numLayers {

@@ -25,3 +25,34 @@ extension Tape {
         return out
     }
 }
+
+extension Tape {
+    /// x viewed as [R, C] with row rows[i] replaced by v[i] -> x's shape. Rows must be distinct.
+    /// Backward: replaced rows pass their gradient to v, the others to x. (The write-side
+    /// inverse of gatherRows: patching, noising and scaling rows of a site are built on it.)
+    public func replaceRows(_ x: Tensor, _ rows: [Int32], with v: Tensor) -> Tensor {
+        let C = x.lastDim, R = x.rows
+        precondition(v.shape == [rows.count, C], "replaceRows values \(v.shape) for \(rows.count) rows of \(C)")
+        precondition(rows.allSatisfy { $0 >= 0 && Int($0) < R } && Set(rows).count == rows.count,
+                     "replaceRows: rows must be distinct and in 0..<\(R)")
+        let out = Tensor(uninitialized: x.shape)
+        out.data.update(from: x.data, count: x.count)
+        for (i, r) in rows.enumerated() { (out.data + Int(r) * C).update(from: v.data + i * C, count: C) }
+        if needsGrad(x, v) {
+            record(out) {
+                let dy = out.grad
+                if x.requiresGrad {
+                    let g = x.grad
+                    var replaced = [Bool](repeating: false, count: R)
+                    for r in rows { replaced[Int(r)] = true }
+                    for r in 0..<R where !replaced[r] { accumulate(g + r * C, dy + r * C, C) }
+                }
+                if v.requiresGrad {
+                    let g = v.grad
+                    for (i, r) in rows.enumerated() { accumulate(g + i * C, dy + Int(r) * C, C) }
+                }
+            }
+        }
+        return out
+    }
+}

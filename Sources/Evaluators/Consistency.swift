@@ -1,0 +1,97 @@
+// `droplab eval consistency`: factual accuracy and consistency of cloze predictions.
+//  - accuracy: top-1 (over the whole vocabulary) at [MASK] equals the gold object;
+//  - consistency (ParaRel, Elazar et al. 2021): for each fact, the share of pairs of its
+//    paraphrase patterns whose top-1 predictions agree, averaged over facts with >= 2 patterns;
+//  - unique_predictions (the drop-dropout study's measure): the number of distinct top-1
+//    predictions within each (relation, gold object) group, averaged over groups; lower is
+//    more consistent.
+
+import Autograd
+import BERT
+import Foundation
+import Interventions
+
+public struct ConsistencyOptions: Codable, Equatable, Sendable {
+    public var probes = ProbeOptions()
+    public init() {}
+}
+
+public struct ConsistencyResult: Codable, Sendable {
+    public var checkpoint: String
+    public var options: ConsistencyOptions
+    public var probes: Int
+    public var facts: Int
+    public var accuracy: Double
+    public var consistency: Double?          // nil when no fact has two patterns
+    public var uniquePredictions: Double
+    public var perRelation: [String: RelationConsistency]
+    public var counts: [String: ProbeCounts]
+    public var seconds: Double
+}
+
+public struct RelationConsistency: Codable, Equatable, Sendable {
+    public var probes: Int
+    public var accuracy: Double
+    public var consistency: Double?
+    public var uniquePredictions: Double
+}
+
+public struct ConsistencyProbeRecord: Codable, Sendable {
+    public var prompt: String, target: String, prediction: String, relation: String, pattern: Int, fact: String
+    public var prob: Double, rank: Int
+}
+
+public enum Consistency {
+    public struct Measures { public var accuracy, consistency, uniquePredictions: Double }
+
+    /// The three measures over probes with their top-1 predictions.
+    public static func measures(_ probes: [Probe], _ predictions: [Int32], targets: [Int32]) -> Measures {
+        let acc = mean(zip(predictions, targets).map { $0 == $1 ? 1 : 0 })
+        var byFact: [String: [Int32]] = [:], byGroup: [String: Set<Int32>] = [:]
+        for (p, y) in zip(probes, predictions) {
+            byFact[p.tuple, default: []].append(y)
+            byGroup[p.relation + "\u{1}" + p.target, default: []].insert(y)
+        }
+        var agreement: [Double] = []
+        for ys in byFact.values where ys.count >= 2 {
+            var same = 0, pairs = 0
+            for i in 0..<ys.count { for j in (i + 1)..<ys.count { pairs += 1; if ys[i] == ys[j] { same += 1 } } }
+            agreement.append(Double(same) / Double(pairs))
+        }
+        return Measures(accuracy: acc, consistency: mean(agreement), uniquePredictions: mean(byGroup.values.map { Double($0.count) }))
+    }
+
+    public static func run(checkpoint: String, options o: ConsistencyOptions, log: @escaping (String) -> Void) throws
+        -> (result: ConsistencyResult, records: [ConsistencyProbeRecord]) {
+        let began = Date()
+        let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.probes, log: log)
+        let n = k.probes.tokenized.count
+        var prob = [Double](repeating: 0, count: n), rank = [Int](repeating: 0, count: n), top = [Int32](repeating: 0, count: n)
+        let progress = ProgressLog("consistency", total: n, log: log)
+        var done = 0
+        for pb in ProbeBatch.batches(k.probes.tokenized, size: o.probes.batch, padId: k.tokenizer.padId) {
+            let s = ProbeScoring.run(k.model, pb)
+            for (b, p) in pb.items.enumerated() { prob[p.index] = s.prob[b]; rank[p.index] = s.rank[b]; top[p.index] = s.top1[b] }
+            done += pb.items.count
+            progress.update(done)
+        }
+        let targets = k.probes.tokenized.map(\.targetId)
+        let all = measures(k.probes.probes, top, targets: targets)
+        var perRelation: [String: RelationConsistency] = [:]
+        for rel in Set(k.probes.probes.map(\.relation)) {
+            let idx = k.probes.probes.indices.filter { k.probes.probes[$0].relation == rel }
+            let m = measures(idx.map { k.probes.probes[$0] }, idx.map { top[$0] }, targets: idx.map { targets[$0] })
+            perRelation[rel] = RelationConsistency(probes: idx.count, accuracy: m.accuracy, consistency: finite(m.consistency),
+                                                   uniquePredictions: m.uniquePredictions)
+        }
+        let records = k.probes.probes.indices.map { i in
+            let p = k.probes.probes[i]
+            return ConsistencyProbeRecord(prompt: p.prompt, target: p.target, prediction: k.token(top[i]), relation: p.relation,
+                                          pattern: p.pattern, fact: p.tuple, prob: prob[i], rank: rank[i])
+        }
+        let r = ConsistencyResult(checkpoint: checkpoint, options: o, probes: n, facts: Set(k.probes.probes.map(\.tuple)).count,
+                                  accuracy: all.accuracy, consistency: finite(all.consistency), uniquePredictions: all.uniquePredictions,
+                                  perRelation: perRelation, counts: k.probes.counts, seconds: Date().timeIntervalSince(began))
+        return (r, records)
+    }
+}

@@ -1,0 +1,185 @@
+// `droplab eval ig`: integrated gradients (Sundararajan et al. 2017) of the target's softmax
+// probability at [MASK], F, with respect to a site's activations, one layer at a time as in
+// Dai et al. 2022 (knowledge neurons, §3): with x the clean activation at the chosen
+// positions and a zero baseline,
+//     attr = x * mean_k dF/dz (z = alpha_k * x),   alpha_k = k/m for k = 1..m  (--steps m)
+// (a right Riemann sum; `--alphas 0,0.25,0.5,0.75,1` gives the drop-dropout study's 5 points).
+// z replaces the site at those positions only (a `patch` intervention with a leaf tensor), so
+// the gradient is the ordinary backward pass; all steps of a probe run as one batch.
+// Completeness: sum(attr) should equal F(x) - F(0); we report the relative error.
+
+import Autograd
+import BERT
+import Foundation
+import Interventions
+
+public struct IGOptions: Codable, Equatable, Sendable {
+    public var probes = ProbeOptions()
+    public var site = SiteKind.ffnPre.rawValue    // emb.word, emb, attn.out, ffn.pre, ffn.act, ffn.out, block
+    public var layers: [Int] = []                 // default: every layer
+    public var position = Position.mask           // positions attributed (mask, subject, all, ...)
+    public var steps = 20
+    public var alphas: [Double] = []              // overrides steps when given
+    public var top = 10                           // units listed per probe and layer
+    public init() {}
+
+    public var alphaList: [Double] { alphas.isEmpty ? (1...max(steps, 1)).map { Double($0) / Double(steps) } : alphas }
+
+    public func validate(layers L: Int? = nil) throws {
+        guard let kind = SiteKind(rawValue: site) else {
+            throw ProbeError("--site must be one of \(SiteKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(site)'")
+        }
+        if kind == .attnHeads { throw ProbeError("--site attn.heads is not supported by ig") }
+        if steps < 1 && alphas.isEmpty { throw ProbeError("--steps must be at least 1, got \(steps)") }
+        if alphas.contains(where: { !($0 >= 0 && $0 <= 1) }) { throw ProbeError("--alphas must lie in [0, 1]") }
+        if top < 0 { throw ProbeError("--top must be >= 0, got \(top)") }
+        if let L, let bad = layers.first(where: { $0 < 0 || $0 >= L }) {
+            throw ProbeError("--layers: layer \(bad) does not exist (the model has layers 0...\(L - 1))")
+        }
+    }
+}
+
+/// One probe's attributions: per layer, [positions x D] values.
+public struct ProbeAttribution {
+    public var prob: Double                 // F(x)
+    public var top1: Int32                  // the clean prediction
+    public var positions: [Int]
+    public var baseline: [Double] = []      // F(0) per layer
+    public var values: [[Float]] = []       // per layer, [positions.count * D]
+
+    public func completenessError(_ l: Int) -> Double? {
+        let delta = prob - baseline[l]
+        guard abs(delta) > 1e-12 else { return nil }
+        return abs(values[l].reduce(0.0) { $0 + Double($1) } - delta) / abs(delta)
+    }
+}
+
+public enum IntegratedGradients {
+    /// Attributions for every probe (in probe order) at `kind` for each of `layers`.
+    public static func attributions(_ k: KnowledgeSetup, kind: SiteKind, layers: [Int], position: Position, alphas: [Double],
+                                    batch: Int, progress: ((Int) -> Void)? = nil) -> [ProbeAttribution] {
+        let model = k.model
+        let A = alphas.count, R = A + 1                    // replicas per probe: the alphas, then the baseline
+        let per = max(1, batch / R)
+        var out = [ProbeAttribution?](repeating: nil, count: k.probes.tokenized.count)
+        var done = 0
+        for pb in ProbeBatch.batches(k.probes.tokenized, size: per, padId: k.tokenizer.padId) {
+            let T = pb.T
+            let cap = Captures(), iv = Interventions()
+            let sites = layers.map { Site(kind, $0) }
+            iv.capture(sites, into: cap)
+            let clean = ProbeScoring.run(model, pb, iv)
+            var attrs = pb.items.indices.map { b in
+                ProbeAttribution(prob: clean.prob[b], top1: clean.top1[b], positions: position.positions(in: pb.items[b]))
+            }
+            let replicated = ProbeBatch(pb.items.flatMap { Array(repeating: $0, count: R) }, padId: k.tokenizer.padId)
+            for site in sites {
+                let x = cap[site]!, D = x.lastDim
+                var rows: [Int32] = [], scales: [Float] = [], sources: [Int32] = []
+                for (b, a) in pb.items.indices.flatMap({ b in (0..<R).map { (b, $0) } }) {
+                    for t in attrs[b].positions {
+                        rows.append(Int32((b * R + a) * T + t)); sources.append(Int32(b * T + t))
+                        scales.append(a < A ? Float(alphas[a]) : 0)
+                    }
+                }
+                let z = copyRows(x, sources, requiresGrad: true)
+                for (i, s) in scales.enumerated() { for d in 0..<D { z.data[i * D + d] *= s } }
+                let piv = Interventions()
+                piv.patch(site, rows: rows, with: z)
+                let s = ProbeScoring.runWithGradient(model, replicated, piv)
+                var i = 0
+                for b in pb.items.indices {
+                    let n = attrs[b].positions.count
+                    var acc = [Double](repeating: 0, count: n * D)
+                    for a in 0..<A {
+                        let p = s.prob[b * R + a], g = z.grad + i * D      // rows i..<i+n: this replica's positions
+                        for j in 0..<n * D { acc[j] += p * Double(g[j]) }
+                        i += n
+                    }
+                    i += n                                                  // the baseline replica
+                    let xr = copyRows(x, attrs[b].positions.map { Int32(b * T + $0) })
+                    attrs[b].values.append((0..<n * D).map { Float(Double(xr.data[$0]) * acc[$0] / Double(A)) })
+                    attrs[b].baseline.append(s.prob[b * R + A])
+                }
+            }
+            for (b, p) in pb.items.enumerated() { out[p.index] = attrs[b] }
+            done += pb.items.count
+            progress?(done)
+        }
+        return out.map { $0! }
+    }
+}
+
+public struct IGLayerSummary: Codable, Equatable, Sendable {
+    public var layer: Int
+    public var meanAttributionSum: Double
+    public var completenessError: Double?       // mean over probes
+}
+
+public struct IGResult: Codable, Sendable {
+    public var checkpoint: String
+    public var options: IGOptions
+    public var probes: Int
+    public var alphas: [Double]
+    public var completenessError: Double?       // mean over probes and layers
+    public var completenessErrorMax: Double?
+    public var layers: [IGLayerSummary]
+    public var counts: [String: ProbeCounts]
+    public var seconds: Double
+}
+
+public struct IGUnit: Codable, Equatable, Sendable {
+    public var layer: Int, position: Int, unit: Int
+    public var attribution: Double
+}
+
+public struct IGProbeRecord: Codable, Sendable {
+    public var prompt: String, target: String, prediction: String, relation: String
+    public var prob: Double
+    public var baseline: [Double]                // F(0) per layer
+    public var attributionSum: [Double]          // per layer
+    public var completenessError: [Double?]      // per layer
+    public var top: [IGUnit]                     // largest attributions over all layers
+}
+
+extension IntegratedGradients {
+    public static func run(checkpoint: String, options o: IGOptions, log: @escaping (String) -> Void) throws
+        -> (result: IGResult, records: [IGProbeRecord]) {
+        let began = Date()
+        try o.validate()
+        let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.probes, log: log)
+        try o.validate(layers: k.model.config.numLayers)
+        let kind = SiteKind(rawValue: o.site)!
+        let layers = !kind.perLayer ? [0] : o.layers.isEmpty ? Array(0..<k.model.config.numLayers) : o.layers
+        let alphas = o.alphaList
+        log("ig: \(kind.rawValue) at \(o.position.rawValue), layers \(layers), \(alphas.count) points per probe")
+        let progress = ProgressLog("ig", total: k.probes.probes.count, log: log)
+        let attrs = attributions(k, kind: kind, layers: layers, position: o.position, alphas: alphas, batch: o.probes.batch,
+                                 progress: progress.update)
+        var records: [IGProbeRecord] = []
+        for (p, a) in zip(k.probes.probes, attrs) {
+            var units: [IGUnit] = []
+            for (li, l) in layers.enumerated() {
+                let D = a.values[li].count / max(a.positions.count, 1)
+                for (j, v) in a.values[li].enumerated() {
+                    units.append(IGUnit(layer: l, position: a.positions[j / D], unit: j % D, attribution: Double(v)))
+                }
+            }
+            units.sort { $0.attribution > $1.attribution }
+            records.append(IGProbeRecord(prompt: p.prompt, target: p.target, prediction: k.token(a.top1), relation: p.relation, prob: a.prob,
+                                         baseline: a.baseline,
+                                         attributionSum: a.values.map { $0.reduce(0.0) { $0 + Double($1) } },
+                                         completenessError: layers.indices.map { a.completenessError($0) },
+                                         top: Array(units.prefix(o.top))))
+        }
+        let errors = attrs.flatMap { a in layers.indices.compactMap { a.completenessError($0) } }
+        let summaries = layers.enumerated().map { li, l in
+            IGLayerSummary(layer: l, meanAttributionSum: mean(records.map { $0.attributionSum[li] }),
+                           completenessError: finite(mean(attrs.compactMap { $0.completenessError(li) })))
+        }
+        let r = IGResult(checkpoint: checkpoint, options: o, probes: attrs.count, alphas: alphas,
+                         completenessError: finite(mean(errors)), completenessErrorMax: errors.max(), layers: summaries,
+                         counts: k.probes.counts, seconds: Date().timeIntervalSince(began))
+        return (r, records)
+    }
+}

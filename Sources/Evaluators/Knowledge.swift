@@ -1,0 +1,124 @@
+// What every knowledge evaluator shares: a loaded checkpoint with its probes, and the scoring
+// of a probe batch at [MASK] (target probability, rank, top-1) with any interventions, with
+// or without the gradient of the targets' log-probabilities. All model access goes through
+// `BertModel.encode(interventions:)` and the MLM head.
+
+import Autograd
+import BERT
+import Checkpoint
+import Foundation
+import Interventions
+import Text
+
+public struct KnowledgeSetup {
+    public let model: BertModel
+    public let tokenizer: WordPieceTokenizer
+    public let probes: ProbeSet
+
+    /// Load an MLM checkpoint (all parameters frozen: evaluators differentiate activations
+    /// only) and its probes; logs how many probes each relation keeps.
+    public static func load(checkpoint: String, probes o: ProbeOptions, log: (String) -> Void) throws -> KnowledgeSetup {
+        try o.validate()
+        let ck = try Checkpoint.load(checkpoint)
+        guard ck.model.head == .mlm else { throw CheckpointError(checkpoint, "has a \(ck.model.head.rawValue) head, not an MLM head") }
+        ck.model.params.setTrainable { _ in false }
+        let tok = try WordPieceTokenizer(vocab: ck.vocab)
+        let set = try ProbeSet.load(o, tokenizer: tok, maxLength: ck.model.config.maxPositions)
+        let c = set.counts.values
+        log("probes: \(set.probes.count) from \(c.reduce(0) { $0 + $1.keptFacts }) facts in \(set.counts.count) relation(s); "
+            + "\(c.reduce(0) { $0 + $1.droppedMultiPiece }) facts dropped (object not one word piece), "
+            + "\(c.reduce(0) { $0 + $1.droppedOther }) unusable")
+        guard !set.probes.isEmpty else { throw ProbeError("no usable probes (every target is more than one word piece of this vocabulary?)") }
+        return KnowledgeSetup(model: ck.model, tokenizer: tok, probes: set)
+    }
+
+    public func token(_ id: Int32) -> String { tokenizer.token(of: id) ?? "?" }
+}
+
+/// Scores of one target per row: probability, rank (0 = top-1) and the top-1 token.
+public struct RowScores {
+    public var prob: [Double] = []
+    public var rank: [Int] = []
+    public var top1: [Int32] = []
+    public var correct: [Bool] { rank.map { $0 == 0 } }
+}
+
+public enum ProbeScoring {
+    /// Scores of `targets` at `rows` of the hidden states [B*T, C], through the MLM head.
+    public static func scores(_ model: BertModel, _ tape: Tape, hidden: Tensor, rows: [Int32], targets: [Int32]) -> RowScores {
+        let logits = model.mlmLogits(tape, hidden, rows: rows)
+        return scores(logits: logits, targets: targets)
+    }
+
+    static func scores(logits: Tensor, targets: [Int32]) -> RowScores {
+        let V = logits.lastDim
+        var s = RowScores()
+        for (r, y) in targets.enumerated() {
+            let row = logits.data + r * V
+            var mx = row[0], arg = 0
+            for v in 1..<V where row[v] > mx { mx = row[v]; arg = v }
+            var sum = 0.0, above = 0
+            let ty = row[Int(y)]
+            for v in 0..<V {
+                sum += exp(Double(row[v] - mx))
+                if row[v] > ty { above += 1 }
+            }
+            s.prob.append(exp(Double(ty - mx)) / sum); s.rank.append(above); s.top1.append(Int32(arg))
+        }
+        return s
+    }
+
+    /// Forward the batch with `interventions`; scores of each probe's target at its [MASK].
+    public static func run(_ model: BertModel, _ pb: ProbeBatch, _ iv: Interventions? = nil) -> RowScores {
+        let tape = Tape(recording: false)
+        return scores(model, tape, hidden: model.encode(tape, pb.batch, interventions: iv), rows: pb.maskRows, targets: pb.targets)
+    }
+
+    /// As `run`, then backward of sum_b log p_b(target): leaves used by the interventions
+    /// receive d(sum log p)/d(leaf) (multiply row b by prob[b] for d p_b).
+    public static func runWithGradient(_ model: BertModel, _ pb: ProbeBatch, _ iv: Interventions) -> RowScores {
+        let tape = Tape()
+        let logits = model.mlmLogits(tape, model.encode(tape, pb.batch, interventions: iv), rows: pb.maskRows)
+        let s = scores(logits: logits, targets: pb.targets)
+        let loss = tape.crossEntropy(logits, targets: pb.targets)      // mean of -log p
+        if loss.requiresGrad { tape.backward(loss, seed: -Float(pb.items.count)) }
+        return s
+    }
+}
+
+extension Results {
+    /// Write one JSON object per line (sorted keys) atomically; returns the path.
+    @discardableResult
+    public static func writeLines<T: Encodable>(_ values: [T], name: String, checkpoint: String, root: String = "results") throws -> String {
+        let dir = directory(for: checkpoint, root: root)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var data = Data()
+        for v in values { data.append(try enc.encode(v)); data.append(0x0A) }
+        let path = dir + "/" + name + ".jsonl"
+        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        return path
+    }
+}
+
+/// nil for nan/inf (JSON has no nan).
+func finite(_ x: Double) -> Double? { x.isFinite ? x : nil }
+
+/// Mean of a list (nan when empty).
+func mean(_ v: [Double]) -> Double { v.isEmpty ? .nan : v.reduce(0, +) / Double(v.count) }
+
+/// A progress line every 10 s (and at the end).
+final class ProgressLog {
+    let label: String, total: Int, log: (String) -> Void
+    var last = Date.distantPast
+    let start = Date()
+    init(_ label: String, total: Int, log: @escaping (String) -> Void) { self.label = label; self.total = total; self.log = log }
+    func update(_ done: Int) {
+        guard Date().timeIntervalSince(last) > 10 || done == total else { return }
+        last = Date()
+        let el = Date().timeIntervalSince(start)
+        let eta = done > 0 ? el * Double(total - done) / Double(done) : 0
+        log(String(format: "%@: %d/%d (%.0f%%), %.0fs elapsed, ~%.0fs left", label, done, total, 100 * Double(done) / Double(max(total, 1)), el, eta))
+    }
+}
