@@ -48,13 +48,13 @@ extension EvalCommand {
     struct IG: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "ig",
             abstract: "Integrated gradients of P(target at [MASK]) over a site's units, one layer at a time.",
-            discussion: "The drop-dropout study's 5 points: --alphas 0 0.25 0.5 0.75 1. Dai et al.: --steps 20 (the default).")
+            discussion: "--steps m uses the midpoint rule, alpha = (k - 1/2)/m. The drop-dropout study's 5 points: --alphas 0 0.25 0.5 0.75 1; Dai et al.'s right Riemann sum: --alphas 0.05 0.1 ... 1.")
         @Argument(help: "Checkpoint (.h5).") var checkpoint: String
         @OptionGroup var probe: ProbeFlags
         @Option(help: "Site: emb.word, emb, attn.out, ffn.pre, ffn.act, ffn.out or block.") var site = "ffn.pre"
         @Option(parsing: .upToNextOption, help: "Layers (default: all).") var layers: [Int] = []
         @Option(help: "Positions attributed: mask, subject, subject-first, subject-last, cls, sep, all.") var position = Position.mask
-        @Option(help: "Riemann steps (alpha = k/steps, k = 1..steps).") var steps = 20
+        @Option(help: "Integration points (midpoint rule: alpha = (k - 1/2)/steps, k = 1..steps).") var steps = 20
         @Option(parsing: .upToNextOption, help: "Explicit alphas in [0, 1] (override --steps).") var alphas: [Double] = []
         @Option(help: "Units listed per probe in ig-probes.jsonl.") var top = 10
         func run() throws {
