@@ -15,8 +15,8 @@ import BERT
 import Foundation
 import Interventions
 
-public struct IGOptions: Codable, Equatable, Sendable {
-    public var probes = ProbeOptions()
+public struct IGOptions: ProbeEvaluatorOptions, Equatable {
+    public var source = ProbeOptions()
     public var site = SiteKind.ffnPre.rawValue    // emb.word, emb, attn.out, ffn.pre, ffn.act, ffn.out, block
     public var layers: [Int] = []                 // default: every layer
     public var position = Position.mask           // positions attributed (mask, subject, all, ...)
@@ -28,7 +28,10 @@ public struct IGOptions: Codable, Equatable, Sendable {
     public var alphaList: [Double] { alphas.isEmpty ? IGOptions.midpoints(steps) : alphas }
     public static func midpoints(_ m: Int) -> [Double] { (1...max(m, 1)).map { (Double($0) - 0.5) / Double(m) } }
 
-    public func validate(layers L: Int? = nil) throws {
+    public func validate() throws { try validate(layers: nil) }
+
+    public func validate(layers L: Int?) throws {
+        try source.validate()
         guard let kind = SiteKind(rawValue: site) else {
             throw ProbeError("--site must be one of \(SiteKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(site)'")
         }
@@ -150,14 +153,14 @@ extension IntegratedGradients {
         -> (result: IGResult, records: [IGProbeRecord]) {
         let began = Date()
         try o.validate()
-        let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.probes, log: log)
+        let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.source, log: log)
         try o.validate(layers: k.model.config.numLayers)
         let kind = SiteKind(rawValue: o.site)!
         let layers = !kind.perLayer ? [0] : o.layers.isEmpty ? Array(0..<k.model.config.numLayers) : o.layers
         let alphas = o.alphaList
         log("ig: \(kind.rawValue) at \(o.position.rawValue), layers \(layers), \(alphas.count) points per probe")
         let progress = ProgressLog("ig", total: k.probes.probes.count, log: log)
-        let attrs = attributions(k, kind: kind, layers: layers, position: o.position, alphas: alphas, batch: o.probes.batch,
+        let attrs = attributions(k, kind: kind, layers: layers, position: o.position, alphas: alphas, batch: o.source.batch,
                                  progress: progress.update)
         var records: [IGProbeRecord] = []
         for (p, a) in zip(k.probes.probes, attrs) {

@@ -11,7 +11,7 @@ import XCTest
 final class KnowledgeEvaluatorTests: XCTestCase {
     func testFactModelKnowsItsFacts() throws {
         let k = try FactModel.setup()
-        var o = ConsistencyOptions(); o.probes.probes = FactModel.trained.probes
+        var o = ConsistencyOptions(); o.source.probes = FactModel.trained.probes
         let (r, records) = try Consistency.run(checkpoint: FactModel.trained.checkpoint, options: o, log: { _ in })
         print("fact model: accuracy \(r.accuracy), consistency \(r.consistency ?? .nan), unique predictions \(r.uniquePredictions)")
         XCTAssertGreaterThan(r.accuracy, 0.95)
@@ -37,7 +37,7 @@ final class KnowledgeEvaluatorTests: XCTestCase {
     /// Suppressing the knowledge neurons found by IG lowers the fact's probability far more
     /// than suppressing as many random neurons of the same layers.
     func testKnowledgeNeuronSuppressionBeatsRandom() throws {
-        var o = KNOptions(); o.probes.probes = FactModel.trained.probes; o.steps = 10
+        var o = KNOptions(); o.source.probes = FactModel.trained.probes; o.steps = 10
         let (r, records) = try KnowledgeNeurons.run(checkpoint: FactModel.trained.checkpoint, options: o, log: { _ in })
         print("kn: \(r.neuronsPerProbe) neurons/probe, \(r.clustersPerConcept) clusters/concept, suppress own \(r.suppress.own), random \(r.suppress.random), amplify own \(r.amplify.own)")
         XCTAssertGreaterThan(r.neuronsPerProbe, 0)
@@ -50,7 +50,7 @@ final class KnowledgeEvaluatorTests: XCTestCase {
     /// Restoring the clean state at the last subject token recovers most of the effect of
     /// corrupting the subject (block output, first layer).
     func testTraceRestoresAtTheSubject() throws {
-        var o = TraceOptions(); o.probes.probes = FactModel.trained.probes; o.samples = 5
+        var o = TraceOptions(); o.source.probes = FactModel.trained.probes; o.samples = 5
         let (r, _) = try CausalTrace.run(checkpoint: FactModel.trained.checkpoint, options: o, log: { _ in })
         let block = r.kinds.first { $0.kind == "block" }!
         let last = block.classes.firstIndex(of: "subject-last")!, mask = block.classes.firstIndex(of: "mask")!
@@ -65,7 +65,7 @@ final class KnowledgeEvaluatorTests: XCTestCase {
 
     /// Patching the source's subject state into the base run moves the base's answer.
     func testInterchangeAtTheSubjectMovesTheAnswer() throws {
-        var o = InterchangeOptions(); o.probes.probes = FactModel.trained.probes; o.kinds = ["emb", "block"]; o.positions = [.subjectLast, .cls]
+        var o = InterchangeOptions(); o.source.probes = FactModel.trained.probes; o.kinds = ["emb", "block"]; o.positions = [.subjectLast, .cls]
         let (r, records) = try Interchange.run(checkpoint: FactModel.trained.checkpoint, options: o, log: { _ in })
         func acc(_ kind: String, _ layer: Int, _ pos: Position) -> Double {
             r.cells.first { $0.kind == kind && $0.layer == layer && $0.position == pos.rawValue }!.interchangeAccuracy
@@ -81,7 +81,7 @@ final class KnowledgeEvaluatorTests: XCTestCase {
     }
 
     func testLensLastLayerIsThePrediction() throws {
-        var o = LensOptions(); o.probes.probes = FactModel.trained.probes
+        var o = LensOptions(); o.source.probes = FactModel.trained.probes
         let (r, records) = try LogitLens.run(checkpoint: FactModel.trained.checkpoint, options: o, log: { _ in })
         XCTAssertEqual(r.layers.count, 3)
         XCTAssertGreaterThan(r.layers[2].accuracy, 0.95)
