@@ -55,7 +55,10 @@ public final class Parameters {
 
     /// Global L2 norm of all gradients (accumulated in Double, in fixed chunks so the result
     /// does not depend on timing).
-    public func gradNorm() -> Double {
+    public func gradNorm() -> Double { gradSquaredNorm().squareRoot() }
+
+    /// Sum of squared gradients (as gradNorm, before the square root).
+    public func gradSquaredNorm() -> Double {
         let g = grads.pointer, chunk = 1 << 16
         let n = (grads.count + chunk - 1) / chunk
         var partial = [Double](repeating: 0, count: n)
@@ -71,7 +74,7 @@ public final class Parameters {
                 }
             }
         }
-        return partial.reduce(0, +).squareRoot()
+        return partial.reduce(0, +)
     }
 
     /// Copy every value from `other` (same layout).

@@ -99,6 +99,16 @@ public final class BertModel {
     }
 
     private func p(_ name: String) -> Tensor { params[name] }
+    /// Parameter `name` as this forward pass sees it: through the interventions' weight view, if any.
+    @inline(__always) private func p(_ name: String, _ iv: Interventions?, _ tape: Tape) -> Tensor {
+        let w = params[name]
+        return iv?.weight(name, w, tape) ?? w
+    }
+    /// Every viewed parameter must exist (a misspelt view would otherwise be a silent no-op).
+    private func checkViews(_ iv: Interventions?) {
+        guard let iv else { return }
+        for name in iv.viewedParameters { precondition(params.contains(name), "weight view of unknown parameter \(name)") }
+    }
 
     /// Encoder output [B*T, C] (the last hidden state). `interventions` may read or replace
     /// the tensor at every named site (see Sites.swift); nil runs the plain forward pass.
@@ -107,15 +117,16 @@ public final class BertModel {
         let c = config, B = batch.batchSize, T = batch.seqLen
         let NH = c.numHeads
         precondition(T <= c.maxPositions, "sequence length \(T) exceeds max positions \(c.maxPositions)")
+        checkViews(iv)
         @inline(__always) func at(_ kind: SiteKind, _ l: Int, _ x: Tensor) -> Tensor {
             iv?.apply(Site(kind, l), x, tape) ?? x
         }
         let positions = (0..<B * T).map { Int32($0 % T) }
-        let words = at(.embWord, 0, tape.embedding(p("bert.embeddings.word_embeddings.weight"), ids: batch.ids,
+        let words = at(.embWord, 0, tape.embedding(p("bert.embeddings.word_embeddings.weight", iv, tape), ids: batch.ids,
                                                    paddingIndex: Int32(c.padTokenId)))
-        var x = tape.add(tape.add(words, tape.embedding(p("bert.embeddings.position_embeddings.weight"), ids: positions)),
-                         tape.embedding(p("bert.embeddings.token_type_embeddings.weight"), ids: batch.typeIds))
-        x = tape.layerNorm(x, p("bert.embeddings.LayerNorm.weight"), p("bert.embeddings.LayerNorm.bias"), eps: c.layerNormEps)
+        var x = tape.add(tape.add(words, tape.embedding(p("bert.embeddings.position_embeddings.weight", iv, tape), ids: positions)),
+                         tape.embedding(p("bert.embeddings.token_type_embeddings.weight", iv, tape), ids: batch.typeIds))
+        x = tape.layerNorm(x, p("bert.embeddings.LayerNorm.weight", iv, tape), p("bert.embeddings.LayerNorm.bias", iv, tape), eps: c.layerNormEps)
         x = at(.emb, 0, tape.dropout(x, p: dropout.hidden, rng: dropout.rng(0)))
 
         // Additive mask [B, T]: 0 for real tokens, the most negative float for padding (as HF).
@@ -123,32 +134,34 @@ public final class BertModel {
         for l in 0..<c.numLayers {
             let pre = "bert.encoder.layer.\(l)."
             func proj(_ name: String) -> Tensor {
-                tape.linear(x, p(pre + "attention.self.\(name).weight"), p(pre + "attention.self.\(name).bias"))
+                tape.linear(x, p(pre + "attention.self.\(name).weight", iv, tape), p(pre + "attention.self.\(name).bias", iv, tape))
             }
             let ctx = at(.attnHeads, l, tape.attention(q: proj("query"), k: proj("key"), v: proj("value"), batch: B, heads: NH,
                                                        additiveMask: mask, dropout: dropout.attention, rng: dropout.rng(16 * l + 1)))
-            var a = tape.linear(ctx, p(pre + "attention.output.dense.weight"), p(pre + "attention.output.dense.bias"))
+            var a = tape.linear(ctx, p(pre + "attention.output.dense.weight", iv, tape), p(pre + "attention.output.dense.bias", iv, tape))
             a = at(.attnOut, l, tape.dropout(a, p: dropout.hidden, rng: dropout.rng(16 * l + 2)))
-            x = tape.layerNorm(tape.add(a, x), p(pre + "attention.output.LayerNorm.weight"),
-                               p(pre + "attention.output.LayerNorm.bias"), eps: c.layerNormEps)
-            let hPre = at(.ffnPre, l, tape.linear(x, p(pre + "intermediate.dense.weight"), p(pre + "intermediate.dense.bias")))
+            x = tape.layerNorm(tape.add(a, x), p(pre + "attention.output.LayerNorm.weight", iv, tape),
+                               p(pre + "attention.output.LayerNorm.bias", iv, tape), eps: c.layerNormEps)
+            let hPre = at(.ffnPre, l, tape.linear(x, p(pre + "intermediate.dense.weight", iv, tape), p(pre + "intermediate.dense.bias", iv, tape)))
             let h = at(.ffnAct, l, tape.gelu(hPre))
-            var o = tape.linear(h, p(pre + "output.dense.weight"), p(pre + "output.dense.bias"))
+            var o = tape.linear(h, p(pre + "output.dense.weight", iv, tape), p(pre + "output.dense.bias", iv, tape))
             o = at(.ffnOut, l, tape.dropout(o, p: dropout.hidden, rng: dropout.rng(16 * l + 3)))
-            x = at(.block, l, tape.layerNorm(tape.add(o, x), p(pre + "output.LayerNorm.weight"), p(pre + "output.LayerNorm.bias"),
+            x = at(.block, l, tape.layerNorm(tape.add(o, x), p(pre + "output.LayerNorm.weight", iv, tape), p(pre + "output.LayerNorm.bias", iv, tape),
                                              eps: c.layerNormEps))
         }
         return x
     }
 
     /// MLM logits [N, V] for the given rows of the hidden states [B*T, C] (all rows when nil).
-    public func mlmLogits(_ tape: Tape, _ hidden: Tensor, rows: [Int32]? = nil) -> Tensor {
+    /// `interventions`: their weight views apply to the head too (the decoder is tied to the
+    /// word embeddings, so a view of those changes both ends alike).
+    public func mlmLogits(_ tape: Tape, _ hidden: Tensor, rows: [Int32]? = nil, interventions iv: Interventions? = nil) -> Tensor {
         precondition(head == .mlm, "model has no MLM head")
         let h = rows.map { tape.gatherRows(hidden, $0) } ?? hidden
-        var t = tape.gelu(tape.linear(h, p("cls.predictions.transform.dense.weight"), p("cls.predictions.transform.dense.bias")))
-        t = tape.layerNorm(t, p("cls.predictions.transform.LayerNorm.weight"), p("cls.predictions.transform.LayerNorm.bias"),
+        var t = tape.gelu(tape.linear(h, p("cls.predictions.transform.dense.weight", iv, tape), p("cls.predictions.transform.dense.bias", iv, tape)))
+        t = tape.layerNorm(t, p("cls.predictions.transform.LayerNorm.weight", iv, tape), p("cls.predictions.transform.LayerNorm.bias", iv, tape),
                            eps: config.layerNormEps)
-        return tape.linear(t, p("bert.embeddings.word_embeddings.weight"), p("cls.predictions.bias"))
+        return tape.linear(t, p("bert.embeddings.word_embeddings.weight", iv, tape), p("cls.predictions.bias", iv, tape))
     }
 
     /// Masked-LM loss: mean cross-entropy over positions whose label is not -100. The head is
@@ -159,7 +172,7 @@ public final class BertModel {
         let hidden = encode(tape, batch, dropout: dropout, interventions: interventions)
         var rows: [Int32] = [], targets: [Int32] = []
         for (i, l) in labels.enumerated() where l != -100 { rows.append(Int32(i)); targets.append(l) }
-        return tape.crossEntropy(mlmLogits(tape, hidden, rows: rows), targets: targets)
+        return tape.crossEntropy(mlmLogits(tape, hidden, rows: rows, interventions: interventions), targets: targets)
     }
 
     /// QA start and end logits, each [B, T], from the encoder output [B*T, C].

@@ -3,6 +3,13 @@
 //     x = interventions?.apply(Site(.ffnPre, l), x, tape) ?? x
 // A hook is built from tape ops, so gradients flow through it; with no interventions the
 // forward pass is exactly the plain one. Evaluators never reach into the model otherwise.
+// The same object carries weight views (the weight level of the same mechanism): every
+// parameter the forward pass reads by its Hugging Face name is first offered to the views
+//     w = interventions?.weight("bert.encoder.layer.3.output.dense.weight", w, tape) ?? w
+// and a view returns the tensor `linear` (or LayerNorm, embedding) uses instead: W ⊙ M, W + (α/r)·B·A,
+// W + ΔW, built from tape ops so gradients reach the edit's own tensors. One object for both
+// levels: an edit may combine them, and every forward entry point that takes interventions
+// honours both with nothing else threaded through.
 // Shapes at each site (B batch, T tokens, C hidden, F FFN size): every site is [B*T, C]
 // except ffn.pre and ffn.act, which are [B*T, F].
 
@@ -41,16 +48,29 @@ public struct Site: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// The hooks in force for one forward pass, by site, applied in the order they were added.
+/// The hooks in force for one forward pass, by site, and the weight views by parameter name,
+/// each applied in the order they were added.
 public final class Interventions {
     public typealias Hook = (_ x: Tensor, _ tape: Tape) -> Tensor
+    public typealias WeightView = (_ w: Tensor, _ tape: Tape) -> Tensor
     private var hooks: [Site: [Hook]] = [:]
+    private var views: [String: [WeightView]] = [:]
 
     public init() {}
 
     public func add(_ site: Site, _ hook: @escaping Hook) { hooks[site, default: []].append(hook) }
-    public var isEmpty: Bool { hooks.isEmpty }
+    /// The forward pass uses view(w) wherever it reads the parameter `name` (an HF name).
+    public func view(_ name: String, _ view: @escaping WeightView) { views[name, default: []].append(view) }
+    public var isEmpty: Bool { hooks.isEmpty && views.isEmpty }
     public var sites: [Site] { Array(hooks.keys) }
+    public var viewedParameters: [String] { views.keys.sorted() }
+
+    /// The tensor to use for parameter `name` (nil when no view is there).
+    @inline(__always)
+    public func weight(_ name: String, _ w: Tensor, _ tape: Tape) -> Tensor? {
+        guard let vs = views[name] else { return nil }
+        return vs.reduce(w) { $1($0, tape) }
+    }
 
     /// The tensor to use at `site` (nil when no hook is there).
     @inline(__always)

@@ -8,7 +8,11 @@ import Foundation
 public enum HFExport {
     public static func export(_ path: String, to dir: String) throws {
         let ck = try Checkpoint.load(path)
-        let model = ck.model
+        try export(model: ck.model, vocab: ck.vocab, to: dir)
+    }
+
+    /// Export a model in memory (e.g. a base model with an edit baked in).
+    public static func export(model: BertModel, vocab: [String], to dir: String) throws {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var config = try JSONSerialization.jsonObject(with: Data(try Checkpoint.configJSON(model.config).utf8)) as! [String: Any]
         config["architectures"] = [model.head == .mlm ? "BertForMaskedLM" : "BertForQuestionAnswering"]
@@ -20,7 +24,7 @@ public enum HFExport {
                        bytes: Data(bytes: model.params.values.pointer + e.offset, count: e.count * 4))
         }
         try write(safetensors(tensors), to: dir + "/model.safetensors")
-        try write(Data((ck.vocab.joined(separator: "\n") + "\n").utf8), to: dir + "/vocab.txt")
+        try write(Data((vocab.joined(separator: "\n") + "\n").utf8), to: dir + "/vocab.txt")
 
         // A small padded batch of random ids and the logits droplab computes for it.
         let B = 2, T = min(16, model.config.maxPositions)

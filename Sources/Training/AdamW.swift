@@ -1,5 +1,7 @@
 // AdamW with decoupled weight decay (the torch.optim.AdamW update, step for step), global
-// gradient-norm clipping, and no decay on biases and LayerNorm weights.
+// gradient-norm clipping, and no decay on biases and LayerNorm weights. It optimises a
+// `ParameterGroup`: the model's trainable subset plus any edit's own tensors; frozen tensors
+// are never written (no step, no decay).
 
 import Autograd
 
@@ -18,18 +20,40 @@ public struct AdamWConfig: Codable, Equatable, Sendable {
 
 public final class AdamW {
     public let config: AdamWConfig
-    public let params: Parameters
-    public let m: Storage            // first moments, parameter layout
-    public let v: Storage            // second moments, parameter layout
+    public let group: ParameterGroup
+    /// The first member's store (the model's, for checkpoints) and its moments.
+    public var params: Parameters { group.members[0].params }
+    public var m: Storage { moments[0].m }
+    public var v: Storage { moments[0].v }
     public private(set) var step = 0
-    private let decay: Storage       // per element: 1 where weight decay applies, else 0
+    private let moments: [(m: Storage, v: Storage)]   // per member, in its parameter layout
+    private let decay: [Storage]                       // per member and element: 1 where weight decay applies
+    private let ranges: [[Range<Int>]]                 // per member: the trainable elements (adjacent tensors merged)
 
-    public init(_ params: Parameters, config: AdamWConfig) {
-        self.params = params; self.config = config
-        m = Storage(count: params.totalCount); v = Storage(count: params.totalCount)
-        decay = Storage(count: params.totalCount)
-        for e in params.entries where AdamW.decays(e.name) {
-            decay.pointer.advanced(by: e.offset).update(repeating: 1, count: e.count)
+    /// Every tensor of `params` trains; biases and LayerNorm weights are not decayed.
+    public convenience init(_ params: Parameters, config: AdamWConfig) {
+        self.init(ParameterGroup().adding(params, decays: AdamW.decays), config: config)
+    }
+
+    /// Optimise a parameter group: only its trainable tensors are ever written.
+    public init(_ group: ParameterGroup, config: AdamWConfig) {
+        precondition(!group.members.isEmpty, "AdamW needs a non-empty parameter group")
+        self.group = group; self.config = config
+        moments = group.members.map { (Storage(count: $0.params.totalCount), Storage(count: $0.params.totalCount)) }
+        decay = group.members.map { member in
+            let d = Storage(count: member.params.totalCount)
+            for e in member.params.entries where member.trains(e.name) && member.decays(e.name) {
+                d.pointer.advanced(by: e.offset).update(repeating: 1, count: e.count)
+            }
+            return d
+        }
+        ranges = group.members.map { member in
+            var out: [Range<Int>] = []
+            for e in member.params.entries where member.trains(e.name) && e.count > 0 {
+                if let last = out.last, last.upperBound == e.offset { out[out.count - 1] = last.lowerBound..<e.offset + e.count }
+                else { out.append(e.offset..<e.offset + e.count) }
+            }
+            return out
         }
     }
 
@@ -38,7 +62,7 @@ public final class AdamW {
         !(name.hasSuffix(".bias") || name.contains("LayerNorm.weight"))
     }
 
-    /// Restore moments and the step counter (from a checkpoint).
+    /// Restore the first member's moments and the step counter (from a checkpoint).
     public func restore(step: Int, m: UnsafeBufferPointer<Float>, v: UnsafeBufferPointer<Float>) {
         precondition(m.count == self.m.count && v.count == self.v.count, "optimizer state size mismatch")
         self.step = step
@@ -46,26 +70,34 @@ public final class AdamW {
         self.v.pointer.update(from: v.baseAddress!, count: v.count)
     }
 
+    public func zeroGrads() { group.zeroGrads() }
+
     /// Clip gradients to `maxGradNorm` (as torch.nn.utils.clip_grad_norm_), then apply one
-    /// update with learning rate `lr`. Returns the gradient norm before clipping.
+    /// update with learning rate `lr` to the trainable tensors. Returns the gradient norm
+    /// before clipping.
     @discardableResult
     public func update(lr: Float) -> Double {
-        let norm = params.gradNorm()
-        let g = params.grads.pointer
+        let norm = group.gradNorm()
         let coef = config.maxGradNorm > 0 ? min(Float(Double(config.maxGradNorm) / (norm + 1e-6)), 1) : 1
         step += 1
         let b1 = config.beta1, b2 = config.beta2, eps = config.eps, wd = lr * config.weightDecay
         let bc1 = 1 - Float(Double(b1).power(step)), bc2Sqrt = (1 - Float(Double(b2).power(step))).squareRoot()
         let stepSize = lr / bc1
-        let w = params.values.pointer, m = m.pointer, v = v.pointer, d = decay.pointer
-        Parallel.forEach(params.totalCount) { r in
-            for i in r {
-                let gi = g[i] * coef
-                g[i] = gi
-                w[i] *= 1 - wd * d[i]
-                m[i] += (gi - m[i]) * (1 - b1)
-                v[i] = v[i] * b2 + (1 - b2) * gi * gi
-                w[i] -= stepSize * m[i] / (v[i].squareRoot() / bc2Sqrt + eps)
+        for (k, member) in group.members.enumerated() {
+            let g = member.params.grads.pointer, w = member.params.values.pointer
+            let m = moments[k].m.pointer, v = moments[k].v.pointer, d = decay[k].pointer
+            for range in ranges[k] {
+                Parallel.forEach(range.count) { r in
+                    for j in r {
+                        let i = range.lowerBound + j
+                        let gi = g[i] * coef
+                        g[i] = gi
+                        w[i] *= 1 - wd * d[i]
+                        m[i] += (gi - m[i]) * (1 - b1)
+                        v[i] = v[i] * b2 + (1 - b2) * gi * gi
+                        w[i] -= stepSize * m[i] / (v[i].squareRoot() / bc2Sqrt + eps)
+                    }
+                }
             }
         }
         return norm

@@ -81,14 +81,21 @@ public final class Trainer<Data: TrainingData> {
     let evaluate: Evaluator?
     let optimizer: AdamW
     public var log: (String) -> Void = { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
+    /// false: write no checkpoint (edits: the trained tensors belong to the edit, the base
+    /// model is frozen and never saved).
+    public var saveCheckpoints = true
+    /// Called after every optimizer step with the step count (e.g. LoReFT's retraction).
+    public var afterStep: ((Int) -> Void)? = nil
     var step = 0
     var tokens = 0
 
+    /// `parameters`: what the optimizer trains (default: every model parameter, no decay on
+    /// biases and LayerNorm weights); may hold a subset of the model and an edit's tensors.
     public init(model: BertModel, vocab: [String], data: Data, options: TrainerOptions, runDir: String,
-                loss: @escaping LossFunction, evaluate: Evaluator? = nil) {
+                parameters: ParameterGroup? = nil, loss: @escaping LossFunction, evaluate: Evaluator? = nil) {
         self.model = model; self.vocab = vocab; self.data = data; self.options = options
         self.runDir = runDir; self.loss = loss; self.evaluate = evaluate
-        self.optimizer = AdamW(model.params, config: options.adamw)
+        self.optimizer = parameters.map { AdamW($0, config: options.adamw) } ?? AdamW(model.params, config: options.adamw)
     }
 
     public var lastCheckpoint: String { runDir + "/last.h5" }
@@ -169,7 +176,7 @@ public final class Trainer<Data: TrainingData> {
         var windowStart = Date(), windowTokens = 0, lossSum = 0.0, lossCount = 0
         let tape = Tape()
         stepLoop: while step < options.steps {
-            model.params.zeroGrads()
+            optimizer.zeroGrads()
             let (pHidden, pAttn) = options.dropout(at: step)
             var stepLoss = 0.0, stepTokens = 0
             for micro in 0..<options.accumulation {
@@ -193,6 +200,7 @@ public final class Trainer<Data: TrainingData> {
                 throw TrainerError("gradient norm is \(gradNorm) at step \(step + 1): stopping; last good checkpoint kept at \(lastCheckpoint)")
             }
             step += 1; tokens += stepTokens; windowTokens += stepTokens
+            afterStep?(step)
             lossSum += stepLoss; lossCount += 1
 
             let evalNow = (options.evalEvery > 0 && step % options.evalEvery == 0) || step == options.steps
@@ -210,15 +218,15 @@ public final class Trainer<Data: TrainingData> {
                 progress.update(step: step, metrics: m)
                 windowStart = Date(); windowTokens = 0; lossSum = 0; lossCount = 0
             }
-            if options.saveEvery > 0 && step % options.saveEvery == 0 && step < options.steps {
+            if saveCheckpoints && options.saveEvery > 0 && step % options.saveEvery == 0 && step < options.steps {
                 try save(to: runDir + String(format: "/step-%06d.h5", step))
                 try save(to: lastCheckpoint)
             }
             if Interrupt.requested { reason = .interrupted; break }
         }
-        try save(to: lastCheckpoint)
+        if saveCheckpoints { try save(to: lastCheckpoint) }
         progress.finish()
-        log("stopped after step \(step), \(tokens) tokens: \(reason.rawValue); checkpoint \(lastCheckpoint)")
+        log("stopped after step \(step), \(tokens) tokens: \(reason.rawValue)" + (saveCheckpoints ? "; checkpoint \(lastCheckpoint)" : ""))
         return TrainingSummary(steps: step, tokens: tokens, reason: reason, lastMetrics: last)
     }
 }

@@ -1,0 +1,202 @@
+// The four concept-edit evaluators (protocol in ConceptEdits.swift; the edits themselves in
+// Interventions/Edits.swift). Defaults reproduce the drop-dropout study:
+//   bmask  one mask logit per weight of every layer's FFN output matrix (output.dense.weight;
+//          biases unmasked), logits start at 1; training: hard Gumbel-sigmoid sample at
+//          temperature 1 with the straight-through estimator, a fresh sample per example (each
+//          example is its own forward pass, the batch accumulates); evaluation keeps a weight
+//          iff its logit > 0. Loss = MLM loss + (β / batch)·Σ logits, β = 1e-5 (the study also
+//          ran 1e-4); Adam lr 0.01, 5 epochs, batch 16; concept probes only. Reports the
+//          study's mean_active (mean over the masked matrices of the weights kept) and the
+//          kept fraction.
+//   ft     W + ΔW on the chosen parameters (default: all), Adam lr 1e-4, 1 epoch, batch 10.
+//   lora   W + (α/r)·B·A on every FFN matrix and attention query/value (B = 0 at init), α = 8,
+//          Adam lr 5e-4 (the study gives none; ReFT's), 1 epoch, batch 10; --ranks sweep.
+//   reft   LoReFT on `block` outputs: the study's layers 4, 6, 8, 11 of 12 ([CLS] for the first
+//          two, the final [SEP] for the last two) scaled to the model's depth (layer·L/12,
+//          rounded down), R's rows kept orthonormal by a Gram-Schmidt retraction after every
+//          step; Adam lr 5e-4, 1 epoch, batch 10; --ranks sweep.
+// ft, lora and reft train on the concept's training probes plus as many other-concept probes.
+
+import Autograd
+import BERT
+import Foundation
+import Interventions
+import Text
+
+public struct BMaskOptions: Codable, Equatable, Sendable {
+    public var edit = EditOptions(epochs: 5, lr: 0.01, trainBatch: 16)
+    public var beta: Float = 1e-5
+    public var temperature: Float = 1
+    public var initialLogit: Float = 1
+    public var modules = ["output"]
+    public var layers: [Int] = []
+    public init() {}
+    public func validate() throws {
+        try edit.validate()
+        if !(beta >= 0 && beta.isFinite) { throw ProbeError("--beta must be >= 0, got \(beta)") }
+        if !(temperature > 0 && temperature.isFinite) { throw ProbeError("--temperature must be positive, got \(temperature)") }
+        if !initialLogit.isFinite { throw ProbeError("--initial-logit must be finite") }
+    }
+}
+
+public struct FinetuneOptions: Codable, Equatable, Sendable {
+    public var edit = EditOptions(epochs: 1, lr: 1e-4, trainBatch: 10)
+    public var params = ["*"]                 // glob patterns over Hugging Face parameter names
+    public init() {}
+    public func validate() throws {
+        try edit.validate()
+        if params.isEmpty { throw ProbeError("--params: at least one pattern is needed") }
+    }
+}
+
+public struct LoRAOptions: Codable, Equatable, Sendable {
+    public var edit = EditOptions(epochs: 1, lr: 5e-4, trainBatch: 10)
+    public var ranks = [64, 32, 16, 8, 4, 2, 1]
+    public var alpha: Float = 8
+    public var modules = ["query", "value", "intermediate", "output"]
+    public var layers: [Int] = []
+    public var saveRank: Int? = nil           // the rank --save-edited exports (default: the first)
+    public init() {}
+    public func validate() throws {
+        try edit.validate()
+        try validateRanks(ranks, saveRank: saveRank)
+        if !(alpha > 0 && alpha.isFinite) { throw ProbeError("--alpha must be positive, got \(alpha)") }
+    }
+}
+
+public struct ReFTOptions: Codable, Equatable, Sendable {
+    public var edit = EditOptions(epochs: 1, lr: 5e-4, trainBatch: 10)
+    public var ranks = [64, 32, 16, 8, 4, 2, 1]
+    public var places: [String] = []          // "layer:position" (cls, sep, mask); default: the study's layout
+    public init() {}
+    public func validate() throws {
+        try edit.validate()
+        try validateRanks(ranks, saveRank: nil)
+        if edit.saveEdited != nil {
+            throw ProbeError("--save-edited: reft edits activations (LoReFT), which no BertForMaskedLM weights can express")
+        }
+        _ = try ReFTEval.parsePlaces(places)
+    }
+}
+
+func validateRanks(_ ranks: [Int], saveRank: Int?) throws {
+    if ranks.isEmpty || ranks.contains(where: { $0 < 1 }) { throw ProbeError("--ranks must be positive integers, got \(ranks)") }
+    if Set(ranks).count != ranks.count { throw ProbeError("--ranks must not repeat a rank, got \(ranks)") }
+    if let r = saveRank, !ranks.contains(r) { throw ProbeError("--save-rank \(r) is not one of --ranks \(ranks)") }
+}
+
+public typealias EditRun<O: Codable & Sendable> = (result: EditResult<O>, records: [EditConceptRecord])
+
+public enum BinaryMaskEval {
+    public static func run(checkpoint: String, options o: BMaskOptions, log: @escaping (String) -> Void) throws -> EditRun<BMaskOptions> {
+        try o.validate()
+        var size = 0
+        var out = try ConceptEdits.run(checkpoint: checkpoint, method: "bmask", options: o, edit: o.edit, ranks: [nil], log: log) {
+            k, vocab, s, before, export in
+            let targets = try ConceptEdits.matrices(k.model.config, modules: o.modules, layers: o.layers)
+            let edit = BinaryMaskEdit(model: k.model, targets: targets, initialLogit: o.initialLogit, temperature: o.temperature)
+            size = edit.params.totalCount
+            let coef = o.beta / Float(o.edit.trainBatch)
+            let penalty: (Tape) -> Tensor = { tape in
+                tape.scale(targets.dropFirst().reduce(tape.sum(edit.params[targets[0]])) { tape.add($0, tape.sum(edit.params[$1])) }, coef)
+            }
+            var r = try ConceptEdits.editOnce(k, vocab: vocab, s, before: before, o.edit, rank: nil, edit: edit, examples: s.train,
+                                              micro: 1, sampling: true, penalty: penalty, export: export)
+            r.meanActive = edit.meanActive; r.keptFraction = edit.keptFraction; r.keptPerMatrix = edit.kept
+            return [r]
+        }
+        out.result.trainableParameters = ["all": size]
+        return out
+    }
+}
+
+public enum FinetuneEval {
+    public static func run(checkpoint: String, options o: FinetuneOptions, log: @escaping (String) -> Void) throws -> EditRun<FinetuneOptions> {
+        try o.validate()
+        var size = 0
+        var out = try ConceptEdits.run(checkpoint: checkpoint, method: "ft", options: o, edit: o.edit, ranks: [nil], log: log) {
+            k, vocab, s, before, export in
+            let names = k.model.params.entries.map(\.name)
+            for p in o.params where !names.contains(where: { glob(p, $0) }) {
+                throw ProbeError("--params: no parameter matches '\(p)' (names as in the checkpoint, e.g. bert.encoder.layer.0.output.dense.weight)")
+            }
+            let edit = DenseEdit(model: k.model, targets: names.filter { n in o.params.contains { glob($0, n) } })
+            size = edit.params.totalCount
+            return [try ConceptEdits.editOnce(k, vocab: vocab, s, before: before, o.edit, rank: nil, edit: edit,
+                                              examples: s.train + s.otherTrain, micro: o.edit.trainBatch, sampling: false, export: export)]
+        }
+        out.result.trainableParameters = ["all": size]
+        return out
+    }
+
+    static func glob(_ pattern: String, _ name: String) -> Bool { fnmatch(pattern, name, 0) == 0 }
+}
+
+public enum LoRAEval {
+    public static func run(checkpoint: String, options o: LoRAOptions, log: @escaping (String) -> Void) throws -> EditRun<LoRAOptions> {
+        try o.validate()
+        var sizes: [String: Int] = [:]
+        let saveRank = o.saveRank ?? o.ranks[0]
+        var out = try ConceptEdits.run(checkpoint: checkpoint, method: "lora", options: o, edit: o.edit, ranks: o.ranks, log: log) {
+            k, vocab, s, before, export in
+            let targets = try ConceptEdits.matrices(k.model.config, modules: o.modules, layers: o.layers)
+            let smallest = targets.map { k.model.params[$0].shape.min()! }.min()!
+            if let r = o.ranks.first(where: { $0 > smallest }) { throw ProbeError("--ranks: rank \(r) exceeds the smallest target dimension \(smallest)") }
+            return try o.ranks.map { rank in
+                let edit = LoRAEdit(model: k.model, targets: targets, rank: rank, alpha: o.alpha,
+                                    seed: o.edit.probes.seed ^ StableHash.of(s.concept) ^ UInt64(rank))
+                sizes[String(rank)] = edit.params.totalCount
+                return try ConceptEdits.editOnce(k, vocab: vocab, s, before: before, o.edit, rank: rank, edit: edit,
+                                                 examples: s.train + s.otherTrain, micro: o.edit.trainBatch, sampling: false,
+                                                 export: export && rank == saveRank)
+            }
+        }
+        out.result.trainableParameters = sizes
+        return out
+    }
+}
+
+public enum ReFTEval {
+    /// The study's layout (layers 4, 6, 8, 11 of 12; [CLS], [CLS], [SEP], [SEP]) scaled to L layers.
+    public static func studyPlaces(layers L: Int) -> [LoReFTEdit.Place] {
+        var out: [LoReFTEdit.Place] = []
+        for (l, pos) in [(4, "cls"), (6, "cls"), (8, "sep"), (11, "sep")] {
+            let p = LoReFTEdit.Place(layer: min(L - 1, l * L / 12), position: pos)
+            if !out.contains(p) { out.append(p) }
+        }
+        return out
+    }
+
+    static func parsePlaces(_ specs: [String]) throws -> [LoReFTEdit.Place] {
+        try specs.map { spec in
+            let parts = spec.split(separator: ":").map(String.init)
+            guard parts.count == 2, let l = Int(parts[0]), l >= 0, ["cls", "sep", "mask"].contains(parts[1]) else {
+                throw ProbeError("--places: '\(spec)' is not layer:position with position cls, sep or mask")
+            }
+            return LoReFTEdit.Place(layer: l, position: parts[1])
+        }
+    }
+
+    public static func run(checkpoint: String, options o: ReFTOptions, log: @escaping (String) -> Void) throws -> EditRun<ReFTOptions> {
+        try o.validate()
+        var sizes: [String: Int] = [:]
+        var out = try ConceptEdits.run(checkpoint: checkpoint, method: "reft", options: o, edit: o.edit, ranks: o.ranks, log: log) {
+            k, vocab, s, before, _ in
+            let c = k.model.config
+            let places = o.places.isEmpty ? studyPlaces(layers: c.numLayers) : try parsePlaces(o.places)
+            if let p = places.first(where: { $0.layer >= c.numLayers }) { throw ProbeError("--places: layer \(p.layer) out of range 0..<\(c.numLayers)") }
+            if let r = o.ranks.first(where: { $0 > c.hiddenSize }) { throw ProbeError("--ranks: rank \(r) exceeds the hidden size \(c.hiddenSize)") }
+            return try o.ranks.map { rank in
+                let edit = LoReFTEdit(hiddenSize: c.hiddenSize, places: places, rank: rank,
+                                      seed: o.edit.probes.seed ^ StableHash.of(s.concept) ^ UInt64(rank))
+                sizes[String(rank)] = edit.params.totalCount
+                var r = try ConceptEdits.editOnce(k, vocab: vocab, s, before: before, o.edit, rank: rank, edit: edit,
+                                                  examples: s.train + s.otherTrain, micro: o.edit.trainBatch, sampling: false, export: false)
+                r.orthonormalityError = edit.orthonormalityError
+                return r
+            }
+        }
+        out.result.trainableParameters = sizes
+        return out
+    }
+}
