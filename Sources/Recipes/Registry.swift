@@ -128,6 +128,8 @@ public enum EvaluatorRegistry {
         AnyEvaluator(LensRecipeEvaluator.self),
         AnyEvaluator(TraceRecipeEvaluator.self),
         AnyEvaluator(InterchangeRecipeEvaluator.self),
+        AnyEvaluator(RomeRecipeEvaluator.self),
+        AnyEvaluator(MemitRecipeEvaluator.self),
     ]
 
     public static func named(_ name: String) -> AnyEvaluator? { all.first { $0.name == name } }

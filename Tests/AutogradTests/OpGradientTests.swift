@@ -386,6 +386,28 @@ final class OpGradientTests: XCTestCase {
         }
     }
 
+    /// Cross-entropy against distributions (the KL terms of ROME and MEND).
+    func testCrossEntropyAgainstDistributions() {
+        var rng = RNG(seed: 193)
+        let (N, V) = (3, 7)
+        let logits = rng.input("logits", [N, V], std: 2)
+        var q = (0..<N * V).map { _ in Float(rng.uniform()) }
+        for n in 0..<N { let s = q[n * V..<(n + 1) * V].reduce(0, +); for v in 0..<V { q[n * V + v] /= s } }
+        q[2] = 0                                           // a zero-probability entry
+        let qt = GradInput("q", [N, V], q, differentiable: false)
+        gradCheck("crossEntropy(distributions)", [logits, qt], seed: rng.next(),
+                  engine: { $0.crossEntropy($1[0], distributions: $1[1]) },
+                  reference: { r in
+                      var total = 0.0
+                      for n in 0..<N {
+                          let row = Array(r[0].v[n * V..<(n + 1) * V]), m = row.max()!
+                          let lse = m + log(row.map { exp($0 - m) }.reduce(0, +))
+                          for v in 0..<V { total += r[1].v[n * V + v] * (lse - row[v]) }
+                      }
+                      return .scalar(total / Double(N))
+                  })
+    }
+
     func testCrossEntropyAllIgnored() {
         var rng = RNG(seed: 192)
         let logits = Tensor(rng.normals(12), shape: [3, 4], requiresGrad: true)
