@@ -140,8 +140,8 @@ public final class BertModel {
                                                        additiveMask: mask, dropout: dropout.attention, rng: dropout.rng(16 * l + 1)))
             var a = tape.linear(ctx, p(pre + "attention.output.dense.weight", iv, tape), p(pre + "attention.output.dense.bias", iv, tape))
             a = at(.attnOut, l, tape.dropout(a, p: dropout.hidden, rng: dropout.rng(16 * l + 2)))
-            x = tape.layerNorm(tape.add(a, x), p(pre + "attention.output.LayerNorm.weight", iv, tape),
-                               p(pre + "attention.output.LayerNorm.bias", iv, tape), eps: c.layerNormEps)
+            x = at(.ffnIn, l, tape.layerNorm(tape.add(a, x), p(pre + "attention.output.LayerNorm.weight", iv, tape),
+                                             p(pre + "attention.output.LayerNorm.bias", iv, tape), eps: c.layerNormEps))
             let hPre = at(.ffnPre, l, tape.linear(x, p(pre + "intermediate.dense.weight", iv, tape), p(pre + "intermediate.dense.bias", iv, tape)))
             let h = at(.ffnAct, l, tape.gelu(hPre))
             var o = tape.linear(h, p(pre + "output.dense.weight", iv, tape), p(pre + "output.dense.bias", iv, tape))

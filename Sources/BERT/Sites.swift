@@ -20,6 +20,7 @@ public enum SiteKind: String, CaseIterable, Codable, Sendable {
     case emb                      // embedding output after LayerNorm (and dropout)
     case attnHeads = "attn.heads" // per-head attention context, head h in columns h*HS..<(h+1)*HS
     case attnOut = "attn.out"     // attention output projection, before the residual add
+    case ffnIn = "ffn.in"         // the attention block's output after its LayerNorm (the FFN's input)
     case ffnPre = "ffn.pre"       // intermediate.dense output, before GELU
     case ffnAct = "ffn.act"       // after GELU (the input of output.dense)
     case ffnOut = "ffn.out"       // output.dense, before the residual add

@@ -1,4 +1,4 @@
-// The probe evaluators in recipes: consistency, ig, kn, lens, trace, interchange. They share
+// The probe evaluators in recipes: consistency, ig, kn, lens, trace, interchange, mend. They share
 // the probe keys (probes, relations, limit, batch; data-dir and seed come from the recipe),
 // validation through the options' own `validate`, and the job outputs: result.json plus
 // <name>-probes.jsonl (trace also writes trace-<kind>.svg).
@@ -9,7 +9,7 @@ import Text
 
 public protocol ProbeRecipeEvaluator: RecipeEvaluator where Options: ProbeEvaluatorOptions {
     associatedtype Record: Encodable
-    static func evaluate(checkpoint: String, options: Options, log: @escaping (String) -> Void) throws -> (result: Result, records: [Record])
+    static func evaluate(checkpoint: String, options: Options, directory: String, log: @escaping (String) -> Void) throws -> (result: Result, records: [Record])
     static func extraFiles(_ result: Result) -> [(name: String, text: String)]
 }
 
@@ -35,7 +35,7 @@ public extension ProbeRecipeEvaluator {
     }
 
     static func run(checkpoint: String, options: Options, context: JobContext) throws -> Result {
-        let (result, records) = try evaluate(checkpoint: checkpoint, options: options, log: context.log)
+        let (result, records) = try evaluate(checkpoint: checkpoint, options: options, directory: context.directory, log: context.log)
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var lines = Data()
@@ -51,7 +51,7 @@ public extension ProbeRecipeEvaluator {
 public enum ConsistencyRecipeEvaluator: ProbeRecipeEvaluator {
     public static let name = "consistency"
     public static var defaults: ConsistencyOptions { ConsistencyOptions() }
-    public static func evaluate(checkpoint: String, options: ConsistencyOptions, log: @escaping (String) -> Void) throws
+    public static func evaluate(checkpoint: String, options: ConsistencyOptions, directory: String, log: @escaping (String) -> Void) throws
         -> (result: ConsistencyResult, records: [ConsistencyProbeRecord]) { try Consistency.run(checkpoint: checkpoint, options: options, log: log) }
     public static func rows(_ r: ConsistencyResult) -> [MetricRow] {
         [MetricRow("consistency.accuracy", "ParaRel accuracy at [MASK] (%)", 100 * r.accuracy, better: .higher)]
@@ -63,7 +63,7 @@ public enum ConsistencyRecipeEvaluator: ProbeRecipeEvaluator {
 public enum IGRecipeEvaluator: ProbeRecipeEvaluator {
     public static let name = "ig"
     public static var defaults: IGOptions { IGOptions() }
-    public static func evaluate(checkpoint: String, options: IGOptions, log: @escaping (String) -> Void) throws
+    public static func evaluate(checkpoint: String, options: IGOptions, directory: String, log: @escaping (String) -> Void) throws
         -> (result: IGResult, records: [IGProbeRecord]) { try IntegratedGradients.run(checkpoint: checkpoint, options: options, log: log) }
     public static func rows(_ r: IGResult) -> [MetricRow] {
         (r.completenessError.map { [MetricRow("ig.completeness", "IG completeness error (%)", 100 * $0, better: .lower)] } ?? [])
@@ -74,7 +74,7 @@ public enum IGRecipeEvaluator: ProbeRecipeEvaluator {
 public enum KNRecipeEvaluator: ProbeRecipeEvaluator {
     public static let name = "kn"
     public static var defaults: KNOptions { KNOptions() }
-    public static func evaluate(checkpoint: String, options: KNOptions, log: @escaping (String) -> Void) throws
+    public static func evaluate(checkpoint: String, options: KNOptions, directory: String, log: @escaping (String) -> Void) throws
         -> (result: KNResult, records: [KNProbeRecord]) { try KnowledgeNeurons.run(checkpoint: checkpoint, options: options, log: log) }
     public static func rows(_ r: KNResult) -> [MetricRow] {
         var rows = [MetricRow("kn.neurons", "Knowledge neurons per probe", r.neuronsPerProbe),
@@ -92,7 +92,7 @@ public enum KNRecipeEvaluator: ProbeRecipeEvaluator {
 public enum LensRecipeEvaluator: ProbeRecipeEvaluator {
     public static let name = "lens"
     public static var defaults: LensOptions { LensOptions() }
-    public static func evaluate(checkpoint: String, options: LensOptions, log: @escaping (String) -> Void) throws
+    public static func evaluate(checkpoint: String, options: LensOptions, directory: String, log: @escaping (String) -> Void) throws
         -> (result: LensResult, records: [LensProbeRecord]) { try LogitLens.run(checkpoint: checkpoint, options: options, log: log) }
     public static func rows(_ r: LensResult) -> [MetricRow] {
         r.layers.flatMap { l in
@@ -105,7 +105,7 @@ public enum LensRecipeEvaluator: ProbeRecipeEvaluator {
 public enum TraceRecipeEvaluator: ProbeRecipeEvaluator {
     public static let name = "trace"
     public static var defaults: TraceOptions { TraceOptions() }
-    public static func evaluate(checkpoint: String, options: TraceOptions, log: @escaping (String) -> Void) throws
+    public static func evaluate(checkpoint: String, options: TraceOptions, directory: String, log: @escaping (String) -> Void) throws
         -> (result: TraceResult, records: [TraceProbeRecord]) { try CausalTrace.run(checkpoint: checkpoint, options: options, log: log) }
     public static func extraFiles(_ r: TraceResult) -> [(name: String, text: String)] {
         CausalTrace.heatmaps(r).map { ("trace-\($0.kind).svg", $0.svg) }
@@ -128,12 +128,27 @@ public enum TraceRecipeEvaluator: ProbeRecipeEvaluator {
 public enum InterchangeRecipeEvaluator: ProbeRecipeEvaluator {
     public static let name = "interchange"
     public static var defaults: InterchangeOptions { InterchangeOptions() }
-    public static func evaluate(checkpoint: String, options: InterchangeOptions, log: @escaping (String) -> Void) throws
+    public static func evaluate(checkpoint: String, options: InterchangeOptions, directory: String, log: @escaping (String) -> Void) throws
         -> (result: InterchangeResult, records: [InterchangePairRecord]) { try Interchange.run(checkpoint: checkpoint, options: options, log: log) }
     public static func rows(_ r: InterchangeResult) -> [MetricRow] {
         r.cells.map { c in
             MetricRow("interchange.\(c.kind).\(c.position).layer\(c.layer)",
                       "Interchange \(c.kind)@\(c.layer) at \(c.position) (%)", 100 * c.interchangeAccuracy)
+        }
+    }
+}
+
+public enum MendRecipeEvaluator: ProbeRecipeEvaluator {
+    public static let name = "mend"
+    public static var defaults: MendOptions { MendOptions() }
+    public static func evaluate(checkpoint: String, options: MendOptions, directory: String, log: @escaping (String) -> Void) throws
+        -> (result: MendResult, records: [MendFactRecord]) { try Mend.run(checkpoint: checkpoint, options: options, resultsDir: directory, log: log) }
+    public static func rows(_ r: MendResult) -> [MetricRow] {
+        [("trained", r.trained), ("untrained", r.untrained)].flatMap { name, m in
+            [MetricRow("mend.\(name).edit", "MEND (\(name)): edit success at [MASK] (%)", 100 * m.maskEditSuccess, better: .higher),
+             MetricRow("mend.\(name).paraphrase", "MEND (\(name)): paraphrase success (%)", 100 * m.maskParaphraseSuccess, better: .higher),
+             MetricRow("mend.\(name).localization", "MEND (\(name)): unrelated predictions unchanged (%)", 100 * m.maskEditLocalization, better: .higher),
+             MetricRow("mend.\(name).probchange", "MEND (\(name)): P(target) change, edit input", m.editProbChange, better: .higher)]
         }
     }
 }

@@ -130,6 +130,7 @@ public enum EvaluatorRegistry {
         AnyEvaluator(InterchangeRecipeEvaluator.self),
         AnyEvaluator(RomeRecipeEvaluator.self),
         AnyEvaluator(MemitRecipeEvaluator.self),
+        AnyEvaluator(MendRecipeEvaluator.self),
     ]
 
     public static func named(_ name: String) -> AnyEvaluator? { all.first { $0.name == name } }

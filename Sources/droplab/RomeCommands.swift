@@ -79,3 +79,38 @@ extension EvalCommand {
         }
     }
 }
+
+extension EvalCommand {
+    struct MendCmd: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "mend",
+            abstract: "MEND: train an editor of FFN gradient factors on some concepts' facts, edit the others' facts.")
+        @Argument(help: "Checkpoint (.h5).") var checkpoint: String
+        @OptionGroup var probe: ProbeFlags
+        @Option(parsing: .upToNextOption, help: "Edited layers (default: the last quarter, at least one).") var layers: [Int] = []
+        @Option(help: "Editor hidden width.") var rank = 64
+        @Option(help: "Editor optimizer steps.") var steps = 300
+        @Option(help: "Facts per editor step.") var batchFacts = 12
+        @Option(help: "Editor learning rate (Adam).") var lr: Float = 5e-5
+        @Option(help: "Initial per-layer edit step size.") var editLr: Float = 1e-4
+        @Option(help: "Weight c of L_edit in L_loc + c L_edit.") var editWeight: Float = 0.01
+        @Option(help: "Unrelated probes per fact (L_loc and localization).") var unrelated = 8
+        @Option(help: "Share of concepts whose facts train the editor.") var trainShare = 0.9
+        @Option(help: "Seed of the concept split.") var splitSeed: UInt64 = 7
+        @Option(help: "Test facts evaluated.") var testFacts = 200
+        func run() throws {
+            var o = MendOptions()
+            o.source = probe.options; o.layers = layers; o.rank = rank; o.steps = steps; o.batchFacts = batchFacts; o.lr = lr
+            o.editLr = editLr; o.editWeight = editWeight; o.unrelated = unrelated; o.trainShare = trainShare; o.splitSeed = splitSeed
+            o.testFacts = testFacts
+            let dir = Results.directory(for: checkpoint, root: probe.results)
+            let (r, records) = try Mend.run(checkpoint: checkpoint, options: o, resultsDir: dir, log: log)
+            let path = try probe.write(r, records, name: "mend", checkpoint: checkpoint)
+            for (name, m) in [("trained", r.trained), ("untrained", r.untrained)] {
+                print(String(format: "mend (%@): edit %.3f  paraphrase %.3f  unrelated unchanged %.3f  dP %+.4f", name, m.maskEditSuccess,
+                             m.maskParaphraseSuccess, m.maskEditLocalization, m.editProbChange))
+            }
+            print(String(format: "mend: %d test facts, before: edit %.3f paraphrase %.3f (%.0fs) -> %@ (+ mend-editor.h5)", r.testFacts,
+                         r.beforeEditSuccess, r.beforeParaphraseSuccess, r.seconds, path))
+        }
+    }
+}

@@ -253,6 +253,16 @@ final class OpGradientTests: XCTestCase {
                   engine: { $0.gatherRows($1[0], rows) }, reference: { refGatherRows($0[0], rows) })
     }
 
+    /// The editor-network helpers: per-column scaling and column slices.
+    func testScaleAndSliceColumns() {
+        var rng = RNG(seed: 166)
+        let x = rng.input("x", [4, 5]), s = rng.input("s", [5])
+        gradCheck("scaleColumns([4,5])", [x, s], seed: rng.next(), engine: { $0.scaleColumns($1[0], $1[1]) },
+                  reference: { r in Ref([4, 5], (0..<20).map { r[0].v[$0] * r[1].v[$0 % 5] }) })
+        gradCheck("sliceColumns([4,5], 1..<4)", [x], seed: rng.next(), engine: { $0.sliceColumns($1[0], 1..<4) },
+                  reference: { r in Ref([4, 3], (0..<12).map { r[0].v[($0 / 3) * 5 + 1 + $0 % 3] }) })
+    }
+
     /// replaceRows: replaced rows take v's values and pass their gradient to v only; the
     /// others pass theirs to x. Also through the compositions the site hooks use (patch with a
     /// leaf, scale = replace(gather * factors), noise = replace(gather + noise)).

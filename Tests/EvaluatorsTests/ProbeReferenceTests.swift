@@ -154,7 +154,7 @@ final class ProbeReferenceTests: XCTestCase {
         let plain = logits(nil)
         XCTAssertEqual(logits(Interventions()), plain)
         let sites = [Site(.embWord), Site(.emb)] + (0..<L).flatMap { l in
-            [SiteKind.attnHeads, .attnOut, .ffnPre, .ffnAct, .ffnOut, .block].map { Site($0, l) } }
+            [SiteKind.attnHeads, .attnOut, .ffnIn, .ffnPre, .ffnAct, .ffnOut, .block].map { Site($0, l) } }
         let cap = Captures(), civ = Interventions()
         civ.capture(sites, into: cap)
         XCTAssertEqual(logits(civ), plain)

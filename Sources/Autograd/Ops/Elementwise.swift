@@ -78,3 +78,36 @@ extension Tape {
 func accumulate(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int) {
     Parallel.forEach(n) { r in for i in r { dst[i] += src[i] } }
 }
+
+extension Tape {
+    /// x [R, C] * s [C] (each column scaled).
+    public func scaleColumns(_ x: Tensor, _ s: Tensor) -> Tensor {
+        let C = x.lastDim, R = x.rows
+        precondition(s.shape == [C], "scaleColumns \(x.shape) \(s.shape)")
+        let out = Tensor(uninitialized: x.shape)
+        for r in 0..<R { for c in 0..<C { out.data[r * C + c] = x.data[r * C + c] * s.data[c] } }
+        if needsGrad(x, s) {
+            record(out) {
+                let dy = out.grad
+                if x.requiresGrad { let g = x.grad; for r in 0..<R { for c in 0..<C { g[r * C + c] += dy[r * C + c] * s.data[c] } } }
+                if s.requiresGrad { let g = s.grad; for r in 0..<R { for c in 0..<C { g[c] += dy[r * C + c] * x.data[r * C + c] } } }
+            }
+        }
+        return out
+    }
+
+    /// Columns `cols` of x [R, C] -> [R, cols.count].
+    public func sliceColumns(_ x: Tensor, _ cols: Range<Int>) -> Tensor {
+        let C = x.lastDim, R = x.rows, W = cols.count
+        precondition(cols.lowerBound >= 0 && cols.upperBound <= C, "sliceColumns \(cols) of \(x.shape)")
+        let out = Tensor(uninitialized: [R, W])
+        for r in 0..<R { (out.data + r * W).update(from: x.data + r * C + cols.lowerBound, count: W) }
+        if needsGrad(x) {
+            record(out) {
+                let g = x.grad, dy = out.grad
+                for r in 0..<R { accumulate(g + r * C + cols.lowerBound, dy + r * W, W) }
+            }
+        }
+        return out
+    }
+}
