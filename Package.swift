@@ -44,7 +44,7 @@ let package = Package(
         .testTarget(name: "BERTTests", dependencies: ["BERT", "Checkpoint", "Training", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "TextTests", dependencies: ["Text", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Text", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Text", "BERT", "Checkpoint", "TestSupport"]),
         .testTarget(name: "EvaluatorsTests", dependencies: ["Evaluators", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "BERT", "TestSupport"]),
         .testTarget(name: "RecipesTests", dependencies: ["Recipes", "TestSupport"]),

@@ -53,6 +53,19 @@ public enum AtomicFile {
         guard fsync(dir) == 0 else { throw CheckpointError(path, "cannot flush its directory (\(String(cString: strerror(errno))))") }
     }
 
+    /// Fails unless `dir` is, or can be created as, a writable directory; creates nothing.
+    /// `flag` names the option that chose it.
+    public static func checkWritableDirectory(_ dir: String, flag: String) throws {
+        var path = URL(fileURLWithPath: dir).standardizedFileURL.path
+        var isDir: ObjCBool = false
+        while !FileManager.default.fileExists(atPath: path, isDirectory: &isDir) { path = (path as NSString).deletingLastPathComponent }
+        guard isDir.boolValue else {
+            throw CheckpointError(dir, path == URL(fileURLWithPath: dir).standardizedFileURL.path
+                                  ? "is a file, not a directory (\(flag))" : "cannot be created: \(path) is a file (\(flag))")
+        }
+        guard access(path, W_OK) == 0 else { throw CheckpointError(dir, "cannot be created: \(path) is not writable (\(flag))") }
+    }
+
     /// Delete the temporary files in `dir` left by processes that no longer run.
     public static func removeStale(in dir: String) {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix(".") {

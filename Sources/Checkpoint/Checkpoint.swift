@@ -43,6 +43,7 @@ public enum Checkpoint {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let tmp = AtomicFile.temporaryPath(for: path)
         do {
+            errno = 0
             let f = try HDF5File.create(tmp)
             try f.setAttribute("format", string: format)
             try f.setAttribute("format_version", int: formatVersion)
@@ -58,8 +59,9 @@ public enum Checkpoint {
             }
             try f.finish()
         } catch let e as HDF5Error {
+            let reason = errno != 0 ? " (\(String(cString: strerror(errno))))" : ""   // what the failed write(2) said
             unlink(tmp)
-            throw CheckpointError(path, "cannot save: \(e.description.dropFirst(tmp.count + 2))")
+            throw CheckpointError(path, "cannot save: \(e.description.dropFirst(tmp.count + 2))\(reason)")
         } catch {
             unlink(tmp)
             throw error

@@ -9,6 +9,7 @@ public enum HFExport {
     public static func export(_ path: String, to dir: String) throws {
         let ck = try Checkpoint.load(path)
         let model = ck.model
+        try AtomicFile.checkWritableDirectory(dir, flag: "the output directory")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var config = try JSONSerialization.jsonObject(with: Data(try Checkpoint.configJSON(model.config).utf8)) as! [String: Any]
         config["architectures"] = [model.head == .mlm ? "BertForMaskedLM" : "BertForQuestionAnswering"]

@@ -19,15 +19,6 @@ public enum Results {
         root + "/" + checkpointName(checkpoint)
     }
 
-    /// Fails unless `root` is (or can be created as) a writable directory; creates nothing.
-    public static func checkWritable(root: String) throws {
-        var path = URL(fileURLWithPath: root).standardizedFileURL.path
-        var isDir: ObjCBool = false
-        while !FileManager.default.fileExists(atPath: path, isDirectory: &isDir) { path = (path as NSString).deletingLastPathComponent }
-        guard isDir.boolValue else { throw CheckpointError(root, "cannot hold results: \(path) is not a directory (--results)") }
-        guard access(path, W_OK) == 0 else { throw CheckpointError(root, "cannot hold results: \(path) is not writable (--results)") }
-    }
-
     /// Write `value` as pretty JSON (sorted keys) atomically; returns the path.
     @discardableResult
     public static func write<T: Encodable>(_ value: T, name: String, checkpoint: String, root: String = "results",

@@ -111,6 +111,8 @@ public enum Pretrain {
         } else if let f = runFiles(in: o.out).first {
             throw TrainerError("\(o.out) already holds a run (\(f)): use --resume to continue it, or another --out")
         }
+        try AtomicFile.checkWritableDirectory(o.out, flag: "--out")
+        try AtomicFile.checkWritableDirectory(o.cacheDir, flag: "--cache-dir")
         let files = try corpusFiles(o)
         let tok = try tokenizer(o, files: files, log: log)
         var config = try BertConfig(preset: o.preset, vocabSize: tok.vocab.count, maxPositions: maxPositions)

@@ -16,7 +16,7 @@ struct Droplab: ParsableCommand {
     /// (`droplab: error: ...`, never a usage block) and a non-zero exit; help goes to stdout.
     static func main() {
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
             try command.run()
         } catch {
             let code = exitCode(for: error)
@@ -27,6 +27,20 @@ struct Droplab: ParsableCommand {
             if !message.isEmpty { log("droplab: error: " + message) }
             Foundation.exit(code.rawValue == 0 ? 1 : code.rawValue)
         }
+    }
+
+    /// `--flag -3` -> `--flag=-3`: a negative number after an option is its value (the parser
+    /// would take it for an option), so its range check can name the flag.
+    static func joiningNegativeValues(_ args: [String]) -> [String] {
+        var out: [String] = []
+        for a in args {
+            if let prev = out.last, prev.hasPrefix("--"), !prev.contains("="), a.hasPrefix("-"), Double(a) != nil {
+                out[out.count - 1] = prev + "=" + a
+            } else {
+                out.append(a)
+            }
+        }
+        return out
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Evaluators
+import Checkpoint
 import Foundation
 import Training
 
@@ -24,7 +25,7 @@ struct EvalCommand: ParsableCommand {
             var o = MLMEvalOptions()
             o.corpus = corpus; o.dataDir = dataDir; o.seqLen = seqLen; o.sequences = sequences; o.maskSeed = maskSeed; o.valFraction = valFraction; o.cacheDir = cacheDir
             try Check.nonEmpty(cacheDir, "cache-dir")
-            try Results.checkWritable(root: results)
+            try AtomicFile.checkWritableDirectory(results, flag: "--results")
             let r = try MLMEval.run(checkpoint: checkpoint, options: o, log: log)
             let path = try Results.write(r, name: "mlm", checkpoint: checkpoint, root: results, log: log)
             print(String(format: "mlm: loss %.4f  perplexity %.2f  accuracy %.4f  (%d masked tokens)  -> %@",
@@ -43,7 +44,7 @@ struct EvalCommand: ParsableCommand {
         func run() throws {
             var o = BlimpOptions()
             o.dataDir = dataDir; o.limit = limit; o.batch = batch
-            try Results.checkWritable(root: results)
+            try AtomicFile.checkWritableDirectory(results, flag: "--results")
             let r = try Blimp.run(checkpoint: checkpoint, options: o, log: log)
             let path = try Results.write(r, name: "blimp", checkpoint: checkpoint, root: results, log: log)
             print(String(format: "blimp: accuracy %.4f over %d pairs (%.0fs) -> %@", r.overall.accuracy, r.overall.total, r.seconds, path))
@@ -92,7 +93,7 @@ struct EvalCommand: ParsableCommand {
             o.seed = seed; o.save = save; o.features.maxSeqLen = maxSeqLen; o.features.docStride = docStride
             o.features.maxQueryLen = maxQueryLen; o.maxAnswerLen = maxAnswerLen; o.nBest = nBest
             o.nullThreshold = nullThreshold; o.bestThreshold = bestThreshold; o.logEvery = logEvery
-            try Results.checkWritable(root: results)
+            try AtomicFile.checkWritableDirectory(results, flag: "--results")
             let (r, path) = try Squad.run(checkpoint: checkpoint, options: o, resultsRoot: results, log: log)
             var line = String(format: "squad v%@: EM %.2f  F1 %.2f  (%d questions", r.version, r.metrics.exact, r.metrics.f1, r.metrics.total)
             if let e = r.metrics.hasAnsExact, let f = r.metrics.hasAnsF1 { line += String(format: "; HasAns EM %.2f F1 %.2f", e, f) }
