@@ -103,10 +103,10 @@ final class SquadEndToEndTests: XCTestCase {
         let again = try runDroplab(["eval", "squad", saved, "--dev", slice, "--epochs", "0", "--max-seq-len", "128",
                                     "--doc-stride", "32", "--max-query-len", "32", "--results", dir + "/results2"])
         XCTAssertEqual(again.status, 0, again.stderr)
-        let m2 = try json(dir + "/results2/squad-run/squad.json")["metrics"] as! [String: Any]
+        let m2 = try json(resultsDirectory(again) + "/squad.json")["metrics"] as! [String: Any]
         XCTAssertEqual(m2["exact"] as? Double, em)
         XCTAssertEqual(m2["f1"] as? Double, f1)
-        XCTAssertEqual(try json(dir + "/results2/squad-run/squad-predictions.json") as! [String: String], preds)
+        XCTAssertEqual(try json(resultsDirectory(again) + "/squad-predictions.json") as! [String: String], preds)
     }
 
     func testVersion2ReportsSplitsAndBestThreshold() throws {

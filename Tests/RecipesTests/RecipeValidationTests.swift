@@ -117,8 +117,8 @@ final class RecipeValidationTests: XCTestCase {
         assertError(recipe("[variants.b]\ndropout = 1.5"), line: 10, ["key 'dropout' in [variants.b]", "--dropout must be in [0, 1)"])
         assertError(recipe("seq-len = 4000"), line: 9, ["key 'seq-len'", "8...512"])
         assertError(recipe("decay = \"sideways\""), line: 9, ["key 'decay'", "'sideways'"])
-        assertError(recipe("[evaluators.blimp]\nlimit = 0"), line: 10, ["key 'limit' in [evaluators.blimp]", "at least 1"])
-        assertError(recipe("[evaluators.squad]\nmax-seq-len = 1024"), line: 10, ["key 'max-seq-len' in [evaluators.squad]", "max positions 512"])
+        assertError(recipe("[evaluators.blimp]\nlimit = 0"), line: 10, ["key 'limit' in [evaluators.blimp]", "--limit must be in 1..."])
+        assertError(recipe("[evaluators.squad]\nmax-seq-len = 1024"), line: 10, ["key 'max-seq-len' in [evaluators.squad]", "8...512, got 1024"])
         assertError(recipe("[variants.b]\ndropout = 0.1\nearly-dropout-fraction = 2"), line: 11, ["key 'early-dropout-fraction'", "(0, 1]"])
         assertError(recipe("[variants.same]\ndropout = 0.0"), line: 9, ["'same'", "same pretraining"])
         assertError(recipe("").replacingOccurrences(of: "seeds = [0, 1]", with: "seeds = [0, 1]\nbaseline = \"none\""),
