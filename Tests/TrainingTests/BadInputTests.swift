@@ -40,6 +40,14 @@ final class BadInputTests: XCTestCase {
         try Checkpoint.save(model, vocab: try String(contentsOfFile: TestData.fixtureVocab, encoding: .utf8).split(separator: "\n").map(String.init),
                             to: dir + "/onetype.h5")
 
+        // a checkpoint whose config asks for ~4 TB of parameters
+        let huge = try HDF5File.create(dir + "/huge.h5")
+        try huge.setAttribute("format", string: Checkpoint.format)
+        try huge.setAttribute("format_version", int: Checkpoint.formatVersion)
+        try huge.setAttribute("config", string: #"{"vocab_size": 1000000000, "hidden_size": 1024, "num_hidden_layers": 2, "num_attention_heads": 16, "intermediate_size": 4096}"#)
+        try huge.setAttribute("head", string: "mlm")
+        try huge.finish()
+
         let pre = ["pretrain", "--corpus", "corpus.txt", "--vocab", "vocab.txt", "--preset", "tiny", "--seq-len", "64", "--batch", "8",
                    "--tokens", "5000", "--val-fraction", "0.15", "--out", "run", "--cache-dir", "cache"]
         let mlm = ["eval", "mlm", "ck.h5", "--corpus", "corpus.txt", "--cache-dir", "cache", "--results", "results"]
@@ -67,7 +75,7 @@ final class BadInputTests: XCTestCase {
             (mlm + ["--seq-len", "2"], "--seq-len"), (mlm + ["--seq-len", "x"], "--seq-len"), (mlm + ["--sequences", "0"], "--sequences"),
             (mlm + ["--sequences", "-1"], "--sequences"), (mlm + ["--val-fraction", "2"], "--val-fraction"),
             (mlm + ["--results", "file.txt/r"], "file.txt"), (["eval", "mlm", "missing.h5"], "missing.h5"),
-            (["eval", "mlm", "adir"], "adir"), (["eval", "mlm", "corpus.txt"], "corpus.txt"),
+            (["eval", "mlm", "adir"], "adir"), (["eval", "blimp", "huge.h5"], "more than this machine's memory"), (["eval", "mlm", "corpus.txt"], "corpus.txt"),
             (blimp + ["--batch", "0"], "--batch"), (blimp + ["--batch", "-1"], "--batch"), (blimp + ["--batch", "10000000"], "--batch"),
             (blimp + ["--limit", "0"], "--limit"), (blimp + ["--data-dir", "adir"], "adir"), (blimp + ["--results", "file.txt/r"], "file.txt"),
             (["eval", "blimp", "missing.h5"], "missing.h5"),
