@@ -26,8 +26,10 @@ demo: build
 	$(DROPLAB) pretrain --dropout 0.0 --preset mini --tokens 3000000 --eval-every 100 \
 	  --out checkpoints/demo-p0.0-$$(date +%Y%m%d-%H%M%S)
 
+# Tests run with every check on (DROPLAB_CHECKED=1 drops -Ounchecked, see Package.swift), in
+# their own build directory so `make build` keeps the unchecked binary.
 test: setup
-	$(SWIFT) test $(RELEASE) --disable-swift-testing
+	DROPLAB_CHECKED=1 $(SWIFT) test $(RELEASE) --scratch-path .build-checked --disable-swift-testing
 
 clean:
 	rm -rf .build

@@ -1,5 +1,7 @@
 // BERT hyper-parameters, Codable with Hugging Face `config.json` key names, and presets.
 
+import Foundation
+
 public struct BertConfig: Codable, Equatable, Sendable {
     public var vocabSize: Int
     public var hiddenSize: Int
@@ -70,6 +72,13 @@ public struct BertConfig: Codable, Equatable, Sendable {
                           ("num_attention_heads", numHeads), ("intermediate_size", intermediateSize),
                           ("max_position_embeddings", maxPositions), ("type_vocab_size", typeVocabSize)] where v <= 0 {
             throw ConfigError("\(name) must be positive, got \(v)")
+        }
+        // sizes from a file must not ask for more memory than the machine has (allocation traps)
+        let C = Double(hiddenSize), F = Double(intermediateSize)
+        let parameters = (Double(vocabSize) + Double(maxPositions) + Double(typeVocabSize)) * C
+            + Double(numLayers) * (4 * C * C + 2 * C * F + 9 * C + F) + C * C + Double(vocabSize)
+        if parameters * 4 > Double(ProcessInfo.processInfo.physicalMemory) {
+            throw ConfigError("sizes need \(Int(parameters * 4 / 1e9)) GB of parameters, more than this machine's memory")
         }
         if hiddenSize % numHeads != 0 {
             throw ConfigError("hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(numHeads)")

@@ -6,8 +6,8 @@
 //       /training/<moment>/<name>  float32 optimizer moments per parameter (e.g. adam_m, adam_v)
 // Root attributes: `format` = "droplab-checkpoint", `format_version`, `config` (HF config.json
 // text), `head` ("mlm" | "qa").
-// Writes go to a temporary file in the same directory, then rename(2): a checkpoint on disk
-// is always complete.
+// Writes go to a temporary file in the same directory, checked, fsynced and renamed into
+// place (AtomicFile): a checkpoint on disk is always complete.
 
 import Autograd
 import BERT
@@ -36,13 +36,14 @@ public enum Checkpoint {
     public static let format = "droplab-checkpoint"
     public static let formatVersion: Int64 = 1
 
-    /// Atomically write `model` (+ vocab, + optional training state) to `path`.
+    /// Atomically and durably write `model` (+ vocab, + optional training state) to `path`
+    /// (see AtomicFile): every HDF5 write, flush and close is checked before the rename.
     public static func save(_ model: BertModel, vocab: [String], training: TrainingSnapshot? = nil, to path: String) throws {
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent().path
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let tmp = dir + "/.\(url.lastPathComponent).tmp-\(getpid())"
+        let tmp = AtomicFile.temporaryPath(for: path)
         do {
+            errno = 0
             let f = try HDF5File.create(tmp)
             try f.setAttribute("format", string: format)
             try f.setAttribute("format_version", int: formatVersion)
@@ -56,12 +57,16 @@ public enum Checkpoint {
                     try writeTensors(model.params, storage: values, prefix: "training/\(name)/", to: f)
                 }
             }
-            f.close()
-            guard rename(tmp, path) == 0 else { throw CheckpointError(path, "cannot rename into place: \(String(cString: strerror(errno)))") }
+            try f.finish()
+        } catch let e as HDF5Error {
+            let reason = errno != 0 ? " (\(String(cString: strerror(errno))))" : ""   // what the failed write(2) said
+            unlink(tmp)
+            throw CheckpointError(path, "cannot save: \(e.description.dropFirst(tmp.count + 2))\(reason)")
         } catch {
             unlink(tmp)
             throw error
         }
+        try AtomicFile.commit(tmp, to: path)
     }
 
     private static func writeTensors(_ params: Parameters, storage: Storage, prefix: String, to f: HDF5File) throws {

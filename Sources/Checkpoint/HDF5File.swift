@@ -39,7 +39,9 @@ public final class HDF5File {
     /// Opens an existing HDF5 file read-only.
     public static func open(_ path: String) throws -> HDF5File {
         dl_H5_silence_errors()
-        guard FileManager.default.fileExists(atPath: path) else { throw HDF5Error(path, "no such file") }
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw HDF5Error(path, "no such file") }
+        guard !isDir.boolValue else { throw HDF5Error(path, "is a directory, not an HDF5 file") }
         guard H5Fis_hdf5(path) > 0 else { throw HDF5Error(path, "not an HDF5 file") }
         return try make(path, failure: "cannot open file (truncated or corrupt?)") { fapl in
             H5Fopen(path, dl_H5F_ACC_RDONLY(), fapl)
@@ -63,6 +65,15 @@ public final class HDF5File {
     public func close() {
         if id >= 0 { H5Fclose(id) }
         id = -1
+    }
+
+    /// Flushes and closes the file, reporting failure (e.g. a full disk): a written file is
+    /// complete only when this succeeds.
+    public func finish() throws {
+        try flush()
+        let status = H5Fclose(try file())
+        id = -1
+        guard status >= 0 else { throw fail("cannot close file (disk full?)") }
     }
 
     /// Writes buffered data to disk; unlike `close()`, reports failure (e.g. disk full).

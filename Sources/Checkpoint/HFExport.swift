@@ -13,6 +13,7 @@ public enum HFExport {
 
     /// Export a model in memory (e.g. a base model with an edit baked in).
     public static func export(model: BertModel, vocab: [String], to dir: String) throws {
+        try AtomicFile.checkWritableDirectory(dir, flag: "the output directory")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var config = try JSONSerialization.jsonObject(with: Data(try Checkpoint.configJSON(model.config).utf8)) as! [String: Any]
         config["architectures"] = [model.head == .mlm ? "BertForMaskedLM" : "BertForQuestionAnswering"]

@@ -8,12 +8,18 @@ import BERT
 import Checkpoint
 import Foundation
 import Text
+import Training
 
-public struct BlimpOptions: Codable, Sendable {
+public struct BlimpOptions: CommandOptions, Sendable {
     public var dataDir: String? = nil
     public var limit: Int? = nil          // pairs per paradigm
     public var batch = 64                 // masked copies per forward pass
     public init() {}
+
+    public func validate() throws {
+        try Check.optionalRange(limit, 1...(1 << 30), "limit")
+        try Check.range(batch, 1...Check.maxBatch, "batch")
+    }
 }
 
 public struct Accuracy: Codable, Sendable {
@@ -114,6 +120,7 @@ public enum Blimp {
     }
 
     public static func run(checkpoint: String, options o: BlimpOptions, log: @escaping (String) -> Void) throws -> BlimpResult {
+        try o.validate()
         let began = Date()
         let ck = try Checkpoint.load(checkpoint)
         guard ck.model.head == .mlm else { throw CheckpointError(checkpoint, "has a \(ck.model.head.rawValue) head, not an MLM head") }

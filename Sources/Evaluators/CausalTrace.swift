@@ -11,6 +11,7 @@
 import Autograd
 import BERT
 import Foundation
+import Training
 import Interventions
 
 public struct TraceOptions: ProbeEvaluatorOptions, Equatable {
@@ -23,10 +24,10 @@ public struct TraceOptions: ProbeEvaluatorOptions, Equatable {
 
     public func validate() throws {
         try source.validate()
-        guard samples >= 1 else { throw ProbeError("--samples must be at least 1, got \(samples)") }
-        guard noise > 0 && noise.isFinite else { throw ProbeError("--noise must be positive, got \(noise)") }
-        guard window >= 1 else { throw ProbeError("--window must be at least 1, got \(window)") }
-        guard !kinds.isEmpty else { throw ProbeError("--kinds must name at least one of block, ffn.out, attn.out") }
+        guard samples >= 1 else { throw OptionError(key: "samples", "must be at least 1, got \(samples)") }
+        guard noise > 0 && noise.isFinite else { throw OptionError(key: "noise", "must be positive, got \(noise)") }
+        guard window >= 1 else { throw OptionError(key: "window", "must be at least 1, got \(window)") }
+        guard !kinds.isEmpty else { throw OptionError(key: "kinds", "must name at least one of block, ffn.out, attn.out") }
         for k in kinds where !["block", "ffn.out", "attn.out"].contains(k) {
             throw ProbeError("--kinds: '\(k)' is not one of block, ffn.out, attn.out")
         }

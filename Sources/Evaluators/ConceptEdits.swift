@@ -44,18 +44,17 @@ public struct EditOptions: Codable, Equatable, Sendable {
 
     public func validate() throws {
         try probes.validate()
-        func check(_ ok: Bool, _ msg: String) throws { if !ok { throw ProbeError(msg) } }
-        try check((concepts ?? 1) >= 1, "--concepts must be a positive number or 'all', got \(concepts ?? 0)")
-        try check(minProbes >= 2, "--min-probes must be at least 2 (one to train, one held out), got \(minProbes)")
-        try check(heldOut > 0 && heldOut < 1, "--held-out must be in (0, 1), got \(heldOut)")
-        try check(epochs >= 1, "--epochs must be at least 1, got \(epochs)")
-        try check(lr > 0 && lr.isFinite, "--lr must be positive, got \(lr)")
-        try check(trainBatch >= 1, "--train-batch must be at least 1, got \(trainBatch)")
-        try check(weightDecay >= 0, "--weight-decay must be >= 0, got \(weightDecay)")
-        try check(maxGradNorm >= 0, "--max-grad-norm must be >= 0, got \(maxGradNorm)")
-        try check(dropout >= 0 && dropout < 1, "--dropout must be in [0, 1), got \(dropout)")
+        try Check.that((concepts ?? 1) >= 1, "concepts", "must be a positive number or 'all', got \(concepts ?? 0)")
+        try Check.that(minProbes >= 2, "min-probes", "must be at least 2 (one to train, one held out), got \(minProbes)")
+        try Check.that(heldOut > 0 && heldOut < 1, "held-out", "must be in (0, 1), got \(heldOut)")
+        try Check.that(epochs >= 1, "epochs", "must be at least 1, got \(epochs)")
+        try Check.that(lr > 0 && lr.isFinite, "lr", "must be positive, got \(lr)")
+        try Check.that(trainBatch >= 1, "train-batch", "must be at least 1, got \(trainBatch)")
+        try Check.that(weightDecay >= 0, "weight-decay", "must be >= 0, got \(weightDecay)")
+        try Check.that(maxGradNorm >= 0, "max-grad-norm", "must be >= 0, got \(maxGradNorm)")
+        try Check.that(dropout >= 0 && dropout < 1, "dropout", "must be in [0, 1), got \(dropout)")
         if let d = saveEdited, FileManager.default.fileExists(atPath: d + "/model.safetensors") {
-            throw ProbeError("--save-edited \(d): already holds a model (remove it first)")
+            throw OptionError(key: "save-edited", "\(d): already holds a model (remove it first)")
         }
     }
 }
@@ -303,7 +302,7 @@ public enum ConceptEdits {
         let (chosen, skipped) = concepts(k.probes, o)
         guard !chosen.isEmpty else { throw ProbeError("no concept has --min-probes \(o.minProbes) probes") }
         if let c = o.saveConcept, !chosen.contains(where: { $0.0 == c }) {
-            throw ProbeError("--save-concept '\(c)' is not among the \(chosen.count) concepts edited")
+            throw OptionError(key: "save-concept", "'\(c)' is not among the \(chosen.count) concepts edited")
         }
         let exportConcept = o.saveEdited != nil ? (o.saveConcept ?? chosen[0].0) : nil
         log("\(method): \(chosen.count) concept(s) (\(skipped) with fewer than \(o.minProbes) probes skipped)")

@@ -4,6 +4,7 @@
 // when its true and new objects are each one word piece of the vocabulary.
 
 import Foundation
+import Training
 import Text
 
 public struct EditCase: Codable, Equatable, Sendable {
@@ -29,7 +30,7 @@ public struct EditCases {
     }
 
     public static func load(dataDir: String?, split: String, tokenizer tok: WordPieceTokenizer, limit: Int?) throws -> EditCases {
-        guard splits.contains(split) else { throw ProbeError("--split must be one of \(splits.joined(separator: ", ")), got '\(split)'") }
+        guard splits.contains(split) else { throw OptionError(key: "split", "must be one of \(splits.joined(separator: ", ")), got '\(split)'") }
         let path = DataRoot.resolve(dataDir) + "/counterfact/counterfact-\(split).json"
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ProbeError("\(path): no such file (CounterFact; set --data-dir or DROPLAB_DATA)")

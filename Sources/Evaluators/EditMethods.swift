@@ -20,6 +20,7 @@
 import Autograd
 import BERT
 import Foundation
+import Training
 import Interventions
 import Text
 
@@ -33,9 +34,9 @@ public struct BMaskOptions: Codable, Equatable, Sendable {
     public init() {}
     public func validate() throws {
         try edit.validate()
-        if !(beta >= 0 && beta.isFinite) { throw ProbeError("--beta must be >= 0, got \(beta)") }
-        if !(temperature > 0 && temperature.isFinite) { throw ProbeError("--temperature must be positive, got \(temperature)") }
-        if !initialLogit.isFinite { throw ProbeError("--initial-logit must be finite") }
+        if !(beta >= 0 && beta.isFinite) { throw OptionError(key: "beta", "must be >= 0, got \(beta)") }
+        if !(temperature > 0 && temperature.isFinite) { throw OptionError(key: "temperature", "must be positive, got \(temperature)") }
+        if !initialLogit.isFinite { throw OptionError(key: "initial-logit", "must be finite") }
     }
 }
 
@@ -60,7 +61,7 @@ public struct LoRAOptions: Codable, Equatable, Sendable {
     public func validate() throws {
         try edit.validate()
         try validateRanks(ranks, saveRank: saveRank)
-        if !(alpha > 0 && alpha.isFinite) { throw ProbeError("--alpha must be positive, got \(alpha)") }
+        if !(alpha > 0 && alpha.isFinite) { throw OptionError(key: "alpha", "must be positive, got \(alpha)") }
     }
 }
 
@@ -80,9 +81,9 @@ public struct ReFTOptions: Codable, Equatable, Sendable {
 }
 
 func validateRanks(_ ranks: [Int], saveRank: Int?) throws {
-    if ranks.isEmpty || ranks.contains(where: { $0 < 1 }) { throw ProbeError("--ranks must be positive integers, got \(ranks)") }
-    if Set(ranks).count != ranks.count { throw ProbeError("--ranks must not repeat a rank, got \(ranks)") }
-    if let r = saveRank, !ranks.contains(r) { throw ProbeError("--save-rank \(r) is not one of --ranks \(ranks)") }
+    if ranks.isEmpty || ranks.contains(where: { $0 < 1 }) { throw OptionError(key: "ranks", "must be positive integers, got \(ranks)") }
+    if Set(ranks).count != ranks.count { throw OptionError(key: "ranks", "must not repeat a rank, got \(ranks)") }
+    if let r = saveRank, !ranks.contains(r) { throw OptionError(key: "save-rank", "\(r) is not one of --ranks \(ranks)") }
 }
 
 public typealias EditRun<O: Codable & Sendable> = (result: EditResult<O>, records: [EditConceptRecord])

@@ -13,6 +13,7 @@
 import Autograd
 import BERT
 import Foundation
+import Training
 import Interventions
 
 public struct IGOptions: ProbeEvaluatorOptions, Equatable {
@@ -33,12 +34,12 @@ public struct IGOptions: ProbeEvaluatorOptions, Equatable {
     public func validate(layers L: Int?) throws {
         try source.validate()
         guard let kind = SiteKind(rawValue: site) else {
-            throw ProbeError("--site must be one of \(SiteKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(site)'")
+            throw OptionError(key: "site", "must be one of \(SiteKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(site)'")
         }
-        if kind == .attnHeads { throw ProbeError("--site attn.heads is not supported by ig") }
-        if steps < 1 && alphas.isEmpty { throw ProbeError("--steps must be at least 1, got \(steps)") }
-        if alphas.contains(where: { !($0 >= 0 && $0 <= 1) }) { throw ProbeError("--alphas must lie in [0, 1]") }
-        if top < 0 { throw ProbeError("--top must be >= 0, got \(top)") }
+        if kind == .attnHeads { throw OptionError(key: "site", "attn.heads is not supported by ig") }
+        if steps < 1 && alphas.isEmpty { throw OptionError(key: "steps", "must be at least 1, got \(steps)") }
+        if alphas.contains(where: { !($0 >= 0 && $0 <= 1) }) { throw OptionError(key: "alphas", "must lie in [0, 1]") }
+        if top < 0 { throw OptionError(key: "top", "must be >= 0, got \(top)") }
         if let L, let bad = layers.first(where: { $0 < 0 || $0 >= L }) {
             throw ProbeError("--layers: layer \(bad) does not exist (the model has layers 0...\(L - 1))")
         }

@@ -8,6 +8,7 @@
 import Autograd
 import BERT
 import Foundation
+import Training
 import Interventions
 
 public struct InterchangeOptions: ProbeEvaluatorOptions, Equatable {
@@ -19,14 +20,14 @@ public struct InterchangeOptions: ProbeEvaluatorOptions, Equatable {
 
     public func validate() throws {
         try source.validate()
-        guard !kinds.isEmpty else { throw ProbeError("--kinds must name at least one site kind") }
+        guard !kinds.isEmpty else { throw OptionError(key: "kinds", "must name at least one site kind") }
         for k in kinds where SiteKind(rawValue: k) == nil || k == "emb.word" || k == "attn.heads" {
             throw ProbeError("--kinds: '\(k)' is not one of emb, attn.out, ffn.pre, ffn.act, ffn.out, block")
         }
         for p in positions where p == .all || p == .subject {
             throw ProbeError("--positions: '\(p.rawValue)' names several tokens; use subject-first, subject-last, mask, cls or sep")
         }
-        if let n = pairs, n < 1 { throw ProbeError("--pairs must be at least 1, got \(n)") }
+        if let n = pairs, n < 1 { throw OptionError(key: "pairs", "must be at least 1, got \(n)") }
     }
 }
 

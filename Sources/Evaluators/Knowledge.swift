@@ -114,22 +114,6 @@ public enum ProbeScoring {
     }
 }
 
-extension Results {
-    /// Write one JSON object per line (sorted keys) atomically; returns the path.
-    @discardableResult
-    public static func writeLines<T: Encodable>(_ values: [T], name: String, checkpoint: String, root: String = "results") throws -> String {
-        let dir = directory(for: checkpoint, root: root)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var data = Data()
-        for v in values { data.append(try enc.encode(v)); data.append(0x0A) }
-        let path = dir + "/" + name + ".jsonl"
-        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
-        return path
-    }
-}
-
 /// nil for nan/inf (JSON has no nan).
 func finite(_ x: Double) -> Double? { x.isFinite ? x : nil }
 

@@ -16,6 +16,7 @@
 import Autograd
 import BERT
 import Foundation
+import Training
 import Interventions
 import Text
 
@@ -36,15 +37,15 @@ public struct KNOptions: ProbeEvaluatorOptions, Equatable {
     public func validate() throws {
         try source.validate()
         guard site == SiteKind.ffnPre.rawValue || site == SiteKind.ffnAct.rawValue else {
-            throw ProbeError("--site must be ffn.pre or ffn.act, got '\(site)'")
+            throw OptionError(key: "site", "must be ffn.pre or ffn.act, got '\(site)'")
         }
         var ig = IGOptions(); ig.steps = steps; ig.alphas = alphas
         try ig.validate()
-        guard threshold > 0 && threshold <= 1 else { throw ProbeError("--threshold must be in (0, 1], got \(threshold)") }
-        guard share > 0 && share <= 1 else { throw ProbeError("--share must be in (0, 1], got \(share)") }
-        guard maxClusters >= 2 else { throw ProbeError("--max-clusters must be at least 2, got \(maxClusters)") }
-        guard topNeurons >= 1 else { throw ProbeError("--top-neurons must be at least 1, got \(topNeurons)") }
-        if let c = concepts, c < 1 { throw ProbeError("--concepts must be at least 1, got \(c)") }
+        guard threshold > 0 && threshold <= 1 else { throw OptionError(key: "threshold", "must be in (0, 1], got \(threshold)") }
+        guard share > 0 && share <= 1 else { throw OptionError(key: "share", "must be in (0, 1], got \(share)") }
+        guard maxClusters >= 2 else { throw OptionError(key: "max-clusters", "must be at least 2, got \(maxClusters)") }
+        guard topNeurons >= 1 else { throw OptionError(key: "top-neurons", "must be at least 1, got \(topNeurons)") }
+        if let c = concepts, c < 1 { throw OptionError(key: "concepts", "must be at least 1, got \(c)") }
     }
 }
 

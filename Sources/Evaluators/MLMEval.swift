@@ -8,7 +8,7 @@ import Foundation
 import Text
 import Training
 
-public struct MLMEvalOptions: Codable, Sendable {
+public struct MLMEvalOptions: CommandOptions, Sendable {
     public var corpus: [String] = []
     public var dataDir: String? = nil
     public var seqLen = 128
@@ -16,8 +16,15 @@ public struct MLMEvalOptions: Codable, Sendable {
     public var batch = 32
     public var maskSeed: UInt64 = 12345
     public var valFraction = 0.005
-    public var cacheDir = "checkpoints/cache"
+    public var cacheDir = "checkpoints/cache"     // recipes leave it "" (the runner's cache)
     public init() {}
+
+    public func validate() throws {
+        try Check.range(seqLen, 8...Pretrain.maxPositions, "seq-len")
+        try Check.range(sequences, 1...(1 << 20), "sequences")
+        try Check.range(batch, 1...Check.maxBatch, "batch")
+        try Check.that(valFraction > 0 && valFraction < 1, "val-fraction", "must be in (0, 1), got \(valFraction)")
+    }
 }
 
 public struct MLMEvalResult: Codable, Sendable {
@@ -30,11 +37,12 @@ public struct MLMEvalResult: Codable, Sendable {
 
 public enum MLMEval {
     public static func run(checkpoint: String, options o: MLMEvalOptions, log: (String) -> Void) throws -> MLMEvalResult {
+        try o.validate()
         let start = Date()
         let ck = try Checkpoint.load(checkpoint)
         guard ck.model.head == .mlm else { throw CheckpointError(checkpoint, "has a \(ck.model.head.rawValue) head, not an MLM head") }
         guard o.seqLen <= ck.model.config.maxPositions else {
-            throw CorpusError("--seq-len \(o.seqLen) exceeds the checkpoint's max positions \(ck.model.config.maxPositions)")
+            throw OptionError(key: "seq-len", "\(o.seqLen) exceeds the max positions \(ck.model.config.maxPositions) of \(checkpoint)")
         }
         var po = PretrainOptions()
         po.corpus = o.corpus; po.dataDir = o.dataDir

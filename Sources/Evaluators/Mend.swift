@@ -50,17 +50,16 @@ public struct MendOptions: ProbeEvaluatorOptions, Equatable {
 
     public func validate() throws {
         try source.validate()
-        func check(_ ok: Bool, _ msg: String) throws { if !ok { throw ProbeError(msg) } }
-        try check(layers.allSatisfy { $0 >= 0 }, "--layers must be >= 0")
-        try check(rank >= 1, "--rank must be at least 1, got \(rank)")
-        try check(steps >= 0, "--steps must be >= 0, got \(steps)")
-        try check(batchFacts >= 1, "--batch-facts must be at least 1, got \(batchFacts)")
-        try check(lr > 0 && lr.isFinite, "--lr must be positive, got \(lr)")
-        try check(editLr > 0 && editLr.isFinite, "--edit-lr must be positive, got \(editLr)")
-        try check(editWeight >= 0, "--edit-weight must be >= 0, got \(editWeight)")
-        try check(unrelated >= 1, "--unrelated must be at least 1, got \(unrelated)")
-        try check(trainShare > 0 && trainShare < 1, "--train-share must be in (0, 1), got \(trainShare)")
-        try check((testFacts ?? 1) >= 1, "--test-facts must be at least 1")
+        try Check.that(layers.allSatisfy { $0 >= 0 }, "layers", "must be >= 0")
+        try Check.that(rank >= 1, "rank", "must be at least 1, got \(rank)")
+        try Check.that(steps >= 0, "steps", "must be >= 0, got \(steps)")
+        try Check.that(batchFacts >= 1, "batch-facts", "must be at least 1, got \(batchFacts)")
+        try Check.that(lr > 0 && lr.isFinite, "lr", "must be positive, got \(lr)")
+        try Check.that(editLr > 0 && editLr.isFinite, "edit-lr", "must be positive, got \(editLr)")
+        try Check.that(editWeight >= 0, "edit-weight", "must be >= 0, got \(editWeight)")
+        try Check.that(unrelated >= 1, "unrelated", "must be at least 1, got \(unrelated)")
+        try Check.that(trainShare > 0 && trainShare < 1, "train-share", "must be in (0, 1), got \(trainShare)")
+        try Check.that((testFacts ?? 1) >= 1, "test-facts", "must be at least 1")
     }
 }
 
@@ -213,7 +212,7 @@ public final class MendEditor {
 
     /// The editor as HDF5: every tensor under its name, statistics under stats/.
     func save(to path: String) throws {
-        let tmp = path + ".tmp-\(getpid())"
+        let tmp = AtomicFile.temporaryPath(for: path)
         let f = try HDF5File.create(tmp)
         for e in params.entries { try f.write(e.name, floats: UnsafeBufferPointer(params[e.name].buffer), shape: e.shape) }
         for t in targets {
@@ -222,9 +221,8 @@ public final class MendEditor {
             try f.write(k + ".m2", doubles: m2[t]!, shape: [C + F])
             try f.write(k + ".count", doubles: [count[t]!], shape: [1])
         }
-        try f.flush()
-        f.close()
-        guard rename(tmp, path) == 0 else { throw ProbeError("\(path): cannot rename into place") }
+        try f.finish()
+        try AtomicFile.commit(tmp, to: path)
     }
 }
 

@@ -10,6 +10,7 @@
 import Autograd
 import BERT
 import Foundation
+import Training
 import Text
 
 public struct Probe: Codable, Equatable, Sendable {
@@ -33,21 +34,20 @@ public struct ProbeOptions: Codable, Equatable, Sendable {
     public init() {}
 
     public func validate() throws {
-        if let l = limit, l < 1 { throw ProbeError("--limit must be at least 1, got \(l)") }
-        if batch < 1 { throw ProbeError("--batch must be at least 1, got \(batch)") }
+        if let l = limit, l < 1 { throw OptionError(key: "limit", "must be at least 1, got \(l)") }
+        if batch < 1 { throw OptionError(key: "batch", "must be at least 1, got \(batch)") }
         if let p = probes {
             var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else { throw ProbeError("--probes \(p): no such file") }
-            if isDir.boolValue { throw ProbeError("--probes \(p): is a directory, not a JSONL file") }
+            guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else { throw OptionError(key: "probes", "\(p): no such file") }
+            if isDir.boolValue { throw OptionError(key: "probes", "\(p): is a directory, not a JSONL file") }
         }
     }
 }
 
 /// The options of a probe evaluator: its probe source plus its own settings, checked by
 /// `validate` (messages name the flag) for the command line and recipes alike.
-public protocol ProbeEvaluatorOptions: Codable, Sendable {
+public protocol ProbeEvaluatorOptions: CommandOptions, Sendable {
     var source: ProbeOptions { get set }
-    func validate() throws
 }
 
 public struct ProbeError: Error, CustomStringConvertible {

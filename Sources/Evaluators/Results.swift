@@ -1,14 +1,18 @@
-// Where evaluator results go: results/<checkpoint-name>/<eval>.json, where the checkpoint
-// name is its run directory's name, plus "-<stem>" unless the file is last.h5.
+// Where evaluator results go: <root>/<name>/<eval>.json, where the name is the checkpoint's
+// run directory name (plus "-<stem>" unless the file is last.h5) and the first 8 hex digits
+// of the sha256 of the checkpoint's absolute path, so `a/run/last.h5` and `b/run/last.h5`
+// never share a directory. Files are written atomically; replacing one is logged.
 
+import Checkpoint
 import Foundation
 
 public enum Results {
     public static func checkpointName(_ path: String) -> String {
-        let url = URL(fileURLWithPath: path)
+        let url = URL(fileURLWithPath: path).standardizedFileURL
         let stem = url.deletingPathExtension().lastPathComponent
         let run = url.deletingLastPathComponent().lastPathComponent
-        return stem == "last" ? run : "\(run)-\(stem)"
+        let hash = SHA256.hex(Data(url.path.utf8)).prefix(8)
+        return (stem == "last" ? run : "\(run)-\(stem)") + "-\(hash)"
     }
 
     public static func directory(for checkpoint: String, root: String = "results") -> String {
@@ -17,13 +21,38 @@ public enum Results {
 
     /// Write `value` as pretty JSON (sorted keys) atomically; returns the path.
     @discardableResult
-    public static func write<T: Encodable>(_ value: T, name: String, checkpoint: String, root: String = "results") throws -> String {
-        let dir = directory(for: checkpoint, root: root)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    public static func write<T: Encodable>(_ value: T, name: String, checkpoint: String, root: String = "results",
+                                           log: (String) -> Void) throws -> String {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let path = dir + "/" + name + ".json"
-        try enc.encode(value).write(to: URL(fileURLWithPath: path), options: .atomic)
+        return try store(try enc.encode(value), file: name + ".json", checkpoint: checkpoint, root: root, log: log)
+    }
+
+    /// Write one JSON object per line (sorted keys) atomically; returns the path.
+    @discardableResult
+    public static func writeLines<T: Encodable>(_ values: [T], name: String, checkpoint: String, root: String = "results",
+                                                log: (String) -> Void) throws -> String {
+        try store(jsonLines(values), file: name + ".jsonl", checkpoint: checkpoint, root: root, log: log)
+    }
+
+    /// Bytes into the checkpoint's results directory, atomically; says when a file is replaced.
+    @discardableResult
+    public static func store(_ data: Data, file: String, checkpoint: String, root: String = "results", log: (String) -> Void) throws -> String {
+        let dir = directory(for: checkpoint, root: root)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let path = dir + "/" + file
+        let existed = FileManager.default.fileExists(atPath: path)
+        try AtomicFile.write(data, to: path)
+        if existed { log("replaced \(path)") }
         return path
+    }
+
+    /// One JSON object per line, sorted keys.
+    public static func jsonLines<T: Encodable>(_ values: [T]) throws -> Data {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var data = Data()
+        for v in values { data.append(try enc.encode(v)); data.append(0x0A) }
+        return data
     }
 }

@@ -41,7 +41,7 @@ import Interventions
 import Text
 import Training
 
-public struct RomeOptions: Codable, Equatable, Sendable {
+public struct RomeOptions: CommandOptions, Equatable, Sendable {
     public var dataDir: String? = nil
     public var split = "edit"                 // counterfact-{edit,train,val}.json
     public var limit: Int? = 100              // edit cases (the first N usable ones)
@@ -64,28 +64,27 @@ public struct RomeOptions: Codable, Equatable, Sendable {
     public init() {}
 
     public func validate() throws {
-        func check(_ ok: Bool, _ msg: String) throws { if !ok { throw ProbeError(msg) } }
-        try check(EditCases.splits.contains(split), "--split must be one of \(EditCases.splits.joined(separator: ", ")), got '\(split)'")
-        try check((limit ?? 1) >= 1, "--limit must be at least 1, got \(limit ?? 0)")
-        try check((layer ?? 0) >= 0, "--layer must be >= 0, got \(layer ?? 0)")
-        try check(traceCases >= 1, "--trace-cases must be at least 1, got \(traceCases)")
-        try check(covSamples >= 1, "--cov-samples must be at least 1, got \(covSamples)")
-        try check(covSeqLen >= 8 && covSeqLen <= 512, "--cov-seq-len must be in 8...512, got \(covSeqLen)")
-        try check(prefixes >= 0, "--prefixes must be >= 0, got \(prefixes)")
-        try check(prefixWords >= 1, "--prefix-words must be at least 1, got \(prefixWords)")
-        try check(steps >= 1, "--steps must be at least 1, got \(steps)")
-        try check(lr > 0 && lr.isFinite, "--lr must be positive, got \(lr)")
-        try check(klFactor >= 0, "--kl-factor must be >= 0, got \(klFactor)")
-        try check(weightDecay >= 0, "--weight-decay must be >= 0, got \(weightDecay)")
-        try check(clampNorm > 0, "--clamp-norm must be positive, got \(clampNorm)")
-        try check(batch >= 1, "--batch must be at least 1, got \(batch)")
+        try Check.that(EditCases.splits.contains(split), "split", "must be one of \(EditCases.splits.joined(separator: ", ")), got '\(split)'")
+        try Check.that((limit ?? 1) >= 1, "limit", "must be at least 1, got \(limit ?? 0)")
+        try Check.that((layer ?? 0) >= 0, "layer", "must be >= 0, got \(layer ?? 0)")
+        try Check.that(traceCases >= 1, "trace-cases", "must be at least 1, got \(traceCases)")
+        try Check.that(covSamples >= 1, "cov-samples", "must be at least 1, got \(covSamples)")
+        try Check.that(covSeqLen >= 8 && covSeqLen <= 512, "cov-seq-len", "must be in 8...512, got \(covSeqLen)")
+        try Check.that(prefixes >= 0, "prefixes", "must be >= 0, got \(prefixes)")
+        try Check.that(prefixWords >= 1, "prefix-words", "must be at least 1, got \(prefixWords)")
+        try Check.that(steps >= 1, "steps", "must be at least 1, got \(steps)")
+        try Check.that(lr > 0 && lr.isFinite, "lr", "must be positive, got \(lr)")
+        try Check.that(klFactor >= 0, "kl-factor", "must be >= 0, got \(klFactor)")
+        try Check.that(weightDecay >= 0, "weight-decay", "must be >= 0, got \(weightDecay)")
+        try Check.that(clampNorm > 0, "clamp-norm", "must be positive, got \(clampNorm)")
+        try Check.that(batch >= 1, "batch", "must be at least 1, got \(batch)")
         if let d = saveEdited, FileManager.default.fileExists(atPath: d + "/model.safetensors") {
-            throw ProbeError("--save-edited \(d): already holds a model (remove it first)")
+            throw OptionError(key: "save-edited", "\(d): already holds a model (remove it first)")
         }
     }
 }
 
-public struct MemitOptions: Codable, Equatable, Sendable {
+public struct MemitOptions: CommandOptions, Equatable, Sendable {
     public var edit = RomeOptions()
     public var layers: [Int] = []             // default: the ROME layer and the one below
     public var lambda: Double? = nil          // covariance weight; default MEMIT's GPT-J 15000 x F/16384 (our FFN width)
@@ -95,9 +94,9 @@ public struct MemitOptions: Codable, Equatable, Sendable {
 
     public func validate() throws {
         try edit.validate()
-        if layers.contains(where: { $0 < 0 }) { throw ProbeError("--layers must be >= 0") }
-        if let l = lambda, !(l >= 0 && l.isFinite) { throw ProbeError("--lambda must be >= 0, got \(l)") }
-        guard !counts.isEmpty, counts.allSatisfy({ $0 >= 1 }) else { throw ProbeError("--counts must be positive edit counts") }
+        if layers.contains(where: { $0 < 0 }) { throw OptionError(key: "layers", "must be >= 0") }
+        if let l = lambda, !(l >= 0 && l.isFinite) { throw OptionError(key: "lambda", "must be >= 0, got \(l)") }
+        guard !counts.isEmpty, counts.allSatisfy({ $0 >= 1 }) else { throw OptionError(key: "counts", "must be positive edit counts") }
     }
 }
 
@@ -470,7 +469,7 @@ public enum Rome {
         try o.validate()
         let s = try setup(checkpoint: checkpoint, o, log: log)
         let L = s.model.config.numLayers, pad = s.tok.padId
-        if let l = o.layer, l >= L { throw ProbeError("--layer \(l) does not exist (the model has layers 0...\(L - 1))") }
+        if let l = o.layer, l >= L { throw OptionError(key: "layer", "\(l) does not exist (the model has layers 0...\(L - 1))") }
         var curve: [Double]? = nil, layer = o.layer ?? 0
         if o.layer == nil {
             let t = tracedLayer(s, o)

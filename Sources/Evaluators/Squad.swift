@@ -8,11 +8,11 @@
 // null score = min over windows of start[CLS] + end[CLS]; predict "" when null score - best
 // non-null score > the threshold.
 //
-// Outputs (only after success): results/<checkpoint-name>/squad.json (metrics, settings,
+// Outputs (only after success): <results>/<run>-<hash>/squad.json (see Results) (metrics, settings,
 // data hashes, skips, timing, training curve), squad-predictions.json (official format:
 // question id -> answer text), for v2.0 squad-null-odds.json (id -> null odds, the
 // official script's --na-prob-file), and with --save the finetuned checkpoint in
-// results/<checkpoint-name>/squad-run/last.h5 (+ metrics.jsonl).
+// <results>/<run>-<hash>/squad-run/last.h5 (+ metrics.jsonl).
 
 import Autograd
 import BERT
@@ -21,7 +21,7 @@ import Foundation
 import Text
 import Training
 
-public struct SquadOptions: Codable, Sendable {
+public struct SquadOptions: CommandOptions, Sendable {
     public var dataDir: String? = nil
     public var train: String? = nil           // default: <data root>/squad/train-v1.1.json
     public var dev: String? = nil             // default: <data root>/squad/dev-v1.1.json or dev-v2.0.json
@@ -44,6 +44,25 @@ public struct SquadOptions: Codable, Sendable {
     public var bestThreshold = false
     public var logEvery = 10
     public init() {}
+
+    public func validate() throws {
+        let v = try Squad.version(version)
+        try Check.range(epochs, 0...1000, "epochs")
+        try Check.that(lr > 0 && lr.isFinite, "lr", "must be positive, got \(lr)")
+        try Check.range(batch, 1...Check.maxBatch, "batch")
+        try Check.range(evalBatch, 1...Check.maxBatch, "eval-batch")
+        try Check.number(warmup, 0...Float(Check.maxSteps), "warmup")
+        try Check.number(weightDecay, 0...1, "weight-decay")
+        try Check.probability(finetuneDropout, "finetune-dropout")
+        try Check.optionalRange(maxTrainExamples, 1...(1 << 30), "max-train-examples")
+        try Check.optionalRange(maxDevExamples, 1...(1 << 30), "max-dev-examples")
+        try features.validate()
+        try Check.range(maxAnswerLen, 1...Pretrain.maxPositions, "max-answer-len")
+        try Check.range(nBest, 1...Pretrain.maxPositions, "n-best")
+        try Check.that(nullThreshold.isFinite, "null-threshold", "must be finite, got \(nullThreshold)")
+        try Check.range(logEvery, 1...Check.maxSteps, "log-every")
+        try Check.that(!bestThreshold || v == .v2, "best-threshold", "needs --version 2.0 (v1.1 has no unanswerable questions)")
+    }
 }
 
 public struct SquadDataSummary: Codable, Sendable {
@@ -99,27 +118,8 @@ public struct SquadPrediction: Sendable {
 public enum Squad {
     /// --version as a SquadVersion, or a one-line error.
     public static func version(_ s: String) throws -> SquadVersion {
-        guard let v = SquadVersion(rawValue: s) else { throw SquadError("--version must be 1.1 or 2.0, got '\(s)'") }
+        guard let v = SquadVersion(rawValue: s) else { throw OptionError(key: "version", "must be 1.1 or 2.0, got '\(s)'") }
         return v
-    }
-
-    public static func validate(_ o: SquadOptions) throws {
-        func check(_ ok: Bool, _ msg: String) throws { if !ok { throw SquadError(msg) } }
-        let v = try version(o.version)
-        try check(o.epochs >= 0, "--epochs must be >= 0, got \(o.epochs)")
-        try check(o.lr > 0 && o.lr.isFinite, "--lr must be positive, got \(o.lr)")
-        try check(o.batch >= 1, "--batch must be at least 1, got \(o.batch)")
-        try check(o.evalBatch >= 1, "--eval-batch must be at least 1, got \(o.evalBatch)")
-        try check(o.warmup >= 0, "--warmup must be >= 0, got \(o.warmup)")
-        try check(o.weightDecay >= 0, "--weight-decay must be >= 0, got \(o.weightDecay)")
-        try check(o.finetuneDropout >= 0 && o.finetuneDropout < 1, "--finetune-dropout must be in [0, 1), got \(o.finetuneDropout)")
-        try check((o.maxTrainExamples ?? 1) >= 1, "--max-train-examples must be at least 1")
-        try check((o.maxDevExamples ?? 1) >= 1, "--max-dev-examples must be at least 1")
-        try check(o.maxAnswerLen >= 1, "--max-answer-len must be at least 1, got \(o.maxAnswerLen)")
-        try check(o.nBest >= 1, "--n-best must be at least 1, got \(o.nBest)")
-        try check(o.nullThreshold.isFinite, "--null-threshold must be finite")
-        try check(o.logEvery >= 1, "--log-every must be at least 1")
-        try check(!o.bestThreshold || v == .v2, "--best-threshold needs --version 2.0 (v1.1 has no unanswerable questions)")
     }
 
     /// The train and dev files: explicit paths, else the defaults under the data root. There is
@@ -218,11 +218,11 @@ public enum Squad {
     public static func finetuneAndEvaluate(checkpoint: String, options o: SquadOptions, runDir: String,
                                            log: @escaping (String) -> Void) throws -> Output {
         let began = Date()
-        try validate(o)
+        try o.validate()
         let v = try version(o.version)
         let ck = try Checkpoint.load(checkpoint, head: .qa, seed: o.seed)
         let model = ck.model
-        try o.features.validate(maxPositions: model.config.maxPositions)
+        try o.features.check(checkpoint: checkpoint, model.config)
         let tok = try WordPieceTokenizer(vocab: ck.vocab)
         let (trainPath, devPath, note) = files(o, version: v)
         let dev = try SquadData.load(devPath, version: v, purpose: .evaluation, limit: o.maxDevExamples)
@@ -331,9 +331,9 @@ public enum Squad {
             out.result.savedCheckpoint = keep + "/last.h5"
             log("finetuned checkpoint saved to \(keep)/last.h5")
         }
-        try Results.write(out.predictions, name: "squad-predictions", checkpoint: checkpoint, root: resultsRoot)
-        if let odds = out.nullOdds { try Results.write(odds, name: "squad-null-odds", checkpoint: checkpoint, root: resultsRoot) }
-        let path = try Results.write(out.result, name: "squad", checkpoint: checkpoint, root: resultsRoot)
+        try Results.write(out.predictions, name: "squad-predictions", checkpoint: checkpoint, root: resultsRoot, log: log)
+        if let odds = out.nullOdds { try Results.write(odds, name: "squad-null-odds", checkpoint: checkpoint, root: resultsRoot, log: log) }
+        let path = try Results.write(out.result, name: "squad", checkpoint: checkpoint, root: resultsRoot, log: log)
         return (out.result, path)
     }
 }

@@ -16,6 +16,7 @@
 
 import Autograd
 import BERT
+import Checkpoint
 import Foundation
 import Text
 import Training
@@ -26,15 +27,21 @@ public struct SquadFeatureOptions: Codable, Sendable, Equatable {
     public var maxQueryLen = 64
     public init() {}
 
-    /// Errors name the flag; `maxPositions` is the model's.
-    public func validate(maxPositions: Int) throws {
-        guard maxQueryLen >= 1 else { throw SquadError("--max-query-len must be at least 1, got \(maxQueryLen)") }
-        guard docStride >= 1 else { throw SquadError("--doc-stride must be at least 1, got \(docStride)") }
-        guard maxSeqLen <= maxPositions else {
-            throw SquadError("--max-seq-len \(maxSeqLen) exceeds the checkpoint's max positions \(maxPositions)")
+    /// Errors name the flag.
+    public func validate() throws {
+        try Check.range(maxSeqLen, 8...Pretrain.maxPositions, "max-seq-len")
+        try Check.range(maxQueryLen, 1...Pretrain.maxPositions, "max-query-len")
+        try Check.range(docStride, 1...Pretrain.maxPositions, "doc-stride")
+        try Check.that(maxSeqLen - maxQueryLen - 3 >= docStride, "max-seq-len", "\(maxSeqLen) is too small: a window must hold the question (up to --max-query-len \(maxQueryLen) tokens), 3 special tokens and at least --doc-stride \(docStride) context tokens (needs >= \(maxQueryLen + 3 + docStride))")
+    }
+
+    /// What the checkpoint's model must support: the window length and token type 1.
+    public func check(checkpoint: String, _ config: BertConfig) throws {
+        guard maxSeqLen <= config.maxPositions else {
+            throw OptionError(key: "max-seq-len", "\(maxSeqLen) exceeds the max positions \(config.maxPositions) of \(checkpoint)")
         }
-        guard maxSeqLen - maxQueryLen - 3 >= docStride else {
-            throw SquadError("--max-seq-len \(maxSeqLen) is too small: a window must hold the question (up to --max-query-len \(maxQueryLen) tokens), 3 special tokens and at least --doc-stride \(docStride) context tokens (needs >= \(maxQueryLen + 3 + docStride))")
+        guard config.typeVocabSize >= 2 else {
+            throw CheckpointError(checkpoint, "type_vocab_size is \(config.typeVocabSize), but SQuAD windows use token type 1 for the context (needs >= 2)")
         }
     }
 }

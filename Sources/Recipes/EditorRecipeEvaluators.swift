@@ -1,9 +1,11 @@
 // ROME and MEMIT in recipes: data-dir, seed and the covariance cache come from the recipe and
 // the runner; result.json plus <name>-cases.jsonl (memit also memit-scaling.svg) in the job.
 
+import Checkpoint
 import Evaluators
 import Foundation
 import Text
+import Training
 
 enum EditorKeys {
     static let managed = ["dataDir": "the recipe's data-dir", "seed": "the recipe's seeds", "cacheDir": "the runner's cache",
@@ -13,15 +15,8 @@ enum EditorKeys {
         [DatasetRef(key: "split", path: DataRoot.resolve(o.dataDir) + "/counterfact/counterfact-\(o.split).json")]
             + o.corpus.map { DatasetRef(key: "corpus", path: $0) }
     }
-    static func validate(_ check: () throws -> Void) throws {
-        do { try check() } catch let e as ProbeError { throw OptionError(key: RecipeErrors.flag(in: e.description), e.description) }
-    }
     static func write<R: Encodable>(_ records: [R], _ name: String, _ context: JobContext) throws {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var lines = Data()
-        for r in records { lines.append(try enc.encode(r)); lines.append(0x0A) }
-        try lines.write(to: URL(fileURLWithPath: context.directory + "/\(name)-cases.jsonl"), options: .atomic)
+        try AtomicFile.write(try Results.jsonLines(records), to: context.directory + "/\(name)-cases.jsonl")
     }
     static func rows(_ prefix: String, _ label: String, _ m: CounterFactMetrics) -> [MetricRow] {
         [MetricRow("\(prefix).efficacy", "\(label): efficacy (%)", 100 * m.efficacy, better: .higher),
@@ -36,7 +31,6 @@ public enum RomeRecipeEvaluator: RecipeEvaluator {
     public static var defaults: RomeOptions { RomeOptions() }
     public static var managedKeys: [String: String] { EditorKeys.managed }
     public static func resolve(_ o: inout RomeOptions, explicit: Set<String>, context c: ResolveContext) { EditorKeys.resolve(&o, c) }
-    public static func validate(_ o: RomeOptions) throws { try EditorKeys.validate(o.validate) }
     public static func datasets(_ o: RomeOptions) -> [DatasetRef] { EditorKeys.datasets(o) }
     public static func run(checkpoint: String, options: RomeOptions, context: JobContext) throws -> RomeResult {
         var o = options
@@ -59,14 +53,13 @@ public enum MemitRecipeEvaluator: RecipeEvaluator {
         return Dictionary(uniqueKeysWithValues: Set(keys + ["dataDir", "layer", "saveEdited", "limit"]).map { ($0, ["edit", $0]) })
     }
     public static func resolve(_ o: inout MemitOptions, explicit: Set<String>, context c: ResolveContext) { EditorKeys.resolve(&o.edit, c) }
-    public static func validate(_ o: MemitOptions) throws { try EditorKeys.validate(o.validate) }
     public static func datasets(_ o: MemitOptions) -> [DatasetRef] { EditorKeys.datasets(o.edit) }
     public static func run(checkpoint: String, options: MemitOptions, context: JobContext) throws -> MemitResult {
         var o = options
         o.edit.cacheDir = context.cacheDir
         let (r, records) = try Rome.runMemit(checkpoint: checkpoint, options: o, log: context.log)
         try EditorKeys.write(records, name, context)
-        try Data(MemitPlot.svg(r).utf8).write(to: URL(fileURLWithPath: context.directory + "/memit-scaling.svg"), options: .atomic)
+        try AtomicFile.write(Data(MemitPlot.svg(r).utf8), to: context.directory + "/memit-scaling.svg")
         return r
     }
     public static func rows(_ r: MemitResult) -> [MetricRow] {

@@ -3,9 +3,11 @@
 // validation through the options' own `validate`, and the job outputs: result.json plus
 // <name>-probes.jsonl (trace also writes trace-<kind>.svg).
 
+import Checkpoint
 import Evaluators
 import Foundation
 import Text
+import Training
 
 public protocol ProbeRecipeEvaluator: RecipeEvaluator where Options: ProbeEvaluatorOptions {
     associatedtype Record: Encodable
@@ -25,10 +27,6 @@ public extension ProbeRecipeEvaluator {
         o.source.seed = c.seed
     }
 
-    static func validate(_ o: Options) throws {
-        do { try o.validate() } catch let e as ProbeError { throw OptionError(key: RecipeErrors.flag(in: e.description), e.description) }
-    }
-
     static func datasets(_ o: Options) -> [DatasetRef] {
         if let file = o.source.probes { return [DatasetRef(key: "probes", path: file)] }
         return [DatasetRef(key: nil, path: DataRoot.resolve(o.source.dataDir) + "/pararel", directory: true)]
@@ -36,13 +34,9 @@ public extension ProbeRecipeEvaluator {
 
     static func run(checkpoint: String, options: Options, context: JobContext) throws -> Result {
         let (result, records) = try evaluate(checkpoint: checkpoint, options: options, directory: context.directory, log: context.log)
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var lines = Data()
-        for r in records { lines.append(try enc.encode(r)); lines.append(0x0A) }
-        try lines.write(to: URL(fileURLWithPath: context.directory + "/\(name)-probes.jsonl"), options: .atomic)
+        try AtomicFile.write(try Results.jsonLines(records), to: context.directory + "/\(name)-probes.jsonl")
         for f in extraFiles(result) {
-            try Data(f.text.utf8).write(to: URL(fileURLWithPath: context.directory + "/" + f.name), options: .atomic)
+            try AtomicFile.write(Data(f.text.utf8), to: context.directory + "/" + f.name)
         }
         return result
     }

@@ -162,11 +162,9 @@ public struct Recipe {
             o.earlyDropoutSteps = max(1, Int((x * Double(steps)).rounded()))
         }
         do {
-            try Pretrain.validate(o)
-        } catch {
-            let msg = "\(error)"
-            let key = RecipeErrors.flag(in: msg) ?? "preset"
-            throw source.keyError(keyPath(key), "bad value: \(msg)")
+            try o.validate()
+        } catch let e as OptionError {
+            throw source.keyError(keyPath(e.key ?? "preset"), "bad value: \(e)")
         }
         return Variant(id: id, label: label, options: o, settings: Recipe.settings(table))
     }

@@ -1,6 +1,7 @@
 // The evaluators recipes know: thin adapters from the registry protocol to the evaluators'
 // library entry points (MLMEval.run, Blimp.run, Squad.finetuneAndEvaluate).
 
+import Checkpoint
 import Evaluators
 import Foundation
 import Text
@@ -22,14 +23,6 @@ public enum MLMRecipeEvaluator: RecipeEvaluator {
         o.valFraction = c.pretrain.valFraction
         o.cacheDir = ""                       // the runner's cache, set at run time (not part of the hash)
         if !explicit.contains("seqLen") { o.seqLen = c.pretrain.seqLen }
-    }
-
-    public static func validate(_ o: MLMEvalOptions) throws {
-        guard o.sequences >= 1 else { throw OptionError(key: "sequences", "must be at least 1, got \(o.sequences)") }
-        guard o.batch >= 1 else { throw OptionError(key: "batch", "must be at least 1, got \(o.batch)") }
-        guard o.seqLen >= 8 && o.seqLen <= Pretrain.maxPositions else {
-            throw OptionError(key: "seq-len", "must be in 8...\(Pretrain.maxPositions), got \(o.seqLen)")
-        }
     }
 
     public static func datasets(_ o: MLMEvalOptions) -> [DatasetRef] { [] }   // the pretraining corpus, checked there
@@ -55,11 +48,6 @@ public enum BlimpRecipeEvaluator: RecipeEvaluator {
 
     public static func resolve(_ o: inout BlimpOptions, explicit: Set<String>, context c: ResolveContext) {
         o.dataDir = c.dataDir
-    }
-
-    public static func validate(_ o: BlimpOptions) throws {
-        if let l = o.limit, l < 1 { throw OptionError(key: "limit", "must be at least 1, got \(l)") }
-        guard o.batch >= 1 else { throw OptionError(key: "batch", "must be at least 1, got \(o.batch)") }
     }
 
     public static func datasets(_ o: BlimpOptions) -> [DatasetRef] {
@@ -95,16 +83,6 @@ public enum SquadRecipeEvaluator: RecipeEvaluator {
         o.seed = c.seed
     }
 
-    public static func validate(_ o: SquadOptions) throws {
-        do {
-            try Squad.validate(o)
-            try o.features.validate(maxPositions: Pretrain.maxPositions)
-        } catch let e as SquadError {
-            // the messages name the flag: "--max-seq-len must be ..."
-            throw OptionError(key: RecipeErrors.flag(in: e.description), e.description)
-        }
-    }
-
     public static func datasets(_ o: SquadOptions) -> [DatasetRef] {
         let dir = DataRoot.resolve(o.dataDir) + "/squad"
         let v1 = o.version != "2.0"
@@ -123,9 +101,9 @@ public enum SquadRecipeEvaluator: RecipeEvaluator {
         try? fm.removeItem(atPath: runDir)
         defer { try? fm.removeItem(atPath: runDir) }
         let out = try Squad.finetuneAndEvaluate(checkpoint: checkpoint, options: options, runDir: runDir, log: context.log)
-        try Canonical.json(out.predictions, pretty: true).write(to: URL(fileURLWithPath: context.directory + "/predictions.json"), options: .atomic)
+        try AtomicFile.write(Canonical.json(out.predictions, pretty: true), to: context.directory + "/predictions.json")
         if let odds = out.nullOdds {
-            try Canonical.json(odds, pretty: true).write(to: URL(fileURLWithPath: context.directory + "/null-odds.json"), options: .atomic)
+            try AtomicFile.write(Canonical.json(odds, pretty: true), to: context.directory + "/null-odds.json")
         }
         return out.result
     }
@@ -140,14 +118,5 @@ public enum SquadRecipeEvaluator: RecipeEvaluator {
         }
         if let e = r.metrics.noAnsExact { rows.append(MetricRow("squad.noans.exact", "\(v) NoAns EM", e, better: .higher)) }
         return rows
-    }
-}
-
-enum RecipeErrors {
-    /// The first `--flag` in a message, as a recipe key ("--seq-len must ..." -> "seq-len").
-    static func flag(in message: String) -> String? {
-        guard let r = message.range(of: "--") else { return nil }
-        let name = message[r.upperBound...].prefix { $0.isLowercase || $0.isNumber || $0 == "-" }
-        return name.isEmpty ? nil : String(name)
     }
 }

@@ -47,14 +47,9 @@ public struct DatasetRef: Sendable {
     }
 }
 
-public struct OptionError: Error, CustomStringConvertible {
-    public var key: String?                  // kebab-case option key
-    public var description: String
-    public init(key: String?, _ d: String) { self.key = key; description = d }
-}
-
 public protocol RecipeEvaluator {
-    associatedtype Options: Codable
+    /// The command's options (the same struct as its CLI flags): `validate()` is the one check.
+    associatedtype Options: CommandOptions
     associatedtype Result: Codable
     /// `[evaluators.<name>]` in recipes, the job kind, the result's name.
     static var name: String { get }
@@ -65,8 +60,6 @@ public protocol RecipeEvaluator {
     static var aliases: [String: [String]] { get }
     /// Fill in what comes from the recipe; `explicit` are the camelCase keys the recipe set.
     static func resolve(_ o: inout Options, explicit: Set<String>, context: ResolveContext)
-    /// Check values before any job starts (throw OptionError naming the key).
-    static func validate(_ o: Options) throws
     /// The data files or directories the evaluator reads.
     static func datasets(_ o: Options) -> [DatasetRef]
     static func run(checkpoint: String, options: Options, context: JobContext) throws -> Result
@@ -76,7 +69,6 @@ public protocol RecipeEvaluator {
 public extension RecipeEvaluator {
     static var managedKeys: [String: String] { [:] }
     static var aliases: [String: [String]] { [:] }
-    static func validate(_ o: Options) throws {}
 }
 
 /// A registered evaluator with its types erased: options travel as canonical JSON.
@@ -106,7 +98,7 @@ public struct AnyEvaluator {
             E.resolve(&d.value, explicit: d.explicit, context: context)
             return try Canonical.json(d.value)
         }
-        validateJSON = { try E.validate(JSONDecoder().decode(E.Options.self, from: $0)) }
+        validateJSON = { try JSONDecoder().decode(E.Options.self, from: $0).validate() }
         datasetsJSON = { E.datasets(try JSONDecoder().decode(E.Options.self, from: $0)) }
         runJSON = { checkpoint, options, context in
             let o = try JSONDecoder().decode(E.Options.self, from: options)

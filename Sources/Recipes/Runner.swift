@@ -10,6 +10,7 @@
 // (`droplab pretrain --resume`); anything else is started afresh. Ctrl-C during training
 // saves last.h5 and stops the run; re-running continues.
 
+import Checkpoint
 import Evaluators
 import Foundation
 import Text
@@ -185,7 +186,7 @@ public final class RecipeRunner {
             let ctx = JobContext(directory: dir, cacheDir: cacheDir, seed: job.seed, pretrain: job.pretrain, log: log)
             let result = try e.runJSON(directory(parent) + "/last.h5", job.config, ctx)
             if Interrupt.requested { throw RecipeInterrupted(description: "\(job.name): interrupted; run the recipe again to continue") }
-            try result.write(to: URL(fileURLWithPath: dir + "/result.json"), options: .atomic)
+            try AtomicFile.write(result, to: dir + "/result.json")
             data = try e.datasetsJSON(job.config).map(\.path)
         }
         var hashes: [String: String] = [:]
@@ -194,7 +195,7 @@ public final class RecipeRunner {
         let record = DoneRecord(job: job.dirName, kind: job.kind, variant: job.variant, seed: job.seed,
                                 started: Self.iso(started), finished: Self.iso(Date()), seconds: Date().timeIntervalSince(started),
                                 resumed: resumed, commit: p.commit, dirty: p.dirty, machine: p.machine, data: hashes, summary: summary)
-        try Canonical.json(record, pretty: true).write(to: URL(fileURLWithPath: dir + "/done.json"), options: .atomic)
+        try AtomicFile.write(Canonical.json(record, pretty: true), to: dir + "/done.json")
     }
 
     func writeJobRecord(_ job: Job) throws {
@@ -204,7 +205,7 @@ public final class RecipeRunner {
             "config": try JSONSerialization.jsonObject(with: job.config),
         ]
         if let d = job.dependsOn { record["dependsOn"] = recipe.jobs[d].dirName }
-        try Canonical.json(object: record, pretty: true).write(to: URL(fileURLWithPath: directory(job) + "/job.json"), options: .atomic)
+        try AtomicFile.write(Canonical.json(object: record, pretty: true), to: directory(job) + "/job.json")
     }
 
     /// sha256 of a file, or of a directory's files (names and contents, sorted); memoized per run.

@@ -156,11 +156,12 @@ public final class WordPieceTokenizer: @unchecked Sendable {
 
     /// Loads a BERT vocab.txt (one token per line).
     public convenience init(vocabFile: String, recognizesSpecialTokens: Bool = true) throws {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: vocabFile))
-        } catch {
-            throw TokenizerError.unreadableVocabulary(path: vocabFile, reason: "\(error.localizedDescription)")
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: vocabFile, isDirectory: &isDir) else {
+            throw TokenizerError.unreadableVocabulary(path: vocabFile, reason: "no such file")
+        }
+        guard !isDir.boolValue, let data = FileManager.default.contents(atPath: vocabFile) else {
+            throw TokenizerError.unreadableVocabulary(path: vocabFile, reason: isDir.boolValue ? "is a directory" : "cannot be read")
         }
         guard let text = String(data: data, encoding: .utf8) else {
             throw TokenizerError.unreadableVocabulary(path: vocabFile, reason: "not valid UTF-8")

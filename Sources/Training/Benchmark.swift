@@ -1,10 +1,11 @@
-// `droplab bench`: throughput figures for this machine. Training steps use random token
-// batches with the real masking, model and optimizer (data loading is not timed).
+// `droplab bench`: throughput figures for this machine. Training runs the real Trainer (model,
+// masking, optimizer, metrics) on random token batches.
 
 import Autograd
 import BERT
 import CBLAS
 import Foundation
+import Text
 
 public enum Benchmark {
     /// sgemm GFLOP/s on square n x n matrices with OpenBLAS using all kernel threads (the
@@ -75,32 +76,47 @@ public enum Benchmark {
         return Double(u.ru_maxrss) * 1024 / 1e6   // ru_maxrss is in KiB
     }
 
-    /// Time `steps` optimizer steps (after `warmup` untimed ones) of MLM training; returns the
-    /// median step time and the tokens/s it implies.
+    /// Time `steps` optimizer steps (after `warmup` untimed ones) of MLM pretraining through the
+    /// real Trainer, model, masking and optimizer, on random tokens of a synthetic vocabulary
+    /// (the Trainer logs every step; its per-step tokens/s give the median step time).
     public static func trainingStep(preset: String, vocabSize: Int, seqLen: Int = 128, batch: Int = 32, dropout: Float,
                                     steps: Int = 5, warmup: Int = 2) throws -> (tokensPerSecond: Double, secondsPerStep: Double) {
         Storage.drainPool()   // buffers of earlier measurements do not count towards this one's memory
+        let tok = try WordPieceTokenizer(vocab: WordPieceTokenizer.specialTokens
+                                         + (WordPieceTokenizer.specialTokens.count..<vocabSize).map { "t\($0)" })
         var config = try BertConfig(preset: preset, vocabSize: vocabSize)
         config.hiddenDropout = dropout; config.attentionDropout = dropout
         let model = BertModel(config: config)
         model.initialize(seed: 1)
-        let opt = AdamW(model.params, config: .init())
-        let masker = Masker(maskId: 4, vocabSize: vocabSize, special: [0, 1, 2, 3, 4])
-        var rng = RNG(seed: 2)
-        let tape = Tape()
-        var times: [Double] = []
-        for s in 0..<(warmup + steps) {
-            var ids = (0..<batch * seqLen).map { _ in Int32(5 + rng.int(vocabSize - 5)) }
-            let labels = masker.apply(&ids, rng: &rng)
-            let t = Date()
-            model.params.zeroGrads()
-            let loss = model.mlmLoss(tape, Batch(ids: ids, batchSize: batch, seqLen: seqLen), labels: labels,
-                                     dropout: DropoutPlan(hidden: dropout, attention: dropout, seed: 1, step: UInt64(s)))
-            tape.backward(loss)
-            opt.update(lr: 1e-4)
-            if s >= warmup { times.append(Date().timeIntervalSince(t)) }
-        }
-        let median = times.sorted()[times.count / 2]   // robust to a step slowed by another process
-        return (Double(batch * seqLen) / median, median)
+        var options = TrainerOptions(steps: warmup + steps, schedule: LRSchedule(peak: 1e-4, warmupSteps: 0, totalSteps: warmup + steps),
+                                     hiddenDropout: dropout, attentionDropout: dropout, seed: 1)
+        options.logEvery = 1
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("droplab-bench-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = RandomTokens(masker: Pretrain.pretrainMasker(tok), batch: batch, seqLen: seqLen, first: Int32(WordPieceTokenizer.specialTokens.count))
+        let trainer = Trainer(model: model, vocab: tok.vocab, data: data, options: options, runDir: dir, loss: Pretrain.mlmLoss)
+        var perStep: [Double] = []
+        trainer.log = { _ in }
+        trainer.onMetrics = { m in if let t = m["tokens_per_s"] { perStep.append(t) } }
+        _ = try trainer.run()
+        let timed = perStep.dropFirst(warmup).sorted()
+        let median = timed[timed.count / 2]   // robust to a step slowed by another process
+        return (median, Double(batch * seqLen) / median)
     }
+}
+
+/// Endless MLM batches of uniformly random non-special tokens.
+struct RandomTokens: TrainingData {
+    var cursor: UInt64 = RNG(seed: 2).state
+    let masker: Masker
+    let batch: Int, seqLen: Int, first: Int32
+
+    mutating func next() throws -> MLMExample? {
+        var rng = RNG(state: cursor)
+        var ids = (0..<batch * seqLen).map { _ in first + Int32(rng.int(masker.vocabSize - Int(first))) }
+        let labels = masker.apply(&ids, rng: &rng)
+        cursor = rng.state
+        return MLMExample(batch: Batch(ids: ids, batchSize: batch, seqLen: seqLen), labels: labels)
+    }
+    func tokens(in item: MLMExample) -> Int { item.batch.ids.count }
 }

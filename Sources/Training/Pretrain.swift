@@ -7,7 +7,7 @@ import Checkpoint
 import Foundation
 import Text
 
-public struct PretrainOptions: Codable, Equatable, Sendable {
+public struct PretrainOptions: CommandOptions, Equatable, Sendable {
     public var corpus: [String] = []          // empty: the default corpus under the data root
     public var dataDir: String? = nil
     public var vocab: String? = nil           // vocab.txt; default: learned from the corpus and cached
@@ -34,6 +34,32 @@ public struct PretrainOptions: Codable, Equatable, Sendable {
     public var out = "checkpoints/run"
     public var cacheDir = "checkpoints/cache"
     public init() {}
+
+    /// Every field's range, before anything is read or written; errors name the flag.
+    public func validate() throws {
+        try Check.that(BertConfig.presets.contains { $0.name == preset }, "preset",
+                       "'\(preset)' is unknown (known: \(BertConfig.presets.map(\.name).joined(separator: ", ")))")
+        try Check.range(seqLen, 8...Pretrain.maxPositions, "seq-len")
+        try Check.range(batch, 1...Check.maxBatch, "batch")
+        try Check.range(accumulation, 1...1024, "accumulation")
+        try Check.range(tokens, 1...(1 << 50), "tokens")
+        try Check.that(tokens >= batch * seqLen * accumulation, "tokens",
+                       "\(tokens) is less than one step (--batch x --seq-len x --accumulation = \(batch * seqLen * accumulation))")
+        try Check.that(lr > 0 && lr.isFinite, "lr", "must be positive, got \(lr)")
+        try Check.number(warmup, 0...Float(Check.maxSteps), "warmup")
+        try Check.number(weightDecay, 0...1, "weight-decay")
+        try Check.probability(dropout, "dropout")
+        if let a = attentionDropout { try Check.probability(a, "attention-dropout") }
+        try Check.optionalRange(earlyDropoutSteps, 0...Check.maxSteps, "early-dropout-steps")
+        try Check.range(vocabSize, 64...(1 << 20), "vocab-size")
+        try Check.range(saveEvery, 0...Check.maxSteps, "save-every")
+        try Check.range(evalEvery, 0...Check.maxSteps, "eval-every")
+        try Check.range(logEvery, 1...Check.maxSteps, "log-every")
+        try Check.range(valSequences, 1...(1 << 20), "val-sequences")
+        try Check.that(valFraction > 0 && valFraction < 1, "val-fraction", "must be in (0, 1), got \(valFraction)")
+        try Check.nonEmpty(out, "out")
+        try Check.nonEmpty(cacheDir, "cache-dir")
+    }
 }
 
 public enum Pretrain {
@@ -76,33 +102,17 @@ public enum Pretrain {
                continuation: wholeWord ? tok.vocab.map { $0.hasPrefix("##") } : nil)
     }
 
-    /// Validate flags before anything is written; errors name the flag.
-    public static func validate(_ o: PretrainOptions) throws {
-        func check(_ ok: Bool, _ msg: String) throws { if !ok { throw TrainerError(msg) } }
-        try check(o.seqLen >= 8 && o.seqLen <= maxPositions, "--seq-len must be in 8...\(maxPositions), got \(o.seqLen)")
-        try check(o.valFraction > 0 && o.valFraction < 1, "--val-fraction must be in (0, 1), got \(o.valFraction)")
-        try check(o.batch >= 1, "--batch must be at least 1, got \(o.batch)")
-        try check(o.accumulation >= 1, "--accumulation must be at least 1, got \(o.accumulation)")
-        try check(o.tokens >= o.batch * o.seqLen * o.accumulation, "--tokens \(o.tokens) is less than one step (\(o.batch * o.seqLen * o.accumulation))")
-        try check(o.lr > 0 && o.lr.isFinite, "--lr must be positive, got \(o.lr)")
-        try check(o.dropout >= 0 && o.dropout < 1, "--dropout must be in [0, 1), got \(o.dropout)")
-        try check((o.attentionDropout ?? 0) >= 0 && (o.attentionDropout ?? 0) < 1, "--attention-dropout must be in [0, 1)")
-        try check(o.vocabSize >= 64, "--vocab-size must be at least 64, got \(o.vocabSize)")
-        try check(o.valSequences >= 1, "--val-sequences must be at least 1")
-        try check(o.warmup >= 0, "--warmup must be >= 0")
-        _ = try BertConfig(preset: o.preset, vocabSize: 100)   // unknown preset -> error naming it
-    }
-
     public static func run(_ o: PretrainOptions, resume: Bool, log: @escaping (String) -> Void) throws -> TrainingSummary {
-        try validate(o)
+        try o.validate()
         let fm = FileManager.default
-        if !resume && fm.fileExists(atPath: o.out + "/last.h5") {
-            throw TrainerError("\(o.out)/last.h5 exists: pass --resume to continue that run, or choose another --out")
+        if resume {
+            guard fm.fileExists(atPath: o.out + "/last.h5") else { throw TrainerError("--resume: \(o.out)/last.h5 does not exist") }
+            try checkSameSettings(o, as: o.out + "/config.json")
+        } else if let f = runFiles(in: o.out).first {
+            throw TrainerError("\(o.out) already holds a run (\(f)): use --resume to continue it, or another --out")
         }
-        if resume && !fm.fileExists(atPath: o.out + "/last.h5") {
-            throw TrainerError("--resume: \(o.out)/last.h5 does not exist")
-        }
-        if resume { try checkSameSettings(o, as: o.out + "/config.json") }
+        try AtomicFile.checkWritableDirectory(o.out, flag: "--out")
+        try AtomicFile.checkWritableDirectory(o.cacheDir, flag: "--cache-dir")
         let files = try corpusFiles(o)
         let tok = try tokenizer(o, files: files, log: log)
         var config = try BertConfig(preset: o.preset, vocabSize: tok.vocab.count, maxPositions: maxPositions)
@@ -123,7 +133,16 @@ public enum Pretrain {
             throw CorpusError("\(files[0]): its held-out documents (\(o.valFraction * 100)% by hash) give no validation sequence of \(o.seqLen) tokens; use more text or a larger --val-fraction")
         }
 
-        let steps = o.tokens / (o.batch * o.seqLen * o.accumulation)
+        // the schedule spans the steps the corpus really gives when it is shorter than the budget
+        let perStep = o.batch * o.accumulation, budget = o.tokens / (perStep * o.seqLen)
+        let sequences = try countSequences(cache, tok, packer: packer, upTo: budget * perStep, log: log)
+        let steps = min(budget, sequences / perStep)
+        guard steps > 0 else {
+            throw CorpusError("the corpus gives \(sequences) training sequences of --seq-len \(o.seqLen), less than one step of \(perStep) (--batch x --accumulation)")
+        }
+        if steps < budget {
+            log("the corpus gives \(sequences) training sequences: \(steps) steps (\(steps * perStep * o.seqLen) tokens) instead of the \(budget) of --tokens \(o.tokens)")
+        }
         let warmup = o.warmup < 1 ? Int((o.warmup * Float(steps)).rounded()) : Int(o.warmup)
         var topt = TrainerOptions(steps: steps, schedule: LRSchedule(peak: o.lr, warmupSteps: warmup, totalSteps: steps, decay: o.decay),
                                   hiddenDropout: config.hiddenDropout, attentionDropout: config.attentionDropout, seed: o.seed)
@@ -133,19 +152,43 @@ public enum Pretrain {
         topt.saveEvery = o.saveEvery; topt.evalEvery = o.evalEvery; topt.logEvery = o.logEvery
 
         try fm.createDirectory(atPath: o.out, withIntermediateDirectories: true)
+        AtomicFile.removeStale(in: o.out)
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        if !resume { try enc.encode(o).write(to: URL(fileURLWithPath: o.out + "/config.json")) }
+        if !resume { try AtomicFile.write(try enc.encode(o), to: o.out + "/config.json") }
         log("pretraining \(o.preset) (\(model.params.totalCount) parameters, vocab \(tok.vocab.count)) on \(files.count) file(s): "
             + "\(steps) steps of \(o.batch)x\(o.seqLen) tokens, dropout \(config.hiddenDropout)/\(config.attentionDropout), out \(o.out)")
         let trainer = Trainer(model: model, vocab: tok.vocab, data: data, options: topt, runDir: o.out,
-                              loss: { tape, model, ex, plan in model.mlmLoss(tape, ex.batch, labels: ex.labels, dropout: plan) },
+                              loss: mlmLoss,
                               evaluate: { model in
                                   let m = MLMEvaluation.evaluate(model, valBatches)
                                   return ["val_loss": m.loss, "val_accuracy": m.accuracy]
                               })
         trainer.log = log
         if resume { try trainer.resume() }
-        return try trainer.run()
+        var summary = try trainer.run()
+        if summary.reason == .budget && steps < budget { summary.reason = .endOfData }
+        return summary
+    }
+
+    /// The pretraining loss of one batch.
+    public static func mlmLoss(_ tape: Tape, _ model: BertModel, _ ex: MLMExample, _ plan: DropoutPlan) -> Tensor {
+        model.mlmLoss(tape, ex.batch, labels: ex.labels, dropout: plan)
+    }
+
+    /// The files a run writes in its directory (a fresh run refuses a directory holding any).
+    static func runFiles(in dir: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { f in
+            ["config.json", "metrics.jsonl", "last.h5"].contains(f) || (f.hasPrefix("step-") && f.hasSuffix(".h5"))
+        }.sorted()
+    }
+
+    /// Training sequences of the corpus files in order, counted until `limit` is reached
+    /// (each file is tokenized once into the cache, as training would).
+    static func countSequences(_ cache: TokenShardCache, _ tok: WordPieceTokenizer, packer: SequencePacker, upTo limit: Int,
+                               log: (String) -> Void) throws -> Int {
+        var n = 0
+        for i in cache.files.indices where n < limit { n += packer.count(try cache.shard(i, tokenizer: tok, log: log).train) }
+        return n
     }
 
     /// A resumed run must use the settings it was started with; the error lists the differences.

@@ -5,15 +5,16 @@ import Foundation
 
 final class Progress {
     let total: Int
+    let first: Int          // the step this process started at (ETA counts only its own steps)
     let start = Date()
     let tty = isatty(STDERR_FILENO) != 0
     let log: (String) -> Void
 
-    init(total: Int, log: @escaping (String) -> Void) { self.total = total; self.log = log }
+    init(total: Int, from first: Int, log: @escaping (String) -> Void) { self.total = total; self.first = first; self.log = log }
 
     func update(step: Int, metrics: [(String, Any)]) {
         let elapsed = Date().timeIntervalSince(start)
-        let eta = step > 0 ? elapsed / Double(step) * Double(total - step) : 0
+        let eta = step > first ? elapsed / Double(step - first) * Double(max(total - step, 0)) : 0
         let shown = metrics.filter { ["train_loss", "val_loss", "tokens_per_s", "lr"].contains($0.0) }
             .map { k, v in "\(k) \(format(v))" }.joined(separator: "  ")
         if tty {

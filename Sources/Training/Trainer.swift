@@ -42,12 +42,21 @@ public struct TrainerOptions: Codable, Equatable, Sendable {
     }
 }
 
+/// The metrics window since the last logged line (a resumed run continues it, so its lines
+/// average the same steps as the uninterrupted run's).
+struct LogWindow: Codable {
+    var lossSum = 0.0
+    var steps = 0
+    var tokens = 0
+}
+
 /// What the trainer stores in a checkpoint's training/state.json.
 struct TrainerState<Cursor: Codable>: Codable {
     var step: Int
     var tokens: Int
     var cursor: Cursor
     var options: TrainerOptions
+    var window: LogWindow?          // absent in checkpoints written before it was saved
 }
 
 public struct TrainerError: Error, CustomStringConvertible {
@@ -86,8 +95,11 @@ public final class Trainer<Data: TrainingData> {
     public var saveCheckpoints = true
     /// Called after every optimizer step with the step count (e.g. LoReFT's retraction).
     public var afterStep: ((Int) -> Void)? = nil
+    /// Called with the numeric fields of every metrics line.
+    public var onMetrics: ([String: Double]) -> Void = { _ in }
     var step = 0
     var tokens = 0
+    var window = LogWindow()
 
     /// `parameters`: what the optimizer trains (default: every model parameter, no decay on
     /// biases and LayerNorm weights); may hold a subset of the model and an edit's tensors.
@@ -116,7 +128,7 @@ public final class Trainer<Data: TrainingData> {
         model.params.copyValues(from: ck.model.params)
         optimizer.restore(step: state.step, m: UnsafeBufferPointer(t.moments[0].values.buffer),
                           v: UnsafeBufferPointer(t.moments[1].values.buffer))
-        step = state.step; tokens = state.tokens; data.cursor = state.cursor
+        step = state.step; tokens = state.tokens; data.cursor = state.cursor; window = state.window ?? LogWindow()
         try truncateMetrics(afterStep: step)
         log("resumed from \(lastCheckpoint) at step \(step) (\(tokens) tokens)")
     }
@@ -129,7 +141,7 @@ public final class Trainer<Data: TrainingData> {
                   let st = obj["step"] as? Int else { return false }
             return st <= s
         }
-        try (kept.map { $0 + "\n" }.joined()).write(toFile: metricsPath, atomically: true, encoding: .utf8)
+        try AtomicFile.write(Foundation.Data(kept.map { $0 + "\n" }.joined().utf8), to: metricsPath)
     }
 
     public func save(to path: String) throws {
@@ -137,7 +149,7 @@ public final class Trainer<Data: TrainingData> {
         for i in 0..<model.params.totalCount where !w[i].isFinite {
             throw TrainerError("weights are not finite after step \(step): stopping; last good checkpoint kept at \(lastCheckpoint)")
         }
-        let state = TrainerState(step: step, tokens: tokens, cursor: data.cursor, options: options)
+        let state = TrainerState(step: step, tokens: tokens, cursor: data.cursor, options: options, window: window)
         let enc = JSONEncoder()
         enc.outputFormatting = .sortedKeys   // byte-identical state for identical runs
         let json = String(decoding: try enc.encode(state), as: UTF8.self)
@@ -159,25 +171,53 @@ public final class Trainer<Data: TrainingData> {
             parts.append("\"\(k)\":\(val)")
         }
         let line = "{" + parts.joined(separator: ",") + "}\n"
-        if let h = FileHandle(forWritingAtPath: metricsPath) {
-            h.seekToEndOfFile(); h.write(line.data(using: .utf8)!); h.closeFile()
-        } else {
-            try line.write(toFile: metricsPath, atomically: false, encoding: .utf8)
+        if !FileManager.default.fileExists(atPath: metricsPath) { try AtomicFile.write(Foundation.Data(), to: metricsPath) }
+        do {
+            let h = try FileHandle(forWritingTo: URL(fileURLWithPath: metricsPath))
+            defer { try? h.close() }
+            try h.seekToEnd()
+            try h.write(contentsOf: Foundation.Data(line.utf8))
+        } catch {
+            throw TrainerError("\(metricsPath): cannot append (\((error as NSError).localizedDescription))")
         }
     }
 
     /// Run until the step budget or the end of the data (or SIGINT). Returns why it stopped.
+    /// The last metrics line of a run that was not interrupted has the validation metrics.
     public func run() throws -> TrainingSummary {
         try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
         Interrupt.install()
-        let progress = Progress(total: options.steps, log: log)
+        let progress = Progress(total: options.steps, from: step, log: log)
         var reason = StopReason.budget
         var last: [String: Double] = [:]
-        var windowStart = Date(), windowTokens = 0, lossSum = 0.0, lossCount = 0
+        var windowStart = Date(), lastLine: (step: Int, evaluated: Bool) = (-1, false)
+        var lr: Float = 0, gradNorm = 0.0
+        var (pHidden, pAttn) = options.dropout(at: step)
+
+        /// One metrics line for the window so far (train loss omitted when it holds no step).
+        func logLine(evaluate evalNow: Bool) throws {
+            let elapsed = Date().timeIntervalSince(windowStart)
+            var m: [(String, Any)] = [("step", step), ("tokens", tokens), ("lr", lr)]
+            if window.steps > 0 {
+                m += [("train_loss", window.lossSum / Double(window.steps)), ("grad_norm", gradNorm),
+                      ("tokens_per_s", Double(window.tokens) / max(elapsed, 1e-9))]
+                last["train_loss"] = window.lossSum / Double(window.steps)
+                last["tokens_per_s"] = Double(window.tokens) / max(elapsed, 1e-9)
+            }
+            m += [("hidden_dropout", pHidden), ("attention_dropout", pAttn)]
+            if evalNow, let evaluate {
+                for (k, v) in evaluate(model).sorted(by: { $0.key < $1.key }) { m.append((k, v)); last[k] = v }
+            }
+            try appendMetrics(m)
+            onMetrics(Dictionary(m.compactMap { k, v in (v as? Double).map { (k, $0) } }, uniquingKeysWith: { a, _ in a }))
+            progress.update(step: step, metrics: m)
+            windowStart = Date(); window = LogWindow(); lastLine = (step, evalNow)
+        }
+
         let tape = Tape()
         stepLoop: while step < options.steps {
             optimizer.zeroGrads()
-            let (pHidden, pAttn) = options.dropout(at: step)
+            (pHidden, pAttn) = options.dropout(at: step)
             var stepLoss = 0.0, stepTokens = 0
             for micro in 0..<options.accumulation {
                 guard let item = try data.next() else {
@@ -194,36 +234,25 @@ public final class Trainer<Data: TrainingData> {
                 tape.backward(l, seed: 1 / Float(options.accumulation))
                 stepTokens += data.tokens(in: item)
             }
-            let lr = options.schedule.lr(at: step)
-            let gradNorm = optimizer.update(lr: lr)
+            lr = options.schedule.lr(at: step)
+            gradNorm = optimizer.update(lr: lr)
             guard gradNorm.isFinite else {
                 throw TrainerError("gradient norm is \(gradNorm) at step \(step + 1): stopping; last good checkpoint kept at \(lastCheckpoint)")
             }
-            step += 1; tokens += stepTokens; windowTokens += stepTokens
+            step += 1; tokens += stepTokens
             afterStep?(step)
-            lossSum += stepLoss; lossCount += 1
+            window.lossSum += stepLoss; window.steps += 1; window.tokens += stepTokens
 
             let evalNow = (options.evalEvery > 0 && step % options.evalEvery == 0) || step == options.steps
-            if step % options.logEvery == 0 || evalNow {
-                let elapsed = Date().timeIntervalSince(windowStart)
-                var m: [(String, Any)] = [("step", step), ("tokens", tokens), ("lr", lr), ("train_loss", lossSum / Double(lossCount)),
-                                          ("grad_norm", gradNorm), ("tokens_per_s", Double(windowTokens) / max(elapsed, 1e-9)),
-                                          ("hidden_dropout", pHidden), ("attention_dropout", pAttn)]
-                if evalNow, let evaluate {
-                    for (k, v) in evaluate(model).sorted(by: { $0.key < $1.key }) { m.append((k, v)); last[k] = v }
-                }
-                last["train_loss"] = lossSum / Double(lossCount)
-                last["tokens_per_s"] = Double(windowTokens) / max(elapsed, 1e-9)
-                try appendMetrics(m)
-                progress.update(step: step, metrics: m)
-                windowStart = Date(); windowTokens = 0; lossSum = 0; lossCount = 0
-            }
+            if step % options.logEvery == 0 || evalNow { try logLine(evaluate: evalNow) }
             if saveCheckpoints && options.saveEvery > 0 && step % options.saveEvery == 0 && step < options.steps {
                 try save(to: runDir + String(format: "/step-%06d.h5", step))
                 try save(to: lastCheckpoint)
             }
             if Interrupt.requested { reason = .interrupted; break }
         }
+        // the data ended early: the run still ends with a validation line
+        if reason == .endOfData && !(lastLine.step == step && lastLine.evaluated) { try logLine(evaluate: true) }
         if saveCheckpoints { try save(to: lastCheckpoint) }
         progress.finish()
         log("stopped after step \(step), \(tokens) tokens: \(reason.rawValue)" + (saveCheckpoints ? "; checkpoint \(lastCheckpoint)" : ""))

@@ -38,8 +38,19 @@ struct BenchCommand: ParsableCommand {
 
     func say(_ s: String) { if !json { print(s) } else { log(s) } }
 
+    func validate() throws {
+        for p in presets { try Check.that(BertConfig.presets.contains { $0.name == p }, "presets", "'\(p)' is unknown (known: \(BertConfig.presets.map(\.name).joined(separator: ", ")))") }
+        try Check.that(!presets.isEmpty, "presets", "needs at least one preset")
+        try Check.that(!vocabSizes.isEmpty, "vocab-sizes", "needs at least one size")
+        for v in vocabSizes { try Check.range(v, 64...(1 << 20), "vocab-sizes") }
+        try Check.that(!dropouts.isEmpty, "dropouts", "needs at least one value")
+        for p in dropouts { try Check.probability(p, "dropouts") }
+        try Check.range(steps, 1...10_000, "steps")
+        try Check.range(batch, 1...Check.maxBatch, "batch")
+        try Check.range(seqLen, 8...Pretrain.maxPositions, "seq-len")
+    }
+
     func run() throws {
-        for p in presets { _ = try BertConfig(preset: p, vocabSize: 100) }
         let peak = Benchmark.sgemm()
         var r = Report(machine: ["cores": String(ProcessInfo.processInfo.activeProcessorCount)], threads: Parallel.threads,
                        sgemm_gflops: peak, steps: steps)

@@ -11,6 +11,37 @@ struct Droplab: ParsableCommand {
         commandName: "droplab",
         abstract: "Pretrain small BERTs at several dropout settings and evaluate what dropout does.",
         subcommands: [PretrainCommand.self, EvalCommand.self, RecipeCommand.self, ReportCommand.self, InspectCommand.self, ExportCommand.self, TokenizerCommand.self, BenchCommand.self])
+
+    /// Every failure, from parsing or from the work, is one line on stderr
+    /// (`droplab: error: ...`, never a usage block) and a non-zero exit; help goes to stdout.
+    static func main() {
+        do {
+            var command = try parseAsRoot(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success { print(fullMessage(for: error)); Foundation.exit(0) }
+            let message = Self.message(for: error).split(whereSeparator: \.isNewline)
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("Help:") && !$0.hasPrefix("Usage:") }
+                .joined(separator: " ")
+            if !message.isEmpty { log("droplab: error: " + message) }
+            Foundation.exit(code.rawValue == 0 ? 1 : code.rawValue)
+        }
+    }
+
+    /// `--flag -3` -> `--flag=-3`: a negative number after an option is its value (the parser
+    /// would take it for an option), so its range check can name the flag.
+    static func joiningNegativeValues(_ args: [String]) -> [String] {
+        var out: [String] = []
+        for a in args {
+            if let prev = out.last, prev.hasPrefix("--"), !prev.contains("="), a.hasPrefix("-"), Double(a) != nil {
+                out[out.count - 1] = prev + "=" + a
+            } else {
+                out.append(a)
+            }
+        }
+        return out
+    }
 }
 
 func log(_ s: String) { FileHandle.standardError.write((s + "\n").data(using: .utf8)!) }

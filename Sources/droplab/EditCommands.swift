@@ -37,8 +37,8 @@ struct EditFlags: ParsableArguments {
 
     /// Write NAME.json and NAME-concepts.jsonl and print one line per row.
     func report<O: Codable & Sendable>(_ out: EditRun<O>, name: String, checkpoint: String) throws {
-        try Results.writeLines(out.records, name: name + "-concepts", checkpoint: checkpoint, root: probe.results)
-        let path = try Results.write(out.result, name: name, checkpoint: checkpoint, root: probe.results)
+        try Results.writeLines(out.records, name: name + "-concepts", checkpoint: checkpoint, root: probe.results, log: log)
+        let path = try Results.write(out.result, name: name, checkpoint: checkpoint, root: probe.results, log: log)
         for r in out.result.rows {
             var line = name + (r.rank.map { " rank \($0)" } ?? "") + ": "
             line += "edit_success \(percent(r.before.editSuccess)) -> \(percent(r.after.editSuccess))  "

@@ -1,10 +1,12 @@
 import ArgumentParser
 import Evaluators
+import Checkpoint
 import Foundation
+import Training
 
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "eval",
-        abstract: "Evaluate a checkpoint; results go to results/<checkpoint-name>/<eval>.json.",
+        abstract: "Evaluate a checkpoint; results go to results/<run>-<path hash>/<eval>.json.",
         subcommands: [MLM.self, BLiMP.self, SQuAD.self, ConsistencyCmd.self, IG.self, KN.self, Lens.self,
                        Trace.self, InterchangeCmd.self, RomeCmd.self, MemitCmd.self, MendCmd.self, BMask.self, FT.self, LoRA.self, ReFT.self])
 
@@ -23,8 +25,10 @@ struct EvalCommand: ParsableCommand {
         func run() throws {
             var o = MLMEvalOptions()
             o.corpus = corpus; o.dataDir = dataDir; o.seqLen = seqLen; o.sequences = sequences; o.maskSeed = maskSeed; o.valFraction = valFraction; o.cacheDir = cacheDir
+            try Check.nonEmpty(cacheDir, "cache-dir")
+            try AtomicFile.checkWritableDirectory(results, flag: "--results")
             let r = try MLMEval.run(checkpoint: checkpoint, options: o, log: log)
-            let path = try Results.write(r, name: "mlm", checkpoint: checkpoint, root: results)
+            let path = try Results.write(r, name: "mlm", checkpoint: checkpoint, root: results, log: log)
             print(String(format: "mlm: loss %.4f  perplexity %.2f  accuracy %.4f  (%d masked tokens)  -> %@",
                          r.metrics.loss, r.metrics.perplexity, r.metrics.accuracy, r.metrics.maskedTokens, path))
         }
@@ -39,11 +43,11 @@ struct EvalCommand: ParsableCommand {
         @Option(help: "Masked copies per forward pass.") var batch = 64
         @Option(help: "Results root directory.") var results = "results"
         func run() throws {
-            if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
             var o = BlimpOptions()
             o.dataDir = dataDir; o.limit = limit; o.batch = batch
+            try AtomicFile.checkWritableDirectory(results, flag: "--results")
             let r = try Blimp.run(checkpoint: checkpoint, options: o, log: log)
-            let path = try Results.write(r, name: "blimp", checkpoint: checkpoint, root: results)
+            let path = try Results.write(r, name: "blimp", checkpoint: checkpoint, root: results, log: log)
             print(String(format: "blimp: accuracy %.4f over %d pairs (%.0fs) -> %@", r.overall.accuracy, r.overall.total, r.seconds, path))
         }
     }
@@ -54,8 +58,8 @@ struct EvalCommand: ParsableCommand {
             discussion: """
                 Defaults: <data root>/squad/train-v1.1.json and dev-v1.1.json (dev-v2.0.json with --version 2.0; there is no \
                 v2.0 train set, so v2.0 finetunes on train-v1.1.json unless --train is given). Writes squad.json, \
-                squad-predictions.json (and squad-null-odds.json for v2.0) to results/<checkpoint-name>/; --save also keeps \
-                the finetuned checkpoint in results/<checkpoint-name>/squad-run/last.h5.
+                squad-predictions.json (and squad-null-odds.json for v2.0) to the results directory; --save also keeps \
+                the finetuned checkpoint in its squad-run/last.h5.
                 """)
         @Argument(help: "Pretrained checkpoint (.h5).") var checkpoint: String
         @Option(help: "Dataset root (SQuAD in <root>/squad).") var dataDir: String?
@@ -72,7 +76,7 @@ struct EvalCommand: ParsableCommand {
         @Option(help: "Use only the first N training questions.") var maxTrainExamples: Int?
         @Option(help: "Evaluate only the first N dev questions.") var maxDevExamples: Int?
         @Option(help: "Seed for the QA head, data order and dropout.") var seed: UInt64 = 0
-        @Flag(help: "Keep the finetuned checkpoint in results/<checkpoint-name>/squad-run/.") var save = false
+        @Flag(help: "Keep the finetuned checkpoint in the results directory (squad-run/).") var save = false
         @Option(help: "Tokens per window.") var maxSeqLen = 384
         @Option(help: "Tokens between the starts of consecutive context windows.") var docStride = 128
         @Option(help: "Question tokens kept.") var maxQueryLen = 64
@@ -90,6 +94,7 @@ struct EvalCommand: ParsableCommand {
             o.seed = seed; o.save = save; o.features.maxSeqLen = maxSeqLen; o.features.docStride = docStride
             o.features.maxQueryLen = maxQueryLen; o.maxAnswerLen = maxAnswerLen; o.nBest = nBest
             o.nullThreshold = nullThreshold; o.bestThreshold = bestThreshold; o.logEvery = logEvery
+            try AtomicFile.checkWritableDirectory(results, flag: "--results")
             let (r, path) = try Squad.run(checkpoint: checkpoint, options: o, resultsRoot: results, log: log)
             var line = String(format: "squad v%@: EM %.2f  F1 %.2f  (%d questions", r.version, r.metrics.exact, r.metrics.f1, r.metrics.total)
             if let e = r.metrics.hasAnsExact, let f = r.metrics.hasAnsF1 { line += String(format: "; HasAns EM %.2f F1 %.2f", e, f) }

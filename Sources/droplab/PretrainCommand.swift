@@ -21,7 +21,7 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "Sequence length.") var seqLen = 128
     @Option(help: "Peak learning rate.") var lr: Float = 5e-4
     @Option(help: "Warmup: fraction of steps (< 1) or steps (>= 1).") var warmup: Float = 0.06
-    @Option(help: "Decay after warmup: linear, cosine, constant.") var decay = "linear"
+    @Option(help: "Decay after warmup: linear, cosine, constant.") var decay = LRSchedule.Decay.linear
     @Option(help: "AdamW weight decay.") var weightDecay: Float = 0.01
     @Flag(help: "Whole-word masking.") var wholeWordMasking = false
     @Option(help: "Seed for init, data order, masking and dropout.") var seed: UInt64 = 0
@@ -41,12 +41,10 @@ struct PretrainCommand: ParsableCommand {
         o.warmup = warmup; o.weightDecay = weightDecay; o.dropout = dropout; o.attentionDropout = attentionDropout
         o.earlyDropoutSteps = earlyDropoutSteps; o.wholeWordMasking = wholeWordMasking; o.seed = seed
         o.saveEvery = saveEvery; o.evalEvery = evalEvery; o.logEvery = logEvery; o.valSequences = valSequences; o.valFraction = valFraction
-        o.out = out; o.cacheDir = cacheDir
-        guard let d = LRSchedule.Decay(rawValue: decay) else {
-            throw ValidationError("--decay must be one of linear, cosine, constant; got '\(decay)'")
-        }
-        o.decay = d
+        o.out = out; o.cacheDir = cacheDir; o.decay = decay
         let summary = try Pretrain.run(o, resume: resume, log: log)
         print("pretrain: \(summary.steps) steps, \(summary.tokens) tokens, stopped: \(summary.reason.rawValue)")
     }
 }
+
+extension LRSchedule.Decay: ExpressibleByArgument {}

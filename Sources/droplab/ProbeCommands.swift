@@ -23,8 +23,8 @@ struct ProbeFlags: ParsableArguments {
 
     /// Write NAME.json and NAME-probes.jsonl; returns the summary's path.
     func write<R: Encodable, P: Encodable>(_ r: R, _ records: [P], name: String, checkpoint: String) throws -> String {
-        try Results.writeLines(records, name: name + "-probes", checkpoint: checkpoint, root: results)
-        return try Results.write(r, name: name, checkpoint: checkpoint, root: results)
+        try Results.writeLines(records, name: name + "-probes", checkpoint: checkpoint, root: results, log: log)
+        return try Results.write(r, name: name, checkpoint: checkpoint, root: results, log: log)
     }
 }
 
@@ -121,9 +121,8 @@ extension EvalCommand {
             var o = TraceOptions(); o.source = probe.options; o.samples = samples; o.noise = noise; o.kinds = kinds; o.window = window
             let (r, records) = try CausalTrace.run(checkpoint: checkpoint, options: o, log: log)
             let path = try probe.write(r, records, name: "trace", checkpoint: checkpoint)
-            let dir = (path as NSString).deletingLastPathComponent
             for (kind, svg) in CausalTrace.heatmaps(r) {
-                try svg.write(toFile: dir + "/trace-\(kind).svg", atomically: true, encoding: .utf8)
+                try Results.store(Data(svg.utf8), file: "trace-\(kind).svg", checkpoint: checkpoint, root: probe.results, log: log)
             }
             print(String(format: "trace: %d of %d probes traced; P clean %.4g, corrupted %.4g (%.0fs) -> %@ (+ trace-<kind>.svg)",
                          r.traced, r.probes, r.cleanProb ?? .nan, r.corruptProb ?? .nan, r.seconds, path))

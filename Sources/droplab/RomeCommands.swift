@@ -48,8 +48,8 @@ extension EvalCommand {
         @Option(help: "Edit cases (the first usable ones).") var limit = 100
         func run() throws {
             let (r, records) = try Rome.run(checkpoint: checkpoint, options: flags.options(limit: limit), log: log)
-            try Results.writeLines(records, name: "rome-cases", checkpoint: checkpoint, root: flags.results)
-            let path = try Results.write(r, name: "rome", checkpoint: checkpoint, root: flags.results)
+            try Results.writeLines(records, name: "rome-cases", checkpoint: checkpoint, root: flags.results, log: log)
+            let path = try Results.write(r, name: "rome", checkpoint: checkpoint, root: flags.results, log: log)
             print("rome: layer \(r.layer), \(r.cases) cases; before: \(describe(r.before))")
             print("rome: after:  \(describe(r.after))" + String(format: "  (|dW| %.3g, %.0fs) -> %@", r.updateNorm, r.seconds, path))
         }
@@ -68,10 +68,9 @@ extension EvalCommand {
             var o = MemitOptions()
             o.edit = flags.options(limit: nil); o.layers = layers; o.lambda = lambda; o.counts = counts; o.sequential = !noSequential
             let (r, records) = try Rome.runMemit(checkpoint: checkpoint, options: o, log: log)
-            try Results.writeLines(records, name: "memit-cases", checkpoint: checkpoint, root: flags.results)
-            let path = try Results.write(r, name: "memit", checkpoint: checkpoint, root: flags.results)
-            let svg = MemitPlot.svg(r)
-            try svg.write(toFile: (path as NSString).deletingLastPathComponent + "/memit-scaling.svg", atomically: true, encoding: .utf8)
+            try Results.writeLines(records, name: "memit-cases", checkpoint: checkpoint, root: flags.results, log: log)
+            let path = try Results.write(r, name: "memit", checkpoint: checkpoint, root: flags.results, log: log)
+            try Results.store(Data(MemitPlot.svg(r).utf8), file: "memit-scaling.svg", checkpoint: checkpoint, root: flags.results, log: log)
             for p in r.points {
                 print("memit: \(p.edits) edits: \(describe(p.memit))" + (p.rome.map { "   | sequential rome: \(describe($0))" } ?? ""))
             }

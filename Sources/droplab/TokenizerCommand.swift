@@ -1,6 +1,8 @@
 import ArgumentParser
+import Checkpoint
 import Foundation
 import Text
+import Training
 
 struct TokenizerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tokenizer", abstract: "WordPiece vocabularies.",
@@ -12,7 +14,8 @@ struct TokenizerCommand: ParsableCommand {
         @Argument(help: "Corpus files or directories (.txt or .gz).") var corpus: [String]
         @Option(help: "Output vocab.txt.") var out: String
         func run() throws {
-            guard vocabSize >= 64 else { throw ValidationError("--vocab-size must be at least 64") }
+            try Check.range(vocabSize, 64...(1 << 20), "vocab-size")
+            try AtomicFile.checkWritableDirectory((out as NSString).deletingLastPathComponent.isEmpty ? "." : (out as NSString).deletingLastPathComponent, flag: "--out")
             let files = try Corpus.files(corpus)
             let start = Date()
             var counts = WordCounts()

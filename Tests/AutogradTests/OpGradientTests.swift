@@ -378,6 +378,37 @@ final class OpGradientTests: XCTestCase {
         XCTAssertTrue(tape.dropout(x, p: 0, rng: key) === x, "p = 0 is the identity")
     }
 
+    // MARK: - Fused attention
+
+    /// `Tape.attention` (the op the model runs) against the Float64 reference: batch 2 with
+    /// padded keys in one sequence, 3 heads, with and without attention dropout. The dropout
+    /// factors of the reference come from the counter RNG directly (uniform(key, i) < p).
+    func testAttentionWithPaddingAndDropout() {
+        var rng = RNG(seed: 231)
+        let (B, T, NH, HS) = (2, 5, 3, 3)
+        let C = NH * HS
+        let pad = -Float.greatestFiniteMagnitude
+        let maskValues: [Float] = [0, 0, 0, pad, pad,     // sequence 0: 3 tokens + 2 padding
+                                   0, 0, 0, 0, 0]
+        let key = CounterRNG(seed: 11, 4, 1)
+        for p: Float in [0, 0.3] {
+            let q = rng.input("q", [B * T, C]), k = rng.input("k", [B * T, C]), v = rng.input("v", [B * T, C])
+            let mask = GradInput("mask", [B, T], maskValues, differentiable: false)
+            let keep = 1 / (1 - Double(p))
+            let factors: [Double]? = p > 0 ? (0..<B * NH * T * T).map { key.uniform($0) < p ? 0 : keep } : nil
+            if let factors {
+                XCTAssertTrue(factors.contains(0) && factors.contains(keep), "the mask should drop some and keep some")
+            }
+            let r = gradCheck("attention(B=\(B),T=\(T),NH=\(NH),HS=\(HS),p=\(p))", [q, k, v, mask], seed: rng.next(),
+                              engine: { $0.attention(q: $1[0], k: $1[1], v: $1[2], batch: B, heads: NH, additiveMask: $1[3],
+                                                     dropout: p, rng: key) },
+                              reference: { refAttention($0[0], $0[1], $0[2], batch: B, heads: NH, mask: $0[3], factors: factors) })
+            XCTAssertEqual(r.gradNormRel.count, 3)
+            print(String(format: "attention p=%.1f: max error / max |grad|: dq %.2e dk %.2e dv %.2e, forward %.2e", p,
+                         r.gradMaxRel["q"] ?? -1, r.gradMaxRel["k"] ?? -1, r.gradMaxRel["v"] ?? -1, r.forwardMaxRel))
+        }
+    }
+
     // MARK: - Cross-entropy
 
     func testCrossEntropyWithIgnoredTargets() {

@@ -168,3 +168,34 @@ func refCrossEntropy(_ logits: Ref, targets: [Int32], ignoreIndex: Int32) -> Ref
     }
     return .scalar(valid > 0 ? total / Double(valid) : 0)
 }
+
+// MARK: - Attention
+
+/// Multi-head self-attention core on q, k, v [B*T, C] (head h = columns h*HS..<(h+1)*HS):
+/// P = softmax(QK^T / sqrt(HS) + mask[b]) per (b, h), P' = P * factors[(b*NH + h)*T*T + i*T + j]
+/// (the dropout factors, 0 or 1/(1-p)), ctx = P' V.
+func refAttention(_ q: Ref, _ k: Ref, _ v: Ref, batch B: Int, heads NH: Int, mask: Ref?, factors: [Double]?) -> Ref {
+    let C = q.lastDim, T = q.rows / B, HS = C / NH
+    let scale = 1 / Double(HS).squareRoot()
+    var out = Ref(zeros: q.shape)
+    for b in 0..<B {
+        for h in 0..<NH {
+            for i in 0..<T {
+                var z = [Double](repeating: 0, count: T)
+                for j in 0..<T {
+                    var s = 0.0
+                    for d in 0..<HS { s += q.v[(b * T + i) * C + h * HS + d] * k.v[(b * T + j) * C + h * HS + d] }
+                    z[j] = scale * s + (mask?.v[b * T + j] ?? 0)
+                }
+                let m = z.max()!
+                let e = z.map { exp($0 - m) }
+                let sum = e.reduce(0, +)
+                for j in 0..<T {
+                    let pr = e[j] / sum * (factors?[((b * NH + h) * T + i) * T + j] ?? 1)
+                    for d in 0..<HS { out.v[(b * T + i) * C + h * HS + d] += pr * v.v[(b * T + j) * C + h * HS + d] }
+                }
+            }
+        }
+    }
+    return out
+}

@@ -129,4 +129,41 @@ final class ReferenceParityTests: XCTestCase {
             assertNormClose(model.params[name].gradValues, try ref.floats("qa/grads/" + name), rtol: 1e-3, atol: 1e-6, name)
         }
     }
+
+    /// One step with hidden and attention dropout on: tools/make_dropout_reference.py ran
+    /// transformers with droplab's masks (its port of the counter RNG). droplab's masks equal
+    /// the stored ones bit for bit, and the loss and every gradient match torch's.
+    func testDropoutStepMatchesTorchWithTheSameMasks() throws {
+        let ref = try Reference()
+        let file = try HDF5File.open(URL(fileURLWithPath: Self.path).deletingLastPathComponent()
+            .appendingPathComponent("bert_dropout_reference.h5").path)
+        let seed = UInt64(try file.doubleAttribute("seed")), step = UInt64(try file.doubleAttribute("step"))
+        let hidden = Float(try file.doubleAttribute("hidden_dropout")), attention = Float(try file.doubleAttribute("attention_dropout"))
+        // the masks transformers used are droplab's: each site's mask regenerated through Tape.dropout of ones
+        let sites = try file.datasetNames(in: "masks").compactMap(Int.init).sorted()
+        let expectedSites: [Int] = (0..<ref.config.numLayers).flatMap { (l: Int) -> [Int] in [16 * l + 1, 16 * l + 2, 16 * l + 3] }
+        XCTAssertEqual(sites, [0] + expectedSites)
+        for site in sites {
+            let stored = try file.readFloats("masks/\(site)").values
+            let p = site % 16 == 1 ? attention : hidden
+            let ours = Tape(recording: false).dropout(Tensor([Float](repeating: 1, count: stored.count), shape: [stored.count]),
+                                                      p: p, rng: CounterRNG(seed: seed, step, UInt64(site))).values
+            XCTAssertEqual(ours, stored, "mask of site \(site)")
+        }
+        let model = try ref.model()
+        let tape = Tape()
+        let loss = model.mlmLoss(tape, ref.batch, labels: ref.labels,
+                                 dropout: DropoutPlan(hidden: hidden, attention: attention, seed: seed, step: step))
+        let refLoss = try file.readDoubles("loss").values[0]
+        XCTAssertEqual(Double(loss.scalar), refLoss, accuracy: 1e-5 * refLoss, "loss with dropout")
+        tape.backward(loss)
+        var worst = 0.0
+        for e in model.params.entries {
+            let rel = assertNormClose(model.params[e.name].gradValues, try file.readFloats("grads/" + e.name).values, rtol: 1e-3,
+                                      atol: 1e-6, "dropout: \(e.name)")
+            if !e.name.hasSuffix("key.bias") { worst = max(worst, rel) }
+        }
+        print("dropout parity: loss \(loss.scalar) vs \(refLoss) (rel \(abs(Double(loss.scalar) - refLoss) / refLoss)), "
+              + "worst relative gradient error \(worst)")
+    }
 }

@@ -5,6 +5,7 @@ import XCTest
 
 public struct CLIResult {
     public let status: Int32
+    public let signaled: Bool      // killed by a signal (a crash)
     public let stdout: String
     public let stderr: String
 }
@@ -37,7 +38,7 @@ public func runDroplab(_ args: [String], cwd: String? = nil, environment: [Strin
     try p.run()
     let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
-    return CLIResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    return CLIResult(status: p.terminationStatus, signaled: p.terminationReason == .uncaughtSignal, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
 }
 
 /// A fresh temporary directory, removed when the test ends.
@@ -54,6 +55,13 @@ public func assertOneLineError(_ r: CLIResult, contains needles: [String], file:
     XCTAssertNotEqual(r.status, 0, "expected failure, stdout: \(r.stdout)", file: file, line: line)
     XCTAssertFalse(r.stderr.contains("Fatal error") || r.stderr.contains("Stack dump"), "crashed: \(r.stderr)", file: file, line: line)
     let last = r.stderr.split(separator: "\n", omittingEmptySubsequences: true).last.map(String.init) ?? ""
-    XCTAssertTrue(last.hasPrefix("Error: "), "expected an error line, got: \(r.stderr)", file: file, line: line)
+    XCTAssertTrue(last.hasPrefix("droplab: error: "), "expected an error line, got: \(r.stderr)", file: file, line: line)
     for n in needles { XCTAssertTrue(last.contains(n), "error should mention '\(n)': \(last)", file: file, line: line) }
+}
+
+/// The results directory an `eval` command printed (its stdout ends with `-> <dir>/<eval>.json`).
+public func resultsDirectory(_ r: CLIResult) -> String {
+    guard let arrow = r.stdout.range(of: "-> ", options: .backwards) else { return "(no results path in: \(r.stdout))" }
+    let path = r.stdout[arrow.upperBound...].trimmingCharacters(in: .whitespacesAndNewlines)
+    return (path as NSString).deletingLastPathComponent
 }

@@ -1,0 +1,160 @@
+// Every subcommand with bad values (zero, negative, huge, non-numeric, missing file, directory
+// instead of file, unwritable output): exit code != 0, no signal, exactly one line on stderr
+// (`droplab: error: ...` naming the flag or file), and no file created or changed. Also: a
+// full filesystem keeps the last good checkpoint bit for bit.
+
+import Autograd
+import BERT
+import Checkpoint
+import Foundation
+import TestSupport
+import XCTest
+
+final class BadInputTests: XCTestCase {
+    /// Path -> contents of every file under `dir` (directories as "<dir>").
+    func snapshot(_ dir: String) -> [String: Data] {
+        var out: [String: Data] = [:]
+        let e = FileManager.default.enumerator(atPath: dir)
+        while let rel = e?.nextObject() as? String {
+            var isDir: ObjCBool = false
+            FileManager.default.fileExists(atPath: dir + "/" + rel, isDirectory: &isDir)
+            out[rel] = isDir.boolValue ? Data("<dir>".utf8) : FileManager.default.contents(atPath: dir + "/" + rel)
+        }
+        return out
+    }
+
+    func testEveryCommandRejectsBadValuesWithOneLine() throws {
+        let dir = try temporaryDirectory(self)
+        let fm = FileManager.default
+        _ = try TestData.wikiSample(bytes: 100_000, in: dir)
+        try fm.copyItem(atPath: TestData.fixtureVocab, toPath: dir + "/vocab.txt")
+        try fm.copyItem(atPath: TestData.repoRoot + "/Tests/EvaluatorsTests/Fixtures/blimp_model.h5", toPath: dir + "/ck.h5")
+        try fm.createDirectory(atPath: dir + "/adir", withIntermediateDirectories: true)
+        try "x\n".write(toFile: dir + "/file.txt", atomically: true, encoding: .utf8)
+        // a checkpoint whose model has a single token type (SQuAD needs type 1)
+        var config = try BertConfig(preset: "tiny", vocabSize: try String(contentsOfFile: TestData.fixtureVocab, encoding: .utf8)
+            .split(separator: "\n").count, maxPositions: 64)
+        config.typeVocabSize = 1
+        let model = BertModel(config: config)
+        model.initialize(seed: 1)
+        try Checkpoint.save(model, vocab: try String(contentsOfFile: TestData.fixtureVocab, encoding: .utf8).split(separator: "\n").map(String.init),
+                            to: dir + "/onetype.h5")
+
+        // a checkpoint whose config asks for ~4 TB of parameters
+        let huge = try HDF5File.create(dir + "/huge.h5")
+        try huge.setAttribute("format", string: Checkpoint.format)
+        try huge.setAttribute("format_version", int: Checkpoint.formatVersion)
+        try huge.setAttribute("config", string: #"{"vocab_size": 1000000000, "hidden_size": 1024, "num_hidden_layers": 2, "num_attention_heads": 16, "intermediate_size": 4096}"#)
+        try huge.setAttribute("head", string: "mlm")
+        try huge.finish()
+
+        let pre = ["pretrain", "--corpus", "corpus.txt", "--vocab", "vocab.txt", "--preset", "tiny", "--seq-len", "64", "--batch", "8",
+                   "--tokens", "5000", "--val-fraction", "0.15", "--out", "run", "--cache-dir", "cache"]
+        let mlm = ["eval", "mlm", "ck.h5", "--corpus", "corpus.txt", "--cache-dir", "cache", "--results", "results"]
+        let blimp = ["eval", "blimp", "ck.h5", "--data-dir", TestData.sharedData, "--limit", "1", "--results", "results"]
+        let squad = ["eval", "squad", "ck.h5", "--data-dir", TestData.sharedData, "--max-dev-examples", "2", "--max-train-examples", "2",
+                     "--max-seq-len", "64", "--max-query-len", "16", "--doc-stride", "16", "--results", "results"]
+        let bench = ["bench", "--presets", "tiny", "--vocab-sizes", "100", "--dropouts", "0"]
+        // (arguments, what the one line must mention)
+        let cases: [([String], String)] = [
+            (pre + ["--log-every", "0"], "--log-every"), (pre + ["--log-every", "-3"], "--log-every"),
+            (pre + ["--batch", "0"], "--batch"), (pre + ["--batch", "1000000"], "--batch"), (pre + ["--batch", "abc"], "--batch"),
+            (pre + ["--batch", "99999999999999999999999"], "--batch"), (pre + ["--seq-len", "2"], "--seq-len"),
+            (pre + ["--seq-len", "100000"], "--seq-len"), (pre + ["--tokens", "0"], "--tokens"),
+            (pre + ["--tokens", "9223372036854775807"], "--tokens"), (pre + ["--lr", "0"], "--lr"), (pre + ["--lr", "nan"], "--lr"),
+            (pre + ["--dropout", "1"], "--dropout"), (pre + ["--attention-dropout", "-0.5"], "--attention-dropout"),
+            (pre + ["--warmup", "-1"], "--warmup"), (pre + ["--accumulation", "0"], "--accumulation"),
+            (pre + ["--vocab-size", "10"], "--vocab-size"), (pre + ["--save-every", "-5"], "--save-every"),
+            (pre + ["--eval-every", "abc"], "--eval-every"), (pre + ["--val-sequences", "0"], "--val-sequences"),
+            (pre + ["--val-fraction", "0"], "--val-fraction"), (pre + ["--early-dropout-steps", "-3"], "--early-dropout-steps"),
+            (pre + ["--decay", "foo"], "--decay"), (pre + ["--preset", "huge"], "huge"), (pre + ["--weight-decay", "5"], "--weight-decay"),
+            (pre + ["--corpus", "missing.txt"], "missing.txt"), (pre + ["--corpus", "adir"], "adir"),
+            (pre + ["--vocab", "missing.txt"], "missing.txt"), (pre + ["--vocab", "adir"], "adir"),
+            (pre + ["--out", "file.txt/run"], "file.txt"), (pre + ["--cache-dir", "file.txt/cache"], "file.txt"),
+            (pre + ["--resume"], "last.h5"), (pre + ["--frobnicate"], "--frobnicate"),
+            (mlm + ["--seq-len", "2"], "--seq-len"), (mlm + ["--seq-len", "x"], "--seq-len"), (mlm + ["--sequences", "0"], "--sequences"),
+            (mlm + ["--sequences", "-1"], "--sequences"), (mlm + ["--val-fraction", "2"], "--val-fraction"),
+            (mlm + ["--results", "file.txt/r"], "file.txt"), (["eval", "mlm", "missing.h5"], "missing.h5"),
+            (["eval", "mlm", "adir"], "adir"), (["eval", "blimp", "huge.h5"], "more than this machine's memory"), (["eval", "mlm", "corpus.txt"], "corpus.txt"),
+            (blimp + ["--batch", "0"], "--batch"), (blimp + ["--batch", "-1"], "--batch"), (blimp + ["--batch", "10000000"], "--batch"),
+            (blimp + ["--limit", "0"], "--limit"), (blimp + ["--data-dir", "adir"], "adir"), (blimp + ["--results", "file.txt/r"], "file.txt"),
+            (["eval", "blimp", "missing.h5"], "missing.h5"),
+            (squad + ["--batch", "0"], "--batch"), (squad + ["--epochs", "-1"], "--epochs"), (squad + ["--lr", "0"], "--lr"),
+            (squad + ["--max-seq-len", "4"], "--max-seq-len"), (squad + ["--doc-stride", "0"], "--doc-stride"),
+            (squad + ["--version", "3"], "--version"), (squad + ["--finetune-dropout", "1"], "--finetune-dropout"),
+            (squad + ["--eval-batch", "0"], "--eval-batch"), (squad + ["--n-best", "0"], "--n-best"),
+            (squad + ["--best-threshold"], "--best-threshold"), (squad + ["--log-every", "0"], "--log-every"),
+            (squad + ["--train", "missing.json"], "missing.json"), (squad + ["--dev", "adir"], "adir"),
+            (["eval", "squad", "onetype.h5", "--data-dir", TestData.sharedData, "--max-dev-examples", "2", "--epochs", "0",
+              "--max-seq-len", "64", "--max-query-len", "16", "--doc-stride", "16", "--results", "results"], "type_vocab_size"),
+            (["eval", "squad", "missing.h5"], "missing.h5"),
+            (bench + ["--steps", "0"], "--steps"), (bench + ["--steps", "-1"], "--steps"), (bench + ["--batch", "0"], "--batch"),
+            (bench + ["--seq-len", "2"], "--seq-len"), (bench + ["--presets", "huge"], "huge"), (bench + ["--dropouts", "1"], "--dropouts"),
+            (["inspect", "missing.h5"], "missing.h5"), (["inspect", "adir"], "adir"), (["inspect", "corpus.txt"], "corpus.txt"),
+            (["export", "hf", "missing.h5", "out"], "missing.h5"), (["export", "hf", "ck.h5", "file.txt"], "file.txt"),
+            (["tokenizer", "train", "--vocab-size", "0", "corpus.txt", "--out", "v.txt"], "--vocab-size"),
+            (["tokenizer", "train", "missing.txt", "--out", "v.txt"], "missing.txt"),
+            (["tokenizer", "train", "corpus.txt", "--out", "file.txt/v.txt"], "file.txt"),
+            (pre + ["--seed", "-1"], "--seed"), (squad + ["--nBest"], "--nBest"),
+            (["tokenizer", "encode", "--vocab", "missing.txt", "hello"], "missing.txt"),
+            (["recipe", "run", "missing.toml"], "missing.toml"), (["recipe", "run", "adir"], "adir"),
+            (["report", "missing.toml"], "missing.toml"), (["frobnicate"], "frobnicate"),
+        ]
+        let before = snapshot(dir)
+        var table: [String] = []
+        for (args, needle) in cases {
+            let r = try runDroplab(args, cwd: dir)
+            let lines = r.stderr.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.isEmpty }
+            let shown = args.joined(separator: " ")
+            table.append("| `droplab \(shown.replacingOccurrences(of: TestData.sharedData, with: "DATA"))` | \(r.status) | \(lines.first ?? "") |")
+            XCTAssertFalse(r.signaled, "\(shown): killed by signal \(r.status)")
+            XCTAssertNotEqual(r.status, 0, "\(shown): exit 0")
+            XCTAssertEqual(lines.count, 1, "\(shown): stderr has \(lines.count) lines:\n\(r.stderr)")
+            XCTAssertTrue(lines.first?.hasPrefix("droplab: error: ") == true && lines.first!.contains(needle),
+                          "\(shown): expected one error line mentioning \(needle): \(r.stderr)")
+            let after = snapshot(dir)
+            XCTAssertEqual(Set(after.keys), Set(before.keys), "\(shown): files created or removed")
+            for (k, v) in before where after[k] != v { XCTFail("\(shown): \(k) changed") }
+        }
+        if ProcessInfo.processInfo.environment["BAD_INPUT_TABLE"] == "1" { print(table.joined(separator: "\n")) }
+    }
+
+    /// A checkpoint save that meets a full filesystem (a small tmpfs, filled up after a first
+    /// run) fails with one error line and leaves the previous last.h5 bit for bit.
+    func testFullFilesystemKeepsLastGoodCheckpoint() throws {
+        let dir = try temporaryDirectory(self)
+        let corpus = try TestData.wikiSample(bytes: 300_000, in: dir)
+        let mount = dir + "/small"
+        try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
+        func tool(_ path: String, _ args: [String]) -> Int32 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: path)
+            p.arguments = args
+            p.standardError = FileHandle.nullDevice
+            do { try p.run() } catch { return -1 }
+            p.waitUntilExit()
+            return p.terminationStatus
+        }
+        guard tool("/bin/mount", ["-t", "tmpfs", "-o", "size=32m", "tmpfs", mount]) == 0 else {
+            throw XCTSkip("cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)")
+        }
+        addTeardownBlock { _ = tool("/bin/umount", [mount]) }
+        let run = mount + "/run"
+        let args = ["pretrain", "--corpus", corpus, "--vocab", TestData.fixtureVocab, "--preset", "tiny", "--seq-len", "64",
+                    "--batch", "8", "--tokens", String(3 * 8 * 64), "--val-fraction", "0.15", "--val-sequences", "8",
+                    "--cache-dir", dir + "/cache", "--out", run]
+        let first = try runDroplab(args)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let good = try Data(contentsOf: URL(fileURLWithPath: run + "/last.h5"))
+        // leave half a checkpoint of free space, then save again (a resume at the end saves last.h5)
+        let free = (try FileManager.default.attributesOfFileSystem(forPath: mount)[.systemFreeSize] as! NSNumber).intValue
+        XCTAssertGreaterThan(free, good.count)
+        try Data(count: free - good.count / 2).write(to: URL(fileURLWithPath: mount + "/filler"))
+        let r = try runDroplab(args + ["--resume"])
+        XCTAssertFalse(r.signaled)
+        assertOneLineError(r, contains: [run + "/last.h5", "No space left on device"])
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: run + "/last.h5")), good, "last.h5 changed")
+        let files = try FileManager.default.contentsOfDirectory(atPath: run)
+        XCTAssertFalse(files.contains { $0.contains(".tmp-") }, "temporary file left: \(files)")
+    }
+}
