@@ -29,6 +29,7 @@ import Training
 public struct EditOptions: Codable, Equatable, Sendable {
     public var probes = ProbeOptions()
     public var concepts: Int? = 50            // most frequent first; nil: all
+    public var only: [String] = []            // edit these concepts instead (--concept, repeatable)
     public var minProbes = 10                 // concepts with fewer probes are skipped
     public var heldOut = 0.1
     public var splitSeed: UInt64 = 7
@@ -195,10 +196,19 @@ struct EditTrainData: TrainingData {
 public enum ConceptEdits {
     /// Concepts with at least `minProbes` probes, most frequent first (ties by name), and how
     /// many were skipped for having fewer.
-    public static func concepts(_ set: ProbeSet, _ o: EditOptions) -> (chosen: [(String, [Int])], skipped: Int) {
+    public static func concepts(_ set: ProbeSet, _ o: EditOptions) throws -> (chosen: [(String, [Int])], skipped: Int) {
         var by = Dictionary(grouping: set.probes.indices, by: { set.probes[$0].concept }).map { ($0.key, $0.value) }
         by.sort { ($0.1.count, $1.0) > ($1.1.count, $0.0) }
         let eligible = by.filter { $0.1.count >= o.minProbes }
+        if !o.only.isEmpty {
+            return (try o.only.map { name in
+                guard let c = by.first(where: { $0.0 == name }) else { throw ProbeError("--concept '\(name)': no probe has this object") }
+                guard c.1.count >= o.minProbes else {
+                    throw ProbeError("--concept '\(name)': \(c.1.count) probes, fewer than --min-probes \(o.minProbes)")
+                }
+                return c
+            }, 0)
+        }
         return (o.concepts.map { Array(eligible.prefix($0)) } ?? eligible, by.count - eligible.count)
     }
 
@@ -300,7 +310,7 @@ public enum ConceptEdits {
         try o.validate()
         let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.probes, log: log)
         let vocab = try Checkpoint.load(checkpoint).vocab
-        let (chosen, skipped) = concepts(k.probes, o)
+        let (chosen, skipped) = try concepts(k.probes, o)
         guard !chosen.isEmpty else { throw ProbeError("no concept has --min-probes \(o.minProbes) probes") }
         if let c = o.saveConcept, !chosen.contains(where: { $0.0 == c }) {
             throw ProbeError("--save-concept '\(c)' is not among the \(chosen.count) concepts edited")

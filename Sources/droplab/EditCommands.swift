@@ -14,6 +14,7 @@ struct ConceptCount: ExpressibleByArgument {
 struct EditFlags: ParsableArguments {
     @OptionGroup var probe: ProbeFlags
     @Option(help: "Concepts edited, most frequent first: a number or 'all'.") var concepts = ConceptCount(argument: "50")!
+    @Option(help: "Edit this concept (an object word; repeatable) instead of the most frequent ones.") var concept: [String] = []
     @Option(help: "Concepts with fewer probes are skipped.") var minProbes = 10
     @Option(help: "Share of each concept's probes held out.") var heldOut = 0.1
     @Option(help: "Seed of the per-concept split (the study: 7).") var splitSeed: UInt64 = 7
@@ -28,7 +29,7 @@ struct EditFlags: ParsableArguments {
 
     func options(_ defaults: EditOptions) -> EditOptions {
         var o = defaults
-        o.probes = probe.options; o.concepts = concepts.value; o.minProbes = minProbes; o.heldOut = heldOut
+        o.probes = probe.options; o.concepts = concepts.value; o.only = concept; o.minProbes = minProbes; o.heldOut = heldOut
         o.splitSeed = splitSeed; o.epochs = epochs ?? o.epochs; o.lr = lr ?? o.lr; o.trainBatch = trainBatch ?? o.trainBatch
         o.weightDecay = weightDecay; o.maxGradNorm = maxGradNorm; o.dropout = dropout
         o.saveEdited = saveEdited; o.saveConcept = saveConcept

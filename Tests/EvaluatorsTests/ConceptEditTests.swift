@@ -1,7 +1,11 @@
 // Concept edits on a tiny model that knows some facts. The model (L2 H64 A2 FFN256, a
 // vocabulary of fixture words) is trained here through the Trainer on synthetic cloze facts
-// "<subject> is located in <object> ." (5 patterns) for six objects; a seventh object, the
-// edited concept ("france"), has ten subjects the model never saw. Each method must flip the
+// "<subject> is located in <object> ." (5 patterns) for six objects, and for "india" on six of
+// its sixteen subjects. The concept edited by ft, lora and reft, "france", has ten subjects the
+// model never saw and is never an answer in training; bmask, which can only remove weights,
+// edits "india", whose ten other subjects the model never saw (bmask reads a probe file with
+// india's 16 subjects and no france; the others one with france and india's 6 known subjects,
+// so that no two sets of unseen subjects compete). Each method must flip the
 // concept's held-out probes (paraphrases of its training facts) and mostly spare the other
 // concepts' probes; removing an edit must give bit-identical logits and leave every base
 // weight byte-identical; masks at logit > 0 reproduce mean_active in the exported model;
@@ -22,9 +26,9 @@ final class ConceptEditTests: XCTestCase {
     static let patterns = ["[X] is located in [Y] .", "[X] is in [Y] .", "the home of [X] is [Y] .", "[X] is from [Y] .",
                            "[X] , in the north of [Y] ."]
     static let known = ["paris", "germany", "spain", "japan", "china", "russia"]
-    static let concept = "france"
+    static let concept = "france", partial = "india"
 
-    struct World { let dir: String, checkpoint: String, probes: String, trainSeconds: Double }
+    struct World { let dir: String, checkpoint: String, probes: String, maskProbes: String, trainSeconds: Double }
     nonisolated(unsafe) static var cached: World?
 
     /// Build (once per process) the vocabulary, the probe file and the trained checkpoint.
@@ -34,26 +38,30 @@ final class ConceptEditTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let fixture = try String(contentsOfFile: TestData.fixtureVocab, encoding: .utf8).split(separator: "\n").map(String.init)
         let structural = ["is", "located", "in", "the", "home", "of", "from", "north", ".", ","]
-        let objects = known + [concept]
+        let objects = known + [partial, concept]
         let used = Set(structural + objects)
         let candidates = fixture.filter { $0.count >= 4 && $0.allSatisfy { $0.isLetter && $0.isLowercase } && !used.contains($0) }
-        let subjects = stride(from: 0, to: 46 * 7, by: 7).map { candidates[$0] }   // 6 x 6 known + 10 for the concept
+        let subjects = stride(from: 0, to: 62 * 7, by: 7).map { candidates[$0] }   // 6 x 6 known, 16 india, 10 france
         let vocab = Array(fixture.prefix(5)) + structural + objects + subjects
         for w in structural + objects + subjects { precondition(fixture.contains(w), "\(w) not in the fixture vocabulary") }
 
-        var lines: [String] = [], trainLines: [String] = []
-        func fact(_ s: String, _ o: String, train: Bool) {
+        var editLines: [String] = [], maskLines: [String] = [], trainLines: [String] = []
+        func fact(_ s: String, _ o: String, train: Bool, edit: Bool, mask: Bool) {
             for p in patterns {
                 let obj: [String: Any] = ["prompt": p.replacingOccurrences(of: "[X]", with: s).replacingOccurrences(of: "[Y]", with: "[MASK]"),
                                           "target": o, "subject": s, "fact": s]
                 let line = String(decoding: try! JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self)
-                lines.append(line); if train { trainLines.append(line) }
+                if train { trainLines.append(line) }
+                if edit { editLines.append(line) }
+                if mask { maskLines.append(line) }
             }
         }
-        for (i, o) in known.enumerated() { for s in subjects[(6 * i)..<(6 * i + 6)] { fact(s, o, train: true) } }
-        for s in subjects[36..<46] { fact(s, concept, train: false) }
-        let probes = dir + "/probes.jsonl", pretrain = dir + "/pretrain.jsonl"
-        try lines.joined(separator: "\n").write(toFile: probes, atomically: true, encoding: .utf8)
+        for (i, o) in known.enumerated() { for s in subjects[(6 * i)..<(6 * i + 6)] { fact(s, o, train: true, edit: true, mask: true) } }
+        for (j, s) in subjects[36..<52].enumerated() { fact(s, partial, train: j < 6, edit: j < 6, mask: true) }
+        for s in subjects[52..<62] { fact(s, concept, train: false, edit: true, mask: false) }
+        let probes = dir + "/probes.jsonl", maskProbes = dir + "/probes-bmask.jsonl", pretrain = dir + "/pretrain.jsonl"
+        try editLines.joined(separator: "\n").write(toFile: probes, atomically: true, encoding: .utf8)
+        try maskLines.joined(separator: "\n").write(toFile: maskProbes, atomically: true, encoding: .utf8)
         try trainLines.joined(separator: "\n").write(toFile: pretrain, atomically: true, encoding: .utf8)
 
         // Teach the known facts through the Trainer (all parameters, the edits' loss: the filled-in sentence).
@@ -63,7 +71,7 @@ final class ConceptEditTests: XCTestCase {
         let tok = try WordPieceTokenizer(vocab: vocab)
         var po = ProbeOptions(); po.probes = pretrain
         let set = try ProbeSet.load(po, tokenizer: tok, maxLength: 32)
-        precondition(set.probes.count == 180, "pretraining probes \(set.probes.count)")
+        precondition(set.probes.count == 210, "pretraining probes \(set.probes.count)")
         let epochs = 60, batch = 20, steps = epochs * set.probes.count / batch
         var topt = TrainerOptions(steps: steps, schedule: LRSchedule(peak: 3e-3, warmupSteps: 20, totalSteps: steps, decay: .linear),
                                   hiddenDropout: 0, attentionDropout: 0, seed: 1)
@@ -79,15 +87,15 @@ final class ConceptEditTests: XCTestCase {
         let seconds = Date().timeIntervalSince(t0)
         let checkpoint = dir + "/facts/last.h5"
         try Checkpoint.save(model, vocab: vocab, to: checkpoint)
-        let w = World(dir: dir, checkpoint: checkpoint, probes: probes, trainSeconds: seconds)
+        let w = World(dir: dir, checkpoint: checkpoint, probes: probes, maskProbes: maskProbes, trainSeconds: seconds)
         cached = w
         return w
     }
 
-    /// The shared options of the tests: the concept (most frequent), 20% held out.
-    func editOptions(_ defaults: EditOptions, _ w: World) -> EditOptions {
+    /// The shared options of the tests: one concept, 20% held out.
+    func editOptions(_ defaults: EditOptions, _ w: World, concept: String = ConceptEditTests.concept) -> EditOptions {
         var o = defaults
-        o.probes.probes = w.probes; o.concepts = 1; o.heldOut = 0.2; o.minProbes = 10
+        o.probes.probes = w.probes; o.only = [concept]; o.heldOut = 0.2; o.minProbes = 10
         return o
     }
 
@@ -103,8 +111,8 @@ final class ConceptEditTests: XCTestCase {
     }
 
     /// The pretrained model knows the known facts and not the concept's.
-    func assertBefore(_ r: EditRow, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertLessThanOrEqual(r.before.maskEditSuccess, 0.1, "the concept is unknown before the edit", file: file, line: line)
+    func assertBefore(_ r: EditRow, unknown: Double = 0.1, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertLessThanOrEqual(r.before.maskEditSuccess, unknown, "the concept is unknown before the edit", file: file, line: line)
         XCTAssertGreaterThanOrEqual(r.before.maskEditLocalization, 0.9, "the other facts are known", file: file, line: line)
     }
 
@@ -112,7 +120,7 @@ final class ConceptEditTests: XCTestCase {
         let w = try Self.world()
         print(String(format: "EDIT tiny model trained in %.1fs", w.trainSeconds))
         let k = try KnowledgeSetup.load(checkpoint: w.checkpoint, probes: { var o = ProbeOptions(); o.probes = w.probes; return o }(), log: { _ in })
-        let knownProbes = k.probes.tokenized.filter { k.probes.probes[$0.index].target != Self.concept }
+        let knownProbes = k.probes.tokenized.filter { k.probes.probes[$0.index].target != Self.concept && k.probes.probes[$0.index].target != Self.partial }
         let acc = ConceptEdits.accuracy(k.model, knownProbes, edit: nil, batch: 64, padId: k.tokenizer.padId)
         XCTAssertGreaterThanOrEqual(acc.mask, 0.95)
         XCTAssertGreaterThanOrEqual(acc.tokens, 0.95)
@@ -120,16 +128,18 @@ final class ConceptEditTests: XCTestCase {
 
     func testBinaryMaskFlipsConcept() throws {
         let w = try Self.world()
-        var o = BMaskOptions(); o.edit = editOptions(o.edit, w)
+        var o = BMaskOptions(); o.edit = editOptions(o.edit, w, concept: Self.partial)
+        o.edit.probes.probes = w.maskProbes
         o.edit.saveEdited = w.dir + "/bmask-export"
+        o.edit.epochs = 10; o.edit.lr = 0.1                  // 40 probes: the study's 5 x 0.01 would not move a logit from 1 to 0
         let t0 = Date()
         let out = try BinaryMaskEval.run(checkpoint: w.checkpoint, options: o, log: { _ in })
         report("bmask", out.result.rows, seconds: Date().timeIntervalSince(t0))
         let r = out.result.rows[0], rec = out.records[0]
-        XCTAssertEqual(out.records.count, 1); XCTAssertEqual(rec.concept, Self.concept)
-        assertBefore(r)
-        XCTAssertGreaterThanOrEqual(r.after.maskEditSuccess, 0.7)
-        XCTAssertGreaterThanOrEqual(r.after.editSuccess, 0.9)
+        XCTAssertEqual(out.records.count, 1); XCTAssertEqual(rec.concept, Self.partial)
+        assertBefore(r, unknown: 0.75)                        // the known six of india's sixteen subjects (and a default guess)
+        XCTAssertGreaterThanOrEqual(r.after.maskEditSuccess, max(0.9, r.before.maskEditSuccess + 0.2))
+        XCTAssertGreaterThanOrEqual(r.after.maskEditLocalization, 0.8)
         // masks at logit > 0 reproduce mean_active: count the nonzero FFN output weights of the exported model
         let tensors = try readSafetensors(o.edit.saveEdited! + "/model.safetensors")
         let L = 2
@@ -172,6 +182,8 @@ final class ConceptEditTests: XCTestCase {
             XCTAssertGreaterThanOrEqual(r.after.maskEditSuccess, 0.7, "rank \(r.rank!)")
             XCTAssertGreaterThanOrEqual(r.after.maskEditLocalization, 0.8, "rank \(r.rank!)")
         }
+        XCTAssertGreaterThanOrEqual(out.result.rows.first!.after.maskEditSuccess, out.result.rows.last!.after.maskEditSuccess,
+                                    "success does not fall as the rank falls")
         XCTAssertEqual(out.result.trainableParameters["1"], 2 * (2 * (64 + 64) + 2 * (64 + 256)))
         XCTAssertTrue(FileManager.default.fileExists(atPath: o.edit.saveEdited! + "/model.safetensors"))
     }
@@ -180,16 +192,20 @@ final class ConceptEditTests: XCTestCase {
         let w = try Self.world()
         var o = ReFTOptions(); o.edit = editOptions(o.edit, w)
         o.edit.epochs = 10; o.edit.lr = 3e-3; o.ranks = [8, 2]
+        o.places = ["0:mask", "1:mask"]                      // with 2 layers the study's layout reaches [MASK] only via 0:cls
         let t0 = Date()
         let out = try ReFTEval.run(checkpoint: w.checkpoint, options: o, log: { _ in })
         report("reft", out.result.rows, seconds: Date().timeIntervalSince(t0))
         XCTAssertEqual(out.result.rows.map(\.rank), [8, 2])
         for (r, rec) in zip(out.result.rows, out.records) {
             assertBefore(r)
-            XCTAssertGreaterThanOrEqual(r.after.maskEditSuccess, 0.7, "rank \(r.rank!)")
+            XCTAssertGreaterThanOrEqual(r.after.maskEditSuccess, 0.5, "rank \(r.rank!)")
             XCTAssertGreaterThanOrEqual(r.after.maskEditLocalization, 0.8, "rank \(r.rank!)")
             XCTAssertLessThanOrEqual(rec.orthonormalityError!, 1e-5)
         }
+        XCTAssertGreaterThanOrEqual(out.result.rows[0].after.maskEditSuccess, 0.9)
+        XCTAssertGreaterThanOrEqual(out.result.rows[0].after.maskEditSuccess, out.result.rows[1].after.maskEditSuccess,
+                                    "success does not fall as the rank falls")
     }
 
     /// Training an edit writes no base weight; without the edit the logits are bit-identical,
@@ -209,11 +225,11 @@ final class ConceptEditTests: XCTestCase {
         let plain = logits(nil)
         var o = EditOptions(epochs: 2, lr: 3e-3, trainBatch: 8)
         o.weightDecay = 0.1                                   // decay applies to the edit's tensors only
-        let (chosen, _) = ConceptEdits.concepts(k.probes, o)
+        let (chosen, _) = try ConceptEdits.concepts(k.probes, o)
         let s = ConceptEdits.split(k.probes, concept: chosen[0].0, indices: chosen[0].1, o)
         let c = k.model.config
         let edits: [(String, Edit, Bool)] = [
-            ("bmask", BinaryMaskEdit(model: k.model, targets: try ConceptEdits.matrices(c, modules: ["output"], layers: [])), true),
+            ("bmask", BinaryMaskEdit(model: k.model, targets: try ConceptEdits.matrices(c, modules: ["output"], layers: []), initialLogit: 0.01), true),
             ("ft", DenseEdit(model: k.model, targets: k.model.params.entries.map(\.name)), false),
             ("lora", LoRAEdit(model: k.model, targets: try ConceptEdits.matrices(c, modules: ["query", "value", "intermediate", "output"], layers: []),
                               rank: 4, alpha: 8, seed: 1), false),
@@ -224,7 +240,7 @@ final class ConceptEditTests: XCTestCase {
                                        micro: sampling ? 1 : 8, sampling: sampling, seed: 5)
             XCTAssertEqual(k.model.params.values.buffer.map(\.bitPattern), weights, "\(name): base weights written")
             XCTAssertEqual(logits(nil), plain, "\(name): logits without the edit differ")
-            XCTAssertNotEqual(logits(edit), plain, "\(name): the edit changes nothing")
+            XCTAssertTrue(logits(edit) != plain, "\(name): the edit changes nothing")
             if name == "reft" {
                 XCTAssertThrowsError(try edit.bake(into: BertModel(config: c)))
                 XCTAssertLessThanOrEqual((edit as! LoReFTEdit).orthonormalityError, 1e-5)
