@@ -273,6 +273,7 @@ public enum ConceptEdits {
         topt.accumulation = accumulation
         topt.adamw = AdamWConfig(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm)
         topt.logEvery = 1
+        model.params.setTrainable { _ in false }            // the base model is frozen: only the edit's tensors train
         let group = ParameterGroup().adding(edit.params, decays: { _ in true })
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("droplab-edit-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
