@@ -8,6 +8,7 @@ struct ConceptCount: ExpressibleByArgument {
     init?(argument: String) {
         if argument == "all" { value = nil } else if let n = Int(argument) { value = n } else { return nil }
     }
+    var defaultValueDescription: String { value.map(String.init) ?? "all" }
 }
 
 /// The flags every edit evaluator shares; training defaults are the method's.
