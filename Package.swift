@@ -41,7 +41,7 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "TextTests", dependencies: ["Text", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Text", "TestSupport"]),
-        .testTarget(name: "EvaluatorsTests", dependencies: ["Evaluators", "Interventions", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "EvaluatorsTests", dependencies: ["Evaluators", "Interventions", "Training", "Text", "BERT", "Checkpoint", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "BERT", "TestSupport"]),
         .testTarget(name: "RecipesTests", dependencies: ["Recipes", "TestSupport"]),
     ],

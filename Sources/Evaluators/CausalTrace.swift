@@ -13,8 +13,8 @@ import BERT
 import Foundation
 import Interventions
 
-public struct TraceOptions: Codable, Equatable, Sendable {
-    public var probes = ProbeOptions()
+public struct TraceOptions: ProbeEvaluatorOptions, Equatable {
+    public var source = ProbeOptions()
     public var samples = 10
     public var noise = 3.0                 // x the word-embedding standard deviation
     public var kinds = ["block", "ffn.out", "attn.out"]
@@ -22,6 +22,7 @@ public struct TraceOptions: Codable, Equatable, Sendable {
     public init() {}
 
     public func validate() throws {
+        try source.validate()
         guard samples >= 1 else { throw ProbeError("--samples must be at least 1, got \(samples)") }
         guard noise > 0 && noise.isFinite else { throw ProbeError("--noise must be positive, got \(noise)") }
         guard window >= 1 else { throw ProbeError("--window must be at least 1, got \(window)") }
@@ -145,13 +146,13 @@ public enum CausalTrace {
         -> (result: TraceResult, records: [TraceProbeRecord]) {
         let began = Date()
         try o.validate()
-        let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.probes, log: log)
+        let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.source, log: log)
         let kinds = o.kinds.map { SiteKind(rawValue: $0)! }
         let L = k.model.config.numLayers
         let sigma = o.noise * embeddingStd(k.model)
         // the probes the clean model gets right
         var clean: [Int: Double] = [:]
-        for pb in ProbeBatch.batches(k.probes.tokenized.filter { $0.subject != nil }, size: o.probes.batch, padId: k.tokenizer.padId) {
+        for pb in ProbeBatch.batches(k.probes.tokenized.filter { $0.subject != nil }, size: o.source.batch, padId: k.tokenizer.padId) {
             let s = ProbeScoring.run(k.model, pb)
             for (b, p) in pb.items.enumerated() where s.rank[b] == 0 { clean[p.index] = s.prob[b] }
         }
@@ -164,8 +165,8 @@ public enum CausalTrace {
         for kind in kinds { effects[kind] = Array(repeating: Array(repeating: [], count: TraceClass.allCases.count), count: L) }
         for (n, p) in eligible.enumerated() {
             let draws = noise(p, hidden: k.model.config.hiddenSize, sigma: Float(sigma), samples: o.samples,
-                          seed: o.probes.seed ^ UInt64(p.index) &* 0x9E37_79B9)
-            let (corrupt, restored) = trace(k, p, kinds: kinds, noise: draws, window: o.window, batch: o.probes.batch)
+                          seed: o.source.seed ^ UInt64(p.index) &* 0x9E37_79B9)
+            let (corrupt, restored) = trace(k, p, kinds: kinds, noise: draws, window: o.window, batch: o.source.batch)
             for kind in kinds {
                 for l in 0..<L {
                     var byClass = [[Double]](repeating: [], count: TraceClass.allCases.count)

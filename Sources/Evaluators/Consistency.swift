@@ -11,9 +11,10 @@ import BERT
 import Foundation
 import Interventions
 
-public struct ConsistencyOptions: Codable, Equatable, Sendable {
-    public var probes = ProbeOptions()
+public struct ConsistencyOptions: ProbeEvaluatorOptions, Equatable {
+    public var source = ProbeOptions()
     public init() {}
+    public func validate() throws { try source.validate() }
 }
 
 public struct ConsistencyResult: Codable, Sendable {
@@ -64,12 +65,12 @@ public enum Consistency {
     public static func run(checkpoint: String, options o: ConsistencyOptions, log: @escaping (String) -> Void) throws
         -> (result: ConsistencyResult, records: [ConsistencyProbeRecord]) {
         let began = Date()
-        let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.probes, log: log)
+        let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.source, log: log)
         let n = k.probes.tokenized.count
         var prob = [Double](repeating: 0, count: n), rank = [Int](repeating: 0, count: n), top = [Int32](repeating: 0, count: n)
         let progress = ProgressLog("consistency", total: n, log: log)
         var done = 0
-        for pb in ProbeBatch.batches(k.probes.tokenized, size: o.probes.batch, padId: k.tokenizer.padId) {
+        for pb in ProbeBatch.batches(k.probes.tokenized, size: o.source.batch, padId: k.tokenizer.padId) {
             let s = ProbeScoring.run(k.model, pb)
             for (b, p) in pb.items.enumerated() { prob[p.index] = s.prob[b]; rank[p.index] = s.rank[b]; top[p.index] = s.top1[b] }
             done += pb.items.count

@@ -2,8 +2,10 @@
 // probability at [MASK], F, with respect to a site's activations, one layer at a time as in
 // Dai et al. 2022 (knowledge neurons, §3): with x the clean activation at the chosen
 // positions and a zero baseline,
-//     attr = x * mean_k dF/dz (z = alpha_k * x),   alpha_k = k/m for k = 1..m  (--steps m)
-// (a right Riemann sum; `--alphas 0,0.25,0.5,0.75,1` gives the drop-dropout study's 5 points).
+//     attr = x * mean_k dF/dz (z = alpha_k * x),   alpha_k = (k - 1/2)/m for k = 1..m  (--steps m)
+// (the midpoint rule, whose error falls as 1/m^2; Dai et al.'s right Riemann sum alpha_k = k/m
+// falls as 1/m: `--alphas` gives any grid, e.g. the drop-dropout study's 5 points
+// `--alphas 0 0.25 0.5 0.75 1`).
 // z replaces the site at those positions only (a `patch` intervention with a leaf tensor), so
 // the gradient is the ordinary backward pass; all steps of a probe run as one batch.
 // Completeness: sum(attr) should equal F(x) - F(0); we report the relative error.
@@ -13,8 +15,8 @@ import BERT
 import Foundation
 import Interventions
 
-public struct IGOptions: Codable, Equatable, Sendable {
-    public var probes = ProbeOptions()
+public struct IGOptions: ProbeEvaluatorOptions, Equatable {
+    public var source = ProbeOptions()
     public var site = SiteKind.ffnPre.rawValue    // emb.word, emb, attn.out, ffn.pre, ffn.act, ffn.out, block
     public var layers: [Int] = []                 // default: every layer
     public var position = Position.mask           // positions attributed (mask, subject, all, ...)
@@ -23,9 +25,13 @@ public struct IGOptions: Codable, Equatable, Sendable {
     public var top = 10                           // units listed per probe and layer
     public init() {}
 
-    public var alphaList: [Double] { alphas.isEmpty ? (1...max(steps, 1)).map { Double($0) / Double(steps) } : alphas }
+    public var alphaList: [Double] { alphas.isEmpty ? IGOptions.midpoints(steps) : alphas }
+    public static func midpoints(_ m: Int) -> [Double] { (1...max(m, 1)).map { (Double($0) - 0.5) / Double(m) } }
 
-    public func validate(layers L: Int? = nil) throws {
+    public func validate() throws { try validate(layers: nil) }
+
+    public func validate(layers L: Int?) throws {
+        try source.validate()
         guard let kind = SiteKind(rawValue: site) else {
             throw ProbeError("--site must be one of \(SiteKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(site)'")
         }
@@ -147,14 +153,14 @@ extension IntegratedGradients {
         -> (result: IGResult, records: [IGProbeRecord]) {
         let began = Date()
         try o.validate()
-        let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.probes, log: log)
+        let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.source, log: log)
         try o.validate(layers: k.model.config.numLayers)
         let kind = SiteKind(rawValue: o.site)!
         let layers = !kind.perLayer ? [0] : o.layers.isEmpty ? Array(0..<k.model.config.numLayers) : o.layers
         let alphas = o.alphaList
         log("ig: \(kind.rawValue) at \(o.position.rawValue), layers \(layers), \(alphas.count) points per probe")
         let progress = ProgressLog("ig", total: k.probes.probes.count, log: log)
-        let attrs = attributions(k, kind: kind, layers: layers, position: o.position, alphas: alphas, batch: o.probes.batch,
+        let attrs = attributions(k, kind: kind, layers: layers, position: o.position, alphas: alphas, batch: o.source.batch,
                                  progress: progress.update)
         var records: [IGProbeRecord] = []
         for (p, a) in zip(k.probes.probes, attrs) {

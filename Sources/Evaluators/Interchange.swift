@@ -10,14 +10,15 @@ import BERT
 import Foundation
 import Interventions
 
-public struct InterchangeOptions: Codable, Equatable, Sendable {
-    public var probes = ProbeOptions()
+public struct InterchangeOptions: ProbeEvaluatorOptions, Equatable {
+    public var source = ProbeOptions()
     public var kinds = ["block", "ffn.out", "attn.out"]
     public var positions: [Position] = [.subjectFirst, .subjectLast, .mask]
     public var pairs: Int? = nil              // at most this many pairs (default: one per probe)
     public init() {}
 
     public func validate() throws {
+        try source.validate()
         guard !kinds.isEmpty else { throw ProbeError("--kinds must name at least one site kind") }
         for k in kinds where SiteKind(rawValue: k) == nil || k == "emb.word" || k == "attn.heads" {
             throw ProbeError("--kinds: '\(k)' is not one of emb, attn.out, ffn.pre, ffn.act, ffn.out, block")
@@ -77,9 +78,9 @@ public enum Interchange {
         -> (result: InterchangeResult, records: [InterchangePairRecord]) {
         let began = Date()
         try o.validate()
-        let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.probes, log: log)
+        let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.source, log: log)
         let L = k.model.config.numLayers, kinds = o.kinds.map { SiteKind(rawValue: $0)! }
-        let ps = pairs(k.probes, positions: o.positions, limit: o.pairs, seed: o.probes.seed)
+        let ps = pairs(k.probes, positions: o.positions, limit: o.pairs, seed: o.source.seed)
         guard !ps.isEmpty else { throw ProbeError("interchange: no pair of probes shares a relation and pattern with different answers") }
         log("interchange: \(ps.count) pairs, \(kinds.count * L * o.positions.count) interventions each")
         let sites = kinds.flatMap { kind in kind.perLayer ? (0..<L).map { Site(kind, $0) } : [Site(kind)] }
@@ -87,7 +88,7 @@ public enum Interchange {
         var baseRight = 0, sourceRight = 0
         var basePred = [Int32](repeating: 0, count: ps.count)
         let progress = ProgressLog("interchange", total: ps.count, log: log)
-        let per = max(1, o.probes.batch)
+        let per = max(1, o.source.batch)
         for start in stride(from: 0, to: ps.count, by: per) {
             let chunk = Array(ps[start..<min(start + per, ps.count)])
             let base = ProbeBatch(chunk.map { k.probes.tokenized[$0.base] }, padId: k.tokenizer.padId)

@@ -19,17 +19,22 @@ public struct KnowledgeSetup {
     /// only) and its probes; logs how many probes each relation keeps.
     public static func load(checkpoint: String, probes o: ProbeOptions, log: (String) -> Void) throws -> KnowledgeSetup {
         try o.validate()
-        let ck = try Checkpoint.load(checkpoint)
-        guard ck.model.head == .mlm else { throw CheckpointError(checkpoint, "has a \(ck.model.head.rawValue) head, not an MLM head") }
-        ck.model.params.setTrainable { _ in false }
-        let tok = try WordPieceTokenizer(vocab: ck.vocab)
-        let set = try ProbeSet.load(o, tokenizer: tok, maxLength: ck.model.config.maxPositions)
+        let (model, tok) = try frozenModel(checkpoint)
+        let set = try ProbeSet.load(o, tokenizer: tok, maxLength: model.config.maxPositions)
         let c = set.counts.values
         log("probes: \(set.probes.count) from \(c.reduce(0) { $0 + $1.keptFacts }) facts in \(set.counts.count) relation(s); "
             + "\(c.reduce(0) { $0 + $1.droppedMultiPiece }) facts dropped (object not one word piece), "
             + "\(c.reduce(0) { $0 + $1.droppedOther }) unusable")
         guard !set.probes.isEmpty else { throw ProbeError("no usable probes (every target is more than one word piece of this vocabulary?)") }
-        return KnowledgeSetup(model: ck.model, tokenizer: tok, probes: set)
+        return KnowledgeSetup(model: model, tokenizer: tok, probes: set)
+    }
+
+    /// An MLM checkpoint with every parameter frozen, and its tokenizer.
+    public static func frozenModel(_ checkpoint: String) throws -> (BertModel, WordPieceTokenizer) {
+        let ck = try Checkpoint.load(checkpoint)
+        guard ck.model.head == .mlm else { throw CheckpointError(checkpoint, "has a \(ck.model.head.rawValue) head, not an MLM head") }
+        ck.model.params.setTrainable { _ in false }
+        return (ck.model, try WordPieceTokenizer(vocab: ck.vocab))
     }
 
     public func token(_ id: Int32) -> String { tokenizer.token(of: id) ?? "?" }
@@ -66,6 +71,29 @@ public enum ProbeScoring {
             s.prob.append(exp(Double(ty - mx)) / sum); s.rank.append(above); s.top1.append(Int32(arg))
         }
         return s
+    }
+
+    /// Softmax at each probe's [MASK], [B, V] (a constant tensor).
+    public static func distributions(_ model: BertModel, _ pb: ProbeBatch, _ iv: Interventions?) -> Tensor {
+        let tape = Tape(recording: false)
+        let logits = model.mlmLogits(tape, model.encode(tape, pb.batch, interventions: iv), rows: pb.maskRows)
+        let V = logits.lastDim
+        var out = [Float](repeating: 0, count: logits.count)
+        for b in 0..<logits.rows {
+            let row = logits.data + b * V
+            var mx = row[0]
+            for v in 1..<V where row[v] > mx { mx = row[v] }
+            var sum = 0.0
+            for v in 0..<V { sum += exp(Double(row[v] - mx)) }
+            for v in 0..<V { out[b * V + v] = Float(exp(Double(row[v] - mx)) / sum) }
+        }
+        return Tensor(out, shape: logits.shape)
+    }
+
+    /// Probabilities at each probe's [MASK] of the given ids (ids[b] for probe b).
+    public static func probabilities(_ model: BertModel, _ pb: ProbeBatch, _ iv: Interventions?, of ids: [[Int32]]) -> [[Double]] {
+        let d = distributions(model, pb, iv), V = d.lastDim
+        return ids.enumerated().map { b, ys in ys.map { Double(d.data[b * V + Int($0)]) } }
     }
 
     /// Forward the batch with `interventions`; scores of each probe's target at its [MASK].

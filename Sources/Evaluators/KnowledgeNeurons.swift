@@ -19,8 +19,8 @@ import Foundation
 import Interventions
 import Text
 
-public struct KNOptions: Codable, Equatable, Sendable {
-    public var probes = ProbeOptions()
+public struct KNOptions: ProbeEvaluatorOptions, Equatable {
+    public var source = ProbeOptions()
     public var site = SiteKind.ffnPre.rawValue   // ffn.pre (the study) or ffn.act (Dai et al.)
     public var steps = 20
     public var alphas: [Double] = []
@@ -34,6 +34,7 @@ public struct KNOptions: Codable, Equatable, Sendable {
     public init() {}
 
     public func validate() throws {
+        try source.validate()
         guard site == SiteKind.ffnPre.rawValue || site == SiteKind.ffnAct.rawValue else {
             throw ProbeError("--site must be ffn.pre or ffn.act, got '\(site)'")
         }
@@ -133,13 +134,13 @@ public enum KnowledgeNeurons {
         -> (result: KNResult, records: [KNProbeRecord]) {
         let began = Date()
         try o.validate()
-        let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.probes, log: log)
+        let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.source, log: log)
         let kind = SiteKind(rawValue: o.site)!
         let L = k.model.config.numLayers, layers = Array(0..<L)
         var ig = IGOptions(); ig.steps = o.steps; ig.alphas = o.alphas
         let progress = ProgressLog("kn: attributions", total: k.probes.probes.count, log: log)
         let attrs = IntegratedGradients.attributions(k, kind: kind, layers: layers, position: .mask, alphas: ig.alphaList,
-                                                     batch: o.probes.batch, progress: progress.update)
+                                                     batch: o.source.batch, progress: progress.update)
         let sets = attrs.map { neurons($0, layers: layers, threshold: o.threshold) }
         let probes = k.probes.probes, toks = k.probes.tokenized
 
@@ -155,11 +156,11 @@ public enum KnowledgeNeurons {
         var conceptRows: [KNConcept] = []
         var effects: [String: [String: [(before: Double, after: Double, rightBefore: Bool, rightAfter: Bool)]]] = [:]
         let clean = attrs.map { ($0.prob, $0.top1) }
-        var rng = RNG(seed: o.probes.seed ^ 0x6B6E)
+        var rng = RNG(seed: o.source.seed ^ 0x6B6E)
         let D = k.model.config.intermediateSize
         log("kn: clustering and scaling over \(byConcept.count) concept(s)")
         for (concept, idx) in byConcept {
-            let (assign, sil) = Clustering.best(idx.map { sets[$0] }, maxK: o.maxClusters, seed: o.probes.seed ^ StableHash.of(concept))
+            let (assign, sil) = Clustering.best(idx.map { sets[$0] }, maxK: o.maxClusters, seed: o.source.seed ^ StableHash.of(concept))
             let K = (assign.max() ?? 0) + 1
             for (j, i) in idx.enumerated() { cluster[i] = assign[j] }
             conceptRows.append(KNConcept(concept: concept, probes: idx.count, clusters: K, silhouette: sil))
@@ -173,7 +174,7 @@ public enum KnowledgeNeurons {
                 let random = top.map { Neuron(layer: $0.layer, unit: rng.int(D)) }
                 for (name, factor) in [("suppress", o.suppress), ("amplify", o.amplify)] {
                     for (group, members, ns) in [("own", own, top), ("other", other, top), ("random", own, random)] where !members.isEmpty {
-                        let after = scaled(k, members.map { toks[$0] }, kind: kind, neurons: ns, factor: factor, batch: o.probes.batch)
+                        let after = scaled(k, members.map { toks[$0] }, kind: kind, neurons: ns, factor: factor, batch: o.source.batch)
                         for i in members {
                             effects[name, default: [:]][group, default: []].append(
                                 (clean[i].0, after[i]!.prob, clean[i].1 == toks[i].targetId, after[i]!.right))

@@ -9,9 +9,10 @@ import BERT
 import Foundation
 import Interventions
 
-public struct LensOptions: Codable, Equatable, Sendable {
-    public var probes = ProbeOptions()
+public struct LensOptions: ProbeEvaluatorOptions, Equatable {
+    public var source = ProbeOptions()
     public init() {}
+    public func validate() throws { try source.validate() }
 }
 
 public struct LensLayer: Codable, Equatable, Sendable {
@@ -60,9 +61,9 @@ public enum LogitLens {
     public static func run(checkpoint: String, options o: LensOptions, log: @escaping (String) -> Void) throws
         -> (result: LensResult, records: [LensProbeRecord]) {
         let began = Date()
-        let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.probes, log: log)
+        let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.source, log: log)
         let progress = ProgressLog("lens", total: k.probes.probes.count, log: log)
-        let per = scores(k, batch: o.probes.batch, progress: progress.update)
+        let per = scores(k, batch: o.source.batch, progress: progress.update)
         let L = k.model.config.numLayers
         let layers = (0...L).map { l in
             LensLayer(layer: l, accuracy: mean(per.map { $0[l].rank == 0 ? 1 : 0 }),

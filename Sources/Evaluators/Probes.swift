@@ -43,6 +43,13 @@ public struct ProbeOptions: Codable, Equatable, Sendable {
     }
 }
 
+/// The options of a probe evaluator: its probe source plus its own settings, checked by
+/// `validate` (messages name the flag) for the command line and recipes alike.
+public protocol ProbeEvaluatorOptions: Codable, Sendable {
+    var source: ProbeOptions { get set }
+    func validate() throws
+}
+
 public struct ProbeError: Error, CustomStringConvertible {
     public let description: String
     public init(_ d: String) { description = d }

@@ -122,6 +122,14 @@ public enum EvaluatorRegistry {
         AnyEvaluator(MLMRecipeEvaluator.self),
         AnyEvaluator(BlimpRecipeEvaluator.self),
         AnyEvaluator(SquadRecipeEvaluator.self),
+        AnyEvaluator(ConsistencyRecipeEvaluator.self),
+        AnyEvaluator(IGRecipeEvaluator.self),
+        AnyEvaluator(KNRecipeEvaluator.self),
+        AnyEvaluator(LensRecipeEvaluator.self),
+        AnyEvaluator(TraceRecipeEvaluator.self),
+        AnyEvaluator(InterchangeRecipeEvaluator.self),
+        AnyEvaluator(RomeRecipeEvaluator.self),
+        AnyEvaluator(MemitRecipeEvaluator.self),
     ]
 
     public static func named(_ name: String) -> AnyEvaluator? { all.first { $0.name == name } }

@@ -6,7 +6,7 @@ struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "eval",
         abstract: "Evaluate a checkpoint; results go to results/<checkpoint-name>/<eval>.json.",
         subcommands: [MLM.self, BLiMP.self, SQuAD.self, ConsistencyCmd.self, IG.self, KN.self, Lens.self,
-                       Trace.self, InterchangeCmd.self, BMask.self, FT.self, LoRA.self, ReFT.self])
+                       Trace.self, InterchangeCmd.self, RomeCmd.self, MemitCmd.self, BMask.self, FT.self, LoRA.self, ReFT.self])
 
     struct MLM: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "mlm",

@@ -37,7 +37,7 @@ extension EvalCommand {
         @Argument(help: "Checkpoint (.h5).") var checkpoint: String
         @OptionGroup var probe: ProbeFlags
         func run() throws {
-            var o = ConsistencyOptions(); o.probes = probe.options
+            var o = ConsistencyOptions(); o.source = probe.options
             let (r, records) = try Consistency.run(checkpoint: checkpoint, options: o, log: log)
             let path = try probe.write(r, records, name: "consistency", checkpoint: checkpoint)
             print("consistency: accuracy \(percent(r.accuracy))  consistency \(percent(r.consistency))  "
@@ -48,17 +48,17 @@ extension EvalCommand {
     struct IG: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "ig",
             abstract: "Integrated gradients of P(target at [MASK]) over a site's units, one layer at a time.",
-            discussion: "The drop-dropout study's 5 points: --alphas 0 0.25 0.5 0.75 1. Dai et al.: --steps 20 (the default).")
+            discussion: "--steps m uses the midpoint rule, alpha = (k - 1/2)/m. The drop-dropout study's 5 points: --alphas 0 0.25 0.5 0.75 1; Dai et al.'s right Riemann sum: --alphas 0.05 0.1 ... 1.")
         @Argument(help: "Checkpoint (.h5).") var checkpoint: String
         @OptionGroup var probe: ProbeFlags
         @Option(help: "Site: emb.word, emb, attn.out, ffn.pre, ffn.act, ffn.out or block.") var site = "ffn.pre"
         @Option(parsing: .upToNextOption, help: "Layers (default: all).") var layers: [Int] = []
         @Option(help: "Positions attributed: mask, subject, subject-first, subject-last, cls, sep, all.") var position = Position.mask
-        @Option(help: "Riemann steps (alpha = k/steps, k = 1..steps).") var steps = 20
+        @Option(help: "Integration points (midpoint rule: alpha = (k - 1/2)/steps, k = 1..steps).") var steps = 20
         @Option(parsing: .upToNextOption, help: "Explicit alphas in [0, 1] (override --steps).") var alphas: [Double] = []
         @Option(help: "Units listed per probe in ig-probes.jsonl.") var top = 10
         func run() throws {
-            var o = IGOptions(); o.probes = probe.options; o.site = site; o.layers = layers; o.position = position
+            var o = IGOptions(); o.source = probe.options; o.site = site; o.layers = layers; o.position = position
             o.steps = steps; o.alphas = alphas; o.top = top
             let (r, records) = try IntegratedGradients.run(checkpoint: checkpoint, options: o, log: log)
             let path = try probe.write(r, records, name: "ig", checkpoint: checkpoint)
@@ -81,7 +81,7 @@ extension EvalCommand {
         @Option(help: "Neurons suppressed/amplified per cluster.") var topNeurons = 10
         @Option(help: "Concepts analysed, most frequent first (default: all).") var concepts: Int?
         func run() throws {
-            var o = KNOptions(); o.probes = probe.options; o.site = site; o.steps = steps; o.alphas = alphas
+            var o = KNOptions(); o.source = probe.options; o.site = site; o.steps = steps; o.alphas = alphas
             o.threshold = threshold; o.share = share; o.maxClusters = maxClusters; o.topNeurons = topNeurons; o.concepts = concepts
             let (r, records) = try KnowledgeNeurons.run(checkpoint: checkpoint, options: o, log: log)
             let path = try probe.write(r, records, name: "kn", checkpoint: checkpoint)
@@ -98,7 +98,7 @@ extension EvalCommand {
         @Argument(help: "Checkpoint (.h5).") var checkpoint: String
         @OptionGroup var probe: ProbeFlags
         func run() throws {
-            var o = LensOptions(); o.probes = probe.options
+            var o = LensOptions(); o.source = probe.options
             let (r, records) = try LogitLens.run(checkpoint: checkpoint, options: o, log: log)
             let path = try probe.write(r, records, name: "lens", checkpoint: checkpoint)
             for l in r.layers {
@@ -118,7 +118,7 @@ extension EvalCommand {
         @Option(parsing: .upToNextOption, help: "States restored: block, ffn.out, attn.out.") var kinds = ["block", "ffn.out", "attn.out"]
         @Option(help: "Consecutive layers restored together.") var window = 1
         func run() throws {
-            var o = TraceOptions(); o.probes = probe.options; o.samples = samples; o.noise = noise; o.kinds = kinds; o.window = window
+            var o = TraceOptions(); o.source = probe.options; o.samples = samples; o.noise = noise; o.kinds = kinds; o.window = window
             let (r, records) = try CausalTrace.run(checkpoint: checkpoint, options: o, log: log)
             let path = try probe.write(r, records, name: "trace", checkpoint: checkpoint)
             let dir = (path as NSString).deletingLastPathComponent
@@ -140,7 +140,7 @@ extension EvalCommand {
         var positions: [Position] = [.subjectFirst, .subjectLast, .mask]
         @Option(help: "At most this many pairs.") var pairs: Int?
         func run() throws {
-            var o = InterchangeOptions(); o.probes = probe.options; o.kinds = kinds; o.positions = positions; o.pairs = pairs
+            var o = InterchangeOptions(); o.source = probe.options; o.kinds = kinds; o.positions = positions; o.pairs = pairs
             let (r, records) = try Interchange.run(checkpoint: checkpoint, options: o, log: log)
             let path = try probe.write(r, records, name: "interchange", checkpoint: checkpoint)
             let best = r.cells.max { $0.interchangeAccuracy < $1.interchangeAccuracy }

@@ -253,6 +253,29 @@ final class OpGradientTests: XCTestCase {
                   engine: { $0.gatherRows($1[0], rows) }, reference: { refGatherRows($0[0], rows) })
     }
 
+    /// replaceRows: replaced rows take v's values and pass their gradient to v only; the
+    /// others pass theirs to x. Also through the compositions the site hooks use (patch with a
+    /// leaf, scale = replace(gather * factors), noise = replace(gather + noise)).
+    func testReplaceRows() {
+        var rng = RNG(seed: 165)
+        let x = rng.input("x", [2, 4, 3])          // viewed as [8, 3]
+        let rows: [Int32] = [6, 1, 3]
+        let v = rng.input("v", [3, 3]), f = rng.input("f", [3, 3])
+        func refReplace(_ x: Ref, _ v: Ref) -> Ref {
+            var out = x
+            for (i, r) in rows.enumerated() { for c in 0..<3 { out.v[Int(r) * 3 + c] = v.v[i * 3 + c] } }
+            return out
+        }
+        gradCheck("replaceRows([2,4,3] as [8,3])", [x, v], seed: rng.next(),
+                  engine: { $0.replaceRows($1[0], rows, with: $1[1]) }, reference: { refReplace($0[0], $0[1]) })
+        gradCheck("replaceRows(x, gather(x) * f)", [x, f], seed: rng.next(),
+                  engine: { t, a in t.replaceRows(a[0], rows, with: t.mul(t.gatherRows(a[0], rows), a[1])) },
+                  reference: { refReplace($0[0], refMul(refGatherRows($0[0], rows), $0[1])) })
+        gradCheck("replaceRows(x, gather(x) + v)", [x, v], seed: rng.next(),
+                  engine: { t, a in t.replaceRows(a[0], rows, with: t.add(t.gatherRows(a[0], rows), a[1])) },
+                  reference: { refReplace($0[0], refAdd(refGatherRows($0[0], rows), $0[1])) })
+    }
+
     /// Row slices are views sharing the source's gradient at an offset; overlapping slices
     /// accumulate into the same rows.
     func testSliceRowsSharesGradient() {
@@ -361,6 +384,28 @@ final class OpGradientTests: XCTestCase {
                       engine: { $0.crossEntropy($1[0], targets: targets, ignoreIndex: ignore) },
                       reference: { refCrossEntropy($0[0], targets: targets, ignoreIndex: ignore) })
         }
+    }
+
+    /// Cross-entropy against distributions (the KL terms of ROME and MEND).
+    func testCrossEntropyAgainstDistributions() {
+        var rng = RNG(seed: 193)
+        let (N, V) = (3, 7)
+        let logits = rng.input("logits", [N, V], std: 2)
+        var q = (0..<N * V).map { _ in Float(rng.uniform()) }
+        for n in 0..<N { let s = q[n * V..<(n + 1) * V].reduce(0, +); for v in 0..<V { q[n * V + v] /= s } }
+        q[2] = 0                                           // a zero-probability entry
+        let qt = GradInput("q", [N, V], q, differentiable: false)
+        gradCheck("crossEntropy(distributions)", [logits, qt], seed: rng.next(),
+                  engine: { $0.crossEntropy($1[0], distributions: $1[1]) },
+                  reference: { r in
+                      var total = 0.0
+                      for n in 0..<N {
+                          let row = Array(r[0].v[n * V..<(n + 1) * V]), m = row.max()!
+                          let lse = m + log(row.map { exp($0 - m) }.reduce(0, +))
+                          for v in 0..<V { total += r[1].v[n * V + v] * (lse - row[v]) }
+                      }
+                      return .scalar(total / Double(N))
+                  })
     }
 
     func testCrossEntropyAllIgnored() {

@@ -15,6 +15,9 @@ final class RecipeValidationTests: XCTestCase {
         let fm = FileManager.default
         try fm.createDirectory(atPath: dir + "/data/blimp/data", withIntermediateDirectories: true)
         try fm.createDirectory(atPath: dir + "/data/squad", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: dir + "/data/pararel", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: dir + "/data/counterfact", withIntermediateDirectories: true)
+        try "[]".write(toFile: dir + "/data/counterfact/counterfact-edit.json", atomically: true, encoding: .utf8)
         try "{}\n".write(toFile: dir + "/data/blimp/data/a.jsonl", atomically: true, encoding: .utf8)
         try "{}".write(toFile: dir + "/data/squad/train-v1.1.json", atomically: true, encoding: .utf8)
         try "{}".write(toFile: dir + "/data/squad/dev-v1.1.json", atomically: true, encoding: .utf8)
@@ -110,6 +113,8 @@ final class RecipeValidationTests: XCTestCase {
         assertError(recipe("[evaluators.squad]\nfeatures = { doc-strid = 3 }"), line: 10, ["unknown key 'doc-strid'"])
         assertError("seeds = [0]\nvariant = 3\n[variants.a]\n", line: 2, ["unknown key 'variant' at top level", "did you mean 'variants'"])
         assertError(recipe("seed = 3"), line: 9, ["key 'seed' in [variants.nodrop]", "set by the recipe runner"])
+        assertError(recipe("[evaluators.kn]\nseed = 3"), line: 10, ["key 'seed' in [evaluators.kn]", "set by the recipe runner"])
+        assertError(recipe("[evaluators.lens]\nlimt = 3"), line: 10, ["unknown key 'limt' in [evaluators.lens]", "did you mean 'limit'"])
     }
 
     func testBadValues() {
@@ -118,6 +123,12 @@ final class RecipeValidationTests: XCTestCase {
         assertError(recipe("seq-len = 4000"), line: 9, ["key 'seq-len'", "8...512"])
         assertError(recipe("decay = \"sideways\""), line: 9, ["key 'decay'", "'sideways'"])
         assertError(recipe("[evaluators.blimp]\nlimit = 0"), line: 10, ["key 'limit' in [evaluators.blimp]", "at least 1"])
+        assertError(recipe("[evaluators.trace]\nlimit = 0"), line: 10, ["key 'limit' in [evaluators.trace]", "at least 1"])
+        assertError(recipe("[evaluators.kn]\nthreshold = 2"), line: 10, ["key 'threshold' in [evaluators.kn]", "(0, 1]"])
+        assertError(recipe("[evaluators.ig]\nsite = \"ffn.post\""), line: 10, ["key 'site' in [evaluators.ig]", "ffn.pre"])
+        assertError(recipe("[evaluators.interchange]\npositions = [\"all\"]"), line: 10, ["key 'positions' in [evaluators.interchange]"])
+        assertError(recipe("[evaluators.memit]\ncov-samples = 0"), line: 10, ["key 'cov-samples' in [evaluators.memit]", "at least 1"])
+        assertError(recipe("[evaluators.rome]\nsplit = \"test\""), line: 10, ["key 'split' in [evaluators.rome]", "edit, train, val"])
         assertError(recipe("[evaluators.squad]\nmax-seq-len = 1024"), line: 10, ["key 'max-seq-len' in [evaluators.squad]", "max positions 512"])
         assertError(recipe("[variants.b]\ndropout = 0.1\nearly-dropout-fraction = 2"), line: 11, ["key 'early-dropout-fraction'", "(0, 1]"])
         assertError(recipe("[variants.same]\ndropout = 0.0"), line: 9, ["'same'", "same pretraining"])
@@ -134,6 +145,10 @@ final class RecipeValidationTests: XCTestCase {
         assertError(recipe("vocab = \"\(dir)/novocab.txt\""), line: 9, ["key 'vocab' in [variants.nodrop]", "novocab.txt"])
         assertError(recipe("[evaluators.squad]\ndev = \"\(dir)/nodev.json\""), line: 10,
                     ["key 'dev' in [evaluators.squad]", "missing dataset", "nodev.json"])
+        assertError(recipe("[evaluators.consistency]\nprobes = \"\(dir)/none.jsonl\""), line: 10,
+                    ["key 'probes' in [evaluators.consistency]", "none.jsonl"])
+        try FileManager.default.removeItem(atPath: dir + "/data/pararel")
+        assertError(recipe("[evaluators.lens]"), line: 2, ["key 'data-dir' at top level", "[evaluators.lens]", "pararel"])
         try FileManager.default.removeItem(atPath: dir + "/data/blimp/data/a.jsonl")
         assertError(recipe("[evaluators.blimp]"), line: 2, ["key 'data-dir' at top level", "[evaluators.blimp]", "no .jsonl files"])
         assertError(recipe("").replacingOccurrences(of: "\(dir)/data", with: "\(dir)/nowhere"), line: 2,
@@ -143,9 +158,9 @@ final class RecipeValidationTests: XCTestCase {
     /// Through the command line: a one-line error, exit status non-zero, no job directory.
     func testCommandLineErrorWritesNothing() throws {
         let path = dir + "/bad.toml"
-        try recipe("[evaluators.kn]").write(toFile: path, atomically: true, encoding: .utf8)
+        try recipe("[evaluators.neurons]").write(toFile: path, atomically: true, encoding: .utf8)
         let r = try runDroplab(["recipe", "run", path, "--root", dir + "/ck"])
-        assertOneLineError(r, contains: ["bad.toml:9:", "unknown evaluator 'kn'"])
+        assertOneLineError(r, contains: ["bad.toml:9:", "unknown evaluator 'neurons'"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/ck"), "no job directory before the recipe is valid")
         let report = try runDroplab(["report", path, "--root", dir + "/ck", "--out", dir + "/reports"])
         assertOneLineError(report, contains: ["bad.toml:9:"])

@@ -54,3 +54,37 @@ extension Tape {
         return out
     }
 }
+
+extension Tape {
+    /// Mean cross-entropy against target distributions: logits [N, V], q [N, V] -> scalar
+    /// mean_n -sum_v q[n,v] log softmax(logits[n])_v. KL(q || softmax(logits)) is this minus
+    /// the constant entropy of q. Backward: (sum(q[n]) softmax - q) / N.
+    public func crossEntropy(_ logits: Tensor, distributions q: Tensor) -> Tensor {
+        let V = logits.lastDim, N = logits.rows
+        precondition(q.shape == logits.shape, "crossEntropy distributions \(q.shape) for logits \(logits.shape)")
+        var lse = [Double](repeating: 0, count: N)
+        var total = 0.0
+        for n in 0..<N {
+            let row = logits.data + n * V, qr = q.data + n * V
+            let mx = vmax(row, V)
+            var s = 0.0
+            for v in 0..<V { s += exp(Double(row[v] - mx)) }
+            lse[n] = Double(mx) + log(s)
+            for v in 0..<V where qr[v] != 0 { total += Double(qr[v]) * (lse[n] - Double(row[v])) }
+        }
+        let out = Tensor(uninitialized: [])
+        out.data[0] = Float(total / Double(N))
+        if needsGrad(logits) {
+            record(out) {
+                let scale = Double(out.grad[0]) / Double(N), g = logits.grad
+                for n in 0..<N {
+                    let row = logits.data + n * V, qr = q.data + n * V
+                    var mass = 0.0
+                    for v in 0..<V { mass += Double(qr[v]) }
+                    for v in 0..<V { g[n * V + v] += Float(scale * (mass * exp(Double(row[v]) - lse[n]) - Double(qr[v]))) }
+                }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,608 @@
+// `droplab eval rome` and `droplab eval memit`: closed-form fact editors on CounterFact cases,
+// adapted to a masked LM (the object is predicted at [MASK]).
+//
+// ROME (Meng et al. 2022, §3): the edited matrix is layer l's FFN `output.dense` W [C, F], seen
+// as a key-value memory: keys are its inputs (site ffn.act), values its outputs (ffn.out).
+//  - l: --layer, or the layer where restoring `ffn.out` at the last subject token has the
+//    largest mean indirect effect in a causal trace of the cases (CausalTrace.trace).
+//  - k*: the key at the last subject token, averaged over the prompt alone and the prompt
+//    after --prefixes random corpus snippets of --prefix-words words.
+//  - C = E[k k^T] over FFN inputs of --cov-samples corpus sequences (cached per checkpoint,
+//    layer and corpus in --cache-dir).
+//  - v* = v + delta: delta is added to ffn.out at the last subject token of every prompt and
+//    optimised (--steps 20 of Adam at --lr 0.5, through the shared Trainer) to minimise
+//    -log P(new object at [MASK]) + --kl-factor x KL(P || P_delta) on the essence prompt
+//    "<subject> is a [MASK] ." + --weight-decay x |delta|^2 / |h|^2, with |delta| clamped to
+//    --clamp-norm x |h|. Where ROME scales both by |v| (the MLP output), we scale them by |h|,
+//    the layer's output at the subject: in a post-LN BERT the FFN output joins a LayerNormed
+//    residual about 8x its norm, and |v|-relative limits allow no effective edit (on the test
+//    model that knows its facts: efficacy 0/13 with |v|, see RomeTests).
+//  - the rank-one update W += delta u^T / (u^T k*), u = C^-1 k*, inserts (k*, v*).
+// MEMIT (Meng et al. 2023, §4): values v*_i are optimised as above at the last layer L of a
+// range R (--layers; default the ROME layer and the one below it); then for each l in R in
+// order, with K the current keys [n, F] and the residuals r_i = (v*_i - v_i(current)) /
+// (layers left), W_l += R^T X^T with (--lambda C_l + K^T K) X = K^T (lambda defaults to MEMIT's
+// 15000 for GPT-J's F = 16384 FFN units scaled to our F: for one edit the update is ROME's times
+// (k C^-1 k) / (lambda + k C^-1 k), and k C^-1 k grows with F). In a post-LN BERT the FFN
+// outputs of lower layers do not add to layer L's exactly, so the residual is recomputed
+// after every layer's update, as MEMIT does.
+// Edits are weight views (DenseEdit: W + dW): the checkpoint and the model in memory are
+// never written; removing the edit gives the original logits bit for bit.
+// CounterFact metrics (ROME §3.3), before and after: efficacy P(new) > P(true) on the prompt,
+// paraphrase the same on the paraphrase, neighbourhood P(true) > P(new) on another subject
+// with the same true object, score = their harmonic mean, and the magnitudes mean
+// P(new) - P(true) (neighbourhood: P(true) - P(new)).
+
+import Autograd
+import BERT
+import Checkpoint
+import Foundation
+import Interventions
+import Text
+import Training
+
+public struct RomeOptions: Codable, Equatable, Sendable {
+    public var dataDir: String? = nil
+    public var split = "edit"                 // counterfact-{edit,train,val}.json
+    public var limit: Int? = 100              // edit cases (the first N usable ones)
+    public var seed: UInt64 = 0
+    public var layer: Int? = nil              // default: the causal trace's ffn.out peak
+    public var traceCases = 50
+    public var corpus: [String] = []          // covariance and prefix text (default: <root>/wiki_en, first file)
+    public var covSamples = 1000              // sequences of cov-seq-len tokens
+    public var covSeqLen = 64
+    public var prefixes = 5
+    public var prefixWords = 5
+    public var steps = 20
+    public var lr: Float = 0.5
+    public var klFactor: Float = 0.0625
+    public var weightDecay: Float = 0.5
+    public var clampNorm: Float = 4
+    public var cacheDir = "checkpoints/cache"
+    public var batch = 64
+    public var saveEdited: String? = nil      // HF export of the model after all edits (memit) / the first edit (rome)
+    public init() {}
+
+    public func validate() throws {
+        func check(_ ok: Bool, _ msg: String) throws { if !ok { throw ProbeError(msg) } }
+        try check(EditCases.splits.contains(split), "--split must be one of \(EditCases.splits.joined(separator: ", ")), got '\(split)'")
+        try check((limit ?? 1) >= 1, "--limit must be at least 1, got \(limit ?? 0)")
+        try check((layer ?? 0) >= 0, "--layer must be >= 0, got \(layer ?? 0)")
+        try check(traceCases >= 1, "--trace-cases must be at least 1, got \(traceCases)")
+        try check(covSamples >= 1, "--cov-samples must be at least 1, got \(covSamples)")
+        try check(covSeqLen >= 8 && covSeqLen <= 512, "--cov-seq-len must be in 8...512, got \(covSeqLen)")
+        try check(prefixes >= 0, "--prefixes must be >= 0, got \(prefixes)")
+        try check(prefixWords >= 1, "--prefix-words must be at least 1, got \(prefixWords)")
+        try check(steps >= 1, "--steps must be at least 1, got \(steps)")
+        try check(lr > 0 && lr.isFinite, "--lr must be positive, got \(lr)")
+        try check(klFactor >= 0, "--kl-factor must be >= 0, got \(klFactor)")
+        try check(weightDecay >= 0, "--weight-decay must be >= 0, got \(weightDecay)")
+        try check(clampNorm > 0, "--clamp-norm must be positive, got \(clampNorm)")
+        try check(batch >= 1, "--batch must be at least 1, got \(batch)")
+        if let d = saveEdited, FileManager.default.fileExists(atPath: d + "/model.safetensors") {
+            throw ProbeError("--save-edited \(d): already holds a model (remove it first)")
+        }
+    }
+}
+
+public struct MemitOptions: Codable, Equatable, Sendable {
+    public var edit = RomeOptions()
+    public var layers: [Int] = []             // default: the ROME layer and the one below
+    public var lambda: Double? = nil          // covariance weight; default MEMIT's GPT-J 15000 x F/16384 (our FFN width)
+    public var counts = [1, 10, 100, 1000]    // simultaneous edits (as many as the data allows)
+    public var sequential = true              // also ROME applied one after another
+    public init() { edit.limit = nil }
+
+    public func validate() throws {
+        try edit.validate()
+        if layers.contains(where: { $0 < 0 }) { throw ProbeError("--layers must be >= 0") }
+        if let l = lambda, !(l >= 0 && l.isFinite) { throw ProbeError("--lambda must be >= 0, got \(l)") }
+        guard !counts.isEmpty, counts.allSatisfy({ $0 >= 1 }) else { throw ProbeError("--counts must be positive edit counts") }
+    }
+}
+
+/// CounterFact metrics over a set of cases (rates in [0, 1]).
+public struct CounterFactMetrics: Codable, Equatable, Sendable {
+    public var efficacy = 0.0, paraphrase = 0.0, neighbourhood = 0.0, score = 0.0
+    public var efficacyMagnitude = 0.0, paraphraseMagnitude = 0.0, neighbourhoodMagnitude = 0.0
+}
+
+public struct RomeCaseRecord: Codable, Sendable {
+    public var id: Int, subject: String, prompt: String, trueTarget: String, newTarget: String
+    public var layer: Int
+    public var before: [String: Double]       // p_new/p_true on prompt, paraphrase, neighbourhood
+    public var after: [String: Double]
+    public var updateNorm: Double
+    public var deltaNorm: Double, valueNorm: Double
+    public var finalLoss: Double?
+}
+
+public struct RomeResult: Codable, Sendable {
+    public var checkpoint: String
+    public var options: RomeOptions
+    public var casesRead: Int
+    public var casesDroppedMultiPiece: Int
+    public var cases: Int
+    public var layer: Int
+    public var layerTrace: [Double]?          // mean indirect effect of ffn.out at the last subject token, by layer
+    public var before: CounterFactMetrics
+    public var after: CounterFactMetrics
+    public var updateNorm: Double             // mean Frobenius norm of dW
+    public var seconds: Double
+}
+
+public struct MemitPoint: Codable, Sendable {
+    public var edits: Int
+    public var memit: CounterFactMetrics
+    public var rome: CounterFactMetrics?      // the same cases after as many sequential ROME edits
+    public var memitUpdateNorm: Double
+    public var memitSeconds: Double
+}
+
+public struct MemitResult: Codable, Sendable {
+    public var checkpoint: String
+    public var options: MemitOptions
+    public var casesRead: Int
+    public var casesDroppedMultiPiece: Int
+    public var layers: [Int]
+    public var layerTrace: [Double]?
+    public var before: CounterFactMetrics     // the largest set, unedited
+    public var points: [MemitPoint]
+    public var seconds: Double
+}
+
+/// A case's probes, tokenized.
+struct PreparedCase {
+    let source: EditCase
+    let trueId: Int32, newId: Int32
+    let rewrite: [TokenizedProbe]     // the prompt, alone and after each prefix (target = new)
+    let essence: TokenizedProbe       // "<subject> is a [MASK] ."
+    let checks: [TokenizedProbe]      // prompt, paraphrase, neighbourhood
+}
+
+public enum Rome {
+    // MARK: data
+
+    /// Corpus sequences ([CLS] ... [SEP], covSeqLen tokens) and prefix snippets, read in file order.
+    static func corpusSample(_ o: RomeOptions, tok: WordPieceTokenizer) throws -> (sequences: [[Int32]], snippets: [String]) {
+        var po = PretrainOptions()
+        po.dataDir = o.dataDir; po.corpus = o.corpus
+        let files = try Pretrain.corpusFiles(po)
+        struct Enough: Error {}
+        var sequences: [[Int32]] = [], snippets: [String] = [], stream: [Int32] = []
+        let body = o.covSeqLen - 2
+        do {
+            try Corpus.forEachDocument(files[0]) { doc in
+                if snippets.count < 1000 {
+                    let words = doc.split(whereSeparator: { $0 == " " || $0 == "\n" }).prefix(o.prefixWords)
+                    if words.count == o.prefixWords { snippets.append(words.joined(separator: " ")) }
+                }
+                tok.encode(doc, into: &stream)
+                var at = 0
+                while stream.count - at >= body, sequences.count < o.covSamples {
+                    sequences.append([tok.clsId] + stream[at..<at + body] + [tok.sepId])
+                    at += body
+                }
+                stream.removeFirst(at)
+                if sequences.count >= o.covSamples && snippets.count >= 1000 { throw Enough() }
+            }
+        } catch is Enough {}
+        guard !sequences.isEmpty else { throw ProbeError("\(files[0]): too little text for one \(o.covSeqLen)-token sequence") }
+        return (sequences, snippets)
+    }
+
+    static func prepare(_ cases: [EditCase], snippets: [String], o: RomeOptions, tok: WordPieceTokenizer, maxLength: Int) -> [PreparedCase] {
+        var rng = RNG(seed: o.seed ^ 0x726F_6D65)
+        return cases.compactMap { c in
+            let t = tok.encode(c.trueTarget)[0], n = tok.encode(c.newTarget)[0]
+            func probe(_ prompt: String, _ subject: String?, _ y: Int32) -> TokenizedProbe? {
+                ProbeSet.tokenize(Probe(prompt: prompt, target: "", subject: subject, relation: "counterfact", pattern: 0, tuple: "\(c.id)"),
+                                  target: y, tok: tok, maxLength: maxLength)
+            }
+            let prefixes = snippets.isEmpty ? [] : (0..<o.prefixes).map { _ in snippets[rng.int(snippets.count)] + ". " }
+            let rewrite = ([""] + prefixes).compactMap { probe($0 + c.prompt, c.subject, n) }
+            guard rewrite.count == o.prefixes + 1 || (snippets.isEmpty && rewrite.count == 1),
+                  let essence = probe("\(c.subject) is a [MASK] .", c.subject, n),
+                  let p = probe(c.prompt, c.subject, t), let para = probe(c.paraphrase, nil, t), let neigh = probe(c.neighbourhood, nil, t)
+            else { return nil }
+            return PreparedCase(source: c, trueId: t, newId: n, rewrite: rewrite, essence: essence, checks: [p, para, neigh])
+        }
+    }
+
+    // MARK: metrics
+
+    /// (p_new, p_true) on prompt, paraphrase and neighbourhood of every case, under `edit`.
+    static func checkProbabilities(_ model: BertModel, _ cases: [PreparedCase], _ edit: DenseEdit?, batch: Int, pad: Int32) -> [[Double]] {
+        let items = cases.flatMap(\.checks)
+        let ids = cases.flatMap { c in Array(repeating: [c.newId, c.trueId], count: 3) }
+        var out: [[Double]] = []
+        for start in stride(from: 0, to: items.count, by: batch) {
+            let end = min(start + batch, items.count)
+            let pb = ProbeBatch(Array(items[start..<end]), padId: pad)
+            out += ProbeScoring.probabilities(model, pb, edit?.interventions(), of: Array(ids[start..<end]))
+        }
+        return stride(from: 0, to: out.count, by: 3).map { (i: Int) -> [Double] in Array(out[i..<i + 3].joined()) }   // [new, true] x 3
+    }
+
+    static func metrics(_ p: [[Double]]) -> CounterFactMetrics {
+        guard !p.isEmpty else { return CounterFactMetrics() }
+        var m = CounterFactMetrics()
+        m.efficacy = mean(p.map { $0[0] > $0[1] ? 1 : 0 })
+        m.paraphrase = mean(p.map { $0[2] > $0[3] ? 1 : 0 })
+        m.neighbourhood = mean(p.map { $0[5] > $0[4] ? 1 : 0 })
+        m.efficacyMagnitude = mean(p.map { $0[0] - $0[1] })
+        m.paraphraseMagnitude = mean(p.map { $0[2] - $0[3] })
+        m.neighbourhoodMagnitude = mean(p.map { $0[5] - $0[4] })
+        let rates = [m.efficacy, m.paraphrase, m.neighbourhood]
+        m.score = rates.contains(0) ? 0 : 3 / rates.reduce(0) { $0 + 1 / $1 }
+        return m
+    }
+
+    static func named(_ p: [Double]) -> [String: Double] {
+        ["prompt_p_new": p[0], "prompt_p_true": p[1], "paraphrase_p_new": p[2], "paraphrase_p_true": p[3],
+         "neighbourhood_p_new": p[4], "neighbourhood_p_true": p[5]]
+    }
+
+    // MARK: keys, values, covariance
+
+    static func weightName(_ l: Int) -> String { "bert.encoder.layer.\(l).output.dense.weight" }
+
+    /// Mean over a case's rewrite prompts of `kind` at the last subject token, under `edit`.
+    static func meanAtSubject(_ model: BertModel, _ c: PreparedCase, _ site: Site, _ edit: DenseEdit?, pad: Int32) -> [Float] {
+        let pb = ProbeBatch(c.rewrite, padId: pad)
+        let iv = edit?.interventions() ?? Interventions(), cap = Captures()
+        iv.capture([site], into: cap)
+        let tape = Tape(recording: false)
+        _ = model.encode(tape, pb.batch, interventions: iv)
+        let rows = pb.items.indices.map { pb.row($0, Position.subjectLast.positions(in: pb.items[$0])[0]) }
+        let x = copyRows(cap[site]!, rows), D = x.lastDim
+        return (0..<D).map { d in rows.indices.reduce(0) { $0 + x.data[$1 * D + d] } / Float(rows.count) }
+    }
+
+    /// E[k k^T] of ffn.act at each layer over the corpus sequences, [F*F] in Float64, cached.
+    public static func covariance(_ model: BertModel, layers: [Int], sequences: [[Int32]], cacheKey: String, cacheDir: String,
+                                  batch: Int, pad: Int32, log: (String) -> Void) throws -> [Int: [Double]] {
+        let F = model.config.intermediateSize
+        var out: [Int: [Double]] = [:], missing: [Int] = []
+        func path(_ l: Int) -> String {
+            var h = StableHash(); h.add("rome-cov-v1"); h.add(cacheKey); h.add(String(l)); h.add(String(sequences.count))
+            return cacheDir + "/rome-cov-\(h.hex).f64"
+        }
+        for l in layers {
+            if let d = FileManager.default.contents(atPath: path(l)), d.count == F * F * 8 {
+                out[l] = d.withUnsafeBytes { Array($0.bindMemory(to: Double.self)) }
+            } else { missing.append(l) }
+        }
+        guard !missing.isEmpty else { return out }
+        log("rome: covariance of the FFN keys at layer(s) \(missing) over \(sequences.count) corpus sequences (once; cached in \(cacheDir))")
+        var acc = Dictionary(uniqueKeysWithValues: missing.map { ($0, [Double](repeating: 0, count: F * F)) })
+        var count = 0
+        let per = max(1, batch / 4)
+        for start in stride(from: 0, to: sequences.count, by: per) {
+            let chunk = sequences[start..<min(start + per, sequences.count)]
+            let T = chunk.map(\.count).max()!
+            var ids = [Int32](repeating: pad, count: chunk.count * T), mask = [Int32](repeating: 0, count: chunk.count * T)
+            var rows: [Int32] = []
+            for (b, s) in chunk.enumerated() { for (t, id) in s.enumerated() { ids[b * T + t] = id; mask[b * T + t] = 1; rows.append(Int32(b * T + t)) } }
+            let iv = Interventions(), cap = Captures()
+            iv.capture(missing.map { Site(.ffnAct, $0) }, into: cap)
+            let tape = Tape(recording: false)
+            _ = model.encode(tape, Batch(ids: ids, attentionMask: mask, batchSize: chunk.count, seqLen: T), interventions: iv)
+            for l in missing {
+                let k = tape.gatherRows(cap[Site(.ffnAct, l)]!, rows)
+                let g = tape.matmul(k, k, transposeA: true)            // [F, F] sum over rows
+                acc[l]!.withUnsafeMutableBufferPointer { a in for i in 0..<F * F { a[i] += Double(g.data[i]) } }
+            }
+            count += rows.count
+        }
+        try FileManager.default.createDirectory(atPath: cacheDir, withIntermediateDirectories: true)
+        for l in missing {
+            let c = acc[l]!.map { $0 / Double(count) }
+            out[l] = c
+            try c.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: URL(fileURLWithPath: path(l)), options: .atomic)
+        }
+        return out
+    }
+
+    /// Solve (A) X = B for symmetric positive definite A [n, n] (Cholesky, Float64); B [n, m].
+    public static func solveSPD(_ a: [Double], n: Int, _ b: [Double], m: Int) throws -> [Double] {
+        var L = a
+        for j in 0..<n {
+            var d = L[j * n + j]
+            for k in 0..<j { d -= L[j * n + k] * L[j * n + k] }
+            guard d > 0 else { throw ProbeError("rome: the key covariance is not positive definite (too few --cov-samples?)") }
+            let djj = d.squareRoot()
+            L[j * n + j] = djj
+            for i in (j + 1)..<n {
+                var s = L[i * n + j]
+                for k in 0..<j { s -= L[i * n + k] * L[j * n + k] }
+                L[i * n + j] = s / djj
+            }
+        }
+        var x = b
+        for c in 0..<m {
+            for i in 0..<n {                         // L y = b
+                var s = x[i * m + c]
+                for k in 0..<i { s -= L[i * n + k] * x[k * m + c] }
+                x[i * m + c] = s / L[i * n + i]
+            }
+            for i in stride(from: n - 1, through: 0, by: -1) {   // L^T x = y
+                var s = x[i * m + c]
+                for k in (i + 1)..<n { s -= L[k * n + i] * x[k * m + c] }
+                x[i * m + c] = s / L[i * n + i]
+            }
+        }
+        return x
+    }
+
+    /// The same input every step (the value optimisation's prompts).
+    struct FixedBatch: TrainingData {
+        struct Cursor: Codable { var steps = 0 }
+        var cursor = Cursor()
+        let item: ProbeBatch, steps: Int
+        mutating func next() throws -> ProbeBatch? {
+            guard cursor.steps < steps else { return nil }
+            cursor.steps += 1
+            return item
+        }
+        func tokens(in item: ProbeBatch) -> Int { item.batch.ids.count }
+    }
+
+    /// delta at ffn.out@layer (last subject token) making [MASK] predict the new object.
+    static func optimiseValue(_ model: BertModel, vocab: [String], _ c: PreparedCase, layer: Int, base: DenseEdit?,
+                              o: RomeOptions, pad: Int32) throws -> (delta: [Float], value: [Float], loss: Double?) {
+        let C = model.config.hiddenSize
+        let site = Site(.ffnOut, layer)
+        let value = meanAtSubject(model, c, site, base, pad: pad)
+        let residual = meanAtSubject(model, c, Site(.block, layer), base, pad: pad)
+        let hNorm = max(residual.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-6)
+        let pb = ProbeBatch(c.rewrite + [c.essence], padId: pad)
+        let n = c.rewrite.count
+        let essenceBefore = Tensor(Array(ProbeScoring.distributions(model, ProbeBatch([c.essence], padId: pad), base?.interventions()).values),
+                                   shape: [1, model.config.vocabSize])
+        let rows = pb.items.indices.map { pb.row($0, Position.subjectLast.positions(in: pb.items[$0])[0]) }
+        let delta = Parameters([("delta", [1, C])])
+        let group = ParameterGroup().adding(delta, decays: { _ in false })
+        let d = delta["delta"]
+        let targets = Array(repeating: c.newId, count: n) + [-100]
+        var topt = TrainerOptions(steps: o.steps, schedule: LRSchedule(peak: o.lr, warmupSteps: 0, totalSteps: o.steps, decay: .constant),
+                                  hiddenDropout: 0, attentionDropout: 0, seed: o.seed)
+        topt.adamw = AdamWConfig(eps: 1e-8, weightDecay: 0, maxGradNorm: 0)
+        topt.logEvery = o.steps
+        let runDir = NSTemporaryDirectory() + "droplab-rome-\(getpid())-\(c.source.id)"
+        defer { try? FileManager.default.removeItem(atPath: runDir) }
+        var lastLoss: Double? = nil
+        let trainer = Trainer(model: model, vocab: vocab, data: FixedBatch(item: pb, steps: o.steps), options: topt, runDir: runDir,
+                              parameters: group, loss: { tape, model, item, _ in
+            let iv = base?.interventions() ?? Interventions()
+            iv.add(site) { x, tape in
+                tape.replaceRows(x, rows, with: tape.add(tape.gatherRows(x, rows), tape.gatherRows(d, [Int32](repeating: 0, count: rows.count))))
+            }
+            let logits = model.mlmLogits(tape, model.encode(tape, item.batch, interventions: iv), rows: item.maskRows)
+            let nll = tape.crossEntropy(logits, targets: targets)
+            let kl = tape.crossEntropy(tape.gatherRows(logits, [Int32(n)]), distributions: essenceBefore)
+            let l2 = tape.scale(tape.sum(tape.mul(d, d)), o.weightDecay / (hNorm * hNorm))
+            return tape.add(tape.add(nll, tape.scale(kl, o.klFactor)), l2)
+        })
+        trainer.saveCheckpoints = false
+        trainer.log = { _ in }
+        trainer.afterStep = { _ in
+            let norm = (0..<C).reduce(Float(0)) { $0 + d.data[$1] * d.data[$1] }.squareRoot()
+            let cap = o.clampNorm * hNorm
+            if norm > cap { for i in 0..<C { d.data[i] *= cap / norm } }
+        }
+        let summary = try trainer.run()
+        lastLoss = summary.lastMetrics["train_loss"]
+        return (Array(d.values), value, lastLoss)
+    }
+
+    /// The ROME update for one case: dW = delta u^T / (u^T k), u = C^-1 k (rank one).
+    static func rankOneUpdate(delta: [Float], key: [Float], covariance: [Double]) throws -> [Float] {
+        let F = key.count, Cn = delta.count
+        let u = try solveSPD(covariance, n: F, key.map(Double.init), m: 1)
+        let denom = zip(u, key).reduce(0.0) { $0 + $1.0 * Double($1.1) }
+        var dw = [Float](repeating: 0, count: Cn * F)
+        for i in 0..<Cn { for j in 0..<F { dw[i * F + j] = Float(Double(delta[i]) * u[j] / denom) } }
+        return dw
+    }
+
+    static func add(_ dw: [Float], to edit: DenseEdit, layer: Int) {
+        let t = edit.params[weightName(layer)]
+        for i in 0..<t.count { t.data[i] += dw[i] }
+    }
+
+    static func frobenius(_ x: [Float]) -> Double { x.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot() }
+
+    // MARK: shared setup
+
+    struct Setup {
+        let model: BertModel, tok: WordPieceTokenizer
+        let read: Int, dropped: Int
+        let cases: [PreparedCase]
+        let sequences: [[Int32]]
+        let covKey: String
+    }
+
+    static func setup(checkpoint: String, _ o: RomeOptions, log: (String) -> Void) throws -> Setup {
+        let (model, tok) = try KnowledgeSetup.frozenModel(checkpoint)
+        let loaded = try EditCases.load(dataDir: o.dataDir, split: o.split, tokenizer: tok, limit: o.limit)
+        let (sequences, snippets) = try corpusSample(o, tok: tok)
+        let cases = prepare(loaded.cases, snippets: snippets, o: o, tok: tok, maxLength: model.config.maxPositions)
+        log("counterfact (\(o.split)): \(loaded.read) cases read, \(loaded.droppedMultiPiece) dropped (an object is not one word piece), "
+            + "\(cases.count) used")
+        guard !cases.isEmpty else { throw ProbeError("no usable CounterFact case for this vocabulary") }
+        let ckHash = SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: checkpoint)))
+        return Setup(model: model, tok: tok, read: loaded.read, dropped: loaded.droppedMultiPiece, cases: cases, sequences: sequences,
+                     covKey: ckHash + "|" + (o.corpus.isEmpty ? "default:\(o.dataDir ?? "")" : o.corpus.joined(separator: ",")) + "|\(o.covSeqLen)")
+    }
+
+    /// The layer where restoring ffn.out at the last subject token matters most (mean indirect
+    /// effect over up to `traceCases` cases, target = the true object), and the per-layer curve.
+    static func tracedLayer(_ s: Setup, _ o: RomeOptions) -> (layer: Int, curve: [Double]) {
+        let L = s.model.config.numLayers
+        let k = KnowledgeSetup(model: s.model, tokenizer: s.tok, probes: ProbeSet(probes: [], tokenized: [], counts: [:]))
+        let sigma = Float(3 * CausalTrace.embeddingStd(s.model))
+        var sum = [Double](repeating: 0, count: L)
+        let cases = s.cases.prefix(o.traceCases)
+        for c in cases {
+            let p = c.checks[0]
+            let noise = CausalTrace.noise(p, hidden: s.model.config.hiddenSize, sigma: sigma, samples: 3, seed: o.seed ^ UInt64(c.source.id))
+            let (corrupt, restored) = CausalTrace.trace(k, p, kinds: [.ffnOut], noise: noise, window: 1, batch: o.batch)
+            let t = p.subject!.upperBound - 1
+            for l in 0..<L { sum[l] += restored[.ffnOut]![l][t] - corrupt }
+        }
+        let curve = sum.map { $0 / Double(cases.count) }
+        return (curve.indices.max { curve[$0] < curve[$1] } ?? 0, curve)
+    }
+
+    static func export(_ model: BertModel, _ edit: DenseEdit, vocab: [String], to dir: String) throws {
+        let copy = BertModel(config: model.config)
+        copy.params.copyValues(from: model.params)
+        try edit.bake(into: copy)
+        try HFExport.export(model: copy, vocab: vocab, to: dir)
+    }
+
+    // MARK: ROME
+
+    public static func run(checkpoint: String, options o: RomeOptions, log: @escaping (String) -> Void) throws
+        -> (result: RomeResult, records: [RomeCaseRecord]) {
+        let began = Date()
+        try o.validate()
+        let s = try setup(checkpoint: checkpoint, o, log: log)
+        let L = s.model.config.numLayers, pad = s.tok.padId
+        if let l = o.layer, l >= L { throw ProbeError("--layer \(l) does not exist (the model has layers 0...\(L - 1))") }
+        var curve: [Double]? = nil, layer = o.layer ?? 0
+        if o.layer == nil {
+            let t = tracedLayer(s, o)
+            layer = t.layer; curve = t.curve
+            log("rome: causal trace of ffn.out at the last subject token, by layer: \(t.curve.map { String(format: "%.4g", $0) }); layer \(layer)")
+        }
+        let cov = try covariance(s.model, layers: [layer], sequences: s.sequences, cacheKey: s.covKey, cacheDir: o.cacheDir,
+                                 batch: o.batch, pad: pad, log: log)[layer]!
+        let before = checkProbabilities(s.model, s.cases, nil, batch: o.batch, pad: pad)
+        var after: [[Double]] = [], records: [RomeCaseRecord] = []
+        let progress = ProgressLog("rome", total: s.cases.count, log: log)
+        for (i, c) in s.cases.enumerated() {
+            let (delta, value, loss) = try optimiseValue(s.model, vocab: s.tok.vocab, c, layer: layer, base: nil, o: o, pad: pad)
+            let key = meanAtSubject(s.model, c, Site(.ffnAct, layer), nil, pad: pad)
+            let dw = try rankOneUpdate(delta: delta, key: key, covariance: cov)
+            let edit = DenseEdit(model: s.model, targets: [weightName(layer)])
+            edit.params.setTrainable { _ in false }
+            add(dw, to: edit, layer: layer)
+            let p = checkProbabilities(s.model, [c], edit, batch: o.batch, pad: pad)[0]
+            after.append(p)
+            if i == 0, let dir = o.saveEdited { try export(s.model, edit, vocab: s.tok.vocab, to: dir) }
+            records.append(RomeCaseRecord(id: c.source.id, subject: c.source.subject, prompt: c.source.prompt, trueTarget: c.source.trueTarget,
+                                          newTarget: c.source.newTarget, layer: layer, before: named(before[i]), after: named(p),
+                                          updateNorm: frobenius(dw), deltaNorm: frobenius(delta), valueNorm: frobenius(value), finalLoss: loss))
+            progress.update(i + 1)
+        }
+        let r = RomeResult(checkpoint: checkpoint, options: o, casesRead: s.read, casesDroppedMultiPiece: s.dropped, cases: s.cases.count,
+                           layer: layer, layerTrace: curve, before: metrics(before), after: metrics(after),
+                           updateNorm: mean(records.map(\.updateNorm)), seconds: Date().timeIntervalSince(began))
+        return (r, records)
+    }
+
+    // MARK: MEMIT
+
+    /// Insert all `cases` at once over `layers` (values v*_i given at the last layer's ffn.out).
+    static func memitEdit(_ s: Setup, _ cases: [PreparedCase], targets: [[Float]], layers: [Int], covariances: [Int: [Double]],
+                          lambda: Double) throws -> DenseEdit {
+        let F = s.model.config.intermediateSize, C = s.model.config.hiddenSize, pad = s.tok.padId
+        let edit = DenseEdit(model: s.model, targets: layers.map(weightName))
+        edit.params.setTrainable { _ in false }
+        let top = Site(.ffnOut, layers.last!)
+        for (j, l) in layers.enumerated() {
+            let keys = cases.map { meanAtSubject(s.model, $0, Site(.ffnAct, l), edit, pad: pad) }          // [n][F]
+            let current = cases.map { meanAtSubject(s.model, $0, top, edit, pad: pad) }
+            let share = Double(layers.count - j)
+            let n = cases.count
+            var a = covariances[l]!.map { $0 * lambda }
+            for k in keys { for p in 0..<F { let kp = Double(k[p]); if kp != 0 { for q in 0..<F { a[p * F + q] += kp * Double(k[q]) } } } }
+            var kt = [Double](repeating: 0, count: F * n)                                               // K^T [F, n]
+            for (i, k) in keys.enumerated() { for p in 0..<F { kt[p * n + i] = Double(k[p]) } }
+            let x = try solveSPD(a, n: F, kt, m: n)                                                   // [F, n]
+            var dw = [Float](repeating: 0, count: C * F)
+            for i in 0..<n {
+                let r = (0..<C).map { (Double(targets[i][$0]) - Double(current[i][$0])) / share }
+                for c in 0..<C where r[c] != 0 { for p in 0..<F { dw[c * F + p] += Float(r[c] * x[p * n + i]) } }
+            }
+            add(dw, to: edit, layer: l)
+        }
+        return edit
+    }
+
+    public static func runMemit(checkpoint: String, options o: MemitOptions, log: @escaping (String) -> Void) throws
+        -> (result: MemitResult, records: [RomeCaseRecord]) {
+        let began = Date()
+        try o.validate()
+        var eo = o.edit
+        eo.limit = eo.limit ?? o.counts.max()!
+        let s = try setup(checkpoint: checkpoint, eo, log: log)
+        let L = s.model.config.numLayers, pad = s.tok.padId
+        if let bad = (o.layers + (eo.layer.map { [$0] } ?? [])).first(where: { $0 >= L }) {
+            throw ProbeError("--layers: layer \(bad) does not exist (the model has layers 0...\(L - 1))")
+        }
+        var curve: [Double]? = nil, romeLayer = eo.layer ?? 0
+        if eo.layer == nil && (o.layers.isEmpty || o.sequential) {
+            let t = tracedLayer(s, eo)
+            romeLayer = t.layer; curve = t.curve
+            log("memit: causal trace of ffn.out at the last subject token, by layer: \(t.curve.map { String(format: "%.4g", $0) })")
+        }
+        let layers = o.layers.isEmpty ? Array(Set([max(0, romeLayer - 1), romeLayer])).sorted() : o.layers.sorted()
+        let counts = Array(Set(o.counts.map { min($0, s.cases.count) })).sorted()
+        // MEMIT's weight assumes GPT-J's keys (F = 16384): the shrinkage of an edit, (k C^-1 k) /
+        // (lambda + k C^-1 k), depends on lambda / F, so the default keeps that ratio.
+        let lambda = o.lambda ?? 15000 * Double(s.model.config.intermediateSize) / 16384
+        log("memit: layers \(layers), lambda \(String(format: "%.4g", lambda)), edit counts \(counts)" + (o.sequential ? ", sequential ROME at layer \(romeLayer)" : ""))
+        let covs = try covariance(s.model, layers: Array(Set(layers + [romeLayer])).sorted(), sequences: s.sequences, cacheKey: s.covKey,
+                                  cacheDir: eo.cacheDir, batch: eo.batch, pad: pad, log: log)
+        let n = counts.last!
+        let cases = Array(s.cases.prefix(n))
+        let before = checkProbabilities(s.model, cases, nil, batch: eo.batch, pad: pad)
+        // values at the top layer, from the unedited model
+        let progress = ProgressLog("memit: values", total: n, log: log)
+        var targets: [[Float]] = []
+        for (i, c) in cases.enumerated() {
+            let (delta, value, _) = try optimiseValue(s.model, vocab: s.tok.vocab, c, layer: layers.last!, base: nil, o: eo, pad: pad)
+            targets.append(zip(value, delta).map { $0 + $1 })
+            progress.update(i + 1)
+        }
+        var points: [MemitPoint] = []
+        var lastEdit: DenseEdit? = nil
+        for k in counts {
+            let t0 = Date()
+            let edit = try memitEdit(s, Array(cases.prefix(k)), targets: Array(targets.prefix(k)), layers: layers, covariances: covs, lambda: lambda)
+            let m = metrics(checkProbabilities(s.model, Array(cases.prefix(k)), edit, batch: eo.batch, pad: pad))
+            let norm = layers.reduce(0.0) { $0 + pow(frobenius(Array(edit.params[weightName($1)].values)), 2) }.squareRoot()
+            points.append(MemitPoint(edits: k, memit: m, rome: nil, memitUpdateNorm: norm, memitSeconds: Date().timeIntervalSince(t0)))
+            log(String(format: "memit: %d edits: efficacy %.3f paraphrase %.3f neighbourhood %.3f score %.3f (%.0fs)", k, m.efficacy,
+                       m.paraphrase, m.neighbourhood, m.score, Date().timeIntervalSince(t0)))
+            lastEdit = edit
+        }
+        if let dir = eo.saveEdited, let e = lastEdit { try export(s.model, e, vocab: s.tok.vocab, to: dir) }
+        var records: [RomeCaseRecord] = []
+        if o.sequential {
+            let edit = DenseEdit(model: s.model, targets: [weightName(romeLayer)])
+            edit.params.setTrainable { _ in false }
+            let seq = ProgressLog("memit: sequential rome", total: n, log: log)
+            for (i, c) in cases.enumerated() {
+                let (delta, value, loss) = try optimiseValue(s.model, vocab: s.tok.vocab, c, layer: romeLayer, base: edit, o: eo, pad: pad)
+                let key = meanAtSubject(s.model, c, Site(.ffnAct, romeLayer), edit, pad: pad)
+                let dw = try rankOneUpdate(delta: delta, key: key, covariance: covs[romeLayer]!)
+                add(dw, to: edit, layer: romeLayer)
+                if let p = points.firstIndex(where: { $0.edits == i + 1 }) {
+                    points[p].rome = metrics(checkProbabilities(s.model, Array(cases.prefix(i + 1)), edit, batch: eo.batch, pad: pad))
+                }
+                records.append(RomeCaseRecord(id: c.source.id, subject: c.source.subject, prompt: c.source.prompt, trueTarget: c.source.trueTarget,
+                                              newTarget: c.source.newTarget, layer: romeLayer, before: named(before[i]),
+                                              after: named(checkProbabilities(s.model, [c], edit, batch: eo.batch, pad: pad)[0]),
+                                              updateNorm: frobenius(dw), deltaNorm: frobenius(delta), valueNorm: frobenius(value), finalLoss: loss))
+                seq.update(i + 1)
+            }
+        }
+        let r = MemitResult(checkpoint: checkpoint, options: o, casesRead: s.read, casesDroppedMultiPiece: s.dropped, layers: layers,
+                            layerTrace: curve, before: metrics(before), points: points, seconds: Date().timeIntervalSince(began))
+        return (r, records)
+    }
+}

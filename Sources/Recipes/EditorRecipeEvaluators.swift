@@ -1,0 +1,78 @@
+// ROME and MEMIT in recipes: data-dir, seed and the covariance cache come from the recipe and
+// the runner; result.json plus <name>-cases.jsonl (memit also memit-scaling.svg) in the job.
+
+import Evaluators
+import Foundation
+import Text
+
+enum EditorKeys {
+    static let managed = ["dataDir": "the recipe's data-dir", "seed": "the recipe's seeds", "cacheDir": "the runner's cache",
+                          "saveEdited": "recipes keep results, not models"]
+    static func resolve(_ o: inout RomeOptions, _ c: ResolveContext) { o.dataDir = c.dataDir; o.seed = c.seed; o.cacheDir = "" }
+    static func datasets(_ o: RomeOptions) -> [DatasetRef] {
+        [DatasetRef(key: "split", path: DataRoot.resolve(o.dataDir) + "/counterfact/counterfact-\(o.split).json")]
+            + o.corpus.map { DatasetRef(key: "corpus", path: $0) }
+    }
+    static func validate(_ check: () throws -> Void) throws {
+        do { try check() } catch let e as ProbeError { throw OptionError(key: RecipeErrors.flag(in: e.description), e.description) }
+    }
+    static func write<R: Encodable>(_ records: [R], _ name: String, _ context: JobContext) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var lines = Data()
+        for r in records { lines.append(try enc.encode(r)); lines.append(0x0A) }
+        try lines.write(to: URL(fileURLWithPath: context.directory + "/\(name)-cases.jsonl"), options: .atomic)
+    }
+    static func rows(_ prefix: String, _ label: String, _ m: CounterFactMetrics) -> [MetricRow] {
+        [MetricRow("\(prefix).efficacy", "\(label): efficacy (%)", 100 * m.efficacy, better: .higher),
+         MetricRow("\(prefix).paraphrase", "\(label): paraphrase (%)", 100 * m.paraphrase, better: .higher),
+         MetricRow("\(prefix).neighbourhood", "\(label): neighbourhood (%)", 100 * m.neighbourhood, better: .higher),
+         MetricRow("\(prefix).score", "\(label): score (%)", 100 * m.score, better: .higher)]
+    }
+}
+
+public enum RomeRecipeEvaluator: RecipeEvaluator {
+    public static let name = "rome"
+    public static var defaults: RomeOptions { RomeOptions() }
+    public static var managedKeys: [String: String] { EditorKeys.managed }
+    public static func resolve(_ o: inout RomeOptions, explicit: Set<String>, context c: ResolveContext) { EditorKeys.resolve(&o, c) }
+    public static func validate(_ o: RomeOptions) throws { try EditorKeys.validate(o.validate) }
+    public static func datasets(_ o: RomeOptions) -> [DatasetRef] { EditorKeys.datasets(o) }
+    public static func run(checkpoint: String, options: RomeOptions, context: JobContext) throws -> RomeResult {
+        var o = options
+        o.cacheDir = context.cacheDir
+        let (r, records) = try Rome.run(checkpoint: checkpoint, options: o, log: context.log)
+        try EditorKeys.write(records, name, context)
+        return r
+    }
+    public static func rows(_ r: RomeResult) -> [MetricRow] {
+        [MetricRow("rome.layer", "ROME: edited layer", Double(r.layer))] + EditorKeys.rows("rome", "ROME", r.after)
+    }
+}
+
+public enum MemitRecipeEvaluator: RecipeEvaluator {
+    public static let name = "memit"
+    public static var defaults: MemitOptions { MemitOptions() }
+    public static var managedKeys: [String: String] { EditorKeys.managed }
+    public static var aliases: [String: [String]] {
+        let keys = (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(RomeOptions())) as? [String: Any])?.keys.map { $0 } ?? []
+        return Dictionary(uniqueKeysWithValues: Set(keys + ["dataDir", "layer", "saveEdited", "limit"]).map { ($0, ["edit", $0]) })
+    }
+    public static func resolve(_ o: inout MemitOptions, explicit: Set<String>, context c: ResolveContext) { EditorKeys.resolve(&o.edit, c) }
+    public static func validate(_ o: MemitOptions) throws { try EditorKeys.validate(o.validate) }
+    public static func datasets(_ o: MemitOptions) -> [DatasetRef] { EditorKeys.datasets(o.edit) }
+    public static func run(checkpoint: String, options: MemitOptions, context: JobContext) throws -> MemitResult {
+        var o = options
+        o.edit.cacheDir = context.cacheDir
+        let (r, records) = try Rome.runMemit(checkpoint: checkpoint, options: o, log: context.log)
+        try EditorKeys.write(records, name, context)
+        try Data(MemitPlot.svg(r).utf8).write(to: URL(fileURLWithPath: context.directory + "/memit-scaling.svg"), options: .atomic)
+        return r
+    }
+    public static func rows(_ r: MemitResult) -> [MetricRow] {
+        r.points.flatMap { p in
+            EditorKeys.rows("memit.\(p.edits)", "MEMIT, \(p.edits) edits", p.memit)
+                + (p.rome.map { EditorKeys.rows("memit.rome.\(p.edits)", "ROME sequential, \(p.edits) edits", $0) } ?? [])
+        }
+    }
+}
