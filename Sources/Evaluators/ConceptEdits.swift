@@ -29,7 +29,7 @@ import Training
 public struct EditOptions: Codable, Equatable, Sendable {
     public var probes = ProbeOptions()
     public var concepts: Int? = 50            // most frequent first; nil: all
-    public var only: [String] = []            // edit these concepts instead (--concept, repeatable)
+    public var concept: [String] = []         // edit these concepts instead (--concept, repeatable)
     public var minProbes = 10                 // concepts with fewer probes are skipped
     public var heldOut = 0.1
     public var splitSeed: UInt64 = 7
@@ -200,8 +200,8 @@ public enum ConceptEdits {
         var by = Dictionary(grouping: set.probes.indices, by: { set.probes[$0].concept }).map { ($0.key, $0.value) }
         by.sort { ($0.1.count, $1.0) > ($1.1.count, $0.0) }
         let eligible = by.filter { $0.1.count >= o.minProbes }
-        if !o.only.isEmpty {
-            return (try o.only.map { name in
+        if !o.concept.isEmpty {
+            return (try o.concept.map { name in
                 guard let c = by.first(where: { $0.0 == name }) else { throw ProbeError("--concept '\(name)': no probe has this object") }
                 guard c.1.count >= o.minProbes else {
                     throw ProbeError("--concept '\(name)': \(c.1.count) probes, fewer than --min-probes \(o.minProbes)")

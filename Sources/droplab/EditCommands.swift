@@ -30,7 +30,7 @@ struct EditFlags: ParsableArguments {
 
     func options(_ defaults: EditOptions) -> EditOptions {
         var o = defaults
-        o.probes = probe.options; o.concepts = concepts.value; o.only = concept; o.minProbes = minProbes; o.heldOut = heldOut
+        o.probes = probe.options; o.concepts = concepts.value; o.concept = concept; o.minProbes = minProbes; o.heldOut = heldOut
         o.splitSeed = splitSeed; o.epochs = epochs ?? o.epochs; o.lr = lr ?? o.lr; o.trainBatch = trainBatch ?? o.trainBatch
         o.weightDecay = weightDecay; o.maxGradNorm = maxGradNorm; o.dropout = dropout
         o.saveEdited = saveEdited; o.saveConcept = saveConcept

@@ -95,7 +95,7 @@ final class ConceptEditTests: XCTestCase {
     /// The shared options of the tests: one concept, 20% held out.
     func editOptions(_ defaults: EditOptions, _ w: World, concept: String = ConceptEditTests.concept) -> EditOptions {
         var o = defaults
-        o.probes.probes = w.probes; o.only = [concept]; o.heldOut = 0.2; o.minProbes = 10
+        o.probes.probes = w.probes; o.concept = [concept]; o.heldOut = 0.2; o.minProbes = 10
         return o
     }
 
