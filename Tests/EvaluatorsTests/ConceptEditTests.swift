@@ -31,7 +31,13 @@ final class ConceptEditTests: XCTestCase {
     struct World { let dir: String, checkpoint: String, probes: String, maskProbes: String, trainSeconds: Double }
     nonisolated(unsafe) static var cached: World?
 
-    /// Build (once per process) the vocabulary, the probe file and the trained checkpoint.
+    override class func tearDown() {
+        if let w = cached { try? FileManager.default.removeItem(atPath: w.dir) }
+        cached = nil
+        super.tearDown()
+    }
+
+    /// Build (once per class run) the vocabulary, the probe file and the trained checkpoint.
     static func world() throws -> World {
         if let w = cached { return w }
         let dir = NSTemporaryDirectory() + "droplab-edits-\(getpid())"
