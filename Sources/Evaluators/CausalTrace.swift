@@ -29,7 +29,7 @@ public struct TraceOptions: ProbeEvaluatorOptions, Equatable {
         guard window >= 1 else { throw OptionError(key: "window", "must be at least 1, got \(window)") }
         guard !kinds.isEmpty else { throw OptionError(key: "kinds", "must name at least one of block, ffn.out, attn.out") }
         for k in kinds where !["block", "ffn.out", "attn.out"].contains(k) {
-            throw ProbeError("--kinds: '\(k)' is not one of block, ffn.out, attn.out")
+            throw OptionError(key: "kinds", "'\(k)' is not one of block, ffn.out, attn.out")
         }
     }
 }

@@ -29,6 +29,7 @@ import Training
 public struct EditOptions: Codable, Equatable, Sendable {
     public var probes = ProbeOptions()
     public var concepts: Int? = 50            // most frequent first; nil: all
+    public var concept: [String] = []         // edit these concepts instead (--concept, repeatable)
     public var minProbes = 10                 // concepts with fewer probes are skipped
     public var heldOut = 0.1
     public var splitSeed: UInt64 = 7
@@ -194,10 +195,19 @@ struct EditTrainData: TrainingData {
 public enum ConceptEdits {
     /// Concepts with at least `minProbes` probes, most frequent first (ties by name), and how
     /// many were skipped for having fewer.
-    public static func concepts(_ set: ProbeSet, _ o: EditOptions) -> (chosen: [(String, [Int])], skipped: Int) {
+    public static func concepts(_ set: ProbeSet, _ o: EditOptions) throws -> (chosen: [(String, [Int])], skipped: Int) {
         var by = Dictionary(grouping: set.probes.indices, by: { set.probes[$0].concept }).map { ($0.key, $0.value) }
         by.sort { ($0.1.count, $1.0) > ($1.1.count, $0.0) }
         let eligible = by.filter { $0.1.count >= o.minProbes }
+        if !o.concept.isEmpty {
+            return (try o.concept.map { name in
+                guard let c = by.first(where: { $0.0 == name }) else { throw OptionError(key: "concept", "'\(name)': no probe has this object") }
+                guard c.1.count >= o.minProbes else {
+                    throw OptionError(key: "concept", "'\(name)': \(c.1.count) probes, fewer than --min-probes \(o.minProbes)")
+                }
+                return c
+            }, 0)
+        }
         return (o.concepts.map { Array(eligible.prefix($0)) } ?? eligible, by.count - eligible.count)
     }
 
@@ -262,6 +272,7 @@ public enum ConceptEdits {
         topt.accumulation = accumulation
         topt.adamw = AdamWConfig(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm)
         topt.logEvery = 1
+        model.params.setTrainable { _ in false }            // the base model is frozen: only the edit's tensors train
         let group = ParameterGroup().adding(edit.params, decays: { _ in true })
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("droplab-edit-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -299,7 +310,7 @@ public enum ConceptEdits {
         try o.validate()
         let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.probes, log: log)
         let vocab = try Checkpoint.load(checkpoint).vocab
-        let (chosen, skipped) = concepts(k.probes, o)
+        let (chosen, skipped) = try concepts(k.probes, o)
         guard !chosen.isEmpty else { throw ProbeError("no concept has --min-probes \(o.minProbes) probes") }
         if let c = o.saveConcept, !chosen.contains(where: { $0.0 == c }) {
             throw OptionError(key: "save-concept", "'\(c)' is not among the \(chosen.count) concepts edited")
@@ -351,12 +362,12 @@ public enum ConceptEdits {
                       "attention-output": "attention.output.dense.weight", "intermediate": "intermediate.dense.weight",
                       "output": "output.dense.weight"]
         for m in modules where suffix[m] == nil {
-            throw ProbeError("--modules: unknown module '\(m)' (known: \(suffix.keys.sorted().joined(separator: ", ")))")
+            throw OptionError(key: "modules", "unknown module '\(m)' (known: \(suffix.keys.sorted().joined(separator: ", ")))")
         }
         for l in layers where l < 0 || l >= config.numLayers {
-            throw ProbeError("--layers: layer \(l) out of range 0..<\(config.numLayers)")
+            throw OptionError(key: "layers", "layer \(l) out of range 0..<\(config.numLayers)")
         }
-        if modules.isEmpty { throw ProbeError("--modules: at least one module is needed") }
+        if modules.isEmpty { throw OptionError(key: "modules", "at least one module is needed") }
         let ls = layers.isEmpty ? Array(0..<config.numLayers) : layers
         return ls.flatMap { l in modules.map { "bert.encoder.layer.\(l).\(suffix[$0]!)" } }
     }

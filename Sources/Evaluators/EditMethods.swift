@@ -24,7 +24,7 @@ import Training
 import Interventions
 import Text
 
-public struct BMaskOptions: Codable, Equatable, Sendable {
+public struct BMaskOptions: CommandOptions, Equatable, Sendable {
     public var edit = EditOptions(epochs: 5, lr: 0.01, trainBatch: 16)
     public var beta: Float = 1e-5
     public var temperature: Float = 1
@@ -40,17 +40,17 @@ public struct BMaskOptions: Codable, Equatable, Sendable {
     }
 }
 
-public struct FinetuneOptions: Codable, Equatable, Sendable {
+public struct FinetuneOptions: CommandOptions, Equatable, Sendable {
     public var edit = EditOptions(epochs: 1, lr: 1e-4, trainBatch: 10)
     public var params = ["*"]                 // glob patterns over Hugging Face parameter names
     public init() {}
     public func validate() throws {
         try edit.validate()
-        if params.isEmpty { throw ProbeError("--params: at least one pattern is needed") }
+        if params.isEmpty { throw OptionError(key: "params", "at least one pattern is needed") }
     }
 }
 
-public struct LoRAOptions: Codable, Equatable, Sendable {
+public struct LoRAOptions: CommandOptions, Equatable, Sendable {
     public var edit = EditOptions(epochs: 1, lr: 5e-4, trainBatch: 10)
     public var ranks = [64, 32, 16, 8, 4, 2, 1]
     public var alpha: Float = 8
@@ -65,7 +65,7 @@ public struct LoRAOptions: Codable, Equatable, Sendable {
     }
 }
 
-public struct ReFTOptions: Codable, Equatable, Sendable {
+public struct ReFTOptions: CommandOptions, Equatable, Sendable {
     public var edit = EditOptions(epochs: 1, lr: 5e-4, trainBatch: 10)
     public var ranks = [64, 32, 16, 8, 4, 2, 1]
     public var places: [String] = []          // "layer:position" (cls, sep, mask); default: the study's layout
@@ -74,7 +74,7 @@ public struct ReFTOptions: Codable, Equatable, Sendable {
         try edit.validate()
         try validateRanks(ranks, saveRank: nil)
         if edit.saveEdited != nil {
-            throw ProbeError("--save-edited: reft edits activations (LoReFT), which no BertForMaskedLM weights can express")
+            throw OptionError(key: "save-edited", "reft edits activations (LoReFT), which no BertForMaskedLM weights can express")
         }
         _ = try ReFTEval.parsePlaces(places)
     }
@@ -119,7 +119,7 @@ public enum FinetuneEval {
             k, vocab, s, before, export in
             let names = k.model.params.entries.map(\.name)
             for p in o.params where !names.contains(where: { glob(p, $0) }) {
-                throw ProbeError("--params: no parameter matches '\(p)' (names as in the checkpoint, e.g. bert.encoder.layer.0.output.dense.weight)")
+                throw OptionError(key: "params", "no parameter matches '\(p)' (names as in the checkpoint, e.g. bert.encoder.layer.0.output.dense.weight)")
             }
             let edit = DenseEdit(model: k.model, targets: names.filter { n in o.params.contains { glob($0, n) } })
             size = edit.params.totalCount
@@ -142,7 +142,7 @@ public enum LoRAEval {
             k, vocab, s, before, export in
             let targets = try ConceptEdits.matrices(k.model.config, modules: o.modules, layers: o.layers)
             let smallest = targets.map { k.model.params[$0].shape.min()! }.min()!
-            if let r = o.ranks.first(where: { $0 > smallest }) { throw ProbeError("--ranks: rank \(r) exceeds the smallest target dimension \(smallest)") }
+            if let r = o.ranks.first(where: { $0 > smallest }) { throw OptionError(key: "ranks", "rank \(r) exceeds the smallest target dimension \(smallest)") }
             return try o.ranks.map { rank in
                 let edit = LoRAEdit(model: k.model, targets: targets, rank: rank, alpha: o.alpha,
                                     seed: o.edit.probes.seed ^ StableHash.of(s.concept) ^ UInt64(rank))
@@ -172,7 +172,7 @@ public enum ReFTEval {
         try specs.map { spec in
             let parts = spec.split(separator: ":").map(String.init)
             guard parts.count == 2, let l = Int(parts[0]), l >= 0, ["cls", "sep", "mask"].contains(parts[1]) else {
-                throw ProbeError("--places: '\(spec)' is not layer:position with position cls, sep or mask")
+                throw OptionError(key: "places", "'\(spec)' is not layer:position with position cls, sep or mask")
             }
             return LoReFTEdit.Place(layer: l, position: parts[1])
         }
@@ -185,8 +185,8 @@ public enum ReFTEval {
             k, vocab, s, before, _ in
             let c = k.model.config
             let places = o.places.isEmpty ? studyPlaces(layers: c.numLayers) : try parsePlaces(o.places)
-            if let p = places.first(where: { $0.layer >= c.numLayers }) { throw ProbeError("--places: layer \(p.layer) out of range 0..<\(c.numLayers)") }
-            if let r = o.ranks.first(where: { $0 > c.hiddenSize }) { throw ProbeError("--ranks: rank \(r) exceeds the hidden size \(c.hiddenSize)") }
+            if let p = places.first(where: { $0.layer >= c.numLayers }) { throw OptionError(key: "places", "layer \(p.layer) out of range 0..<\(c.numLayers)") }
+            if let r = o.ranks.first(where: { $0 > c.hiddenSize }) { throw OptionError(key: "ranks", "rank \(r) exceeds the hidden size \(c.hiddenSize)") }
             return try o.ranks.map { rank in
                 let edit = LoReFTEdit(hiddenSize: c.hiddenSize, places: places, rank: rank,
                                       seed: o.edit.probes.seed ^ StableHash.of(s.concept) ^ UInt64(rank))

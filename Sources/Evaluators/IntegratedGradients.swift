@@ -41,7 +41,7 @@ public struct IGOptions: ProbeEvaluatorOptions, Equatable {
         if alphas.contains(where: { !($0 >= 0 && $0 <= 1) }) { throw OptionError(key: "alphas", "must lie in [0, 1]") }
         if top < 0 { throw OptionError(key: "top", "must be >= 0, got \(top)") }
         if let L, let bad = layers.first(where: { $0 < 0 || $0 >= L }) {
-            throw ProbeError("--layers: layer \(bad) does not exist (the model has layers 0...\(L - 1))")
+            throw OptionError(key: "layers", "layer \(bad) does not exist (the model has layers 0...\(L - 1))")
         }
     }
 }

@@ -22,10 +22,10 @@ public struct InterchangeOptions: ProbeEvaluatorOptions, Equatable {
         try source.validate()
         guard !kinds.isEmpty else { throw OptionError(key: "kinds", "must name at least one site kind") }
         for k in kinds where SiteKind(rawValue: k) == nil || k == "emb.word" || k == "attn.heads" {
-            throw ProbeError("--kinds: '\(k)' is not one of emb, attn.out, ffn.pre, ffn.act, ffn.out, block")
+            throw OptionError(key: "kinds", "'\(k)' is not one of emb, attn.out, ffn.pre, ffn.act, ffn.out, block")
         }
         for p in positions where p == .all || p == .subject {
-            throw ProbeError("--positions: '\(p.rawValue)' names several tokens; use subject-first, subject-last, mask, cls or sep")
+            throw OptionError(key: "positions", "'\(p.rawValue)' names several tokens; use subject-first, subject-last, mask, cls or sep")
         }
         if let n = pairs, n < 1 { throw OptionError(key: "pairs", "must be at least 1, got \(n)") }
     }

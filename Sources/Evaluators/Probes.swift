@@ -142,7 +142,7 @@ public struct ProbeSet {
         }
         let available = Set(names.map { String($0.dropLast(6)) })
         for r in relations where !available.contains(r) {
-            throw ProbeError("--relations: unknown ParaRel relation '\(r)' (known: \(available.sorted().joined(separator: ", ")))")
+            throw OptionError(key: "relations", "unknown ParaRel relation '\(r)' (known: \(available.sorted().joined(separator: ", ")))")
         }
         var out: [Probe] = []
         for rel in (relations.isEmpty ? available.sorted() : relations) {

@@ -540,7 +540,7 @@ public enum Rome {
         let s = try setup(checkpoint: checkpoint, eo, log: log)
         let L = s.model.config.numLayers, pad = s.tok.padId
         if let bad = (o.layers + (eo.layer.map { [$0] } ?? [])).first(where: { $0 >= L }) {
-            throw ProbeError("--layers: layer \(bad) does not exist (the model has layers 0...\(L - 1))")
+            throw OptionError(key: "layers", "layer \(bad) does not exist (the model has layers 0...\(L - 1))")
         }
         var curve: [Double]? = nil, romeLayer = eo.layer ?? 0
         if eo.layer == nil && (o.layers.isEmpty || o.sequential) {

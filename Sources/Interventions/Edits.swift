@@ -83,19 +83,22 @@ public final class BinaryMaskEdit: Edit {
         }
     }
 
-    /// Logistic samples log u − log(1 − u), u uniform in (0, 1) (the difference of two Gumbels).
+    /// Logistic samples log u − log(1 − u) with u = (k + 1/2)/2¹⁶ for 16 random bits k per weight
+    /// (the difference of two Gumbels), looked up in a table of the 2¹⁶ values.
     static func logisticNoise(shape: [Int], rng: CounterRNG) -> Tensor {
-        let n = shape.reduce(1, *)
-        var v = [Float](repeating: 0, count: n)
-        v.withUnsafeMutableBufferPointer { p in
+        let n = shape.reduce(1, *), table = logisticTable
+        let st = Storage(count: n, zeroed: false), p = st.pointer
+        table.withUnsafeBufferPointer { t in
             Parallel.forEach(n) { r in
-                for i in r {
-                    let u = rng.uniform(i) + 0x1p-17                 // in (0, 1)
-                    p[i] = logf(u) - logf(1 - u)
-                }
+                for i in r { p[i] = t[Int(rng.bits16(i >> 2) >> UInt64(16 * (i & 3)) & 0xFFFF)] }
             }
         }
-        return Tensor(v, shape: shape)
+        return Tensor(view: p, grad: nil, shape: shape, owner: st)
+    }
+
+    static let logisticTable: [Float] = (0..<65536).map { k in
+        let u = (Double(k) + 0.5) / 65536
+        return Float(log(u) - log(1 - u))
     }
 
     /// Weights kept at evaluation (logit > 0) per target matrix.

@@ -123,6 +123,10 @@ public enum EvaluatorRegistry {
         AnyEvaluator(RomeRecipeEvaluator.self),
         AnyEvaluator(MemitRecipeEvaluator.self),
         AnyEvaluator(MendRecipeEvaluator.self),
+        AnyEvaluator(BMaskRecipeEvaluator.self),
+        AnyEvaluator(FinetuneRecipeEvaluator.self),
+        AnyEvaluator(LoRARecipeEvaluator.self),
+        AnyEvaluator(ReFTRecipeEvaluator.self),
     ]
 
     public static func named(_ name: String) -> AnyEvaluator? { all.first { $0.name == name } }

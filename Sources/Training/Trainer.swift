@@ -145,6 +145,9 @@ public final class Trainer<Data: TrainingData> {
     }
 
     public func save(to path: String) throws {
+        guard optimizer.params === model.params else {
+            throw TrainerError("\(path): a checkpoint holds the model's optimizer state, but this parameter group starts with another store (set saveCheckpoints = false)")
+        }
         let w = model.params.values.pointer
         for i in 0..<model.params.totalCount where !w[i].isFinite {
             throw TrainerError("weights are not finite after step \(step): stopping; last good checkpoint kept at \(lastCheckpoint)")

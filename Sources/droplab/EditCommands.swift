@@ -8,12 +8,14 @@ struct ConceptCount: ExpressibleByArgument {
     init?(argument: String) {
         if argument == "all" { value = nil } else if let n = Int(argument) { value = n } else { return nil }
     }
+    var defaultValueDescription: String { value.map(String.init) ?? "all" }
 }
 
 /// The flags every edit evaluator shares; training defaults are the method's.
 struct EditFlags: ParsableArguments {
     @OptionGroup var probe: ProbeFlags
     @Option(help: "Concepts edited, most frequent first: a number or 'all'.") var concepts = ConceptCount(argument: "50")!
+    @Option(help: "Edit this concept (an object word; repeatable) instead of the most frequent ones.") var concept: [String] = []
     @Option(help: "Concepts with fewer probes are skipped.") var minProbes = 10
     @Option(help: "Share of each concept's probes held out.") var heldOut = 0.1
     @Option(help: "Seed of the per-concept split (the study: 7).") var splitSeed: UInt64 = 7
@@ -28,7 +30,7 @@ struct EditFlags: ParsableArguments {
 
     func options(_ defaults: EditOptions) -> EditOptions {
         var o = defaults
-        o.probes = probe.options; o.concepts = concepts.value; o.minProbes = minProbes; o.heldOut = heldOut
+        o.probes = probe.options; o.concepts = concepts.value; o.concept = concept; o.minProbes = minProbes; o.heldOut = heldOut
         o.splitSeed = splitSeed; o.epochs = epochs ?? o.epochs; o.lr = lr ?? o.lr; o.trainBatch = trainBatch ?? o.trainBatch
         o.weightDecay = weightDecay; o.maxGradNorm = maxGradNorm; o.dropout = dropout
         o.saveEdited = saveEdited; o.saveConcept = saveConcept

@@ -94,6 +94,22 @@ final class RecipeValidationTests: XCTestCase {
         XCTAssertNotEqual(other.jobs[1].hash, r.jobs[1].hash, "a different pretraining changes the evaluator's hash")
     }
 
+    /// The concept-edit evaluators: flattened keys reach their nested options, the recipe sets the
+    /// data root and seed, bad values and models kept are errors naming the key.
+    func testEditEvaluators() throws {
+        let r = try load(recipe("[evaluators.lora]\nranks = [8, 2]\nlimit = 40\nepochs = 2\nconcept = [\"france\"]\n[evaluators.bmask]\nbeta = 1e-4"))
+        XCTAssertEqual(r.evaluators.map(\.evaluator.name), ["lora", "bmask"])
+        let lora = try JSONSerialization.jsonObject(with: r.jobs[1].config) as! [String: Any]
+        let edit = lora["edit"] as! [String: Any], probes = edit["probes"] as! [String: Any]
+        XCTAssertEqual(lora["ranks"] as? [Int], [8, 2]); XCTAssertEqual(edit["epochs"] as? Int, 2)
+        XCTAssertEqual(edit["concept"] as? [String], ["france"]); XCTAssertEqual(edit["lr"] as? Double ?? 0, 5e-4, accuracy: 1e-9)
+        XCTAssertEqual(probes["limit"] as? Int, 40); XCTAssertEqual(probes["dataDir"] as? String, dir + "/data")
+        assertError(recipe("[evaluators.lora]\nranks = [4, 0]"), line: 10, ["key 'ranks' in [evaluators.lora]", "--ranks must"])
+        assertError(recipe("[evaluators.reft]\nplaces = [\"1:head\"]"), line: 10, ["key 'places' in [evaluators.reft]"])
+        assertError(recipe("[evaluators.bmask]\nheld-out = 1.5"), line: 10, ["key 'held-out' in [evaluators.bmask]", "(0, 1)"])
+        assertError(recipe("[evaluators.ft]\nsave-edited = \"x\""), line: 10, ["key 'save-edited' in [evaluators.ft]", "recipes keep results"])
+    }
+
     func testUnknownEvaluator() {
         assertError(recipe("[evaluators.knowledge-neurons]\nlayers = 2"), line: 9,
                     ["unknown evaluator 'knowledge-neurons'", "known: mlm, blimp, squad"])
