@@ -29,10 +29,13 @@ public protocol Edit: AnyObject {
     func install(into iv: Interventions, _ context: EditContext)
     /// Called after every optimizer step (e.g. to keep LoReFT's rows orthonormal).
     func afterStep()
+    /// Activation-level edits (site hooks) have no weight-space form.
+    var activationLevel: Bool { get }
 }
 
 extension Edit {
     public func afterStep() {}
+    public var activationLevel: Bool { false }
 
     /// The interventions for one forward pass (evaluation unless `context` says otherwise).
     public func interventions(_ context: EditContext = .evaluation) -> Interventions {
@@ -46,8 +49,8 @@ extension Edit {
     /// the plain forward of the baked model equals the base model with the edit installed.
     /// Throws for activation-level edits, which have no weight-space form.
     public func bake(into model: BertModel) throws {
+        guard !activationLevel else { throw EditError("an activation-level edit (\(type(of: self))) has no weight-space form") }
         let iv = interventions()
-        guard iv.sites.isEmpty else { throw EditError("an activation-level edit (sites \(iv.sites)) has no weight-space form") }
         let tape = Tape(recording: false)
         for name in iv.viewedParameters {
             let w = model.params[name]
@@ -192,6 +195,8 @@ public final class LoReFTEdit: Edit {
         }
         afterStep()
     }
+
+    public var activationLevel: Bool { true }
 
     public func install(into iv: Interventions, _ context: EditContext) {
         for (k, place) in places.enumerated() {

@@ -14,8 +14,10 @@ final class PretrainTests: XCTestCase {
          "--val-sequences", "32", "--val-fraction", "0.15", "--log-every", "5", "--cache-dir", dir + "/cache", "--out", out] + extra
     }
 
+    /// The run's metrics lines (none before its first log line).
     func metrics(_ run: String) throws -> [[String: Any]] {
-        try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
+        guard FileManager.default.fileExists(atPath: run + "/metrics.jsonl") else { return [] }
+        return try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
             try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
         }
     }
