@@ -29,9 +29,7 @@ public struct IGOptions: ProbeEvaluatorOptions, Equatable {
     public var alphaList: [Double] { alphas.isEmpty ? IGOptions.midpoints(steps) : alphas }
     public static func midpoints(_ m: Int) -> [Double] { (1...max(m, 1)).map { (Double($0) - 0.5) / Double(m) } }
 
-    public func validate() throws { try validate(layers: nil) }
-
-    public func validate(layers L: Int?) throws {
+    public func validate() throws {
         try source.validate()
         guard let kind = SiteKind(rawValue: site) else {
             throw OptionError(key: "site", "must be one of \(SiteKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(site)'")
@@ -40,9 +38,7 @@ public struct IGOptions: ProbeEvaluatorOptions, Equatable {
         if steps < 1 && alphas.isEmpty { throw OptionError(key: "steps", "must be at least 1, got \(steps)") }
         if alphas.contains(where: { !($0 >= 0 && $0 <= 1) }) { throw OptionError(key: "alphas", "must lie in [0, 1]") }
         if top < 0 { throw OptionError(key: "top", "must be >= 0, got \(top)") }
-        if let L, let bad = layers.first(where: { $0 < 0 || $0 >= L }) {
-            throw OptionError(key: "layers", "layer \(bad) does not exist (the model has layers 0...\(L - 1))")
-        }
+        if layers.contains(where: { $0 < 0 }) { throw OptionError(key: "layers", "must be >= 0") }
     }
 }
 
@@ -154,8 +150,7 @@ extension IntegratedGradients {
         -> (result: IGResult, records: [IGProbeRecord]) {
         let began = Date()
         try o.validate()
-        let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.source, log: log)
-        try o.validate(layers: k.model.config.numLayers)
+        let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.source, layers: ("layers", o.layers), log: log)
         let kind = SiteKind(rawValue: o.site)!
         let layers = !kind.perLayer ? [0] : o.layers.isEmpty ? Array(0..<k.model.config.numLayers) : o.layers
         let alphas = o.alphaList

@@ -9,6 +9,7 @@ import Checkpoint
 import Foundation
 import Interventions
 import Text
+import Training
 
 public struct KnowledgeSetup {
     public let model: BertModel
@@ -17,9 +18,12 @@ public struct KnowledgeSetup {
 
     /// Load an MLM checkpoint (all parameters frozen: evaluators differentiate activations
     /// only) and its probes; logs how many probes each relation keeps.
-    public static func load(checkpoint: String, probes o: ProbeOptions, log: (String) -> Void) throws -> KnowledgeSetup {
+    /// `layers`: layers a flag names, checked against the checkpoint before any data is read.
+    public static func load(checkpoint: String, probes o: ProbeOptions, layers: (flag: String, values: [Int])? = nil,
+                            log: (String) -> Void) throws -> KnowledgeSetup {
         try o.validate()
         let (model, tok) = try frozenModel(checkpoint)
+        if let (flag, values) = layers { try checkLayers(values, flag: flag, model.config) }
         let set = try ProbeSet.load(o, tokenizer: tok, maxLength: model.config.maxPositions)
         let c = set.counts.values
         log("probes: \(set.probes.count) from \(c.reduce(0) { $0 + $1.keptFacts }) facts in \(set.counts.count) relation(s); "
@@ -27,6 +31,13 @@ public struct KnowledgeSetup {
             + "\(c.reduce(0) { $0 + $1.droppedOther }) unusable")
         guard !set.probes.isEmpty else { throw ProbeError("no usable probes (every target is more than one word piece of this vocabulary?)") }
         return KnowledgeSetup(model: model, tokenizer: tok, probes: set)
+    }
+
+    /// Every layer a flag names exists in the model.
+    static func checkLayers(_ layers: [Int], flag: String, _ config: BertConfig) throws {
+        if let bad = layers.first(where: { $0 >= config.numLayers }) {
+            throw OptionError(key: flag, "\(bad) does not exist (the model has layers 0...\(config.numLayers - 1))")
+        }
     }
 
     /// An MLM checkpoint with every parameter frozen, and its tokenizer.

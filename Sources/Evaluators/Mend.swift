@@ -243,9 +243,8 @@ public enum Mend {
         -> (result: MendResult, records: [MendFactRecord]) {
         let began = Date()
         try o.validate()
-        let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.source, log: log)
+        let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.source, layers: ("layers", o.layers), log: log)
         let model = k.model, L = model.config.numLayers, pad = k.tokenizer.padId
-        if let bad = o.layers.first(where: { $0 >= L }) { throw OptionError(key: "layers", "layer \(bad) does not exist (0...\(L - 1))") }
         let layers = o.layers.isEmpty ? Array((L - max(1, Int((Double(L) / 4).rounded())))..<L) : o.layers.sorted()
         let probes = k.probes.probes, toks = k.probes.tokenized
         // facts with a paraphrase, split by concept

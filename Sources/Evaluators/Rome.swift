@@ -422,8 +422,10 @@ public enum Rome {
         let covKey: String
     }
 
-    static func setup(checkpoint: String, _ o: RomeOptions, log: (String) -> Void) throws -> Setup {
+    static func setup(checkpoint: String, _ o: RomeOptions, layers: [Int] = [], log: (String) -> Void) throws -> Setup {
         let (model, tok) = try KnowledgeSetup.frozenModel(checkpoint)
+        try KnowledgeSetup.checkLayers(o.layer.map { [$0] } ?? [], flag: "layer", model.config)
+        try KnowledgeSetup.checkLayers(layers, flag: "layers", model.config)
         let loaded = try EditCases.load(dataDir: o.dataDir, split: o.split, tokenizer: tok, limit: o.limit)
         let (sequences, snippets) = try corpusSample(o, tok: tok)
         let cases = prepare(loaded.cases, snippets: snippets, o: o, tok: tok, maxLength: model.config.maxPositions)
@@ -468,8 +470,7 @@ public enum Rome {
         let began = Date()
         try o.validate()
         let s = try setup(checkpoint: checkpoint, o, log: log)
-        let L = s.model.config.numLayers, pad = s.tok.padId
-        if let l = o.layer, l >= L { throw OptionError(key: "layer", "\(l) does not exist (the model has layers 0...\(L - 1))") }
+        let pad = s.tok.padId
         var curve: [Double]? = nil, layer = o.layer ?? 0
         if o.layer == nil {
             let t = tracedLayer(s, o)
@@ -537,11 +538,8 @@ public enum Rome {
         try o.validate()
         var eo = o.edit
         eo.limit = eo.limit ?? o.counts.max()!
-        let s = try setup(checkpoint: checkpoint, eo, log: log)
-        let L = s.model.config.numLayers, pad = s.tok.padId
-        if let bad = (o.layers + (eo.layer.map { [$0] } ?? [])).first(where: { $0 >= L }) {
-            throw OptionError(key: "layers", "layer \(bad) does not exist (the model has layers 0...\(L - 1))")
-        }
+        let s = try setup(checkpoint: checkpoint, eo, layers: o.layers, log: log)
+        let pad = s.tok.padId
         var curve: [Double]? = nil, romeLayer = eo.layer ?? 0
         if eo.layer == nil && (o.layers.isEmpty || o.sequential) {
             let t = tracedLayer(s, eo)

@@ -55,6 +55,10 @@ final class BadInputTests: XCTestCase {
         let squad = ["eval", "squad", "ck.h5", "--data-dir", TestData.sharedData, "--max-dev-examples", "2", "--max-train-examples", "2",
                      "--max-seq-len", "64", "--max-query-len", "16", "--doc-stride", "16", "--results", "results"]
         let bench = ["bench", "--presets", "tiny", "--vocab-sizes", "100", "--dropouts", "0"]
+        func probe(_ name: String) -> [String] { ["eval", name, "ck.h5", "--data-dir", TestData.sharedData, "--results", "results"] }
+        func editor(_ name: String) -> [String] {
+            ["eval", name, "ck.h5", "--data-dir", TestData.sharedData, "--corpus", "corpus.txt", "--cache-dir", "cache", "--results", "results"]
+        }
         // (arguments, what the one line must mention)
         let cases: [([String], String)] = [
             (pre + ["--log-every", "0"], "--log-every"), (pre + ["--log-every", "-3"], "--log-every"),
@@ -99,6 +103,22 @@ final class BadInputTests: XCTestCase {
             (["tokenizer", "encode", "--vocab", "missing.txt", "hello"], "missing.txt"),
             (["recipe", "run", "missing.toml"], "missing.toml"), (["recipe", "run", "adir"], "adir"),
             (["report", "missing.toml"], "missing.toml"), (["frobnicate"], "frobnicate"),
+            // knowledge evaluators: probe flags, each evaluator's own flags, checkpoint and data
+            (probe("consistency") + ["--limit", "0"], "--limit"), (probe("consistency") + ["--batch", "0"], "--batch"),
+            (probe("consistency") + ["--probes", "missing.jsonl"], "missing.jsonl"), (probe("lens") + ["--probes", "adir"], "adir"),
+            (probe("lens") + ["--relations", "P999"], "--relations"), (["eval", "lens", "missing.h5"], "missing.h5"),
+            (probe("ig") + ["--steps", "0"], "--steps"), (probe("ig") + ["--site", "ffn.post"], "--site"),
+            (probe("ig") + ["--alphas", "2"], "--alphas"), (probe("ig") + ["--layers", "9"], "--layers"),
+            (probe("kn") + ["--threshold", "2"], "--threshold"), (probe("kn") + ["--site", "block"], "--site"),
+            (probe("trace") + ["--samples", "0"], "--samples"), (probe("trace") + ["--kinds", "foo"], "--kinds"),
+            (probe("interchange") + ["--positions", "all"], "--positions"), (probe("interchange") + ["--pairs", "0"], "--pairs"),
+            (probe("mend") + ["--rank", "0"], "--rank"), (probe("mend") + ["--train-share", "1"], "--train-share"),
+            (probe("mend") + ["--layers", "9"], "--layers"),
+            (editor("rome") + ["--split", "test"], "--split"), (editor("rome") + ["--cov-samples", "0"], "--cov-samples"),
+            (editor("rome") + ["--layer", "9"], "--layer"), (editor("memit") + ["--counts", "0"], "--counts"),
+            (editor("memit") + ["--lambda", "-1"], "--lambda"), (["eval", "rome", "missing.h5"], "missing.h5"),
+            (probe("lora") + ["--ranks", "0"], "--ranks"), (probe("bmask") + ["--epochs", "0"], "--epochs"),
+            (probe("reft") + ["--held-out", "1"], "--held-out"), (probe("ft") + ["--lr", "0"], "--lr"),
         ]
         let before = snapshot(dir)
         var table: [String] = []
