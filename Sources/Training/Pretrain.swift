@@ -21,6 +21,9 @@ public struct PretrainOptions: CommandOptions, Equatable, Sendable {
     public var warmup: Float = 0.06           // fraction of steps (< 1) or a step count (>= 1)
     public var decay: LRSchedule.Decay = .linear
     public var weightDecay: Float = 0.01
+    public var beta2: Float = 0.999           // AdamW second-moment decay
+    public var adamEps: Float = 1e-6
+    public var initRange: Float = 0.02        // std of the normal initialisation (HF initializer_range)
     public var dropout: Float = 0.1
     public var attentionDropout: Float? = nil // default: same as dropout
     public var earlyDropoutSteps: Int? = nil
@@ -30,6 +33,7 @@ public struct PretrainOptions: CommandOptions, Equatable, Sendable {
     public var evalEvery = 0
     public var logEvery = 10
     public var valSequences = 256
+    public var valSeqLen = 128                // validation sequence length, whatever the training length
     public var valFraction = 0.005            // share of documents held out (by document hash)
     public var out = "checkpoints/run"
     public var cacheDir = "checkpoints/cache"
@@ -48,6 +52,9 @@ public struct PretrainOptions: CommandOptions, Equatable, Sendable {
         try Check.that(lr > 0 && lr.isFinite, "lr", "must be positive, got \(lr)")
         try Check.number(warmup, 0...Float(Check.maxSteps), "warmup")
         try Check.number(weightDecay, 0...1, "weight-decay")
+        try Check.that(beta2 > 0 && beta2 < 1, "beta2", "must be in (0, 1), got \(beta2)")
+        try Check.that(adamEps > 0 && adamEps <= 1, "adam-eps", "must be in (0, 1], got \(adamEps)")
+        try Check.that(initRange > 0 && initRange <= 1, "init-range", "must be in (0, 1], got \(initRange)")
         try Check.probability(dropout, "dropout")
         if let a = attentionDropout { try Check.probability(a, "attention-dropout") }
         try Check.optionalRange(earlyDropoutSteps, 0...Check.maxSteps, "early-dropout-steps")
@@ -56,6 +63,7 @@ public struct PretrainOptions: CommandOptions, Equatable, Sendable {
         try Check.range(evalEvery, 0...Check.maxSteps, "eval-every")
         try Check.range(logEvery, 1...Check.maxSteps, "log-every")
         try Check.range(valSequences, 1...(1 << 20), "val-sequences")
+        try Check.range(valSeqLen, 8...Pretrain.maxPositions, "val-seq-len")
         try Check.that(valFraction > 0 && valFraction < 1, "val-fraction", "must be in (0, 1), got \(valFraction)")
         try Check.nonEmpty(out, "out")
         try Check.nonEmpty(cacheDir, "cache-dir")
@@ -118,6 +126,7 @@ public enum Pretrain {
         var config = try BertConfig(preset: o.preset, vocabSize: tok.vocab.count, maxPositions: maxPositions)
         config.hiddenDropout = o.dropout
         config.attentionDropout = o.attentionDropout ?? o.dropout
+        config.initializerRange = o.initRange
         let model = BertModel(config: config)
         model.initialize(seed: o.seed)
 
@@ -126,15 +135,16 @@ public enum Pretrain {
         let data = PretrainData(cache: cache, tokenizer: tok, seqLen: o.seqLen, batchSize: o.batch, seed: o.seed,
                                 masker: masker, log: log)
         let valFile = try cache.shard(0, tokenizer: tok, log: log).val
-        let packer = SequencePacker(seqLen: o.seqLen, cls: tok.clsId, sep: tok.sepId)
-        let valBatches = MLMEvaluation.batches(from: valFile, packer: packer, masker: pretrainMasker(tok),
+        let valPacker = SequencePacker(seqLen: o.valSeqLen, cls: tok.clsId, sep: tok.sepId)
+        let valBatches = MLMEvaluation.batches(from: valFile, packer: valPacker, masker: pretrainMasker(tok),
                                                sequences: o.valSequences, batchSize: o.batch, seed: 12345)
         guard !valBatches.isEmpty else {
-            throw CorpusError("\(files[0]): its held-out documents (\(o.valFraction * 100)% by hash) give no validation sequence of \(o.seqLen) tokens; use more text or a larger --val-fraction")
+            throw CorpusError("\(files[0]): its held-out documents (\(o.valFraction * 100)% by hash) give no validation sequence of \(o.valSeqLen) tokens; use more text or a larger --val-fraction")
         }
 
         // the schedule spans the steps the corpus really gives when it is shorter than the budget
         let perStep = o.batch * o.accumulation, budget = o.tokens / (perStep * o.seqLen)
+        let packer = SequencePacker(seqLen: o.seqLen, cls: tok.clsId, sep: tok.sepId)
         let sequences = try countSequences(cache, tok, packer: packer, upTo: budget * perStep, log: log)
         let steps = min(budget, sequences / perStep)
         guard steps > 0 else {
@@ -148,6 +158,8 @@ public enum Pretrain {
                                   hiddenDropout: config.hiddenDropout, attentionDropout: config.attentionDropout, seed: o.seed)
         topt.accumulation = o.accumulation
         topt.adamw.weightDecay = o.weightDecay
+        topt.adamw.beta2 = o.beta2
+        topt.adamw.eps = o.adamEps
         topt.earlyDropoutSteps = o.earlyDropoutSteps
         topt.saveEvery = o.saveEvery; topt.evalEvery = o.evalEvery; topt.logEvery = o.logEvery
 

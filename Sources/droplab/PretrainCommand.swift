@@ -23,12 +23,16 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "Warmup: fraction of steps (< 1) or steps (>= 1).") var warmup: Float = 0.06
     @Option(help: "Decay after warmup: linear, cosine, constant.") var decay = LRSchedule.Decay.linear
     @Option(help: "AdamW weight decay.") var weightDecay: Float = 0.01
+    @Option(help: "AdamW beta2.") var beta2: Float = 0.999
+    @Option(help: "AdamW epsilon.") var adamEps: Float = 1e-6
+    @Option(help: "Standard deviation of the initial weights.") var initRange: Float = 0.02
     @Flag(help: "Whole-word masking.") var wholeWordMasking = false
     @Option(help: "Seed for init, data order, masking and dropout.") var seed: UInt64 = 0
     @Option(help: "Write step-NNNNNN.h5 every N steps (0: only last.h5 at the end).") var saveEvery = 0
     @Option(help: "Validation every N steps (0: only at the end).") var evalEvery = 0
     @Option(help: "Log a metrics line every N steps.") var logEvery = 10
     @Option(help: "Validation sequences.") var valSequences = 256
+    @Option(help: "Validation sequence length (the same for every run, whatever --seq-len).") var valSeqLen = 128
     @Option(help: "Share of documents held out for validation (chosen by document hash).") var valFraction = 0.005
     @Option(help: "Run directory.") var out = "checkpoints/run"
     @Option(help: "Cache directory for vocabularies and token shards.") var cacheDir = "checkpoints/cache"
@@ -38,9 +42,9 @@ struct PretrainCommand: ParsableCommand {
         var o = PretrainOptions()
         o.corpus = corpus; o.dataDir = dataDir; o.vocab = vocab; o.vocabSize = vocabSize; o.preset = preset
         o.seqLen = seqLen; o.batch = batch; o.accumulation = accumulation; o.tokens = tokens; o.lr = lr
-        o.warmup = warmup; o.weightDecay = weightDecay; o.dropout = dropout; o.attentionDropout = attentionDropout
+        o.warmup = warmup; o.weightDecay = weightDecay; o.beta2 = beta2; o.adamEps = adamEps; o.initRange = initRange; o.dropout = dropout; o.attentionDropout = attentionDropout
         o.earlyDropoutSteps = earlyDropoutSteps; o.wholeWordMasking = wholeWordMasking; o.seed = seed
-        o.saveEvery = saveEvery; o.evalEvery = evalEvery; o.logEvery = logEvery; o.valSequences = valSequences; o.valFraction = valFraction
+        o.saveEvery = saveEvery; o.evalEvery = evalEvery; o.logEvery = logEvery; o.valSequences = valSequences; o.valSeqLen = valSeqLen; o.valFraction = valFraction
         o.out = out; o.cacheDir = cacheDir; o.decay = decay
         let summary = try Pretrain.run(o, resume: resume, log: log)
         print("pretrain: \(summary.steps) steps, \(summary.tokens) tokens, stopped: \(summary.reason.rawValue)")
