@@ -81,7 +81,7 @@ extension ExplorePage {
         var s = "<section class=\"prompt\" id=\"prompt-\(n)\" data-section=\"prompt\" data-prompt=\"\(esc(p.prompt))\">\n"
         s += "<h2>\(n). \(esc(p.prompt)) <span class=\"target\">&rarr; \(esc(p.target))</span></h2>\n"
         s += "<p class=\"tokens\">\(tokens) <span class=\"legend\"><span class=\"tok subject\">subject</span> <span class=\"tok mask\">[MASK]</span></span></p>\n"
-        s += predictions(p) + lens(p) + trace(p) + neurons(p) + attention(p)
+        s += "<div class=\"views\">" + predictions(p) + lens(p) + trace(p) + neurons(p) + attention(p) + "</div>"
         return s + "</section>\n"
     }
 
@@ -122,7 +122,7 @@ extension ExplorePage {
     func lens(_ p: ExplorePrompt) -> String {
         let L = p.views[0].lens.prob.count - 1
         var table = "<table class=\"lens\"><caption>Target &lsquo;\(esc(p.target))&rsquo; at [MASK] by layer</caption><tr><th scope=\"col\">layer</th>"
-        for name in Self.names.prefix(p.views.count) { table += "<th scope=\"col\">\(name): P(target)</th><th scope=\"col\">\(name): rank</th><th scope=\"col\">\(name): top token</th>" }
+        for name in Self.names.prefix(p.views.count) { table += "<th scope=\"col\">\(name): P(target)</th><th scope=\"col\">\(name): rank (1 = top)</th><th scope=\"col\">\(name): top token</th>" }
         if comparable { table += "<th scope=\"col\">B &minus; A: P(target)</th>" }
         table += "</tr>"
         for l in 0...L {
@@ -157,7 +157,8 @@ extension ExplorePage {
 
     func trace(_ p: ExplorePrompt) -> String {
         let traces = p.views.compactMap(\.trace)
-        guard traces.count == p.views.count, let kinds = traces.first.map({ $0.restored.keys.sorted() }) else {
+        let kinds = options.trace.kinds
+        guard traces.count == p.views.count, !traces.isEmpty else {
             return view("trace", "Causal trace", note("No subject for this prompt: nothing to corrupt, so no trace (give --subject)."), panels: [], difference: nil)
         }
         // indirect effect of restoring each state: P(restored) - P(corrupted)
@@ -168,9 +169,11 @@ extension ExplorePage {
         for kind in kinds {
             var style = tokenStyle(yLabel: "restored state")
             style.range = min(0, all.min() ?? 0)...max(all.max() ?? 1, 1e-12)
-            let panels = traces.map { t in
-                Heatmap.svg(title: "\(kind): P(\(p.target)) restored \u{2212} corrupted", rowLabels: rows, columnLabels: p.tokens,
-                            values: effect(t, kind), style: style)
+            let panels = traces.map { t -> String in
+                var st = style
+                st.tooltips = t.restored[kind]!.map { $0.map { "P(\(p.target)) restored \(num($0)), corrupted \(num(t.corruptProb)), clean \(num(t.cleanProb))" } }
+                return Heatmap.svg(title: "\(kind): P(\(p.target)) restored \u{2212} corrupted", rowLabels: rows, columnLabels: p.tokens,
+                                   values: effect(t, kind), style: st)
             }
             var diff: String? = nil
             if comparable {
@@ -251,9 +254,10 @@ extension ExplorePage {
     static let css = """
     body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0 1.5rem 3rem;color:#111;background:#fff;line-height:1.4}
     h1{font-size:1.5rem;margin:1rem 0 .5rem}h2{font-size:1.2rem;margin:2rem 0 .3rem;border-top:2px solid #333;padding-top:.6rem}
-    h3{font-size:1rem;margin:1rem 0 .2rem}.target{color:#3b528b}.note{color:#444;font-size:.9rem;max-width:70rem}
+    h3{font-size:1rem;margin:1rem 0 .2rem}.target{color:#3b528b}.note{color:#444;font-size:.9rem;max-width:70rem}.view .note{max-width:44rem}
     table{border-collapse:collapse;font-size:.85rem;margin:.3rem 0}th,td{border:1px solid #ccc;padding:.15rem .45rem;text-align:left}
     caption{text-align:left;font-weight:600;padding:.2rem 0}td{font-variant-numeric:tabular-nums}
+    .views{display:flex;flex-wrap:wrap;gap:.5rem 2.5rem;align-items:flex-start}.view{max-width:100%}
     .panels{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}figure{margin:0;max-width:100%}
     figcaption{font-size:.85rem;font-weight:600;margin-bottom:.2rem}svg{max-width:100%;height:auto}
     .tok{display:inline-block;border:1px solid #bbb;border-radius:3px;padding:0 .3rem;margin:1px;font-family:ui-monospace,monospace;font-size:.9rem}

@@ -100,7 +100,7 @@ final class ExplorerTests: XCTestCase {
     func testPageOpensInChromium() throws {
         guard let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
             .first(where: FileManager.default.isExecutableFile(atPath:)) else {
-            throw XCTSkip("chromium is not installed (make setup installs it)")
+            throw XCTSkip("chromium is not installed (make test installs it)")
         }
         let (dir, _, _, html, cli) = Self.page
         XCTAssertEqual(cli.status, 0, cli.stderr)
