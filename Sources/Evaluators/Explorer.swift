@@ -177,7 +177,7 @@ public enum Explorer {
     static func choose(_ set: ProbeSet, _ o: ExploreOptions, log: (String) -> Void) throws -> [TokenizedProbe] {
         func has(_ p: Probe, _ s: String) -> Bool { p.prompt.range(of: s, options: .caseInsensitive) != nil }
         for s in o.select where !set.probes.contains(where: { has($0, s) }) {
-            throw OptionError(key: "select", "no probe's prompt contains '\(s)'")
+            throw OptionError(key: "select", "'\(s)' is in no probe's prompt")
         }
         let kept = set.tokenized.filter { t in o.select.isEmpty || o.select.contains { has(set.probes[t.index], $0) } }
         if kept.count > o.maxPrompts { log("explore: \(kept.count) probes chosen; showing the first \(o.maxPrompts) (--max-prompts)") }
