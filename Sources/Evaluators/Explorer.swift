@@ -25,30 +25,20 @@ public struct ExploreOptions: ProbeEvaluatorOptions, Equatable {
     public var select: [String] = []            // keep probes whose prompt contains one of these (any case)
     public var maxPrompts = 10
     public var top = 10                         // predictions listed at [MASK]
-    public var samples = 10                     // trace, as `eval trace`
-    public var noise = 3.0
-    public var window = 1
-    public var site = SiteKind.ffnPre.rawValue  // knowledge neurons, as `eval kn`
-    public var steps = 20
-    public var alphas: [Double] = []
-    public var threshold = 0.2
+    public var trace = TraceOptions()           // as `eval trace` (samples, noise, kinds, window)
+    public var kn = KNOptions()                 // as `eval kn` (site, steps, alphas, threshold)
     public init() {}
 
-    /// The options `eval trace` runs with for the same flags.
-    public var trace: TraceOptions {
-        var t = TraceOptions(); t.source = source; t.samples = samples; t.noise = noise; t.window = window
-        return t
-    }
-
-    /// The options `eval kn` runs with for the same flags.
-    public var kn: KNOptions {
-        var k = KNOptions(); k.source = source; k.site = site; k.steps = steps; k.alphas = alphas; k.threshold = threshold
-        return k
+    /// These options with `source` as the probe source of `trace` and `kn` too.
+    var resolved: ExploreOptions {
+        var o = self
+        o.trace.source = source; o.kn.source = source
+        return o
     }
 
     public func validate() throws {
-        try trace.validate()
-        try kn.validate()
+        try resolved.trace.validate()
+        try resolved.kn.validate()
         try Check.range(maxPrompts, 1...100, "max-prompts")
         try Check.range(top, 1...1000, "top")
         if let p = prompt {
@@ -114,6 +104,7 @@ public enum Explorer {
     public static func run(checkpoints: [String], options o: ExploreOptions, log: @escaping (String) -> Void) throws -> ExplorePage {
         let began = Date()
         try o.validate()
+        let o = o.resolved
         guard (1...2).contains(checkpoints.count) else {
             throw OptionError(key: nil, "explore takes one or two checkpoints, got \(checkpoints.count)")
         }
@@ -197,7 +188,7 @@ public enum Explorer {
                            lensGrid: LensGrid(prob: grid.map { $0.map(\.prob) }, rank: grid.map { $0.map(\.rank) },
                                               top1: grid.map { $0.map { k.token($0.top1) } }),
                            trace: p.subject == nil ? nil : CausalTrace.record(k, p, options: o.trace, sigma: sigma),
-                           neurons: KnowledgeNeurons.record(k, p, attribution, threshold: o.threshold), attention: attention)
+                           neurons: KnowledgeNeurons.record(k, p, attribution, threshold: o.kn.threshold), attention: attention)
     }
 
     /// The `top` most probable tokens at [MASK] and the [MASK] row of every layer's attention

@@ -31,10 +31,10 @@ extension ExplorePage {
         <h1>droplab explore</h1>
         \(checkpointTable())
         <p class="note">Hover any cell or bar for its exact numbers. Colours: viridis (dark = low, yellow = high) on one scale
-        shared by the checkpoints of a view; differences (B &minus; A) purple (negative) to orange (positive). Trace: \(options.samples)
-        noise samples of \(fmt(options.noise)) word-embedding standard deviations; neurons: integrated gradients over \(esc(options.site))
-        (\(options.alphas.isEmpty ? "\(options.steps) steps" : "alphas \(options.alphas.map(fmt).joined(separator: " "))"), above
-        \(fmt(options.threshold)) of the largest attribution. The numbers are those of <code>droplab eval lens</code>,
+        shared by the checkpoints of a view; differences (B &minus; A) purple (negative) to orange (positive). Trace: \(options.trace.samples)
+        noise samples of \(fmt(options.trace.noise)) word-embedding standard deviations; neurons: integrated gradients over \(esc(options.kn.site))
+        (\(options.kn.alphas.isEmpty ? "\(options.kn.steps) steps" : "alphas \(options.kn.alphas.map(fmt).joined(separator: " "))"), above
+        \(fmt(options.kn.threshold)) of the largest attribution. The numbers are those of <code>droplab eval lens</code>,
         <code>trace</code> and <code>kn</code> for each probe; this page embeds them as JSON
         (<a id="download-json" download="explore.json" href="#explore-data">download</a>).</p>
         <p><label>Filter prompts: <input id="filter" type="search" placeholder="text in the prompt"></label></p>

@@ -21,21 +21,15 @@ struct ExploreCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Keep the probes whose prompt contains one of these texts (any case).") var select: [String] = []
     @Option(help: "Prompts shown at most (the first chosen).") var maxPrompts = 10
     @Option(help: "Predictions listed at [MASK].") var top = 10
-    @Option(help: "Trace: noise samples per prompt.") var samples = 10
-    @Option(help: "Trace: noise standard deviation, in word-embedding standard deviations.") var noise = 3.0
-    @Option(help: "Trace: consecutive layers restored together.") var window = 1
-    @Option(help: "Neurons: FFN site, ffn.pre (the study) or ffn.act (Dai et al.).") var site = "ffn.pre"
-    @Option(help: "Neurons: integrated-gradients steps.") var steps = 20
-    @Option(parsing: .upToNextOption, help: "Neurons: explicit alphas in [0, 1] (override --steps).") var alphas: [Double] = []
-    @Option(help: "Neurons: units above this share of the prompt's largest attribution.") var threshold = 0.2
+    @OptionGroup var trace: TraceFlags
+    @OptionGroup var neurons: NeuronFlags
     @Option(help: "The HTML file (default: explore.html, or explore-vs-<B's results name>.html, in A's results directory).")
     var out: String?
 
     func run() throws {
         var o = ExploreOptions()
         o.source = probe.options; o.prompt = prompt; o.target = target; o.subject = subject; o.select = select
-        o.maxPrompts = maxPrompts; o.top = top; o.samples = samples; o.noise = noise; o.window = window
-        o.site = site; o.steps = steps; o.alphas = alphas; o.threshold = threshold
+        o.maxPrompts = maxPrompts; o.top = top; trace.apply(to: &o.trace); neurons.apply(to: &o.kn)
         try o.validate()
         try Check.that((1...2).contains(checkpoints.count), nil, "explore takes one or two checkpoints, got \(checkpoints.count)")
         if let out {

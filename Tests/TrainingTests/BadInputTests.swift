@@ -129,7 +129,7 @@ final class BadInputTests: XCTestCase {
             (probe("lora") + ["--ranks", "0"], "--ranks"), (probe("bmask") + ["--epochs", "0"], "--epochs"),
             (probe("reft") + ["--held-out", "1"], "--held-out"), (probe("ft") + ["--lr", "0"], "--lr"),
             // explore: its flags, the trace and kn flags it shares, prompts, checkpoints, output
-            (explore + ["--samples", "0"], "--samples"), (explore + ["--noise", "-1"], "--noise"), (explore + ["--window", "0"], "--window"),
+            (explore + ["--samples", "0"], "--samples"), (explore + ["--noise", "-1"], "--noise"), (explore + ["--window", "0"], "--window"), (explore + ["--kinds", "foo"], "--kinds"),
             (explore + ["--steps", "0"], "--steps"), (explore + ["--threshold", "2"], "--threshold"), (explore + ["--site", "block"], "--site"),
             (explore + ["--alphas", "2"], "--alphas"), (explore + ["--top", "0"], "--top"), (explore + ["--max-prompts", "0"], "--max-prompts"),
             (explore + ["--batch", "0"], "--batch"), (explore + ["--select", "paris"], "--select"), (explore + ["--probes", "probes.jsonl"], "--probes"),
