@@ -37,7 +37,7 @@ public struct LensProbeRecord: Codable, Equatable, Sendable {
 }
 
 /// The target's score through the MLM head at one layer and position.
-public struct LensScore: Codable, Equatable, Sendable {
+public struct LensScore: Equatable, Sendable {
     public var prob: Double, rank: Int, top1: Int32
 }
 
