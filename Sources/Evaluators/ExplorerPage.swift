@@ -120,34 +120,37 @@ extension ExplorePage {
     }
 
     func lens(_ p: ExplorePrompt) -> String {
-        let L = p.views[0].lens.prob.count - 1
+        let L = p.views.map { $0.lens.prob.count }.max()! - 1        // layers of the deeper checkpoint
         var table = "<table class=\"lens\"><caption>Target &lsquo;\(esc(p.target))&rsquo; at [MASK] by layer</caption><tr><th scope=\"col\">layer</th>"
         for name in Self.names.prefix(p.views.count) { table += "<th scope=\"col\">\(name): P(target)</th><th scope=\"col\">\(name): rank (1 = top)</th><th scope=\"col\">\(name): top token</th>" }
         if comparable { table += "<th scope=\"col\">B &minus; A: P(target)</th>" }
         table += "</tr>"
         for l in 0...L {
             table += "<tr><th scope=\"row\">\(lensLayer(l))</th>"
-            for v in p.views { table += "<td>\(num(v.lens.prob[l]))</td><td>\(v.lens.rank[l] + 1)</td><td>\(esc(v.lens.top1[l]))</td>" }
+            for v in p.views {
+                table += l < v.lens.prob.count ? "<td>\(num(v.lens.prob[l]))</td><td>\(v.lens.rank[l] + 1)</td><td>\(esc(v.lens.top1[l]))</td>"
+                    : "<td></td><td></td><td></td>"
+            }
             if comparable { table += "<td>\(num(p.views[1].lens.prob[l] - p.views[0].lens.prob[l]))</td>" }
             table += "</tr>"
         }
         table += "</table>"
         let grids = p.views.map(\.lensGrid)
         let probs = grids.flatMap { $0.prob.flatMap { $0 } }
-        let rows = (0...L).map(lensLayer), columns = p.tokens
+        let columns = p.tokens
         var style = tokenStyle(yLabel: "hidden state")
         style.range = 0...(probs.max() ?? 1)
         let panels = grids.map { g -> String in
             var st = style
             st.cellText = g.top1.map { $0.map { short($0) } }
             st.tooltips = g.top1.indices.map { l in g.top1[l].indices.map { "top token \(g.top1[l][$0]); target rank \(g.rank[l][$0] + 1)" } }
-            return Heatmap.svg(title: "P(\(p.target)) through the MLM head; cells: top token", rowLabels: rows, columnLabels: columns,
+            return Heatmap.svg(title: "P(\(p.target)) through the MLM head; cells: top token", rowLabels: g.prob.indices.map(lensLayer), columnLabels: columns,
                                values: g.prob.map { $0.map(Optional.some) }, style: st)
         }
         var diff: String? = nil
         if comparable {
             var st = tokenStyle(yLabel: "hidden state"); st.scale = .diverging
-            diff = Heatmap.svg(title: "P(\(p.target)) B \u{2212} A", rowLabels: rows, columnLabels: columns,
+            diff = Heatmap.svg(title: "P(\(p.target)) B \u{2212} A", rowLabels: (0...L).map(lensLayer), columnLabels: columns,
                                values: zip(grids[0].prob, grids[1].prob).map { zip($0, $1).map { $1 - $0 } }, style: st)
         }
         return view("lens", "Logit lens", table, panels: panels, difference: diff)
@@ -165,20 +168,20 @@ extension ExplorePage {
         func effect(_ t: TraceProbeRecord, _ kind: String) -> [[Double?]] { t.restored[kind]!.map { $0.map { $0 - t.corruptProb } } }
         let all = traces.flatMap { t in kinds.flatMap { effect(t, $0).flatMap { $0 }.compactMap { $0 } } }
         var s = ""
-        let rows = (0..<traces[0].restored[kinds[0]]!.count).map { "layer \($0)" }
+        func rows(_ t: TraceProbeRecord) -> [String] { t.restored[kinds[0]]!.indices.map { "layer \($0)" } }
         for kind in kinds {
             var style = tokenStyle(yLabel: "restored state")
             style.range = min(0, all.min() ?? 0)...max(all.max() ?? 1, 1e-12)
             let panels = traces.map { t -> String in
                 var st = style
                 st.tooltips = t.restored[kind]!.map { $0.map { "P(\(p.target)) restored \(num($0)), corrupted \(num(t.corruptProb)), clean \(num(t.cleanProb))" } }
-                return Heatmap.svg(title: "\(kind): P(\(p.target)) restored \u{2212} corrupted", rowLabels: rows, columnLabels: p.tokens,
+                return Heatmap.svg(title: "\(kind): P(\(p.target)) restored \u{2212} corrupted", rowLabels: rows(t), columnLabels: p.tokens,
                                    values: effect(t, kind), style: st)
             }
             var diff: String? = nil
             if comparable {
                 var st = tokenStyle(yLabel: "restored state"); st.scale = .diverging
-                diff = Heatmap.svg(title: "\(kind): indirect effect B \u{2212} A", rowLabels: rows, columnLabels: p.tokens,
+                diff = Heatmap.svg(title: "\(kind): indirect effect B \u{2212} A", rowLabels: rows(traces[0]), columnLabels: p.tokens,
                                    values: zip(effect(traces[0], kind), effect(traces[1], kind)).map { zip($0, $1).map { $1! - $0! } }, style: st)
             }
             s += view("trace", "Causal trace: \(kind)", kind == kinds[0] ? note(traceNote(traces)) : "", panels: panels, difference: diff)

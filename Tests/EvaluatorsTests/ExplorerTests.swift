@@ -95,6 +95,26 @@ final class ExplorerTests: XCTestCase {
         XCTAssertEqual(p.subjectPositions, [1])
     }
 
+    /// Checkpoints of different depths: a page with both, differences of the predictions only.
+    func testCheckpointsOfDifferentDepths() throws {
+        let dir = try temporaryDirectory(self)
+        let trained = try Checkpoint.load(FactModel.trained.checkpoint)
+        var config = trained.model.config
+        config.numLayers = 1
+        let shallow = BertModel(config: config)
+        shallow.initialize(seed: 5)
+        try Checkpoint.save(shallow, vocab: trained.vocab, to: dir + "/shallow.h5")
+        let r = try runDroplab(["explore", FactModel.trained.checkpoint, dir + "/shallow.h5", "--prompt", "dog lived in [MASK] .",
+                                "--target", "russia", "--subject", "dog", "--samples", "2", "--steps", "3", "--out", dir + "/page.html"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let html = try String(contentsOfFile: dir + "/page.html", encoding: .utf8)
+        let views = try XCTUnwrap(Self.embedded(html).prompts.first).views
+        XCTAssertEqual(views.map { $0.lens.prob.count }, [3, 2])
+        XCTAssertEqual(views.map { $0.attention.count }, [2, 1])
+        XCTAssertTrue(html.contains("differences are shown for the predictions only"))
+        XCTAssertEqual(html.components(separatedBy: #"data-section="difference""#).count - 1, 1)
+    }
+
     /// Headless Chromium: no console errors, a screenshot that is not blank, and every section
     /// in the DOM after the page's script ran.
     func testPageOpensInChromium() throws {
