@@ -111,7 +111,7 @@ extension ExplorePage {
             for t in (a + b).sorted(by: { $0.prob > $1.prob }) where !tokens.contains(t.token) { tokens.append(t.token) }
             let pa = tokens.map { t in a.first { $0.token == t }?.prob }, pb = tokens.map { t in b.first { $0.token == t }?.prob }
             let d = zip(pa, pb).map { x, y in (x != nil && y != nil) ? y! - x! : nil as Double? }
-            let m = d.compactMap { $0 }.map(abs).max() ?? 1
+            let m = max(d.compactMap { $0 }.map(abs).max() ?? 0, 1e-12)     // a scale even when nothing differs
             diff = Bars.svg(labels: tokens, values: d.map { $0 ?? 0 }, range: -m...m, xLabel: "P(B) \u{2212} P(A)",
                             tooltips: tokens.indices.map { "\(tokens[$0]): A \(pa[$0].map(num) ?? "not in top \(options.top)"), B \(pb[$0].map(num) ?? "not in top \(options.top)")" },
                             highlight: tokens.map { $0 == p.target })
