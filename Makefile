@@ -1,20 +1,31 @@
 # droplab: the two entry points are `make demo` (set up, build, run the main job) and
 # `make test` (set up, build, run the full test suite). `make setup` installs the system
-# packages (Debian/Ubuntu; uses sudo when not root).
+# packages (Debian/Ubuntu; uses sudo when not root); `make test` also installs Chromium.
 
 SWIFT ?= swift
 APT_PACKAGES = libopenblas-dev libhdf5-dev zlib1g-dev pkg-config
 RELEASE = -c release -Xswiftc -enable-testing
 DROPLAB = .build/release/droplab
 
-.PHONY: setup build demo test bench clean
+# What the tests need besides: headless Chromium opens the page `droplab explore` writes.
+TEST_APT_PACKAGES = chromium
+
+# Install those of the Debian packages $(1) that are missing.
+define apt_install
+missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+if [ -n "$$missing" ]; then \
+  echo "installing:$$missing"; \
+  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+fi
+endef
+
+.PHONY: setup test-setup build demo test bench clean
 setup:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
-	fi
+	@$(call apt_install,$(APT_PACKAGES))
+
+test-setup: setup
+	@$(call apt_install,$(TEST_APT_PACKAGES))
 
 build: setup
 	$(SWIFT) build $(RELEASE) --product droplab
@@ -28,7 +39,7 @@ demo: build
 
 # Tests run with every check on (DROPLAB_CHECKED=1 drops -Ounchecked, see Package.swift), in
 # their own build directory so `make build` keeps the unchecked binary.
-test: setup
+test: test-setup
 	DROPLAB_CHECKED=1 $(SWIFT) test $(RELEASE) --scratch-path .build-checked --disable-swift-testing
 
 clean:

@@ -45,7 +45,7 @@ let package = Package(
             "Autograd", "BERT", "Checkpoint", "Text", "Training", "Evaluators", "Recipes",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["CZlib"], path: "Tests/TestSupport"),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "TestSupport"]),
         .testTarget(name: "BERTTests", dependencies: ["BERT", "Checkpoint", "Training", "TestSupport"],
                     exclude: ["Fixtures"]),

@@ -36,6 +36,8 @@ zero beyond each probe's length):
                               lens/prob[:, L] == clean/prob
   lens/top1 [P, L+1] int32    argmax of model.cls(h_j) at m
   ffn_pre [P, L, F]           output of layer[l].intermediate.dense (before GELU) at m
+  attention [P, L, NH, Tmax, Tmax]  the clean run's attention weights (output_attentions:
+                              softmax over the keys, eager attention), [p, l, h, query, key]
   ig/layer () int32 = 1, ig/steps () int32 = 4
   ig/attributions [P, F]      integrated gradients of F w.r.t. z = the ffn.pre activation
                               (intermediate.dense output) of layer ig/layer at position m;
@@ -184,10 +186,11 @@ class Probe:
     def word_embeds(self):
         return self.model.bert.embeddings.word_embeddings(self.ids).detach()
 
-    def run(self, embeds=None, output_hidden_states=False):
+    def run(self, embeds=None, output_hidden_states=False, output_attentions=False):
+        kw = dict(output_hidden_states=output_hidden_states, output_attentions=output_attentions, **self.kw)
         if embeds is None:
-            return self.model(input_ids=self.ids, output_hidden_states=output_hidden_states, **self.kw)
-        return self.model(inputs_embeds=embeds, output_hidden_states=output_hidden_states, **self.kw)
+            return self.model(input_ids=self.ids, **kw)
+        return self.model(inputs_embeds=embeds, **kw)
 
     def prob(self, embeds=None):
         """F: target probability at the mask (a 0-d float64 tensor, graph kept)."""
@@ -332,6 +335,7 @@ def main(argv=None):
     clean_prob = np.zeros(P); clean_top1 = np.zeros(P, np.int32)
     lens_prob = np.zeros((P, L + 1)); lens_top1 = np.zeros((P, L + 1), np.int32)
     ffn_pre = np.zeros((P, L, Fdim))
+    attention = np.zeros((P, L, cfg.num_attention_heads, Tmax, Tmax))
     ig_attr = np.zeros((P, Fdim)); ig_grads = np.zeros((P, IG_STEPS, Fdim))
     ig_fx = np.zeros(P); ig_f0 = np.zeros(P); ig_sum = np.zeros(P)
     compl4 = np.zeros(P); compl50 = np.zeros(P)
@@ -360,9 +364,11 @@ def main(argv=None):
                       (layers[l].attention.output.dense, capture(clean, ("attn_out", l))),
                       (layers[l].intermediate.dense, capture(clean, ("ffn_pre", l)))]
         with torch.no_grad(), hooks(sites):
-            out = pr.run(output_hidden_states=True)
+            out = pr.run(output_hidden_states=True, output_attentions=True)
         hs = out.hidden_states
         assert len(hs) == L + 1, len(hs)
+        for l in range(L):
+            attention[i, l, :, :T, :T] = out.attentions[l][0].numpy()
         probs = torch.softmax(out.logits[0, m], dim=-1)
         clean_prob[i] = probs[y].item()
         clean_top1[i] = int(probs.argmax())
@@ -441,6 +447,7 @@ def main(argv=None):
         "clean/prob": clean_prob, "clean/top1": clean_top1,
         "lens/prob": lens_prob, "lens/top1": lens_top1,
         "ffn_pre": ffn_pre,
+        "attention": attention,
         "ig/layer": np.int32(IG_LAYER), "ig/steps": np.int32(IG_STEPS),
         "ig/attributions": ig_attr, "ig/grads": ig_grads, "ig/f_x": ig_fx, "ig/f_baseline": ig_f0,
         "ig/grad_sum": ig_sum,

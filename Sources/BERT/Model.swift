@@ -136,8 +136,9 @@ public final class BertModel {
             func proj(_ name: String) -> Tensor {
                 tape.linear(x, p(pre + "attention.self.\(name).weight", iv, tape), p(pre + "attention.self.\(name).bias", iv, tape))
             }
-            let ctx = at(.attnHeads, l, tape.attention(q: proj("query"), k: proj("key"), v: proj("value"), batch: B, heads: NH,
-                                                       additiveMask: mask, dropout: dropout.attention, rng: dropout.rng(16 * l + 1)))
+            let probs = at(.attnProbs, l, tape.attentionProbs(q: proj("query"), k: proj("key"), batch: B, heads: NH, additiveMask: mask,
+                                                              dropout: dropout.attention, rng: dropout.rng(16 * l + 1)))
+            let ctx = at(.attnHeads, l, tape.attentionContext(probs, v: proj("value"), batch: B, heads: NH))
             var a = tape.linear(ctx, p(pre + "attention.output.dense.weight", iv, tape), p(pre + "attention.output.dense.bias", iv, tape))
             a = at(.attnOut, l, tape.dropout(a, p: dropout.hidden, rng: dropout.rng(16 * l + 2)))
             x = at(.ffnIn, l, tape.layerNorm(tape.add(a, x), p(pre + "attention.output.LayerNorm.weight", iv, tape),

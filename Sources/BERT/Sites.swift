@@ -10,14 +10,16 @@
 // W + ΔW, built from tape ops so gradients reach the edit's own tensors. One object for both
 // levels: an edit may combine them, and every forward entry point that takes interventions
 // honours both with nothing else threaded through.
-// Shapes at each site (B batch, T tokens, C hidden, F FFN size): every site is [B*T, C]
-// except ffn.pre and ffn.act, which are [B*T, F].
+// Shapes at each site (B batch, T tokens, C hidden, F FFN size, NH heads): every site is
+// [B*T, C] except ffn.pre and ffn.act, which are [B*T, F], and attn.probs, [B*T, NH*T] (row
+// b*T + t: query position t of example b; its width depends on the batch's padded length).
 
 import Autograd
 
 public enum SiteKind: String, CaseIterable, Codable, Sendable {
     case embWord = "emb.word"     // word-embedding lookup, before position/type embeddings are added
     case emb                      // embedding output after LayerNorm (and dropout)
+    case attnProbs = "attn.probs" // attention weights after dropout, head h's over the keys in columns h*T..<(h+1)*T
     case attnHeads = "attn.heads" // per-head attention context, head h in columns h*HS..<(h+1)*HS
     case attnOut = "attn.out"     // attention output projection, before the residual add
     case ffnIn = "ffn.in"         // the attention block's output after its LayerNorm (the FFN's input)

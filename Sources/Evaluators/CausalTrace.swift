@@ -73,7 +73,7 @@ public struct TraceResult: Codable, Sendable {
     public var seconds: Double
 }
 
-public struct TraceProbeRecord: Codable, Sendable {
+public struct TraceProbeRecord: Codable, Equatable, Sendable {
     public var prompt: String, target: String, subject: String?, relation: String
     public var tokens: [String]
     public var cleanProb: Double, corruptProb: Double
@@ -87,16 +87,16 @@ public enum CausalTrace {
         return (0..<samples).map { _ in (0..<p.subject!.count * C).map { _ in sigma * rng.normal() } }
     }
 
-    /// P(target) with each (kind, layer, position) restored, averaged over the noise samples
-    /// (each [subject tokens x C], added to the subject's word embeddings).
+    /// P(target) on the clean run, and with each (kind, layer, position) restored, averaged over
+    /// the noise samples (each [subject tokens x C], added to the subject's word embeddings).
     public static func trace(_ k: KnowledgeSetup, _ p: TokenizedProbe, kinds: [SiteKind], noise: [[Float]], window: Int,
-                             batch: Int) -> (corrupt: Double, restored: [SiteKind: [[Double]]]) {
+                             batch: Int) -> (clean: Double, corrupt: Double, restored: [SiteKind: [[Double]]]) {
         let model = k.model, L = model.config.numLayers, T = p.ids.count, C = model.config.hiddenSize
         let subject = p.subject!.map(Int32.init)
         // clean states
         let cap = Captures(), civ = Interventions()
         civ.capture(kinds.flatMap { kind in (0..<L).map { Site(kind, $0) } }, into: cap)
-        _ = ProbeScoring.run(model, ProbeBatch([p], padId: k.tokenizer.padId), civ)
+        let clean = ProbeScoring.run(model, ProbeBatch([p], padId: k.tokenizer.padId), civ).prob[0]
         let samples = noise.count
         // runs: (sample, restore?) with restore = (kind, layer, position)
         var runs: [(s: Int, r: (SiteKind, Int, Int)?)] = []
@@ -131,8 +131,24 @@ public enum CausalTrace {
         for (i, run) in runs.enumerated() {
             if let (kind, l, t) = run.r { restored[kind]![l][t] += probs[i] / Double(samples) } else { corrupt += probs[i] / Double(samples) }
         }
-        return (corrupt, restored)
+        return (clean, corrupt, restored)
     }
+
+    /// The trace record of probe `p` (which has a subject): seeded noise of `sigma` per entry
+    /// (the seed and the probe's index choose it), every kind restored.
+    public static func record(_ k: KnowledgeSetup, _ p: TokenizedProbe, options o: TraceOptions, sigma: Double) -> TraceProbeRecord {
+        let draws = noise(p, hidden: k.model.config.hiddenSize, sigma: Float(sigma), samples: o.samples,
+                          seed: o.source.seed ^ UInt64(p.index) &* 0x9E37_79B9)
+        let (clean, corrupt, restored) = trace(k, p, kinds: o.kinds.map { SiteKind(rawValue: $0)! }, noise: draws, window: o.window,
+                                               batch: o.source.batch)
+        let probe = k.probes.probes[p.index]
+        return TraceProbeRecord(prompt: probe.prompt, target: probe.target, subject: probe.subject, relation: probe.relation,
+                                tokens: p.ids.map(k.token), cleanProb: clean, corruptProb: corrupt,
+                                restored: Dictionary(uniqueKeysWithValues: restored.map { ($0.key.rawValue, $0.value) }))
+    }
+
+    /// The noise standard deviation of `--noise`: that many word-embedding standard deviations.
+    public static func sigma(_ k: KnowledgeSetup, _ o: TraceOptions) -> Double { o.noise * embeddingStd(k.model) }
 
     /// Standard deviation of all entries of the word-embedding matrix.
     static func embeddingStd(_ model: BertModel) -> Double {
@@ -150,14 +166,14 @@ public enum CausalTrace {
         let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.source, log: log)
         let kinds = o.kinds.map { SiteKind(rawValue: $0)! }
         let L = k.model.config.numLayers
-        let sigma = o.noise * embeddingStd(k.model)
+        let sigma = Self.sigma(k, o)
         // the probes the clean model gets right
-        var clean: [Int: Double] = [:]
+        var right = Set<Int>()
         for pb in ProbeBatch.batches(k.probes.tokenized.filter { $0.subject != nil }, size: o.source.batch, padId: k.tokenizer.padId) {
             let s = ProbeScoring.run(k.model, pb)
-            for (b, p) in pb.items.enumerated() where s.rank[b] == 0 { clean[p.index] = s.prob[b] }
+            for (b, p) in pb.items.enumerated() where s.rank[b] == 0 { right.insert(p.index) }
         }
-        let eligible = k.probes.tokenized.filter { clean[$0.index] != nil }
+        let eligible = k.probes.tokenized.filter { right.contains($0.index) }
         log("trace: \(eligible.count) of \(k.probes.probes.count) probes are right on the clean model and have a subject; "
             + "noise sd \(String(format: "%.4g", sigma)), \(o.samples) samples")
         let progress = ProgressLog("trace", total: eligible.count, log: log)
@@ -165,22 +181,18 @@ public enum CausalTrace {
         var effects: [SiteKind: [[[Double]]]] = [:]     // kind -> [layer][class] -> per-probe IE
         for kind in kinds { effects[kind] = Array(repeating: Array(repeating: [], count: TraceClass.allCases.count), count: L) }
         for (n, p) in eligible.enumerated() {
-            let draws = noise(p, hidden: k.model.config.hiddenSize, sigma: Float(sigma), samples: o.samples,
-                          seed: o.source.seed ^ UInt64(p.index) &* 0x9E37_79B9)
-            let (corrupt, restored) = trace(k, p, kinds: kinds, noise: draws, window: o.window, batch: o.source.batch)
+            let record = Self.record(k, p, options: o, sigma: sigma)
             for kind in kinds {
+                let restored = record.restored[kind.rawValue]!
                 for l in 0..<L {
                     var byClass = [[Double]](repeating: [], count: TraceClass.allCases.count)
                     for t in p.ids.indices {
-                        for c in TraceClass.of(t, in: p) { byClass[TraceClass.allCases.firstIndex(of: c)!].append(restored[kind]![l][t] - corrupt) }
+                        for c in TraceClass.of(t, in: p) { byClass[TraceClass.allCases.firstIndex(of: c)!].append(restored[l][t] - record.corruptProb) }
                     }
                     for (ci, v) in byClass.enumerated() where !v.isEmpty { effects[kind]![l][ci].append(mean(v)) }
                 }
             }
-            let probe = k.probes.probes[p.index]
-            records.append(TraceProbeRecord(prompt: probe.prompt, target: probe.target, subject: probe.subject, relation: probe.relation,
-                                            tokens: p.ids.map(k.token), cleanProb: clean[p.index]!, corruptProb: corrupt,
-                                            restored: Dictionary(uniqueKeysWithValues: kinds.map { ($0.rawValue, restored[$0]!) })))
+            records.append(record)
             progress.update(n + 1)
         }
         let kindResults = kinds.map { kind in

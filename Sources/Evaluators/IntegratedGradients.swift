@@ -34,7 +34,7 @@ public struct IGOptions: ProbeEvaluatorOptions, Equatable {
         guard let kind = SiteKind(rawValue: site) else {
             throw OptionError(key: "site", "must be one of \(SiteKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(site)'")
         }
-        if kind == .attnHeads { throw OptionError(key: "site", "attn.heads is not supported by ig") }
+        if kind == .attnHeads || kind == .attnProbs { throw OptionError(key: "site", "\(site) is not supported by ig") }
         if steps < 1 && alphas.isEmpty { throw OptionError(key: "steps", "must be at least 1, got \(steps)") }
         if alphas.contains(where: { !($0 >= 0 && $0 <= 1) }) { throw OptionError(key: "alphas", "must lie in [0, 1]") }
         if top < 0 { throw OptionError(key: "top", "must be >= 0, got \(top)") }
@@ -58,15 +58,16 @@ public struct ProbeAttribution {
 }
 
 public enum IntegratedGradients {
-    /// Attributions for every probe (in probe order) at `kind` for each of `layers`.
-    public static func attributions(_ k: KnowledgeSetup, kind: SiteKind, layers: [Int], position: Position, alphas: [Double],
-                                    batch: Int, progress: ((Int) -> Void)? = nil) -> [ProbeAttribution] {
+    /// Attributions for each of `probes` (in the order given) at `kind` for each of `layers`.
+    public static func attributions(_ k: KnowledgeSetup, _ probes: [TokenizedProbe], kind: SiteKind, layers: [Int], position: Position,
+                                    alphas: [Double], batch: Int, progress: ((Int) -> Void)? = nil) -> [ProbeAttribution] {
         let model = k.model
         let A = alphas.count, R = A + 1                    // replicas per probe: the alphas, then the baseline
         let per = max(1, batch / R)
-        var out = [ProbeAttribution?](repeating: nil, count: k.probes.tokenized.count)
+        var out = [ProbeAttribution?](repeating: nil, count: probes.count)
+        let order = Dictionary(uniqueKeysWithValues: probes.enumerated().map { ($1.index, $0) })
         var done = 0
-        for pb in ProbeBatch.batches(k.probes.tokenized, size: per, padId: k.tokenizer.padId) {
+        for pb in ProbeBatch.batches(probes, size: per, padId: k.tokenizer.padId) {
             let T = pb.T
             let cap = Captures(), iv = Interventions()
             let sites = layers.map { Site(kind, $0) }
@@ -105,7 +106,7 @@ public enum IntegratedGradients {
                     attrs[b].baseline.append(s.prob[b * R + A])
                 }
             }
-            for (b, p) in pb.items.enumerated() { out[p.index] = attrs[b] }
+            for (b, p) in pb.items.enumerated() { out[order[p.index]!] = attrs[b] }
             done += pb.items.count
             progress?(done)
         }
@@ -156,7 +157,7 @@ extension IntegratedGradients {
         let alphas = o.alphaList
         log("ig: \(kind.rawValue) at \(o.position.rawValue), layers \(layers), \(alphas.count) points per probe")
         let progress = ProgressLog("ig", total: k.probes.probes.count, log: log)
-        let attrs = attributions(k, kind: kind, layers: layers, position: o.position, alphas: alphas, batch: o.source.batch,
+        let attrs = attributions(k, k.probes.tokenized, kind: kind, layers: layers, position: o.position, alphas: alphas, batch: o.source.batch,
                                  progress: progress.update)
         var records: [IGProbeRecord] = []
         for (p, a) in zip(k.probes.probes, attrs) {

@@ -21,7 +21,7 @@ public struct InterchangeOptions: ProbeEvaluatorOptions, Equatable {
     public func validate() throws {
         try source.validate()
         guard !kinds.isEmpty else { throw OptionError(key: "kinds", "must name at least one site kind") }
-        for k in kinds where SiteKind(rawValue: k) == nil || k == "emb.word" || k == "attn.heads" {
+        for k in kinds where SiteKind(rawValue: k) == nil || ["emb.word", "attn.probs", "attn.heads"].contains(k) {
             throw OptionError(key: "kinds", "'\(k)' is not one of emb, attn.out, ffn.pre, ffn.act, ffn.out, block")
         }
         for p in positions where p == .all || p == .subject {

@@ -88,11 +88,12 @@ public struct KNResult: Codable, Sendable {
     public var seconds: Double
 }
 
-public struct KNProbeRecord: Codable, Sendable {
+public struct KNProbeRecord: Codable, Equatable, Sendable {
     public var prompt: String, target: String, prediction: String, relation: String
     public var prob: Double
     public var neurons: [Neuron]
-    public var cluster: Int?
+    public var attribution: [Double]           // of each neuron
+    public var cluster: Int?                   // within the probe's concept (set by `run`)
 }
 
 public enum KnowledgeNeurons {
@@ -112,6 +113,23 @@ public enum KnowledgeNeurons {
         var count: [Neuron: Int] = [:]
         for s in sets { for n in Set(s) { count[n, default: 0] += 1 } }
         return count.filter { Double($0.value) >= share * Double(sets.count) }.keys.sorted()
+    }
+
+    /// IG attributions of `probes` over the FFN units of every layer at [MASK], with kn's settings.
+    public static func attributions(_ k: KnowledgeSetup, _ probes: [TokenizedProbe], options o: KNOptions,
+                                    progress: ((Int) -> Void)? = nil) -> [ProbeAttribution] {
+        var ig = IGOptions(); ig.steps = o.steps; ig.alphas = o.alphas
+        return IntegratedGradients.attributions(k, probes, kind: SiteKind(rawValue: o.site)!, layers: Array(0..<k.model.config.numLayers),
+                                                position: .mask, alphas: ig.alphaList, batch: o.source.batch, progress: progress)
+    }
+
+    /// Probe `p`'s record from its attributions (every layer, at [MASK]): its knowledge neurons
+    /// (above `threshold` x the largest attribution) with their attributions; no cluster.
+    public static func record(_ k: KnowledgeSetup, _ p: TokenizedProbe, _ a: ProbeAttribution, threshold: Double) -> KNProbeRecord {
+        let probe = k.probes.probes[p.index]
+        let ns = neurons(a, layers: Array(a.values.indices), threshold: threshold)
+        return KNProbeRecord(prompt: probe.prompt, target: probe.target, prediction: k.token(a.top1), relation: probe.relation,
+                             prob: a.prob, neurons: ns, attribution: ns.map { Double(a.values[$0.layer][$0.unit]) }, cluster: nil)
     }
 
     /// Target scores of `probes` at [MASK] with `neurons` of `kind` multiplied by `factor`.
@@ -137,13 +155,12 @@ public enum KnowledgeNeurons {
         try o.validate()
         let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.source, log: log)
         let kind = SiteKind(rawValue: o.site)!
-        let L = k.model.config.numLayers, layers = Array(0..<L)
-        var ig = IGOptions(); ig.steps = o.steps; ig.alphas = o.alphas
+        let layers = Array(0..<k.model.config.numLayers)
         let progress = ProgressLog("kn: attributions", total: k.probes.probes.count, log: log)
-        let attrs = IntegratedGradients.attributions(k, kind: kind, layers: layers, position: .mask, alphas: ig.alphaList,
-                                                     batch: o.source.batch, progress: progress.update)
-        let sets = attrs.map { neurons($0, layers: layers, threshold: o.threshold) }
         let probes = k.probes.probes, toks = k.probes.tokenized
+        let attrs = attributions(k, toks, options: o, progress: progress.update)
+        var records = zip(toks, attrs).map { record(k, $0, $1, threshold: o.threshold) }
+        let sets = records.map(\.neurons)
 
         // Dai et al.'s refinement over each fact's paraphrases
         let byFact = Dictionary(grouping: probes.indices, by: { probes[$0].tuple })
@@ -153,7 +170,6 @@ public enum KnowledgeNeurons {
         var byConcept = Dictionary(grouping: probes.indices, by: { probes[$0].concept }).map { ($0.key, $0.value) }
         byConcept.sort { ($0.1.count, $1.0) > ($1.1.count, $0.0) }
         if let c = o.concepts { byConcept = Array(byConcept.prefix(c)) }
-        var cluster = [Int?](repeating: nil, count: probes.count)
         var conceptRows: [KNConcept] = []
         var effects: [String: [String: [(before: Double, after: Double, rightBefore: Bool, rightAfter: Bool)]]] = [:]
         let clean = attrs.map { ($0.prob, $0.top1) }
@@ -163,7 +179,7 @@ public enum KnowledgeNeurons {
         for (concept, idx) in byConcept {
             let (assign, sil) = Clustering.best(idx.map { sets[$0] }, maxK: o.maxClusters, seed: o.source.seed ^ StableHash.of(concept))
             let K = (assign.max() ?? 0) + 1
-            for (j, i) in idx.enumerated() { cluster[i] = assign[j] }
+            for (j, i) in idx.enumerated() { records[i].cluster = assign[j] }
             conceptRows.append(KNConcept(concept: concept, probes: idx.count, clusters: K, silhouette: sil))
             for c in 0..<K {
                 let own = idx.indices.filter { assign[$0] == c }.map { idx[$0] }
@@ -192,10 +208,6 @@ public enum KnowledgeNeurons {
                                  accuracyBefore: mean(e.map { $0.rightBefore ? 1 : 0 }), accuracyAfter: mean(e.map { $0.rightAfter ? 1 : 0 }))
         }
         func summary(_ name: String) -> KNEffects { KNEffects(own: effect(name, "own"), other: effect(name, "other"), random: effect(name, "random")) }
-        let records = probes.indices.map { i in
-            KNProbeRecord(prompt: probes[i].prompt, target: probes[i].target, prediction: k.token(attrs[i].top1),
-                          relation: probes[i].relation, prob: attrs[i].prob, neurons: sets[i], cluster: cluster[i])
-        }
         let r = KNResult(checkpoint: checkpoint, options: o, probes: probes.count, neuronsPerProbe: mean(sets.map { Double($0.count) }),
                          neuronsPerLayer: layers.map { l in mean(sets.map { s in Double(s.filter { $0.layer == l }.count) }) },
                          refinedNeuronsPerFact: finite(mean(refined.map(Double.init))),

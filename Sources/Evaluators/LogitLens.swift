@@ -31,26 +31,43 @@ public struct LensResult: Codable, Sendable {
     public var seconds: Double
 }
 
-public struct LensProbeRecord: Codable, Sendable {
+public struct LensProbeRecord: Codable, Equatable, Sendable {
     public var prompt: String, target: String, prediction: String, relation: String
     public var prob: [Double], rank: [Int], top1: [String]   // per layer 0...L
 }
 
+/// The target's score through the MLM head at one layer and position.
+public struct LensScore: Equatable, Sendable {
+    public var prob: Double, rank: Int, top1: Int32
+}
+
 public enum LogitLens {
-    /// Per probe (in probe order), the scores at [MASK] for layers 0...L.
-    public static func scores(_ k: KnowledgeSetup, batch: Int, progress: ((Int) -> Void)? = nil) -> [[(prob: Double, rank: Int, top1: Int32)]] {
+    /// Per probe (in the order given), per layer 0...L, the target's scores at each of the
+    /// probe's `positions` (in position order).
+    public static func scores(_ k: KnowledgeSetup, _ probes: [TokenizedProbe], at positions: Position = .mask, batch: Int,
+                              progress: ((Int) -> Void)? = nil) -> [[[LensScore]]] {
         let L = k.model.config.numLayers
         let sites = [Site(.emb)] + (0..<L).map { Site(.block, $0) }
-        var out = [[(prob: Double, rank: Int, top1: Int32)]](repeating: [], count: k.probes.tokenized.count)
+        var out = [[[LensScore]]](repeating: [], count: probes.count)
         var done = 0
-        for pb in ProbeBatch.batches(k.probes.tokenized, size: batch, padId: k.tokenizer.padId) {
+        let order = Dictionary(uniqueKeysWithValues: probes.enumerated().map { ($1.index, $0) })
+        for pb in ProbeBatch.batches(probes, size: batch, padId: k.tokenizer.padId) {
             let iv = Interventions(), cap = Captures()
             iv.capture(sites, into: cap)
             let tape = Tape(recording: false)
             _ = k.model.encode(tape, pb.batch, interventions: iv)
+            var rows: [Int32] = [], targets: [Int32] = []
+            for (b, p) in pb.items.enumerated() {
+                for t in positions.positions(in: p) { rows.append(pb.row(b, t)); targets.append(p.targetId) }
+            }
             for site in sites {
-                let s = ProbeScoring.scores(k.model, tape, hidden: cap[site]!, rows: pb.maskRows, targets: pb.targets)
-                for (b, p) in pb.items.enumerated() { out[p.index].append((s.prob[b], s.rank[b], s.top1[b])) }
+                let s = ProbeScoring.scores(k.model, tape, hidden: cap[site]!, rows: rows, targets: targets)
+                var r = 0
+                for p in pb.items {
+                    let n = positions.positions(in: p).count
+                    out[order[p.index]!].append((r..<r + n).map { LensScore(prob: s.prob[$0], rank: s.rank[$0], top1: s.top1[$0]) })
+                    r += n
+                }
             }
             done += pb.items.count
             progress?(done)
@@ -58,22 +75,28 @@ public enum LogitLens {
         return out
     }
 
+    /// Per probe (in the order given), its record: the scores at [MASK] for layers 0...L.
+    public static func records(_ k: KnowledgeSetup, _ probes: [TokenizedProbe], batch: Int,
+                               progress: ((Int) -> Void)? = nil) -> [LensProbeRecord] {
+        zip(probes, scores(k, probes, batch: batch, progress: progress)).map { t, per in
+            let p = k.probes.probes[t.index], s = per.map { $0[0] }
+            return LensProbeRecord(prompt: p.prompt, target: p.target, prediction: k.token(s.last!.top1), relation: p.relation,
+                                   prob: s.map(\.prob), rank: s.map(\.rank), top1: s.map { k.token($0.top1) })
+        }
+    }
+
     public static func run(checkpoint: String, options o: LensOptions, log: @escaping (String) -> Void) throws
         -> (result: LensResult, records: [LensProbeRecord]) {
         let began = Date()
         let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: o.source, log: log)
         let progress = ProgressLog("lens", total: k.probes.probes.count, log: log)
-        let per = scores(k, batch: o.source.batch, progress: progress.update)
+        let records = self.records(k, k.probes.tokenized, batch: o.source.batch, progress: progress.update)
         let L = k.model.config.numLayers
         let layers = (0...L).map { l in
-            LensLayer(layer: l, accuracy: mean(per.map { $0[l].rank == 0 ? 1 : 0 }),
-                      meanRank: mean(per.map { Double($0[l].rank) }), meanProb: mean(per.map { $0[l].prob }))
+            LensLayer(layer: l, accuracy: mean(records.map { $0.rank[l] == 0 ? 1 : 0 }),
+                      meanRank: mean(records.map { Double($0.rank[l]) }), meanProb: mean(records.map { $0.prob[l] }))
         }
-        let records = zip(k.probes.probes, per).map { p, s in
-            LensProbeRecord(prompt: p.prompt, target: p.target, prediction: k.token(s[L].top1), relation: p.relation,
-                            prob: s.map(\.prob), rank: s.map(\.rank), top1: s.map { k.token($0.top1) })
-        }
-        let r = LensResult(checkpoint: checkpoint, options: o, probes: per.count, layers: layers, counts: k.probes.counts,
+        let r = LensResult(checkpoint: checkpoint, options: o, probes: records.count, layers: layers, counts: k.probes.counts,
                            seconds: Date().timeIntervalSince(began))
         return (r, records)
     }

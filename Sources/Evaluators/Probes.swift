@@ -21,6 +21,18 @@ public struct Probe: Codable, Equatable, Sendable {
     public var pattern: Int            // pattern index within the relation (-1 for user probes)
     public var tuple: String           // fact id: T-REx uuid, or "user:<line>"
     public var concept: String { target }
+
+    /// A user probe, checked: the prompt holds [MASK] exactly once and the subject, if any,
+    /// occurs in it. `place` (a file:line or a flag) starts the error message.
+    public static func user(prompt: String, target: String, subject: String?, relation: String = "user", pattern: Int = -1,
+                            fact: String? = nil, place: String) throws -> Probe {
+        guard prompt.components(separatedBy: "[MASK]").count == 2 else {
+            throw ProbeError("\(place): the prompt must contain [MASK] exactly once")
+        }
+        if let s = subject, !prompt.contains(s) { throw ProbeError("\(place): subject '\(s)' does not occur in the prompt") }
+        return Probe(prompt: prompt, target: target, subject: subject, relation: relation, pattern: pattern,
+                     tuple: fact ?? "\(relation):\(subject ?? prompt):\(target)")
+    }
 }
 
 /// Which probes an evaluator reads; shared by every knowledge evaluator.
@@ -82,14 +94,19 @@ public struct ProbeSet {
     /// Load and tokenize. Facts whose object is not a single word piece are dropped (counted).
     public static func load(_ o: ProbeOptions, tokenizer tok: WordPieceTokenizer, maxLength: Int) throws -> ProbeSet {
         let raw = try o.probes.map(readJSONL) ?? readParaRel(dataDir: o.dataDir, relations: o.relations)
+        return make(raw, limit: o.limit, seed: o.seed, tokenizer: tok, maxLength: maxLength)
+    }
+
+    /// Tokenize `raw` probes; `limit` keeps that many facts drawn with `seed`.
+    public static func make(_ raw: [Probe], limit: Int?, seed: UInt64, tokenizer tok: WordPieceTokenizer, maxLength: Int) -> ProbeSet {
         // --limit keeps N facts drawn with the seed (with all their patterns), in file order
         var facts: [String: [Probe]] = [:], order: [String] = []
         for p in raw {
             if facts[p.tuple] == nil { order.append(p.tuple) }
             facts[p.tuple, default: []].append(p)
         }
-        if let limit = o.limit, limit < order.count {
-            var rng = RNG(seed: o.seed ^ 0x7072_6F62_6573)   // "probes"
+        if let limit, limit < order.count {
+            var rng = RNG(seed: seed ^ 0x7072_6F62_6573)   // "probes"
             var shuffled = order
             rng.shuffle(&shuffled)
             let chosen = Set(shuffled.prefix(limit))
@@ -178,15 +195,8 @@ public struct ProbeSet {
             guard let prompt = o["prompt"] as? String, let target = o["target"] as? String else {
                 throw ProbeError("\(where_): a probe needs \"prompt\" and \"target\" strings")
             }
-            guard prompt.components(separatedBy: "[MASK]").count == 2 else {
-                throw ProbeError("\(where_): the prompt must contain [MASK] exactly once")
-            }
-            let subject = o["subject"] as? String
-            if let s = subject, !prompt.contains(s) { throw ProbeError("\(where_): subject '\(s)' does not occur in the prompt") }
-            let relation = o["relation"] as? String ?? "user"
-            let fact = o["fact"] as? String ?? "\(relation):\(subject ?? prompt):\(target)"
-            out.append(Probe(prompt: prompt, target: target, subject: subject, relation: relation, pattern: o["pattern"] as? Int ?? -1,
-                             tuple: fact))
+            out.append(try Probe.user(prompt: prompt, target: target, subject: o["subject"] as? String, relation: o["relation"] as? String ?? "user",
+                                      pattern: o["pattern"] as? Int ?? -1, fact: o["fact"] as? String, place: where_))
         }
         if out.isEmpty { throw ProbeError("\(path): no probes") }
         return out

@@ -448,7 +448,7 @@ public enum Rome {
         for c in cases {
             let p = c.checks[0]
             let noise = CausalTrace.noise(p, hidden: s.model.config.hiddenSize, sigma: sigma, samples: 3, seed: o.seed ^ UInt64(c.source.id))
-            let (corrupt, restored) = CausalTrace.trace(k, p, kinds: [.ffnOut], noise: noise, window: 1, batch: o.batch)
+            let (_, corrupt, restored) = CausalTrace.trace(k, p, kinds: [.ffnOut], noise: noise, window: 1, batch: o.batch)
             let t = p.subject!.upperBound - 1
             for l in 0..<L { sum[l] += restored[.ffnOut]![l][t] - corrupt }
         }

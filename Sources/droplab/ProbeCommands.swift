@@ -28,6 +28,26 @@ struct ProbeFlags: ParsableArguments {
     }
 }
 
+/// The causal-trace flags `eval trace` and `explore` share.
+struct TraceFlags: ParsableArguments {
+    @Option(help: "Trace: noise samples per probe.") var samples = 10
+    @Option(help: "Trace: noise standard deviation, in word-embedding standard deviations.") var noise = 3.0
+    @Option(parsing: .upToNextOption, help: "Trace: states restored, block, ffn.out, attn.out.") var kinds = ["block", "ffn.out", "attn.out"]
+    @Option(help: "Trace: consecutive layers restored together.") var window = 1
+
+    func apply(to o: inout TraceOptions) { o.samples = samples; o.noise = noise; o.kinds = kinds; o.window = window }
+}
+
+/// The knowledge-neuron flags `eval kn` and `explore` share.
+struct NeuronFlags: ParsableArguments {
+    @Option(help: "Neurons: FFN site, ffn.pre (the study) or ffn.act (Dai et al.).") var site = "ffn.pre"
+    @Option(help: "Neurons: integrated-gradients steps.") var steps = 20
+    @Option(parsing: .upToNextOption, help: "Neurons: explicit alphas in [0, 1] (override --steps).") var alphas: [Double] = []
+    @Option(help: "Neurons: keep units above this share of the probe's largest attribution.") var threshold = 0.2
+
+    func apply(to o: inout KNOptions) { o.site = site; o.steps = steps; o.alphas = alphas; o.threshold = threshold }
+}
+
 func percent(_ x: Double?) -> String { x.map { String(format: "%.2f%%", 100 * $0) } ?? "n/a" }
 
 extension EvalCommand {
@@ -72,17 +92,14 @@ extension EvalCommand {
             abstract: "Knowledge neurons (Dai et al. 2022) and per-concept clusters with suppress/amplify effects.")
         @Argument(help: "Checkpoint (.h5).") var checkpoint: String
         @OptionGroup var probe: ProbeFlags
-        @Option(help: "FFN site: ffn.pre (the study) or ffn.act (Dai et al.).") var site = "ffn.pre"
-        @Option(help: "Integrated-gradients steps.") var steps = 20
-        @Option(parsing: .upToNextOption, help: "Explicit alphas (override --steps).") var alphas: [Double] = []
-        @Option(help: "Keep units above this share of the probe's largest attribution.") var threshold = 0.2
+        @OptionGroup var neurons: NeuronFlags
         @Option(help: "Refinement: keep units shared by this share of a fact's paraphrases.") var share = 0.7
         @Option(help: "Largest k tried when clustering a concept's probes.") var maxClusters = 24
         @Option(help: "Neurons suppressed/amplified per cluster.") var topNeurons = 10
         @Option(help: "Concepts analysed, most frequent first (default: all).") var concepts: Int?
         func run() throws {
-            var o = KNOptions(); o.source = probe.options; o.site = site; o.steps = steps; o.alphas = alphas
-            o.threshold = threshold; o.share = share; o.maxClusters = maxClusters; o.topNeurons = topNeurons; o.concepts = concepts
+            var o = KNOptions(); o.source = probe.options; neurons.apply(to: &o)
+            o.share = share; o.maxClusters = maxClusters; o.topNeurons = topNeurons; o.concepts = concepts
             let (r, records) = try KnowledgeNeurons.run(checkpoint: checkpoint, options: o, log: log)
             let path = try probe.write(r, records, name: "kn", checkpoint: checkpoint)
             print(String(format: "kn: %.2f neurons per probe, %.2f clusters per concept; suppress own %+.3g vs random %+.3g; "
@@ -113,12 +130,9 @@ extension EvalCommand {
             abstract: "Causal tracing (ROME): corrupt the subject, restore one state at a time; mean indirect effect by layer and position.")
         @Argument(help: "Checkpoint (.h5).") var checkpoint: String
         @OptionGroup var probe: ProbeFlags
-        @Option(help: "Noise samples per probe.") var samples = 10
-        @Option(help: "Noise standard deviation, in word-embedding standard deviations.") var noise = 3.0
-        @Option(parsing: .upToNextOption, help: "States restored: block, ffn.out, attn.out.") var kinds = ["block", "ffn.out", "attn.out"]
-        @Option(help: "Consecutive layers restored together.") var window = 1
+        @OptionGroup var trace: TraceFlags
         func run() throws {
-            var o = TraceOptions(); o.source = probe.options; o.samples = samples; o.noise = noise; o.kinds = kinds; o.window = window
+            var o = TraceOptions(); o.source = probe.options; trace.apply(to: &o)
             let (r, records) = try CausalTrace.run(checkpoint: checkpoint, options: o, log: log)
             let path = try probe.write(r, records, name: "trace", checkpoint: checkpoint)
             for (kind, svg) in CausalTrace.heatmaps(r) {

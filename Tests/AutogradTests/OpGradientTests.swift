@@ -378,11 +378,13 @@ final class OpGradientTests: XCTestCase {
         XCTAssertTrue(tape.dropout(x, p: 0, rng: key) === x, "p = 0 is the identity")
     }
 
-    // MARK: - Fused attention
+    // MARK: - Attention
 
-    /// `Tape.attention` (the op the model runs) against the Float64 reference: batch 2 with
-    /// padded keys in one sequence, 3 heads, with and without attention dropout. The dropout
-    /// factors of the reference come from the counter RNG directly (uniform(key, i) < p).
+    /// `Tape.attentionProbs` then `Tape.attentionContext` (what the model runs, with the
+    /// `attn.probs` site between them) against the Float64 reference: batch 2 with padded keys
+    /// in one sequence, 3 heads, with and without attention dropout, both ops together and the
+    /// weights alone. The dropout factors of the reference come from the counter RNG directly
+    /// (uniform(key, i) < p).
     func testAttentionWithPaddingAndDropout() {
         var rng = RNG(seed: 231)
         let (B, T, NH, HS) = (2, 5, 3, 3)
@@ -399,14 +401,31 @@ final class OpGradientTests: XCTestCase {
             if let factors {
                 XCTAssertTrue(factors.contains(0) && factors.contains(keep), "the mask should drop some and keep some")
             }
+            func probs(_ t: Tape, _ x: [Tensor]) -> Tensor {
+                t.attentionProbs(q: x[0], k: x[1], batch: B, heads: NH, additiveMask: x[x.count - 1], dropout: p, rng: key)
+            }
             let r = gradCheck("attention(B=\(B),T=\(T),NH=\(NH),HS=\(HS),p=\(p))", [q, k, v, mask], seed: rng.next(),
-                              engine: { $0.attention(q: $1[0], k: $1[1], v: $1[2], batch: B, heads: NH, additiveMask: $1[3],
-                                                     dropout: p, rng: key) },
-                              reference: { refAttention($0[0], $0[1], $0[2], batch: B, heads: NH, mask: $0[3], factors: factors) })
+                              engine: { $0.attentionContext(probs($0, $1), v: $1[2], batch: B, heads: NH) },
+                              reference: { refAttentionContext(refAttentionProbs($0[0], $0[1], batch: B, heads: NH, mask: $0[3], factors: factors),
+                                                               $0[2], batch: B, heads: NH) })
             XCTAssertEqual(r.gradNormRel.count, 3)
             print(String(format: "attention p=%.1f: max error / max |grad|: dq %.2e dk %.2e dv %.2e, forward %.2e", p,
                          r.gradMaxRel["q"] ?? -1, r.gradMaxRel["k"] ?? -1, r.gradMaxRel["v"] ?? -1, r.forwardMaxRel))
+            let w = gradCheck("attentionProbs(p=\(p))", [q, k, mask], seed: rng.next(), engine: probs,
+                              reference: { refAttentionProbs($0[0], $0[1], batch: B, heads: NH, mask: $0[2], factors: factors) })
+            XCTAssertEqual(w.gradNormRel.count, 2)
         }
+    }
+
+    /// The weights as a leaf: d(ctx)/d(P') and d(ctx)/d(v) of `attentionContext` alone.
+    func testAttentionContext() {
+        var rng = RNG(seed: 232)
+        let (B, T, NH, HS) = (2, 4, 2, 3)
+        let probs = rng.input("probs", [B * T, NH * T]), v = rng.input("v", [B * T, NH * HS])
+        let r = gradCheck("attentionContext", [probs, v], seed: rng.next(),
+                          engine: { $0.attentionContext($1[0], v: $1[1], batch: B, heads: NH) },
+                          reference: { refAttentionContext($0[0], $0[1], batch: B, heads: NH) })
+        XCTAssertEqual(r.gradNormRel.count, 2)
     }
 
     // MARK: - Cross-entropy

@@ -171,13 +171,13 @@ func refCrossEntropy(_ logits: Ref, targets: [Int32], ignoreIndex: Int32) -> Ref
 
 // MARK: - Attention
 
-/// Multi-head self-attention core on q, k, v [B*T, C] (head h = columns h*HS..<(h+1)*HS):
+/// Multi-head attention weights from q, k [B*T, C] (head h = columns h*HS..<(h+1)*HS):
 /// P = softmax(QK^T / sqrt(HS) + mask[b]) per (b, h), P' = P * factors[(b*NH + h)*T*T + i*T + j]
-/// (the dropout factors, 0 or 1/(1-p)), ctx = P' V.
-func refAttention(_ q: Ref, _ k: Ref, _ v: Ref, batch B: Int, heads NH: Int, mask: Ref?, factors: [Double]?) -> Ref {
+/// (the dropout factors, 0 or 1/(1-p)), as [B*T, NH*T]: row b*T + i, column h*T + j.
+func refAttentionProbs(_ q: Ref, _ k: Ref, batch B: Int, heads NH: Int, mask: Ref?, factors: [Double]?) -> Ref {
     let C = q.lastDim, T = q.rows / B, HS = C / NH
     let scale = 1 / Double(HS).squareRoot()
-    var out = Ref(zeros: q.shape)
+    var out = Ref(zeros: [B * T, NH * T])
     for b in 0..<B {
         for h in 0..<NH {
             for i in 0..<T {
@@ -190,8 +190,22 @@ func refAttention(_ q: Ref, _ k: Ref, _ v: Ref, batch B: Int, heads NH: Int, mas
                 let m = z.max()!
                 let e = z.map { exp($0 - m) }
                 let sum = e.reduce(0, +)
+                for j in 0..<T { out.v[(b * T + i) * NH * T + h * T + j] = e[j] / sum * (factors?[((b * NH + h) * T + i) * T + j] ?? 1) }
+            }
+        }
+    }
+    return out
+}
+
+/// ctx [B*T, C] from the attention weights [B*T, NH*T] (as `refAttentionProbs`) and the values.
+func refAttentionContext(_ probs: Ref, _ v: Ref, batch B: Int, heads NH: Int) -> Ref {
+    let C = v.lastDim, T = v.rows / B, HS = C / NH
+    var out = Ref(zeros: v.shape)
+    for b in 0..<B {
+        for h in 0..<NH {
+            for i in 0..<T {
                 for j in 0..<T {
-                    let pr = e[j] / sum * (factors?[((b * NH + h) * T + i) * T + j] ?? 1)
+                    let pr = probs.v[(b * T + i) * NH * T + h * T + j]
                     for d in 0..<HS { out.v[(b * T + i) * C + h * HS + d] += pr * v.v[(b * T + j) * C + h * HS + d] }
                 }
             }

@@ -23,7 +23,7 @@ final class KnowledgeEvaluatorTests: XCTestCase {
     func testIGCompletenessShrinksWithSteps() throws {
         let k = try FactModel.setup()
         func error(_ steps: Int) -> Double {
-            let a = IntegratedGradients.attributions(k, kind: .ffnPre, layers: [0, 1], position: .mask,
+            let a = IntegratedGradients.attributions(k, k.probes.tokenized, kind: .ffnPre, layers: [0, 1], position: .mask,
                                                      alphas: IGOptions.midpoints(steps), batch: 256)
             let e = a.flatMap { x in (0..<2).compactMap { x.completenessError($0) } }
             return e.reduce(0, +) / Double(e.count)

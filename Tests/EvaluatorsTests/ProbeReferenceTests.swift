@@ -1,8 +1,8 @@
 // The site/intervention mechanism and the knowledge evaluators' arithmetic against PyTorch
 // (tools/make_probe_reference.py: transformers in float64 on the tiny random BERT of
 // blimp_model.h5, 4 probes run one at a time): logit lens, ffn.pre captures, integrated
-// gradients, d P / d(word embeddings), knowledge-neuron scaling and causal-trace restoration
-// with the fixture's noise. Probes go through the user-JSONL loader and our tokenizer.
+// gradients, d P / d(word embeddings), knowledge-neuron scaling, causal-trace restoration
+// with the fixture's noise and the attention weights (site attn.probs). Probes go through the user-JSONL loader and our tokenizer.
 
 import Autograd
 import BERT
@@ -55,11 +55,43 @@ final class ProbeReferenceTests: XCTestCase {
     func testLogitLensMatchesTorch() throws {
         let ref = try Ref(), k = try setup(ref)
         let L = k.model.config.numLayers
-        let per = LogitLens.scores(k, batch: 3)       // batches of 3 and 1: padding is exercised
+        let per = LogitLens.scores(k, k.probes.tokenized, batch: 3).map { $0.map { $0[0] } }   // batches of 3 and 1: padding is exercised
         let expected = try ref.d("lens/prob"), top1 = try ref.i("lens/top1")
         assertClose(per.flatMap { $0.map(\.prob) }, expected, rtol: 1e-4, atol: 0, "lens P(target) per layer")
         XCTAssertEqual(per.flatMap { $0.map { Int($0.top1) } }, top1, "lens top-1")
         XCTAssertEqual(per[0].count, L + 1)
+    }
+
+    /// attn.probs: every query row's weights over the real keys equal torch's attentions, in a
+    /// padded batch (padded keys get weight 0).
+    func testCapturedAttentionWeightsMatchTorch() throws {
+        let ref = try Ref(), k = try setup(ref)
+        let pb = ProbeBatch(k.probes.tokenized, padId: k.tokenizer.padId)
+        let L = k.model.config.numLayers, NH = k.model.config.numHeads, T = pb.T
+        let cap = Captures(), iv = Interventions()
+        iv.capture((0..<L).map { Site(.attnProbs, $0) }, into: cap)
+        _ = ProbeScoring.run(k.model, pb, iv)
+        let expected = try ref.d("attention")      // [P, L, NH, Tmax, Tmax]
+        var got: [Double] = [], want: [Double] = [], padded: [Float] = []
+        for (b, p) in pb.items.enumerated() {
+            for l in 0..<L {
+                let x = cap[Site(.attnProbs, l)]!
+                XCTAssertEqual(x.shape, [ref.P * T, NH * T])
+                for h in 0..<NH {
+                    for i in p.ids.indices {
+                        for j in 0..<T {
+                            let v = x.data[(b * T + i) * NH * T + h * T + j]
+                            if j < p.ids.count {
+                                got.append(Double(v)); want.append(expected[(((b * L + l) * NH + h) * ref.Tmax + i) * ref.Tmax + j])
+                            } else { padded.append(v) }
+                        }
+                    }
+                }
+            }
+        }
+        XCTAssertTrue(pb.items.contains { $0.ids.count < T } && !padded.isEmpty, "the batch should be padded")
+        assertClose(got, want, rtol: 1e-4, atol: 1e-6, "attention weights")
+        XCTAssertEqual(padded.filter { $0 != 0 }.count, 0, "padded keys get weight")
     }
 
     func testCapturedFFNPreMatchesTorch() throws {
@@ -79,7 +111,7 @@ final class ProbeReferenceTests: XCTestCase {
         let layer = try ref.i("ig/layer")[0], steps = try ref.i("ig/steps")[0]
         let alphas = (1...steps).map { Double($0) / Double(steps) }
         for batch in [64, 5] {                        // 5: one probe per pass (4 alphas + baseline)
-            let a = IntegratedGradients.attributions(k, kind: .ffnPre, layers: [layer], position: .mask, alphas: alphas, batch: batch)
+            let a = IntegratedGradients.attributions(k, k.probes.tokenized, kind: .ffnPre, layers: [layer], position: .mask, alphas: alphas, batch: batch)
             let expected = try ref.d("ig/attributions"), F = expected.count / ref.P
             for p in 0..<ref.P {
                 assertNormClose(a[p].values[0], Array(expected[p * F..<(p + 1) * F]), rtol: 1e-4, "IG attributions probe \(p), batch \(batch)")
@@ -127,7 +159,7 @@ final class ProbeReferenceTests: XCTestCase {
         var corrupt: [Double] = []
         for (p, t) in k.probes.tokenized.enumerated() {
             let n = t.subject!.flatMap { pos in (0..<C).map { Float(noise[(p * ref.Tmax + pos) * C + $0]) } }
-            let (c, restored) = CausalTrace.trace(k, t, kinds: kinds.map(\.0), noise: [n], window: 1, batch: 7)
+            let (_, c, restored) = CausalTrace.trace(k, t, kinds: kinds.map(\.0), noise: [n], window: 1, batch: 7)
             corrupt.append(c)
             for (kind, name) in kinds {
                 let expected = try ref.d("trace/prob_restored_\(name)")
@@ -154,7 +186,7 @@ final class ProbeReferenceTests: XCTestCase {
         let plain = logits(nil)
         XCTAssertEqual(logits(Interventions()), plain)
         let sites = [Site(.embWord), Site(.emb)] + (0..<L).flatMap { l in
-            [SiteKind.attnHeads, .attnOut, .ffnIn, .ffnPre, .ffnAct, .ffnOut, .block].map { Site($0, l) } }
+            [SiteKind.attnProbs, .attnHeads, .attnOut, .ffnIn, .ffnPre, .ffnAct, .ffnOut, .block].map { Site($0, l) } }
         let cap = Captures(), civ = Interventions()
         civ.capture(sites, into: cap)
         XCTAssertEqual(logits(civ), plain)

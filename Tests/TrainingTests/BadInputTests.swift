@@ -40,6 +40,12 @@ final class BadInputTests: XCTestCase {
         try Checkpoint.save(model, vocab: try String(contentsOfFile: TestData.fixtureVocab, encoding: .utf8).split(separator: "\n").map(String.init),
                             to: dir + "/onetype.h5")
 
+        // a checkpoint whose vocabulary differs from ck.h5's in one token, and a probe file
+        let ck = try Checkpoint.load(dir + "/ck.h5")
+        try Checkpoint.save(ck.model, vocab: Array(ck.vocab.dropLast()) + ["zzzz"], to: dir + "/othervocab.h5")
+        try #"{"prompt": "paris is the capital of [MASK] .", "target": "france", "subject": "paris"}"#
+            .write(toFile: dir + "/probes.jsonl", atomically: true, encoding: .utf8)
+
         // a checkpoint whose config asks for ~4 TB of parameters
         let huge = try HDF5File.create(dir + "/huge.h5")
         try huge.setAttribute("format", string: Checkpoint.format)
@@ -55,6 +61,8 @@ final class BadInputTests: XCTestCase {
         let squad = ["eval", "squad", "ck.h5", "--data-dir", TestData.sharedData, "--max-dev-examples", "2", "--max-train-examples", "2",
                      "--max-seq-len", "64", "--max-query-len", "16", "--doc-stride", "16", "--results", "results"]
         let bench = ["bench", "--presets", "tiny", "--vocab-sizes", "100", "--dropouts", "0"]
+        let explore = ["explore", "ck.h5", "--prompt", "paris is the capital of [MASK] .", "--target", "france", "--subject", "paris",
+                       "--results", "results"]
         func probe(_ name: String) -> [String] { ["eval", name, "ck.h5", "--data-dir", TestData.sharedData, "--results", "results"] }
         func editor(_ name: String) -> [String] {
             ["eval", name, "ck.h5", "--data-dir", TestData.sharedData, "--corpus", "corpus.txt", "--cache-dir", "cache", "--results", "results"]
@@ -120,6 +128,21 @@ final class BadInputTests: XCTestCase {
             (editor("memit") + ["--lambda", "-1"], "--lambda"), (["eval", "rome", "missing.h5"], "missing.h5"),
             (probe("lora") + ["--ranks", "0"], "--ranks"), (probe("bmask") + ["--epochs", "0"], "--epochs"),
             (probe("reft") + ["--held-out", "1"], "--held-out"), (probe("ft") + ["--lr", "0"], "--lr"),
+            // explore: its flags, the trace and kn flags it shares, prompts, checkpoints, output
+            (explore + ["--samples", "0"], "--samples"), (explore + ["--noise", "-1"], "--noise"), (explore + ["--window", "0"], "--window"), (explore + ["--kinds", "foo"], "--kinds"),
+            (explore + ["--steps", "0"], "--steps"), (explore + ["--threshold", "2"], "--threshold"), (explore + ["--site", "block"], "--site"),
+            (explore + ["--alphas", "2"], "--alphas"), (explore + ["--top", "0"], "--top"), (explore + ["--max-prompts", "0"], "--max-prompts"),
+            (explore + ["--batch", "0"], "--batch"), (explore + ["--select", "paris"], "--select"), (explore + ["--probes", "probes.jsonl"], "--probes"),
+            (explore + ["--target", "zzzqqq"], "--target"), (explore + ["--target", "two words"], "--target"),
+            (["explore", "ck.h5", "--prompt", "no mask here"], "[MASK]"), (["explore", "ck.h5", "--prompt", "a [MASK] b", "--subject", "paris"], "paris"),
+            (["explore", "ck.h5", "--probes", "probes.jsonl", "--target", "france"], "--target"),
+            (["explore", "ck.h5", "--probes", "probes.jsonl", "--select", "berlin"], "--select"),
+            (["explore", "ck.h5", "--probes", "missing.jsonl"], "missing.jsonl"),
+            (["explore", "ck.h5", "ck.h5", "ck.h5", "--probes", "probes.jsonl"], "one or two checkpoints"),
+            (["explore", "ck.h5", "othervocab.h5", "--probes", "probes.jsonl"], "othervocab.h5"),
+            (["explore", "missing.h5", "--probes", "probes.jsonl"], "missing.h5"), (["explore", "adir", "--probes", "probes.jsonl"], "adir"),
+            (explore + ["--out", "adir"], "adir"), (explore + ["--out", "file.txt/page.html"], "file.txt"),
+            (explore + ["--results", "file.txt/r"], "file.txt"),
         ]
         let before = snapshot(dir)
         var table: [String] = []

@@ -1,56 +1,85 @@
-// Fused multi-head self-attention core, reading heads in place (no permutes):
-//   for each batch b and head h:  P = softmax(scale * Q_bh K_bh^T + mask_b)    [T, T]
-//                                 P' = dropout(P)                               [T, T]
-//                                 ctx_bh = P' V_bh                              [T, HS]
-// q, k, v, ctx are [B*T, C] with head h in columns h*HS ..< (h+1)*HS. The (b, h) pairs are
-// split across threads; each product is a single-threaded sgemm on strided views.
-// Backward: dP' = dctx V^T, dV += P'^T dctx, dP = dP' * keep, dS = scale * P (dP - rowsum(dP P)),
-// dQ += dS K, dK += dS^T Q.
+// Multi-head self-attention core as two ops, reading heads in place (no permutes), with the
+// attention probabilities between them (the model's `attn.probs` site):
+//   attentionProbs    for each batch b and head h:  P = softmax(scale * Q_bh K_bh^T + mask_b)   [T, T]
+//                                                   P' = dropout(P)
+//   attentionContext  ctx_bh = P'_bh V_bh                                                        [T, HS]
+// q, k, v, ctx are [B*T, C] with head h in columns h*HS ..< (h+1)*HS. P' is [B*T, NH*T]: row
+// b*T + i is query position i of example b (the row of every site), columns h*T ..< (h+1)*T its
+// weights over the keys in head h. The dropout mask is drawn in [B, NH, T, T] order (the order
+// of the dropout reference fixture). The (b, h) pairs are split across threads; each product
+// is a single-threaded sgemm on strided views.
+// Backward: context: dP' += dctx V^T, dV += P'^T dctx; probs: dP = dP' * keep where kept,
+// dS = scale * P (dP - rowsum(dP P)), dQ += dS K, dK += dS^T Q.
 
 import Dispatch
 
 extension Tape {
-    public func attention(q: Tensor, k: Tensor, v: Tensor, batch B: Int, heads NH: Int,
-                          additiveMask mask: Tensor?, dropout p: Float = 0, rng: CounterRNG? = nil) -> Tensor {
-        let C = q.lastDim, T = q.rows / B, HS = C / NH
-        precondition(q.shape == k.shape && q.shape == v.shape && q.rows == B * T && C % NH == 0, "attention \(q.shape)")
+    /// P' [B*T, NH*T]: each head's softmax attention weights (after dropout) of every query row.
+    public func attentionProbs(q: Tensor, k: Tensor, batch B: Int, heads NH: Int,
+                               additiveMask mask: Tensor?, dropout p: Float = 0, rng: CounterRNG? = nil) -> Tensor {
+        let C = q.lastDim, T = q.rows / B, HS = C / NH, W = NH * T
+        precondition(q.shape == k.shape && q.rows == B * T && C % NH == 0, "attention \(q.shape)")
         precondition(mask == nil || mask!.shape == [B, T], "attention mask \(mask?.shape ?? [])")
         precondition(p == 0 || rng != nil, "attention dropout needs an rng")
         let scale = 1 / Float(HS).squareRoot()
-        let out = Tensor(uninitialized: q.shape)
-        let probs = Storage(count: B * NH * T * T, zeroed: false)                  // P
-        let dropped = p > 0 ? Storage(count: B * NH * T * T, zeroed: false) : probs // P'
-        if p > 0 { dropoutMask(rng!, p: p, into: dropped.pointer, count: dropped.count) }
-        let maskData = mask?.data
+        let out = Tensor(uninitialized: [B * T, W])
+        // with dropout, P (kept for backward) and P' (out) are separate; the mask lives only here
+        let probs = p > 0 ? Storage(count: B * T * W, zeroed: false) : nil
+        let dropMask = p > 0 ? Storage(count: B * NH * T * T, zeroed: false) : nil
+        if let dropMask { dropoutMask(rng!, p: p, into: dropMask.pointer, count: dropMask.count) }
+        let P0 = probs?.pointer ?? out.data, maskData = mask?.data
         forEachHead(B * NH) { _, bh in
             let b = bh / NH, h = bh % NH
-            let P = probs.pointer + bh * T * T, Pd = dropped.pointer + bh * T * T
-            let off = b * T * C + h * HS
-            sgemm(false, true, T, T, HS, scale, q.data + off, k.data + off, 0, P, lda: C, ldb: C, ldc: T, parallel: false)
-            for i in 0..<T { softmaxRow(P + i * T, T, mask: maskData.map { $0 + b * T }) }
-            if p > 0 { for i in 0..<T * T { Pd[i] *= P[i] } }     // dropped holds the mask until here
-            sgemm(false, false, T, HS, T, 1, Pd, v.data + off, 0, out.data + off, lda: T, ldb: C, ldc: C, parallel: false)
+            let P = P0 + b * T * W + h * T, off = b * T * C + h * HS
+            sgemm(false, true, T, T, HS, scale, q.data + off, k.data + off, 0, P, lda: C, ldb: C, ldc: W, parallel: false)
+            for i in 0..<T { softmaxRow(P + i * W, T, mask: maskData.map { $0 + b * T }) }
+            if let dropMask {
+                let Pd = out.data + b * T * W + h * T, M = dropMask.pointer + bh * T * T
+                for i in 0..<T { for j in 0..<T { Pd[i * W + j] = P[i * W + j] * M[i * T + j] } }
+            }
         }
-        if needsGrad(q, k, v) {
+        if needsGrad(q, k) {
             record(out) {
-                let dctx = out.grad
-                let dq = q.grad, dk = k.grad, dv = v.grad
+                let dPd = out.grad
+                let dq = q.grad, dk = k.grad
                 let keep = 1 / (1 - p)
                 let scratch = Storage(count: Parallel.threads * T * T, zeroed: false)   // one dS [T, T] per thread
                 forEachHead(B * NH) { t, bh in
-                    let b = bh / NH, h = bh % NH, off = b * T * C + h * HS
-                    let P = probs.pointer + bh * T * T, Pd = dropped.pointer + bh * T * T
+                    let b = bh / NH, h = bh % NH, off = b * T * C + h * HS, poff = b * T * W + h * T
                     let dS = scratch.pointer + t * T * T
-                    sgemm(false, true, T, T, HS, 1, dctx + off, v.data + off, 0, dS, lda: C, ldb: C, ldc: T, parallel: false)
-                    sgemm(true, false, T, HS, T, 1, Pd, dctx + off, 1, dv + off, lda: T, ldb: C, ldc: C, parallel: false)
                     for i in 0..<T {
-                        let pr = P + i * T, pd = Pd + i * T, d = dS + i * T
-                        if p > 0 { for j in 0..<T { d[j] = pd[j] != 0 ? d[j] * keep : 0 } }
+                        let pr = P0 + poff + i * W, pd = out.data + poff + i * W, g = dPd + poff + i * W, d = dS + i * T
+                        if p > 0 { for j in 0..<T { d[j] = pd[j] != 0 ? g[j] * keep : 0 } } else { for j in 0..<T { d[j] = g[j] } }
                         let dot = vdot(d, pr, T)
                         for j in 0..<T { d[j] = scale * pr[j] * (d[j] - dot) }
                     }
                     sgemm(false, false, T, HS, T, 1, dS, k.data + off, 1, dq + off, lda: T, ldb: C, ldc: C, parallel: false)
                     sgemm(true, false, T, HS, T, 1, dS, q.data + off, 1, dk + off, lda: T, ldb: C, ldc: C, parallel: false)
+                }
+                _ = probs   // P lives as long as this step
+            }
+        }
+        return out
+    }
+
+    /// ctx [B*T, C]: each head's weighted sum of the values, P'_bh V_bh (P' from `attentionProbs`).
+    public func attentionContext(_ probs: Tensor, v: Tensor, batch B: Int, heads NH: Int) -> Tensor {
+        let C = v.lastDim, T = v.rows / B, HS = C / NH, W = NH * T
+        precondition(v.rows == B * T && C % NH == 0 && probs.shape == [B * T, W], "attention context \(probs.shape) x \(v.shape)")
+        let out = Tensor(uninitialized: v.shape)
+        forEachHead(B * NH) { _, bh in
+            let b = bh / NH, h = bh % NH, off = b * T * C + h * HS
+            sgemm(false, false, T, HS, T, 1, probs.data + b * T * W + h * T, v.data + off, 0, out.data + off,
+                  lda: W, ldb: C, ldc: C, parallel: false)
+        }
+        if needsGrad(probs, v) {
+            record(out) {
+                let dctx = out.grad
+                let dP = probs.requiresGrad ? probs.grad : nil, dv = v.requiresGrad ? v.grad : nil
+                forEachHead(B * NH) { _, bh in
+                    let b = bh / NH, h = bh % NH, off = b * T * C + h * HS, poff = b * T * W + h * T
+                    if let dP { sgemm(false, true, T, T, HS, 1, dctx + off, v.data + off, 1, dP + poff, lda: C, ldb: C, ldc: W, parallel: false) }
+                    if let dv { sgemm(true, false, T, HS, T, 1, probs.data + poff, dctx + off, 1, dv + off, lda: W, ldb: C, ldc: C, parallel: false) }
                 }
             }
         }

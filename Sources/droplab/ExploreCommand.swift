@@ -1,0 +1,61 @@
+import ArgumentParser
+import Checkpoint
+import Evaluators
+import Foundation
+import Training
+
+struct ExploreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "explore",
+        abstract: "One HTML page with every view of a prompt (predictions, logit lens, causal trace, knowledge neurons, attention), for one checkpoint or two side by side.",
+        discussion: """
+            A prompt: --prompt "paris is the capital of [MASK] ." --target france --subject paris. A set: --probes FILE.jsonl \
+            (or ParaRel with --relations) and --select TEXT to keep prompts containing TEXT. The page is one static file \
+            (inline SVG, CSS and a little JavaScript) that embeds its numbers as JSON; they are those of eval lens, trace \
+            and kn for each probe.
+            """)
+    @Argument(help: "One checkpoint (.h5), or two to compare (A and B).") var checkpoints: [String]
+    @OptionGroup var probe: ProbeFlags
+    @Option(help: "A prompt with one [MASK] (instead of --probes or ParaRel).") var prompt: String?
+    @Option(help: "With --prompt: the target word (default: the first checkpoint's most probable word at [MASK]).") var target: String?
+    @Option(help: "With --prompt: the subject as it occurs in the prompt (the causal trace needs it).") var subject: String?
+    @Option(parsing: .upToNextOption, help: "Keep the probes whose prompt contains one of these texts (any case).") var select: [String] = []
+    @Option(help: "Prompts shown at most (the first chosen).") var maxPrompts = 10
+    @Option(help: "Predictions listed at [MASK].") var top = 10
+    @OptionGroup var trace: TraceFlags
+    @OptionGroup var neurons: NeuronFlags
+    @Option(help: "The HTML file (default: explore.html, or explore-vs-<B's results name>.html, in A's results directory).")
+    var out: String?
+
+    func run() throws {
+        var o = ExploreOptions()
+        o.source = probe.options; o.prompt = prompt; o.target = target; o.subject = subject; o.select = select
+        o.maxPrompts = maxPrompts; o.top = top; trace.apply(to: &o.trace); neurons.apply(to: &o.kn)
+        try o.validate()
+        try Check.that((1...2).contains(checkpoints.count), nil, "explore takes one or two checkpoints, got \(checkpoints.count)")
+        if let out {
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: out, isDirectory: &isDir), isDir.boolValue {
+                throw OptionError(key: "out", "\(out): is a directory, not a file")
+            }
+            try AtomicFile.checkWritableDirectory((out as NSString).deletingLastPathComponent.isEmpty ? "." : (out as NSString).deletingLastPathComponent,
+                                                  flag: "--out")
+        } else {
+            try AtomicFile.checkWritableDirectory(probe.results, flag: "--results")
+        }
+        let page = try Explorer.run(checkpoints: checkpoints, options: o, log: log)
+        let html = Data(try page.html().utf8)
+        let path: String
+        if let out {
+            let dir = (out as NSString).deletingLastPathComponent
+            if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+            if FileManager.default.fileExists(atPath: out) { log("replaced \(out)") }
+            try AtomicFile.write(html, to: out)
+            path = out
+        } else {
+            let name = checkpoints.count == 2 ? "explore-vs-\(Results.checkpointName(checkpoints[1])).html" : "explore.html"
+            path = try Results.store(html, file: name, checkpoint: checkpoints[0], root: probe.results, log: log)
+        }
+        print(String(format: "explore: %d prompt(s), %d checkpoint(s), %.0f KB (%.1fs) -> %@", page.prompts.count, checkpoints.count,
+                     Double(html.count) / 1024, page.seconds, path))
+    }
+}

@@ -1,0 +1,169 @@
+// `droplab explore` on the fact model (FactModel) against an untrained model of the same
+// vocabulary: the page's embedded JSON holds exactly the records `eval lens`, `trace` and `kn`
+// write for the same prompts, and the page opens in headless Chromium without errors.
+
+import BERT
+import Checkpoint
+@testable import Evaluators
+import Foundation
+import TestSupport
+import XCTest
+
+final class ExplorerTests: XCTestCase {
+    /// Four prompts: three facts of the fact model (two paraphrases of one fact) and one
+    /// without a subject; both checkpoints; every evaluator one probe at a time (--batch 1).
+    static let page: (dir: String, probes: String, checkpoints: [String], html: String, cli: CLIResult) = {
+        let dir = NSTemporaryDirectory() + "droplab-explore-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let lines = FactModel.probeLines()
+        let noSubject = #"{"prompt": "the field of chain is [MASK] .", "target": "music"}"#
+        let probes = dir + "/probes.jsonl"
+        try! ([lines[0], lines[1], lines[5], noSubject].joined(separator: "\n") + "\n").write(toFile: probes, atomically: true, encoding: .utf8)
+        // B: the fact model's architecture, untrained
+        let trained = try! Checkpoint.load(FactModel.trained.checkpoint)
+        let untrained = BertModel(config: trained.model.config)
+        untrained.initialize(seed: 11)
+        try! Checkpoint.save(untrained, vocab: trained.vocab, to: dir + "/untrained.h5")
+        let checkpoints = [FactModel.trained.checkpoint, dir + "/untrained.h5"]
+        let cli = try! runDroplab(["explore"] + checkpoints + ["--probes", probes, "--batch", "1", "--samples", "3", "--steps", "5",
+                                                              "--out", dir + "/page.html"])
+        return (dir, probes, checkpoints, (try? String(contentsOfFile: dir + "/page.html", encoding: .utf8)) ?? "", cli)
+    }()
+
+    override class func tearDown() { try? FileManager.default.removeItem(atPath: page.dir) }
+
+    /// The JSON the page embeds.
+    static func embedded(_ html: String) throws -> ExplorePage {
+        let open = #"<script type="application/json" id="explore-data">"#
+        guard let a = html.range(of: open), let b = html.range(of: "</script>", range: a.upperBound..<html.endIndex) else {
+            throw XCTSkip("no embedded JSON in the page")
+        }
+        return try JSONDecoder().decode(ExplorePage.self, from: Data(html[a.upperBound..<b.lowerBound].utf8))
+    }
+
+    func testPageEmbedsTheEvaluatorsRecords() throws {
+        let (_, probes, checkpoints, html, cli) = Self.page
+        XCTAssertEqual(cli.status, 0, cli.stderr)
+        let page = try Self.embedded(html)
+        XCTAssertEqual(page.checkpoints.map(\.path), checkpoints)
+        XCTAssertEqual(page.prompts.count, 4)
+        var source = ProbeOptions(); source.probes = probes; source.batch = 1
+        var traced = 0
+        for (c, checkpoint) in checkpoints.enumerated() {
+            var lo = LensOptions(); lo.source = source
+            var to = TraceOptions(); to.source = source; to.samples = 3
+            var ko = KNOptions(); ko.source = source; ko.steps = 5
+            let lens = try LogitLens.run(checkpoint: checkpoint, options: lo, log: { _ in }).records
+            let trace = try CausalTrace.run(checkpoint: checkpoint, options: to, log: { _ in }).records
+            let kn = try KnowledgeNeurons.run(checkpoint: checkpoint, options: ko, log: { _ in }).records
+            XCTAssertEqual(lens.count, page.prompts.count)
+            for (i, p) in page.prompts.enumerated() {
+                let v = p.views[c]
+                XCTAssertEqual(v.lens, lens[i], "lens record, checkpoint \(c), prompt \(i)")
+                var neurons = kn[i]; neurons.cluster = nil
+                XCTAssertEqual(v.neurons, neurons, "kn record, checkpoint \(c), prompt \(i)")
+                XCTAssertEqual(v.trace == nil, p.subject == nil)
+                if let t = trace.first(where: { $0.prompt == p.prompt }) {     // probes the model gets right
+                    XCTAssertEqual(v.trace, t, "trace record, checkpoint \(c), prompt \(i)")
+                    traced += 1
+                }
+                // the lens grid's [MASK] column is the lens record; attention rows are distributions
+                let m = p.maskPosition
+                assertClose(v.lensGrid.prob.map { $0[m] }, v.lens.prob, rtol: 1e-5, atol: 1e-9, "lens grid at [MASK]")
+                XCTAssertEqual(v.lensGrid.top1.map { $0[m] }, v.lens.top1)
+                for heads in v.attention { for w in heads { XCTAssertEqual(w.reduce(0, +), 1, accuracy: 1e-5) } }
+                XCTAssertEqual(v.top.count, 10)
+                XCTAssertEqual(v.top.first?.token, v.lens.top1.last)
+            }
+        }
+        XCTAssertEqual(traced, 3, "the fact model gets its three facts right; the untrained model none")
+        XCTAssertTrue(page.prompts[0].views[0].neurons.neurons.count > 0)
+    }
+
+    /// Without --target the target is the model's most probable word; the page names the flags' settings.
+    func testPromptWithoutTargetUsesThePrediction() throws {
+        let dir = try temporaryDirectory(self)
+        let r = try runDroplab(["explore", FactModel.trained.checkpoint, "--prompt", "dog lived in [MASK] .", "--subject", "dog",
+                                "--samples", "2", "--steps", "3", "--out", dir + "/one.html"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let page = try Self.embedded(try String(contentsOfFile: dir + "/one.html", encoding: .utf8))
+        let p = try XCTUnwrap(page.prompts.first)
+        XCTAssertEqual(p.views.count, 1)
+        XCTAssertEqual(p.target, p.views[0].top[0].token)
+        XCTAssertTrue(FactModel.countries.contains(p.target), "the fact model's answer is a country, got \(p.target)")
+        XCTAssertEqual(p.subjectPositions, [1])
+    }
+
+    /// Checkpoints of different depths: a page with both, differences of the predictions only.
+    func testCheckpointsOfDifferentDepths() throws {
+        let dir = try temporaryDirectory(self)
+        let trained = try Checkpoint.load(FactModel.trained.checkpoint)
+        var config = trained.model.config
+        config.numLayers = 1
+        let shallow = BertModel(config: config)
+        shallow.initialize(seed: 5)
+        try Checkpoint.save(shallow, vocab: trained.vocab, to: dir + "/shallow.h5")
+        let r = try runDroplab(["explore", FactModel.trained.checkpoint, dir + "/shallow.h5", "--prompt", "dog lived in [MASK] .",
+                                "--target", "russia", "--subject", "dog", "--samples", "2", "--steps", "3", "--out", dir + "/page.html"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let html = try String(contentsOfFile: dir + "/page.html", encoding: .utf8)
+        let views = try XCTUnwrap(Self.embedded(html).prompts.first).views
+        XCTAssertEqual(views.map { $0.lens.prob.count }, [3, 2])
+        XCTAssertEqual(views.map { $0.attention.count }, [2, 1])
+        XCTAssertTrue(html.contains("differences are shown for the predictions only"))
+        XCTAssertEqual(html.components(separatedBy: #"data-section="difference""#).count - 1, 1)
+    }
+
+    /// Headless Chromium: no console errors, a screenshot that is not blank, and every section
+    /// in the DOM after the page's script ran.
+    func testPageOpensInChromium() throws {
+        guard let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
+            .first(where: FileManager.default.isExecutableFile(atPath:)) else {
+            throw XCTSkip("chromium is not installed (make test installs it)")
+        }
+        let (dir, _, _, html, cli) = Self.page
+        XCTAssertEqual(cli.status, 0, cli.stderr)
+        let outside = html.replacingOccurrences(of: "http://www.w3.org/2000/svg", with: "")   // the SVG namespace, not a request
+        XCTAssertFalse(outside.contains("http://") || outside.contains("https://") || outside.contains(" src="), "the page must load nothing")
+        let url = URL(fileURLWithPath: dir + "/page.html").absoluteString
+        func chromiumRun(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: chromium)
+            p.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(dir)/chromium-profile",
+                           "--enable-logging=stderr", "--v=0"] + args + [url]
+            let out = Pipe(), err = Pipe()
+            p.standardOutput = out; p.standardError = err
+            try p.run()
+            let timer = DispatchWorkItem { p.terminate() }
+            DispatchQueue.global().asyncAfter(deadline: .now() + 180, execute: timer)
+            let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            timer.cancel()
+            return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        }
+        let shot = dir + "/page.png"
+        let s = try chromiumRun(["--screenshot=\(shot)", "--window-size=1400,1800", "--hide-scrollbars"])
+        XCTAssertEqual(s.status, 0, s.stderr)
+        let console = s.stderr.split(separator: "\n").filter { $0.contains(":CONSOLE") || $0.contains("Uncaught") }
+        XCTAssertEqual(console, [], "console messages")
+        let png = try PNGImage(contentsOf: shot)
+        let (distinct, ink) = png.colourStatistics
+        print("explore screenshot: \(png.width)x\(png.height), \(distinct) colours, \(String(format: "%.1f", 100 * ink))% not background")
+        XCTAssertEqual(png.width, 1400)
+        XCTAssertGreaterThan(distinct, 100, "the screenshot is (nearly) blank")
+        XCTAssertGreaterThan(ink, 0.05, "the screenshot is (nearly) blank")
+
+        let d = try chromiumRun(["--dump-dom"])
+        XCTAssertEqual(d.status, 0, d.stderr)
+        let dom = d.stdout
+        XCTAssertTrue(dom.contains(#"data-ready="4""#), "the page's script did not run to its end")
+        XCTAssertTrue(dom.contains(#"<pre id="page-errors" hidden=""></pre>"#), "errors reported in the page")
+        for section in ["prompt", "predictions", "lens", "trace", "neurons", "attention", "difference"] {
+            XCTAssertTrue(dom.contains("data-section=\"\(section)\""), "no \(section) section")
+        }
+        XCTAssertEqual(dom.components(separatedBy: #"data-section="prompt""#).count - 1, 4)
+        XCTAssertTrue(dom.contains("No subject for this prompt"))
+        XCTAssertTrue(dom.contains("blob:"), "the JSON download link was not made")
+    }
+}
