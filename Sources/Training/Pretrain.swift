@@ -29,6 +29,9 @@ public struct PretrainOptions: CommandOptions, Equatable, Sendable {
     public var earlyDropoutSteps: Int? = nil
     public var wholeWordMasking = false
     public var seed: UInt64 = 0
+    public var initSeed: UInt64? = nil        // initial weights (default: seed)
+    public var dataSeed: UInt64? = nil        // data order and masking (default: seed)
+    public var dropoutSeed: UInt64? = nil     // dropout masks (default: seed)
     public var saveEvery = 0
     public var evalEvery = 0
     public var logEvery = 10
@@ -67,6 +70,11 @@ public struct PretrainOptions: CommandOptions, Equatable, Sendable {
         try Check.that(valFraction > 0 && valFraction < 1, "val-fraction", "must be in (0, 1), got \(valFraction)")
         try Check.nonEmpty(out, "out")
         try Check.nonEmpty(cacheDir, "cache-dir")
+    }
+
+    /// The seeds in force: each of --init-seed, --data-seed and --dropout-seed, else --seed.
+    public var seeds: (initialization: UInt64, data: UInt64, dropout: UInt64) {
+        (initSeed ?? seed, dataSeed ?? seed, dropoutSeed ?? seed)
     }
 }
 
@@ -123,17 +131,10 @@ public enum Pretrain {
         try AtomicFile.checkWritableDirectory(o.cacheDir, flag: "--cache-dir")
         let files = try corpusFiles(o)
         let tok = try tokenizer(o, files: files, log: log)
-        var config = try BertConfig(preset: o.preset, vocabSize: tok.vocab.count, maxPositions: maxPositions)
-        config.hiddenDropout = o.dropout
-        config.attentionDropout = o.attentionDropout ?? o.dropout
-        config.initializerRange = o.initRange
-        let model = BertModel(config: config)
-        model.initialize(seed: o.seed)
-
+        let model = try initialModel(o, vocabSize: tok.vocab.count)
+        let config = model.config
         let cache = TokenShardCache(root: o.cacheDir, files: files, vocab: tok.vocab, valFraction: o.valFraction)
-        let masker = masker(tok, wholeWord: o.wholeWordMasking)
-        let data = PretrainData(cache: cache, tokenizer: tok, seqLen: o.seqLen, batchSize: o.batch, seed: o.seed,
-                                masker: masker, log: log)
+        let data = trainingData(o, cache: cache, tokenizer: tok, log: log)
         let valFile = try cache.shard(0, tokenizer: tok, log: log).val
         let valPacker = SequencePacker(seqLen: o.valSeqLen, cls: tok.clsId, sep: tok.sepId)
         let valBatches = MLMEvaluation.batches(from: valFile, packer: valPacker, masker: pretrainMasker(tok),
@@ -155,7 +156,7 @@ public enum Pretrain {
         }
         let warmup = o.warmup < 1 ? Int((o.warmup * Float(steps)).rounded()) : Int(o.warmup)
         var topt = TrainerOptions(steps: steps, schedule: LRSchedule(peak: o.lr, warmupSteps: warmup, totalSteps: steps, decay: o.decay),
-                                  hiddenDropout: config.hiddenDropout, attentionDropout: config.attentionDropout, seed: o.seed)
+                                  hiddenDropout: config.hiddenDropout, attentionDropout: config.attentionDropout, seed: o.seeds.dropout)
         topt.accumulation = o.accumulation
         topt.adamw.weightDecay = o.weightDecay
         topt.adamw.beta2 = o.beta2
@@ -180,6 +181,24 @@ public enum Pretrain {
         var summary = try trainer.run()
         if summary.reason == .budget && steps < budget { summary.reason = .endOfData }
         return summary
+    }
+
+    /// The model before its first step: the preset with the run's dropout, weights drawn from the init seed.
+    static func initialModel(_ o: PretrainOptions, vocabSize: Int) throws -> BertModel {
+        var config = try BertConfig(preset: o.preset, vocabSize: vocabSize, maxPositions: maxPositions)
+        config.hiddenDropout = o.dropout
+        config.attentionDropout = o.attentionDropout ?? o.dropout
+        config.initializerRange = o.initRange
+        let model = BertModel(config: config)
+        model.initialize(seed: o.seeds.initialization)
+        return model
+    }
+
+    /// The training stream: sequence order and masking drawn from the data seed.
+    static func trainingData(_ o: PretrainOptions, cache: TokenShardCache, tokenizer tok: WordPieceTokenizer,
+                             log: @escaping (String) -> Void) -> PretrainData {
+        PretrainData(cache: cache, tokenizer: tok, seqLen: o.seqLen, batchSize: o.batch, seed: o.seeds.data,
+                     masker: masker(tok, wholeWord: o.wholeWordMasking), log: log)
     }
 
     /// The pretraining loss of one batch.
