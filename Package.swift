@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "EvaluatorsTests", dependencies: ["Evaluators", "Interventions", "Training", "Text", "BERT", "Checkpoint", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "BERT", "TestSupport"]),
-        .testTarget(name: "RecipesTests", dependencies: ["Recipes", "TestSupport"]),
+        .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Evaluators", "Training", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )
