@@ -356,7 +356,7 @@ public enum Report {
                     md += "\(NumberFormat.value(s.mean)) ± \(NumberFormat.value(s.halfWidth))" + (xs.count < recipe.seeds.count ? " (n = \(xs.count))" : "") + " |"
                 }
                 if v.id == base {
-                    md += " | | | \(xs.count) |\n"
+                    md += " | | | \(xs.count) seed\(xs.count == 1 ? "" : "s") |\n"
                 } else if row.descriptive {
                     md += " – | not tested | – | – |\n"
                 } else if let c = cs[id]?[v.id] {
