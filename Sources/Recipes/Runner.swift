@@ -89,12 +89,13 @@ public final class RecipeRunner {
 
     /// The job's directory under its first-scheme name, when that holds the same job: finished
     /// with the data digests of today, or a pretraining to resume (its config.json must match,
-    /// which `pretrain --resume` checks).
+    /// which `pretrain --resume` checks); an evaluator's only when its pretraining's is too (the
+    /// first scheme's hash did not see the pretraining's data).
     func legacyDirectory(_ job: Job) -> String? {
         if let known = legacy[job.hash] { return known }
         let dir = recipeDir + "/" + job.legacyDirName, fm = FileManager.default
         var found: String? = nil
-        if job.legacyHash != job.hash, fm.fileExists(atPath: dir) {
+        if job.legacyHash != job.hash, fm.fileExists(atPath: dir), job.dependsOn.map({ legacyDirectory(recipe.jobs[$0]) != nil }) ?? true {
             if let data = fm.contents(atPath: dir + "/done.json") {
                 if let done = try? JSONDecoder().decode(DoneRecord.self, from: data),
                    done.data.allSatisfy({ (try? recipe.digests.digest($0.key)) == $0.value }) {
@@ -112,17 +113,18 @@ public final class RecipeRunner {
     /// rewrite their job.json); returns how many.
     @discardableResult
     public func adoptLegacyDirectories() throws -> Int {
-        var n = 0
-        for job in recipe.jobs {
+        let moves = recipe.jobs.compactMap { job -> (job: Job, from: String, to: String)? in
             let own = recipeDir + "/" + job.dirName
-            guard !FileManager.default.fileExists(atPath: own), let old = legacyDirectory(job) else { continue }
-            try FileManager.default.moveItem(atPath: old, toPath: own)
-            legacy[job.hash] = .some(nil)
-            try writeJobRecord(job)
-            log("\(job.name): \(old) (directory name of the first hash scheme) renamed to \(own)")
-            n += 1
+            guard !FileManager.default.fileExists(atPath: own), let old = legacyDirectory(job) else { return nil }
+            return (job, old, own)
         }
-        return n
+        for m in moves {
+            try FileManager.default.moveItem(atPath: m.from, toPath: m.to)
+            legacy[m.job.hash] = .some(nil)
+            try writeJobRecord(m.job)
+            log("\(m.job.name): \(m.from) (directory name of the first hash scheme) renamed to \(m.to)")
+        }
+        return moves.count
     }
 
     /// The code version that made a finished job, when it is not the running code's (nil when

@@ -236,6 +236,18 @@ final class StudyReportTests: XCTestCase {
         try writeJobs(r)
         XCTAssertEqual(try Report.build(r, runner: RecipeRunner(recipe: r, root: root, log: { _ in }), name: "r").markdown, before)
 
+        // an evaluator's old directory is its job only when its pretraining's is (the first
+        // scheme's hash did not see the pretraining's data)
+        let pre1 = r.jobs.first { $0.name == "pretrain/nodrop/seed1" }!, ft1 = r.jobs.first { $0.name == "ft/nodrop/seed1" }!
+        for job in [pre1, ft1] { try fm.moveItem(atPath: adopting.recipeDir + "/" + job.dirName, toPath: adopting.recipeDir + "/" + job.legacyDirName) }
+        try done(pre1, data: [dir + "/corpus.txt": String(repeating: "0", count: 64)])
+            .write(to: URL(fileURLWithPath: adopting.recipeDir + "/" + pre1.legacyDirName + "/done.json"))
+        let changedCorpus = RecipeRunner(recipe: r, root: root, log: { _ in })
+        XCTAssertEqual(changedCorpus.state(ft1), .pending)
+        XCTAssertEqual(try changedCorpus.adoptLegacyDirectories(), 0)
+        for job in [pre1, ft1] { try fm.removeItem(atPath: adopting.recipeDir + "/" + job.legacyDirName) }
+        try writeJobs(r)
+
         // code versions
         let ftJob = r.jobs.first { $0.name == "ft/drop/seed1" }!, pre = r.jobs.first { $0.name == "pretrain/nodrop/seed1" }!
         try done(ftJob, code: "0123").write(to: URL(fileURLWithPath: adopting.recipeDir + "/" + ftJob.dirName + "/done.json"))
