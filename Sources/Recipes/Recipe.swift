@@ -272,12 +272,13 @@ public struct Recipe {
         throw source.keyError(table, "missing dataset: \(problem) (the data root is data-dir, else $DROPLAB_DATA, ../shared/data or ./data)")
     }
 
-    /// Options that change only what is logged, never a result, so they are not part of a job's
-    /// identity: `log-every` and `save-every`, and `eval-every`: validation between steps reads
-    /// the weights and changes nothing (dropout masks come from (seed, step, site), the
-    /// validation batches are fixed), and every run ends with a validation line, so it changes
-    /// only how many points the validation curve has.
-    static let loggingKeys = ["logEvery", "saveEvery", "evalEvery"]
+    /// Options that change only what is logged or written beside the results, never a result,
+    /// so they are not part of a job's identity: `log-every`, `save-every`, `export-batches`
+    /// (init.h5 and batches.h5 for tools, drawn from a copy of the data stream), and
+    /// `eval-every`: validation between steps reads the weights and changes nothing (dropout
+    /// masks come from (seed, step, site), the validation batches are fixed), and every run ends
+    /// with a validation line, so it changes only how many points the validation curve has.
+    static let loggingKeys = ["logEvery", "saveEvery", "evalEvery", "exportBatches"]
 
     /// A job's hash: its kind, its configuration without `loggingKeys`, the digests of the
     /// datasets it reads and its pretraining's hash.

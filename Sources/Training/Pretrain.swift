@@ -14,6 +14,8 @@ public struct PretrainOptions: CommandOptions, Equatable, Sendable {
     public var vocabSize = 8192
     public var preset = "mini"
     public var seqLen = 128
+    public var shortSeqLen = 0                // > 0: the first --short-seq-fraction of the steps at this length
+    public var shortSeqFraction: Float = 0
     public var batch = 32
     public var accumulation = 1
     public var tokens = 20_000_000            // token budget
@@ -40,6 +42,7 @@ public struct PretrainOptions: CommandOptions, Equatable, Sendable {
     public var valFraction = 0.005            // share of documents held out (by document hash)
     public var out = "checkpoints/run"
     public var cacheDir = "checkpoints/cache"
+    public var exportBatches = 0              // also write init.h5 and the first N steps' batches (tools/check_training_curve.py)
     public init() {}
 
     /// Every field's range, before anything is read or written; errors name the flag.
@@ -48,6 +51,10 @@ public struct PretrainOptions: CommandOptions, Equatable, Sendable {
                        "'\(preset)' is unknown (known: \(BertConfig.presets.map(\.name).joined(separator: ", ")))")
         try Check.range(seqLen, 8...Pretrain.maxPositions, "seq-len")
         try Check.range(batch, 1...Check.maxBatch, "batch")
+        if shortSeqLen != 0 || shortSeqFraction != 0 {
+            try Check.range(shortSeqLen, 8...(seqLen / 2 + 1), "short-seq-len")
+            try Check.that(shortSeqFraction > 0 && shortSeqFraction < 1, "short-seq-fraction", "must be in (0, 1) with --short-seq-len, got \(shortSeqFraction)")
+        }
         try Check.range(accumulation, 1...1024, "accumulation")
         try Check.range(tokens, 1...(1 << 50), "tokens")
         try Check.that(tokens >= batch * seqLen * accumulation, "tokens",
@@ -70,6 +77,7 @@ public struct PretrainOptions: CommandOptions, Equatable, Sendable {
         try Check.that(valFraction > 0 && valFraction < 1, "val-fraction", "must be in (0, 1), got \(valFraction)")
         try Check.nonEmpty(out, "out")
         try Check.nonEmpty(cacheDir, "cache-dir")
+        try Check.range(exportBatches, 0...Check.maxSteps, "export-batches")
     }
 
     /// The seeds in force: each of --init-seed, --data-seed and --dropout-seed, else --seed.
@@ -134,7 +142,6 @@ public enum Pretrain {
         let model = try initialModel(o, vocabSize: tok.vocab.count)
         let config = model.config
         let cache = TokenShardCache(root: o.cacheDir, files: files, vocab: tok.vocab, valFraction: o.valFraction)
-        let data = trainingData(o, cache: cache, tokenizer: tok, log: log)
         let valFile = try cache.shard(0, tokenizer: tok, log: log).val
         let valPacker = SequencePacker(seqLen: o.valSeqLen, cls: tok.clsId, sep: tok.sepId)
         let valBatches = MLMEvaluation.batches(from: valFile, packer: valPacker, masker: pretrainMasker(tok),
@@ -154,6 +161,12 @@ public enum Pretrain {
         if steps < budget {
             log("the corpus gives \(sequences) training sequences: \(steps) steps (\(steps * perStep * o.seqLen) tokens) instead of the \(budget) of --tokens \(o.tokens)")
         }
+        let shortSteps = o.shortSeqLen > 0 ? Int((o.shortSeqFraction * Float(steps)).rounded()) : 0
+        if shortSteps > 0 {
+            log("the first \(shortSteps) steps at sequence length \(o.shortSeqLen) (\(o.batch * packer.pieces(length: o.shortSeqLen)) sequences per micro-batch)")
+        }
+        let data = trainingData(o, cache: cache, tokenizer: tok, short: shortSteps > 0 ? (o.shortSeqLen, shortSteps * o.accumulation) : nil,
+                                log: log)
         let warmup = o.warmup < 1 ? Int((o.warmup * Float(steps)).rounded()) : Int(o.warmup)
         var topt = TrainerOptions(steps: steps, schedule: LRSchedule(peak: o.lr, warmupSteps: warmup, totalSteps: steps, decay: o.decay),
                                   hiddenDropout: config.hiddenDropout, attentionDropout: config.attentionDropout, seed: o.seeds.dropout)
@@ -177,7 +190,9 @@ public enum Pretrain {
                                   return ["val_loss": m.loss, "val_accuracy": m.accuracy]
                               })
         trainer.log = log
-        if resume { try trainer.resume() }
+        if resume { try trainer.resume() } else if o.exportBatches > 0 {
+            try exportBatches(model: model, vocab: tok.vocab, data: data, steps: min(o.exportBatches, steps), accumulation: o.accumulation, dir: o.out)
+        }
         var summary = try trainer.run()
         if summary.reason == .budget && steps < budget { summary.reason = .endOfData }
         return summary
@@ -196,9 +211,32 @@ public enum Pretrain {
 
     /// The training stream: sequence order and masking drawn from the data seed.
     static func trainingData(_ o: PretrainOptions, cache: TokenShardCache, tokenizer tok: WordPieceTokenizer,
-                             log: @escaping (String) -> Void) -> PretrainData {
+                             short: (seqLen: Int, batches: Int)? = nil, log: @escaping (String) -> Void) -> PretrainData {
         PretrainData(cache: cache, tokenizer: tok, seqLen: o.seqLen, batchSize: o.batch, seed: o.seeds.data,
-                     masker: masker(tok, wholeWord: o.wholeWordMasking), log: log)
+                     masker: masker(tok, wholeWord: o.wholeWordMasking), short: short, log: log)
+    }
+
+    /// The initial weights (`init.h5`) and the micro-batches of the first `steps` optimizer steps
+    /// (`batches.h5`: `ids-NNNNNN` and `labels-NNNNNN`, [batch, seq], micro-batches numbered from 0),
+    /// drawn from a copy of the data stream, so that another implementation can replay the training.
+    static func exportBatches(model: BertModel, vocab: [String], data: PretrainData, steps: Int, accumulation: Int, dir: String) throws {
+        try Checkpoint.save(model, vocab: vocab, to: dir + "/init.h5")
+        let path = dir + "/batches.h5", tmp = AtomicFile.temporaryPath(for: path)
+        do {
+            let f = try HDF5File.create(tmp)
+            var stream = data
+            for i in 0..<(steps * accumulation) {
+                guard let ex = try stream.next() else { break }
+                let shape = [ex.batch.batchSize, ex.batch.seqLen], name = String(format: "%06d", i)
+                try f.write("ids-" + name, int64s: ex.batch.ids.map(Int64.init), shape: shape)
+                try f.write("labels-" + name, int64s: ex.labels.map(Int64.init), shape: shape)
+            }
+            try f.finish()
+        } catch {
+            unlink(tmp)
+            throw error
+        }
+        try AtomicFile.commit(tmp, to: path)
     }
 
     /// The pretraining loss of one batch.

@@ -1,6 +1,9 @@
 // The pretraining stream: token shards of the corpus files, in file order; within a file,
 // fixed-length sequences ([CLS] + T-2 tokens + [SEP]) in a seeded random order; each batch
 // MLM-masked with a seeded RNG. Single epoch: next() returns nil after the last sequence.
+// An optional short-sequence phase serves the first micro-batches as shorter sequences cut
+// from the same units (each [CLS] + T-2 tokens unit gives (T-2)/(L-2) sequences of length L),
+// so the data order, the cursor and the tokens per step stay those of the long sequences.
 
 import Autograd
 import BERT
@@ -22,6 +25,16 @@ public struct SequencePacker {
         f.copy(k * (seqLen - 2), seqLen - 2, into: &out, at: at + 1)
         out[at + seqLen - 1] = sep
     }
+    /// Sequences of `length` cut from unit `k`: how many, and writing them at `at`.
+    public func pieces(length: Int) -> Int { (seqLen - 2) / (length - 2) }
+    public func pieces(_ f: TokenFile, _ k: Int, length: Int, into out: inout [Int32], at: Int) {
+        for j in 0..<pieces(length: length) {
+            let o = at + j * length
+            out[o] = cls
+            f.copy(k * (seqLen - 2) + j * (length - 2), length - 2, into: &out, at: o + 1)
+            out[o + length - 1] = sep
+        }
+    }
 }
 
 public struct PretrainData: TrainingData {
@@ -29,6 +42,14 @@ public struct PretrainData: TrainingData {
         public var file = 0          // corpus file index
         public var position = 0      // next sequence in that file's permutation
         public var maskRNG: UInt64   // masking RNG state
+        public var batches = 0       // micro-batches served (ends the short-sequence phase)
+        init(maskRNG: UInt64) { self.maskRNG = maskRNG }
+        public init(from d: Decoder) throws {   // runs saved before `batches` existed resume with 0
+            let c = try d.container(keyedBy: CodingKeys.self)
+            file = try c.decode(Int.self, forKey: .file); position = try c.decode(Int.self, forKey: .position)
+            maskRNG = try c.decode(UInt64.self, forKey: .maskRNG)
+            batches = try c.decodeIfPresent(Int.self, forKey: .batches) ?? 0
+        }
     }
     public var cursor: Cursor
     let cache: TokenShardCache
@@ -37,13 +58,14 @@ public struct PretrainData: TrainingData {
     let batchSize: Int
     let seed: UInt64
     let masker: Masker
+    let short: (seqLen: Int, batches: Int)?   // the first `batches` micro-batches at `seqLen`
     let log: (String) -> Void
     private var loaded: (file: Int, tokens: TokenFile, order: [Int32])? = nil
 
     public init(cache: TokenShardCache, tokenizer: WordPieceTokenizer, seqLen: Int, batchSize: Int, seed: UInt64,
-                masker: Masker, log: @escaping (String) -> Void) {
+                masker: Masker, short: (seqLen: Int, batches: Int)? = nil, log: @escaping (String) -> Void) {
         self.cache = cache; self.tokenizer = tokenizer; self.batchSize = batchSize; self.seed = seed
-        self.masker = masker; self.log = log
+        self.masker = masker; self.short = short; self.log = log
         packer = SequencePacker(seqLen: seqLen, cls: tokenizer.clsId, sep: tokenizer.sepId)
         cursor = Cursor(maskRNG: RNG(seed: seed ^ 0x6D61_736B).state)
     }
@@ -51,8 +73,9 @@ public struct PretrainData: TrainingData {
     public func tokens(in item: MLMExample) -> Int { item.batch.ids.count }
 
     public mutating func next() throws -> MLMExample? {
-        let T = packer.seqLen
-        var ids = [Int32](repeating: 0, count: batchSize * T)
+        let shortLen = short.flatMap { cursor.batches < $0.batches ? $0.seqLen : nil }
+        let T = shortLen ?? packer.seqLen, per = shortLen.map(packer.pieces(length:)) ?? 1
+        var ids = [Int32](repeating: 0, count: batchSize * per * T)
         var filled = 0
         while filled < batchSize {
             guard cursor.file < cache.files.count else { return nil }
@@ -65,12 +88,17 @@ public struct PretrainData: TrainingData {
             }
             let (_, tokens, order) = loaded!
             if cursor.position >= order.count { cursor.file += 1; cursor.position = 0; continue }
-            packer.sequence(tokens, Int(order[cursor.position]), into: &ids, at: filled * T)
+            if let L = shortLen {
+                packer.pieces(tokens, Int(order[cursor.position]), length: L, into: &ids, at: filled * per * L)
+            } else {
+                packer.sequence(tokens, Int(order[cursor.position]), into: &ids, at: filled * T)
+            }
             cursor.position += 1; filled += 1
         }
         var rng = RNG(state: cursor.maskRNG)
         let labels = masker.apply(&ids, rng: &rng)
         cursor.maskRNG = rng.state
-        return MLMExample(batch: Batch(ids: ids, batchSize: batchSize, seqLen: T), labels: labels)
+        cursor.batches += 1
+        return MLMExample(batch: Batch(ids: ids, batchSize: batchSize * per, seqLen: T), labels: labels)
     }
 }

@@ -19,6 +19,8 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "Sequences per micro-batch.") var batch = 32
     @Option(help: "Micro-batches per optimizer step.") var accumulation = 1
     @Option(help: "Sequence length.") var seqLen = 128
+    @Option(help: "Start at this shorter sequence length (cut from the same text; 0: off).") var shortSeqLen = 0
+    @Option(help: "Share of the steps at --short-seq-len.") var shortSeqFraction: Float = 0
     @Option(help: "Peak learning rate.") var lr: Float = 5e-4
     @Option(help: "Warmup: fraction of steps (< 1) or steps (>= 1).") var warmup: Float = 0.06
     @Option(help: "Decay after warmup: linear, cosine, constant.") var decay = LRSchedule.Decay.linear
@@ -39,17 +41,18 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "Share of documents held out for validation (chosen by document hash).") var valFraction = 0.005
     @Option(help: "Run directory.") var out = "checkpoints/run"
     @Option(help: "Cache directory for vocabularies and token shards.") var cacheDir = "checkpoints/cache"
+    @Option(help: "Also write init.h5 and the first N optimizer steps' batches (batches.h5) to --out, for tools/check_training_curve.py.") var exportBatches = 0
     @Flag(help: "Continue the run in --out from last.h5.") var resume = false
 
     func run() throws {
         var o = PretrainOptions()
         o.corpus = corpus; o.dataDir = dataDir; o.vocab = vocab; o.vocabSize = vocabSize; o.preset = preset
-        o.seqLen = seqLen; o.batch = batch; o.accumulation = accumulation; o.tokens = tokens; o.lr = lr
+        o.seqLen = seqLen; o.shortSeqLen = shortSeqLen; o.shortSeqFraction = shortSeqFraction; o.batch = batch; o.accumulation = accumulation; o.tokens = tokens; o.lr = lr
         o.warmup = warmup; o.weightDecay = weightDecay; o.beta2 = beta2; o.adamEps = adamEps; o.initRange = initRange; o.dropout = dropout; o.attentionDropout = attentionDropout
         o.earlyDropoutSteps = earlyDropoutSteps; o.wholeWordMasking = wholeWordMasking; o.seed = seed
         o.initSeed = initSeed; o.dataSeed = dataSeed; o.dropoutSeed = dropoutSeed
         o.saveEvery = saveEvery; o.evalEvery = evalEvery; o.logEvery = logEvery; o.valSequences = valSequences; o.valSeqLen = valSeqLen; o.valFraction = valFraction
-        o.out = out; o.cacheDir = cacheDir; o.decay = decay
+        o.out = out; o.cacheDir = cacheDir; o.exportBatches = exportBatches; o.decay = decay
         let summary = try Pretrain.run(o, resume: resume, log: log)
         print("pretrain: \(summary.steps) steps, \(summary.tokens) tokens, stopped: \(summary.reason.rawValue)")
     }

@@ -49,7 +49,7 @@ final class PretrainTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/run/config.json"))
 
         // eval mlm on the same held-out sequences and masks reproduces the final validation loss
-        let e = try runDroplab(["eval", "mlm", dir + "/run/last.h5", "--corpus", corpus, "--seq-len", "64", "--sequences", "32",
+        let e = try runDroplab(["eval", "mlm", dir + "/run/last.h5", "--corpus", corpus, "--seq-len", "128", "--sequences", "32",
                                 "--val-fraction", "0.15", "--cache-dir", dir + "/cache", "--results", dir + "/results"])
         XCTAssertEqual(e.status, 0, e.stderr)
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: resultsDirectory(e) + "/mlm.json"))) as! [String: Any]
@@ -58,6 +58,44 @@ final class PretrainTests: XCTestCase {
         XCTAssertEqual(metrics["perplexity"] as! Double, exp(metrics["loss"] as! Double), accuracy: 1e-6)
         XCTAssertGreaterThan(metrics["accuracy"] as! Double, 0.05)
         XCTAssertGreaterThan(metrics["maskedTokens"] as! Int, 200)
+    }
+
+    /// The original tokens of an exported micro-batch: the label where a token was masked, else the input.
+    func exportedTokens(_ path: String, _ i: Int) throws -> (shape: [Int], tokens: [Int64]) {
+        let f = try HDF5File.open(path)
+        defer { f.close() }
+        let ids = try f.readInt64s(String(format: "ids-%06d", i)), labels = try f.readInt64s(String(format: "labels-%06d", i))
+        return (ids.shape, zip(ids.values, labels.values).map { $1 >= 0 ? $1 : $0 })
+    }
+
+    /// --short-seq-len cuts the first steps' sequences from the same units, in the same order,
+    /// as the long sequences would have been (exported with --export-batches), then switches.
+    func testShortSequencePhaseCutsTheSameUnits() throws {
+        let dir = try temporaryDirectory(self)
+        let corpus = try TestData.wikiSample(bytes: 300_000, in: dir)
+        let tokens = 10 * 8 * 64
+        let long = try runDroplab(args(dir, corpus: corpus, out: dir + "/long", tokens: tokens, extra: ["--export-batches", "10"]))
+        XCTAssertEqual(long.status, 0, long.stderr)
+        let short = try runDroplab(args(dir, corpus: corpus, out: dir + "/short", tokens: tokens,
+                                        extra: ["--export-batches", "10", "--short-seq-len", "22", "--short-seq-fraction", "0.3"]))
+        XCTAssertEqual(short.status, 0, short.stderr)
+        XCTAssertTrue(short.stderr.contains("the first 3 steps at sequence length 22 (24 sequences per micro-batch)"), short.stderr)
+        for step in 0..<10 {
+            let l = try exportedTokens(dir + "/long/batches.h5", step), s = try exportedTokens(dir + "/short/batches.h5", step)
+            XCTAssertEqual(l.shape, [8, 64])
+            guard step < 3 else { XCTAssertEqual(s.shape, [8, 64]); continue }
+            XCTAssertEqual(s.shape, [24, 22], "step \(step + 1)")
+            for unit in 0..<8 {
+                for piece in 0..<3 {   // 62 tokens per unit: three pieces of 20, the last 2 tokens dropped
+                    let cut = Array(s.tokens[(unit * 3 + piece) * 22 ..< (unit * 3 + piece + 1) * 22])
+                    let from = unit * 64 + 1 + piece * 20
+                    XCTAssertEqual(cut, [2] + Array(l.tokens[from ..< from + 20]) + [3], "step \(step + 1) unit \(unit) piece \(piece)")
+                }
+            }
+        }
+        // the initial weights are the same and are what the run started from
+        let a = try datasets(dir + "/long/init.h5"), b = try datasets(dir + "/short/init.h5")
+        XCTAssertEqual(a, b)
     }
 
     func testNonFiniteLossStopsAndKeepsLastGoodCheckpoint() throws {
@@ -123,7 +161,8 @@ final class PretrainTests: XCTestCase {
         let dir = try temporaryDirectory(self)
         let corpus = try TestData.wikiSample(bytes: 600_000, in: dir)
         let tokens = 40 * 8 * 64 * 2
-        let extra = ["--accumulation", "2", "--log-every", "7", "--save-every", "3", "--eval-every", "12", "--seed", "5"]
+        let extra = ["--accumulation", "2", "--log-every", "7", "--save-every", "3", "--eval-every", "12", "--seed", "5",
+                     "--short-seq-len", "16", "--short-seq-fraction", "0.3"]
         let full = try runDroplab(args(dir, corpus: corpus, out: dir + "/a", tokens: tokens, extra: extra))
         XCTAssertEqual(full.status, 0, full.stderr)
 
