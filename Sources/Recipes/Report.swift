@@ -326,8 +326,9 @@ public enum Report {
                 }
             }
         }
-        return "## Headline findings\n\n" + (lines.isEmpty ? "No comparison yet: no variant and the baseline have a finished job of the same seed.\n"
-                                                     : lines.joined(separator: "\n") + "\n") + "\n"
+        let none = others.isEmpty ? "One variant: nothing to compare.\n"
+            : "No comparison yet: no variant and the baseline have a finished job of the same seed.\n"
+        return "## Headline findings\n\n" + (lines.isEmpty ? none : lines.joined(separator: "\n") + "\n") + "\n"
     }
 
     /// "2 seeds" or "2 seeds × 48 concepts".
