@@ -260,6 +260,33 @@ final class StudyReportTests: XCTestCase {
         XCTAssertTrue(dry.contains("10 done, 1 done (older code), 1 done (unrecorded code)"), dry)
     }
 
+    /// The code version baked in at build time is that of the sources being tested (the build
+    /// plugin reran when they changed), with or without git.
+    func testCodeVersionIsTheSources() throws {
+        func version(_ environment: [String: String]) throws -> String {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = [TestData.repoRoot + "/tools/code_version.sh", TestData.repoRoot, dir + "/BuildInfo.swift"]
+            p.environment = environment
+            try p.run()
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, 0)
+            return try String(contentsOfFile: dir + "/BuildInfo.swift", encoding: .utf8)
+        }
+        let withGit = try version(ProcessInfo.processInfo.environment)
+        XCTAssertTrue(withGit.contains("static let sourceHash = \"\(BuildInfo.sourceHash)\""), withGit)
+        // a PATH with the script's tools but no git
+        let bin = dir + "/bin"
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        for tool in ["sha256sum", "find", "sort", "cut", "cmp", "mkdir", "dirname", "cat", "mv", "rm"] {
+            let path = ["/usr/bin/", "/bin/"].map { $0 + tool }.first { FileManager.default.fileExists(atPath: $0) }
+            try FileManager.default.createSymbolicLink(atPath: bin + "/" + tool, withDestinationPath: try XCTUnwrap(path, tool))
+        }
+        let withoutGit = try version(["PATH": bin])
+        XCTAssertTrue(withoutGit.contains("static let sourceHash = \"\(BuildInfo.sourceHash)\""), withoutGit)
+        XCTAssertTrue(withoutGit.contains("static let commit = \"unknown\"") && withoutGit.contains("static let dirty = false"), withoutGit)
+    }
+
     /// A resumed pretraining keeps the logging options it was started with.
     func testResumeKeepsLoggingOptions() throws {
         var started = PretrainOptions()
