@@ -3,7 +3,8 @@
 // columns, untested throughput, merged BLiMP fields, partial studies (missing jobs, n per
 // cell), byte-identical regeneration; jobs found under their first-scheme directory names
 // (adopted when their data is unchanged, renamed by `run`), jobs marked as made by older
-// code, and the logging options a resumed pretraining keeps.
+// code, the baked-in code version against the sources, units read back from probe records,
+// and the logging options a resumed pretraining keeps.
 
 @testable import Evaluators
 import Foundation
@@ -258,6 +259,42 @@ final class StudyReportTests: XCTestCase {
         XCTAssertNil(marked.olderCode(ft0))
         let dry = marked.listing(Array(r.jobs.indices))
         XCTAssertTrue(dry.contains("10 done, 1 done (older code), 1 done (unrecorded code)"), dry)
+    }
+
+    /// Units read back from the probe records: consistency per concept (the evaluator's own
+    /// measures over the concept's probes), logit-lens correctness per probe (a probe met twice
+    /// stays two units).
+    func testUnitsFromRecords() throws {
+        func record(_ target: String, _ prediction: String, fact: String, pattern: Int) -> ConsistencyProbeRecord {
+            ConsistencyProbeRecord(prompt: "\(fact) \(pattern) [MASK]", target: target, prediction: prediction, relation: "P17",
+                                   pattern: pattern, fact: fact, prob: 0.5, rank: 0)
+        }
+        // france: one fact, its two patterns disagree; italy: one fact agreeing, one single-pattern fact wrong
+        try Results.jsonLines([record("france", "france", fact: "f1", pattern: 0), record("france", "germany", fact: "f1", pattern: 1),
+                               record("italy", "italy", fact: "f2", pattern: 0), record("italy", "italy", fact: "f2", pattern: 1),
+                               record("italy", "spain", fact: "f3", pattern: 0)])
+            .write(to: URL(fileURLWithPath: dir + "/consistency-probes.jsonl"))
+        let result = ConsistencyResult(checkpoint: "x", options: ConsistencyOptions(), probes: 5, facts: 3, accuracy: 0.6, consistency: 0.5,
+                                       uniquePredictions: 2, perRelation: [:], counts: [:], seconds: 0)
+        let u = try ConsistencyRecipeEvaluator.units(result, directory: dir)
+        XCTAssertEqual(u["consistency.accuracy"]?.kind, "concept")
+        XCTAssertEqual(u["consistency.accuracy"]?.values["france"], 50)
+        XCTAssertEqual(u["consistency.accuracy"]!.values["italy"]!, 200.0 / 3, accuracy: 1e-12)
+        XCTAssertEqual(u["consistency.consistency"]?.values, ["france": 0, "italy": 100])
+        XCTAssertEqual(u["consistency.unique"]?.values, ["france": 2, "italy": 2])
+
+        let lens = [LensProbeRecord(prompt: "p [MASK]", target: "t", prediction: "t", relation: "P17", prob: [0.1, 0.9], rank: [3, 0], top1: ["a", "t"]),
+                    LensProbeRecord(prompt: "p [MASK]", target: "t", prediction: "a", relation: "P17", prob: [0.2, 0.3], rank: [0, 1], top1: ["t", "a"])]
+        try Results.jsonLines(lens).write(to: URL(fileURLWithPath: dir + "/lens-probes.jsonl"))
+        let layers = [LensLayer(layer: 0, accuracy: 0.5, meanRank: 1.5, meanProb: 0.15), LensLayer(layer: 1, accuracy: 0.5, meanRank: 0.5, meanProb: 0.6)]
+        let lu = try LensRecipeEvaluator.units(LensResult(checkpoint: "x", options: LensOptions(), probes: 2, layers: layers, counts: [:], seconds: 0),
+                                               directory: dir)
+        XCTAssertEqual(lu["lens.layer1.accuracy"]?.values, ["p [MASK] → t": 100, "p [MASK] → t #2": 0])
+        XCTAssertEqual(lu["lens.layer0.prob"]?.values, ["p [MASK] → t": 0.1, "p [MASK] → t #2": 0.2])
+        XCTAssertThrowsError(try LensRecipeEvaluator.units(LensResult(checkpoint: "x", options: LensOptions(), probes: 0, layers: layers,
+                                                                      counts: [:], seconds: 0), directory: dir + "/none")) {
+            XCTAssertTrue("\($0)".contains("none/lens-probes.jsonl: cannot read"), "\($0)")
+        }
     }
 
     /// The code version baked in at build time is that of the sources being tested (the build
