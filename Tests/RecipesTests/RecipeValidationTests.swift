@@ -229,10 +229,11 @@ final class RecipeValidationTests: XCTestCase {
         let file = dir + "/big.bin", cache = dir + "/cache/digests.json"
         try Data("abcdef".utf8).write(to: URL(fileURLWithPath: file))
         let fm = FileManager.default
+        let mtime = Date(timeIntervalSince1970: 1_700_000_000)   // whole seconds: set back exactly
+        try fm.setAttributes([.modificationDate: mtime], ofItemAtPath: file)
         let d = DataDigests(cacheFile: cache)
         let first = try d.digest(file)
         XCTAssertEqual(first, "bef57ec7f53a6d40beb640a780a639c83bc29ac8a9816f1fc6c5c6dcd93c4721")   // sha256sum of "abcdef"
-        let mtime = try fm.attributesOfItem(atPath: file)[.modificationDate] as! Date
         try Data("ABCDEF".utf8).write(to: URL(fileURLWithPath: file))
         try fm.setAttributes([.modificationDate: mtime], ofItemAtPath: file)
         XCTAssertEqual(try d.digest(file), first, "same path, size and mtime: the cached digest")
