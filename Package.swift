@@ -40,7 +40,10 @@ let package = Package(
         .target(name: "Evaluators", dependencies: ["Autograd", "BERT", "Checkpoint", "Text", "Training", "Interventions"],
                 swiftSettings: release),
         .target(name: "Recipes", dependencies: ["BERT", "Checkpoint", "Text", "Training", "Evaluators",
-                                                .product(name: "TOMLKit", package: "TOMLKit")]),
+                                                .product(name: "TOMLKit", package: "TOMLKit")],
+                plugins: ["CodeVersion"]),
+        // the code version jobs record (tools/code_version.sh): source hash and git commit, baked in at build time
+        .plugin(name: "CodeVersion", capability: .buildTool()),
         .executableTarget(name: "droplab", dependencies: [
             "Autograd", "BERT", "Checkpoint", "Text", "Training", "Evaluators", "Recipes",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -54,7 +57,7 @@ let package = Package(
         .testTarget(name: "EvaluatorsTests", dependencies: ["Evaluators", "Interventions", "Training", "Text", "BERT", "Checkpoint", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "BERT", "TestSupport"]),
-        .testTarget(name: "RecipesTests", dependencies: ["Recipes", "TestSupport"]),
+        .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Evaluators", "Training", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -55,6 +55,10 @@ public struct BlimpPair: Sendable {
 }
 
 public enum Blimp {
+    /// A field's one spelling: the data names one paradigm's field "syntax/semantics" and the
+    /// others' "syntax_semantics"; both are "syntax_semantics".
+    public static func field(_ raw: String) -> String { raw.replacingOccurrences(of: "/", with: "_") }
+
     /// Read the pairs of every paradigm file in <root>/blimp/data (sorted), `limit` per paradigm.
     public static func load(dataDir: String?, limit: Int?) throws -> [BlimpPair] {
         let dir = DataRoot.resolve(dataDir) + "/blimp/data"
@@ -72,7 +76,7 @@ public enum Blimp {
                 }
                 pairs.append(BlimpPair(paradigm: o["UID"] as? String ?? String(name.dropLast(6)),
                                        phenomenon: o["linguistics_term"] as? String ?? "unknown",
-                                       field: o["field"] as? String ?? "unknown", good: good, bad: bad))
+                                       field: field(o["field"] as? String ?? "unknown"), good: good, bad: bad))
                 n += 1
             }
         }

@@ -57,6 +57,11 @@ public struct TraceKindResult: Codable, Equatable, Sendable {
     public var kind: String
     public var classes: [String]
     public var indirectEffect: [[Double?]]     // [layer][class]: mean over probes
+
+    /// The heatmap's layout: position classes (rows) x layers (columns).
+    public var grid: (rows: [String], columns: [String], values: [[Double?]]) {
+        (classes, indirectEffect.indices.map { "layer \($0)" }, classes.indices.map { c in indirectEffect.map { $0[c] } })
+    }
 }
 
 public struct TraceResult: Codable, Sendable {
@@ -209,9 +214,9 @@ public enum CausalTrace {
     /// One SVG heatmap per kind: position classes (rows) x layers (columns), mean indirect effect.
     public static func heatmaps(_ r: TraceResult) -> [(kind: String, svg: String)] {
         r.kinds.map { k in
-            (k.kind, Heatmap.svg(title: "Causal trace: \(k.kind), mean indirect effect on P(target) (\(r.traced) probes)",
-                                 rowLabels: k.classes, columnLabels: k.indirectEffect.indices.map { "layer \($0)" },
-                                 values: k.classes.indices.map { c in k.indirectEffect.map { $0[c] } }))
+            let g = k.grid
+            return (k.kind, Heatmap.svg(title: "Causal trace: \(k.kind), mean indirect effect on P(target) (\(r.traced) probes)",
+                                        rowLabels: g.rows, columnLabels: g.columns, values: g.values))
         }
     }
 }

@@ -45,21 +45,27 @@ public struct ConsistencyProbeRecord: Codable, Sendable {
 public enum Consistency {
     public struct Measures { public var accuracy, consistency, uniquePredictions: Double }
 
-    /// The three measures over probes with their top-1 predictions.
-    public static func measures(_ probes: [Probe], _ predictions: [Int32], targets: [Int32]) -> Measures {
+    /// The three measures over probes with their top-1 predictions: `facts` names each probe's
+    /// fact (its paraphrases agree or not), `groups` its (relation, object).
+    public static func measures<T: Hashable>(facts: [String], groups: [String], predictions: [T], targets: [T]) -> Measures {
         let acc = mean(zip(predictions, targets).map { $0 == $1 ? 1 : 0 })
-        var byFact: [String: [Int32]] = [:], byGroup: [String: Set<Int32>] = [:]
-        for (p, y) in zip(probes, predictions) {
-            byFact[p.tuple, default: []].append(y)
-            byGroup[p.relation + "\u{1}" + p.target, default: []].insert(y)
+        var byFact: [String: [T]] = [:], byGroup: [String: Set<T>] = [:]
+        for i in predictions.indices {
+            byFact[facts[i], default: []].append(predictions[i])
+            byGroup[groups[i], default: []].insert(predictions[i])
         }
-        var agreement: [Double] = []
-        for ys in byFact.values where ys.count >= 2 {
+        var agreement: [Double] = []                        // in key order: the same sums every time
+        for ys in byFact.keys.sorted().map({ byFact[$0]! }) where ys.count >= 2 {
             var same = 0, pairs = 0
             for i in 0..<ys.count { for j in (i + 1)..<ys.count { pairs += 1; if ys[i] == ys[j] { same += 1 } } }
             agreement.append(Double(same) / Double(pairs))
         }
-        return Measures(accuracy: acc, consistency: mean(agreement), uniquePredictions: mean(byGroup.values.map { Double($0.count) }))
+        return Measures(accuracy: acc, consistency: mean(agreement), uniquePredictions: mean(byGroup.keys.sorted().map { Double(byGroup[$0]!.count) }))
+    }
+
+    /// `measures` of probes: facts by their tuple, groups by relation and object.
+    static func measures(_ probes: [Probe], _ predictions: [Int32], targets: [Int32]) -> Measures {
+        measures(facts: probes.map(\.tuple), groups: probes.map { $0.relation + "\u{1}" + $0.target }, predictions: predictions, targets: targets)
     }
 
     public static func run(checkpoint: String, options o: ConsistencyOptions, log: @escaping (String) -> Void) throws

@@ -5,6 +5,7 @@
 
 import Checkpoint
 import Foundation
+import Text
 
 public enum Results {
     public static func checkpointName(_ path: String) -> String {
@@ -54,5 +55,20 @@ public enum Results {
         var data = Data()
         for v in values { data.append(try enc.encode(v)); data.append(0x0A) }
         return data
+    }
+
+    /// The records of a file written by `jsonLines`; errors name the file and line.
+    public static func readLines<T: Decodable>(_ type: T.Type, from path: String) throws -> [T] {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw CorpusError("\(path): cannot read (\((error as NSError).localizedDescription))")
+        }
+        let dec = JSONDecoder()
+        return try text.split(separator: "\n", omittingEmptySubsequences: true).enumerated().map { i, line in
+            guard let record = try? dec.decode(T.self, from: Data(line.utf8)) else {
+                throw CorpusError("\(path):\(i + 1): not a \(T.self) record")
+            }
+            return record
+        }
     }
 }

@@ -1,6 +1,7 @@
 // The concept-edit evaluators in recipes: bmask, ft, lora, reft. Keys are the CLI flag names
 // (flattened: `epochs`, `limit`, `ranks` ...); data-dir and seed come from the recipe; recipes
-// keep results, not models (no save-edited). Outputs: result.json plus <name>-concepts.jsonl.
+// keep results, not models (no save-edited). Outputs: result.json plus <name>-concepts.jsonl,
+// which the report reads back to pair concepts within a seed.
 
 import Checkpoint
 import Evaluators
@@ -27,23 +28,51 @@ enum EditKeys {
     static func write(_ records: [EditConceptRecord], _ name: String, _ context: JobContext) throws {
         try AtomicFile.write(try Results.jsonLines(records), to: context.directory + "/\(name)-concepts.jsonl")
     }
+    /// The row id prefix and label of a result row (per rank for lora/reft).
+    static func prefix(_ name: String, _ label: String, rank: Int?) -> (id: String, label: String) {
+        (name + (rank.map { ".r\($0)" } ?? ""), label + (rank.map { " rank \($0)" } ?? ""))
+    }
+    /// The after-edit metrics as row values (id suffix, label, value, better).
+    static func metrics(_ m: EditMetrics) -> [(String, String, Double, MetricRow.Better?)] {
+        [("edit_success", "edit success (%)", 100 * m.editSuccess, .higher),
+         ("edit_localization", "edit localization (%)", 100 * m.editLocalization, nil),
+         ("mask_edit_success", "edit success at [MASK] (%)", 100 * m.maskEditSuccess, .higher),
+         ("mask_edit_localization", "edit localization at [MASK] (%)", 100 * m.maskEditLocalization, nil)]
+    }
     /// The after-edit means of each row (per rank for lora/reft).
     static func rows(_ name: String, _ label: String, _ rows: [EditRow]) -> [MetricRow] {
         rows.flatMap { r -> [MetricRow] in
-            let p = name + (r.rank.map { ".r\($0)" } ?? ""), l = label + (r.rank.map { " rank \($0)" } ?? "")
-            var out = [MetricRow("\(p).edit_success", "\(l): edit success (%)", 100 * r.after.editSuccess, better: .higher),
-                       MetricRow("\(p).edit_localization", "\(l): edit localization (%)", 100 * r.after.editLocalization),
-                       MetricRow("\(p).mask_edit_success", "\(l): edit success at [MASK] (%)", 100 * r.after.maskEditSuccess, better: .higher),
-                       MetricRow("\(p).mask_edit_localization", "\(l): edit localization at [MASK] (%)", 100 * r.after.maskEditLocalization)]
+            let (p, l) = prefix(name, label, rank: r.rank)
+            var out = metrics(r.after).map { MetricRow("\(p).\($0.0)", "\(l): \($0.1)", $0.2, better: $0.3) }
             if let a = r.meanActive { out.append(MetricRow("\(p).mean_active", "\(l): mean active weights per matrix", a)) }
             return out
         }
+    }
+    /// The same per concept, from <name>-concepts.jsonl.
+    static func units(_ name: String, _ directory: String) throws -> [String: MetricRow.Units] {
+        var pairs: [String: [(String, Double)]] = [:]
+        for c in try Results.readLines(EditConceptRecord.self, from: directory + "/\(name)-concepts.jsonl") {
+            let p = prefix(name, "", rank: c.rank).id
+            for (suffix, _, v, _) in metrics(c.after) { pairs["\(p).\(suffix)", default: []].append((c.concept, v)) }
+            if let a = c.meanActive { pairs["\(p).mean_active", default: []].append((c.concept, a)) }
+        }
+        return pairs.mapValues { MetricRow.Units(kind: "concept", $0) }
+    }
+    /// Rank sweeps: after-edit success against log2(rank).
+    static func rankCurves(_ name: String, _ label: String, _ rows: [EditRow]) -> [Figure] {
+        let ranked = rows.filter { $0.rank != nil }.sorted { $0.rank! < $1.rank! }
+        guard ranked.count > 1 else { return [] }
+        return [Figure(id: "\(name)-ranks", title: "\(label): edit success after the edit by rank", xLabel: "log2(rank)",
+                       yLabel: "edit success (%)", markers: true,
+                       kind: .curve(ranked.map { (log2(Double($0.rank!)), 100 * $0.after.editSuccess) }))]
     }
 }
 
 public enum BMaskRecipeEvaluator: RecipeEvaluator {
     public static let name = "bmask"
+    public static let title = "Binary masks"
     public static var defaults: BMaskOptions { BMaskOptions() }
+    public static let part = ReportPart.knowledge
     public static var managedKeys: [String: String] { EditKeys.managed }
     public static var aliases: [String: [String]] { EditKeys.aliases }
     public static func resolve(_ o: inout BMaskOptions, explicit: Set<String>, context c: ResolveContext) { EditKeys.resolve(&o.edit, c) }
@@ -54,11 +83,14 @@ public enum BMaskRecipeEvaluator: RecipeEvaluator {
         return r
     }
     public static func rows(_ r: EditResult<BMaskOptions>) -> [MetricRow] { EditKeys.rows(name, "Binary mask", r.rows) }
+    public static func units(_ r: EditResult<BMaskOptions>, directory: String) throws -> [String: MetricRow.Units] { try EditKeys.units(name, directory) }
 }
 
 public enum FinetuneRecipeEvaluator: RecipeEvaluator {
     public static let name = "ft"
+    public static let title = "Finetune edits"
     public static var defaults: FinetuneOptions { FinetuneOptions() }
+    public static let part = ReportPart.editing
     public static var managedKeys: [String: String] { EditKeys.managed }
     public static var aliases: [String: [String]] { EditKeys.aliases }
     public static func resolve(_ o: inout FinetuneOptions, explicit: Set<String>, context c: ResolveContext) { EditKeys.resolve(&o.edit, c) }
@@ -69,11 +101,14 @@ public enum FinetuneRecipeEvaluator: RecipeEvaluator {
         return r
     }
     public static func rows(_ r: EditResult<FinetuneOptions>) -> [MetricRow] { EditKeys.rows(name, "Finetune", r.rows) }
+    public static func units(_ r: EditResult<FinetuneOptions>, directory: String) throws -> [String: MetricRow.Units] { try EditKeys.units(name, directory) }
 }
 
 public enum LoRARecipeEvaluator: RecipeEvaluator {
     public static let name = "lora"
+    public static let title = "LoRA edits"
     public static var defaults: LoRAOptions { LoRAOptions() }
+    public static let part = ReportPart.editing
     public static var managedKeys: [String: String] { EditKeys.managed }
     public static var aliases: [String: [String]] { EditKeys.aliases }
     public static func resolve(_ o: inout LoRAOptions, explicit: Set<String>, context c: ResolveContext) { EditKeys.resolve(&o.edit, c) }
@@ -84,11 +119,15 @@ public enum LoRARecipeEvaluator: RecipeEvaluator {
         return r
     }
     public static func rows(_ r: EditResult<LoRAOptions>) -> [MetricRow] { EditKeys.rows(name, "LoRA", r.rows) }
+    public static func units(_ r: EditResult<LoRAOptions>, directory: String) throws -> [String: MetricRow.Units] { try EditKeys.units(name, directory) }
+    public static func figures(_ r: EditResult<LoRAOptions>) -> [Figure] { EditKeys.rankCurves(name, "LoRA", r.rows) }
 }
 
 public enum ReFTRecipeEvaluator: RecipeEvaluator {
     public static let name = "reft"
+    public static let title = "LoReFT edits"
     public static var defaults: ReFTOptions { ReFTOptions() }
+    public static let part = ReportPart.editing
     public static var managedKeys: [String: String] { EditKeys.managed }
     public static var aliases: [String: [String]] { EditKeys.aliases }
     public static func resolve(_ o: inout ReFTOptions, explicit: Set<String>, context c: ResolveContext) { EditKeys.resolve(&o.edit, c) }
@@ -99,4 +138,6 @@ public enum ReFTRecipeEvaluator: RecipeEvaluator {
         return r
     }
     public static func rows(_ r: EditResult<ReFTOptions>) -> [MetricRow] { EditKeys.rows(name, "LoReFT", r.rows) }
+    public static func units(_ r: EditResult<ReFTOptions>, directory: String) throws -> [String: MetricRow.Units] { try EditKeys.units(name, directory) }
+    public static func figures(_ r: EditResult<ReFTOptions>) -> [Figure] { EditKeys.rankCurves(name, "LoReFT", r.rows) }
 }

@@ -28,7 +28,9 @@ enum EditorKeys {
 
 public enum RomeRecipeEvaluator: RecipeEvaluator {
     public static let name = "rome"
+    public static let title = "ROME"
     public static var defaults: RomeOptions { RomeOptions() }
+    public static let part = ReportPart.mechanisms
     public static var managedKeys: [String: String] { EditorKeys.managed }
     public static func resolve(_ o: inout RomeOptions, explicit: Set<String>, context c: ResolveContext) { EditorKeys.resolve(&o, c) }
     public static func datasets(_ o: RomeOptions) -> [DatasetRef] { EditorKeys.datasets(o) }
@@ -40,13 +42,15 @@ public enum RomeRecipeEvaluator: RecipeEvaluator {
         return r
     }
     public static func rows(_ r: RomeResult) -> [MetricRow] {
-        [MetricRow("rome.layer", "ROME: edited layer", Double(r.layer))] + EditorKeys.rows("rome", "ROME", r.after)
+        EditorKeys.rows("rome", "ROME", r.after) + [MetricRow("rome.layer", "ROME: edited layer", Double(r.layer), descriptive: true)]
     }
 }
 
 public enum MemitRecipeEvaluator: RecipeEvaluator {
     public static let name = "memit"
+    public static let title = "MEMIT"
     public static var defaults: MemitOptions { MemitOptions() }
+    public static let part = ReportPart.mechanisms
     public static var managedKeys: [String: String] { EditorKeys.managed }
     public static var aliases: [String: [String]] {
         let keys = (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(RomeOptions())) as? [String: Any])?.keys.map { $0 } ?? []
@@ -67,5 +71,13 @@ public enum MemitRecipeEvaluator: RecipeEvaluator {
             EditorKeys.rows("memit.\(p.edits)", "MEMIT, \(p.edits) edits", p.memit)
                 + (p.rome.map { EditorKeys.rows("memit.rome.\(p.edits)", "ROME sequential, \(p.edits) edits", $0) } ?? [])
         }
+    }
+    /// CounterFact score against the number of edits: MEMIT at once, ROME one after another.
+    public static func figures(_ r: MemitResult) -> [Figure] {
+        let rome = r.points.compactMap { p in p.rome.map { (log10(Double(p.edits)), 100 * $0.score) } }
+        return [Figure(id: "memit-score", title: "MEMIT: CounterFact score by number of edits (at once)", xLabel: "log10(number of edits)",
+                       yLabel: "score (%)", markers: true, kind: .curve(r.points.map { (log10(Double($0.edits)), 100 * $0.memit.score) }))]
+            + (rome.isEmpty ? [] : [Figure(id: "rome-sequential-score", title: "ROME: CounterFact score by number of sequential edits",
+                                           xLabel: "log10(number of edits)", yLabel: "score (%)", markers: true, kind: .curve(rome))])
     }
 }

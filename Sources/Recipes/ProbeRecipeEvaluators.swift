@@ -1,7 +1,8 @@
 // The probe evaluators in recipes: consistency, ig, kn, lens, trace, interchange, mend. They share
 // the probe keys (probes, relations, limit, batch; data-dir and seed come from the recipe),
 // validation through the options' own `validate`, and the job outputs: result.json plus
-// <name>-probes.jsonl (trace also writes trace-<kind>.svg).
+// <name>-probes.jsonl (trace also writes trace-<kind>.svg). The report reads the records back
+// for the rows it pairs by probe, fact or concept within a seed.
 
 import Checkpoint
 import Evaluators
@@ -10,7 +11,7 @@ import Text
 import Training
 
 public protocol ProbeRecipeEvaluator: RecipeEvaluator where Options: ProbeEvaluatorOptions {
-    associatedtype Record: Encodable
+    associatedtype Record: Codable
     static func evaluate(checkpoint: String, options: Options, directory: String, log: @escaping (String) -> Void) throws -> (result: Result, records: [Record])
     static func extraFiles(_ result: Result) -> [(name: String, text: String)]
 }
@@ -21,6 +22,11 @@ public extension ProbeRecipeEvaluator {
         Dictionary(uniqueKeysWithValues: ["probes", "relations", "limit", "batch"].map { ($0, ["source", $0]) })
     }
     static func extraFiles(_ result: Result) -> [(name: String, text: String)] { [] }
+
+    /// The per-probe records the job wrote.
+    static func records(_ directory: String) throws -> [Record] {
+        try Results.readLines(Record.self, from: directory + "/\(name)-probes.jsonl")
+    }
 
     static func resolve(_ o: inout Options, explicit: Set<String>, context c: ResolveContext) {
         o.source.dataDir = c.dataDir
@@ -44,7 +50,9 @@ public extension ProbeRecipeEvaluator {
 
 public enum ConsistencyRecipeEvaluator: ProbeRecipeEvaluator {
     public static let name = "consistency"
+    public static let title = "ParaRel consistency"
     public static var defaults: ConsistencyOptions { ConsistencyOptions() }
+    public static let part = ReportPart.editing
     public static func evaluate(checkpoint: String, options: ConsistencyOptions, directory: String, log: @escaping (String) -> Void) throws
         -> (result: ConsistencyResult, records: [ConsistencyProbeRecord]) { try Consistency.run(checkpoint: checkpoint, options: options, log: log) }
     public static func rows(_ r: ConsistencyResult) -> [MetricRow] {
@@ -52,22 +60,51 @@ public enum ConsistencyRecipeEvaluator: ProbeRecipeEvaluator {
             + (r.consistency.map { [MetricRow("consistency.consistency", "ParaRel consistency (%)", 100 * $0, better: .higher)] } ?? [])
             + [MetricRow("consistency.unique", "Distinct predictions per (relation, object)", r.uniquePredictions, better: .lower)]
     }
+    /// Per concept (the object): the three measures over its probes.
+    public static func units(_ r: ConsistencyResult, directory: String) throws -> [String: MetricRow.Units] {
+        let byConcept = Dictionary(grouping: try records(directory), by: \.target)
+        var accuracy: [(String, Double)] = [], consistency: [(String, Double)] = [], unique: [(String, Double)] = []
+        for c in byConcept.keys.sorted() {
+            let ps = byConcept[c]!
+            let m = Consistency.measures(facts: ps.map(\.fact), groups: ps.map { $0.relation + "\u{1}" + $0.target },
+                                         predictions: ps.map(\.prediction), targets: ps.map(\.target))
+            accuracy.append((c, 100 * m.accuracy)); unique.append((c, m.uniquePredictions))
+            if m.consistency.isFinite { consistency.append((c, 100 * m.consistency)) }
+        }
+        return ["consistency.accuracy": .init(kind: "concept", accuracy), "consistency.consistency": .init(kind: "concept", consistency),
+                "consistency.unique": .init(kind: "concept", unique)]
+    }
 }
 
 public enum IGRecipeEvaluator: ProbeRecipeEvaluator {
     public static let name = "ig"
+    public static let title = "Integrated gradients"
     public static var defaults: IGOptions { IGOptions() }
+    public static let part = ReportPart.knowledge
     public static func evaluate(checkpoint: String, options: IGOptions, directory: String, log: @escaping (String) -> Void) throws
         -> (result: IGResult, records: [IGProbeRecord]) { try IntegratedGradients.run(checkpoint: checkpoint, options: options, log: log) }
     public static func rows(_ r: IGResult) -> [MetricRow] {
         (r.completenessError.map { [MetricRow("ig.completeness", "IG completeness error (%)", 100 * $0, better: .lower)] } ?? [])
             + r.layers.map { MetricRow("ig.layer\($0.layer).sum", "IG attribution sum, layer \($0.layer)", $0.meanAttributionSum) }
     }
+    /// Per probe: its attribution sum at each layer.
+    public static func units(_ r: IGResult, directory: String) throws -> [String: MetricRow.Units] {
+        let recs = try records(directory)
+        var out: [String: MetricRow.Units] = [:]
+        for (i, l) in r.layers.enumerated() {
+            out["ig.layer\(l.layer).sum"] = .init(kind: "probe", recs.compactMap { p in
+                i < p.attributionSum.count ? (probeKey(p.prompt, p.target), p.attributionSum[i]) : nil
+            })
+        }
+        return out
+    }
 }
 
 public enum KNRecipeEvaluator: ProbeRecipeEvaluator {
     public static let name = "kn"
+    public static let title = "Knowledge neurons"
     public static var defaults: KNOptions { KNOptions() }
+    public static let part = ReportPart.knowledge
     public static func evaluate(checkpoint: String, options: KNOptions, directory: String, log: @escaping (String) -> Void) throws
         -> (result: KNResult, records: [KNProbeRecord]) { try KnowledgeNeurons.run(checkpoint: checkpoint, options: options, log: log) }
     public static func rows(_ r: KNResult) -> [MetricRow] {
@@ -81,11 +118,18 @@ public enum KNRecipeEvaluator: ProbeRecipeEvaluator {
         }
         return rows
     }
+    /// Knowledge neurons per probe; clusters per concept.
+    public static func units(_ r: KNResult, directory: String) throws -> [String: MetricRow.Units] {
+        ["kn.neurons": .init(kind: "probe", try records(directory).map { (probeKey($0.prompt, $0.target), Double($0.neurons.count)) }),
+         "kn.clusters": .init(kind: "concept", r.concepts.map { ($0.concept, Double($0.clusters)) })]
+    }
 }
 
 public enum LensRecipeEvaluator: ProbeRecipeEvaluator {
     public static let name = "lens"
+    public static let title = "Logit lens"
     public static var defaults: LensOptions { LensOptions() }
+    public static let part = ReportPart.mechanisms
     public static func evaluate(checkpoint: String, options: LensOptions, directory: String, log: @escaping (String) -> Void) throws
         -> (result: LensResult, records: [LensProbeRecord]) { try LogitLens.run(checkpoint: checkpoint, options: options, log: log) }
     public static func rows(_ r: LensResult) -> [MetricRow] {
@@ -94,18 +138,37 @@ public enum LensRecipeEvaluator: ProbeRecipeEvaluator {
              MetricRow("lens.layer\(l.layer).prob", "Logit lens P(target), layer \(l.layer)", l.meanProb, better: .higher)]
         }
     }
+    /// Per probe: right at [MASK] (rank 0) and P(target), at each layer.
+    public static func units(_ r: LensResult, directory: String) throws -> [String: MetricRow.Units] {
+        let recs = try records(directory)
+        var out: [String: MetricRow.Units] = [:]
+        for l in r.layers {
+            let at = recs.filter { l.layer < $0.rank.count && l.layer < $0.prob.count }
+            out["lens.layer\(l.layer).accuracy"] = .init(kind: "probe", at.map { (probeKey($0.prompt, $0.target), $0.rank[l.layer] == 0 ? 100 : 0) })
+            out["lens.layer\(l.layer).prob"] = .init(kind: "probe", at.map { (probeKey($0.prompt, $0.target), $0.prob[l.layer]) })
+        }
+        return out
+    }
+    public static func figures(_ r: LensResult) -> [Figure] {
+        [Figure(id: "lens-accuracy", title: "Logit lens: accuracy at [MASK] by layer", xLabel: "layer (0: embeddings)",
+                yLabel: "accuracy (%)", markers: true, kind: .curve(r.layers.map { (Double($0.layer), 100 * $0.accuracy) })),
+         Figure(id: "lens-prob", title: "Logit lens: P(target) at [MASK] by layer", xLabel: "layer (0: embeddings)",
+                yLabel: "mean P(target)", markers: true, kind: .curve(r.layers.map { (Double($0.layer), $0.meanProb) }))]
+    }
 }
 
 public enum TraceRecipeEvaluator: ProbeRecipeEvaluator {
     public static let name = "trace"
+    public static let title = "Causal tracing"
     public static var defaults: TraceOptions { TraceOptions() }
+    public static let part = ReportPart.mechanisms
     public static func evaluate(checkpoint: String, options: TraceOptions, directory: String, log: @escaping (String) -> Void) throws
         -> (result: TraceResult, records: [TraceProbeRecord]) { try CausalTrace.run(checkpoint: checkpoint, options: options, log: log) }
     public static func extraFiles(_ r: TraceResult) -> [(name: String, text: String)] {
         CausalTrace.heatmaps(r).map { ("trace-\($0.kind).svg", $0.svg) }
     }
     public static func rows(_ r: TraceResult) -> [MetricRow] {
-        var rows = [MetricRow("trace.traced", "Causal trace: probes traced", Double(r.traced))]
+        var rows = [MetricRow("trace.traced", "Causal trace: probes traced", Double(r.traced), descriptive: true)]
         if let te = r.totalEffect { rows.append(MetricRow("trace.total", "Causal trace: total effect of the corruption", te)) }
         for k in r.kinds {
             for cls in ["subject-last", "mask"] {
@@ -117,11 +180,20 @@ public enum TraceRecipeEvaluator: ProbeRecipeEvaluator {
         }
         return rows
     }
+    public static func figures(_ r: TraceResult) -> [Figure] {
+        r.kinds.map { k in
+            let g = k.grid
+            return Figure(id: "trace-\(k.kind)", title: "Causal trace: \(k.kind), mean indirect effect on P(target)",
+                          kind: .heatmap(rows: g.rows, columns: g.columns, values: g.values))
+        }
+    }
 }
 
 public enum InterchangeRecipeEvaluator: ProbeRecipeEvaluator {
     public static let name = "interchange"
+    public static let title = "Interchange interventions"
     public static var defaults: InterchangeOptions { InterchangeOptions() }
+    public static let part = ReportPart.mechanisms
     public static func evaluate(checkpoint: String, options: InterchangeOptions, directory: String, log: @escaping (String) -> Void) throws
         -> (result: InterchangeResult, records: [InterchangePairRecord]) { try Interchange.run(checkpoint: checkpoint, options: options, log: log) }
     public static func rows(_ r: InterchangeResult) -> [MetricRow] {
@@ -134,7 +206,9 @@ public enum InterchangeRecipeEvaluator: ProbeRecipeEvaluator {
 
 public enum MendRecipeEvaluator: ProbeRecipeEvaluator {
     public static let name = "mend"
+    public static let title = "MEND edits"
     public static var defaults: MendOptions { MendOptions() }
+    public static let part = ReportPart.editing
     public static func evaluate(checkpoint: String, options: MendOptions, directory: String, log: @escaping (String) -> Void) throws
         -> (result: MendResult, records: [MendFactRecord]) { try Mend.run(checkpoint: checkpoint, options: options, resultsDir: directory, log: log) }
     public static func rows(_ r: MendResult) -> [MetricRow] {
@@ -145,4 +219,15 @@ public enum MendRecipeEvaluator: ProbeRecipeEvaluator {
              MetricRow("mend.\(name).probchange", "MEND (\(name)): P(target) change, edit input", m.editProbChange, better: .higher)]
         }
     }
+    /// Per test fact: the edit input right after the edit (trained and untrained editor), and
+    /// the trained editor's P(target) change.
+    public static func units(_ r: MendResult, directory: String) throws -> [String: MetricRow.Units] {
+        let recs = try records(directory)
+        return ["mend.trained.edit": .init(kind: "fact", recs.map { ($0.fact, $0.afterRight ? 100 : 0) }),
+                "mend.untrained.edit": .init(kind: "fact", recs.map { ($0.fact, $0.untrainedRight ? 100 : 0) }),
+                "mend.trained.probchange": .init(kind: "fact", recs.map { ($0.fact, $0.probAfter - $0.probBefore) })]
+    }
 }
+
+/// A probe as a unit of the report: its prompt and target.
+func probeKey(_ prompt: String, _ target: String) -> String { prompt + " → " + target }

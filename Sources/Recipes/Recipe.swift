@@ -1,9 +1,12 @@
 // A recipe (recipes/<name>.toml) and its resolution into a graph of jobs: one pretraining
 // per (variant, seed), each followed by the recipe's evaluators. Every job is named by a
-// hash of its resolved configuration (an evaluator's includes the hash of its
-// pretraining), so a changed setting is a new job and an unchanged one is found done.
+// hash of its identity: the resolved configuration but for the options that only change what
+// is logged (`Recipe.loggingKeys`), the content digests of the datasets it reads, and for an
+// evaluator the hash of its pretraining. So a changed setting or dataset is a new job and an
+// unchanged one is found done.
 //
 //     title = "..."                  # report heading (default: the file name)
+//     question = "..."               # the question the report opens with (default: the title)
 //     description = "..."            # a paragraph for the report
 //     seeds = [0, 1, 2]
 //     baseline = "nodrop"            # the variant others are tested against (default: the first)
@@ -38,27 +41,34 @@ public struct Job {
     public var kind: String                    // "pretrain" or an evaluator name
     public var variant: String                 // variant id
     public var seed: UInt64
-    public var hash: String                    // sha256 of the resolved configuration
+    public var hash: String                    // sha256 of the job's identity (Recipe.hash)
+    public var legacyHash: String              // the hash before data digests and logging keys (Recipe.legacyHash)
     public var config: Data                    // canonical JSON of the resolved options
+    public var data: [String]                  // the datasets it reads (files or directories)
     public var pretrain: PretrainOptions       // the pretraining (this job's, or the one it follows)
     public var dependsOn: Int?                 // index of the pretraining job
     public var dirName: String { "\(kind)-\(hash.prefix(12))" }
+    public var legacyDirName: String { "\(kind)-\(legacyHash.prefix(12))" }
     public var name: String { "\(kind)/\(variant)/seed\(seed)" }
 }
 
 public struct Recipe {
     public static let pretrainKind = "pretrain"
-    static let topLevelKeys = ["title", "description", "seeds", "baseline", "data-dir", "pretrain", "variants", "evaluators"]
+    static let topLevelKeys = ["title", "question", "description", "seeds", "baseline", "data-dir", "pretrain", "variants", "evaluators"]
     /// Keys of [pretrain] / [variants.x] that are not `droplab pretrain` flags.
     static let variantExtraKeys = ["label", "early-dropout-fraction"]
     static let pretrainTable = OptionTable(
         managed: ["seed": "the recipe's seeds", "out": "the job directory", "cacheDir": "the runner's cache",
-                  "dataDir": "the recipe's top-level data-dir"],
+                  "dataDir": "the recipe's top-level data-dir",
+                  "initSeed": "the recipe's seeds: a job's init, data and dropout seeds are its seed",
+                  "dataSeed": "the recipe's seeds: a job's init, data and dropout seeds are its seed",
+                  "dropoutSeed": "the recipe's seeds: a job's init, data and dropout seeds are its seed"],
         extra: variantExtraKeys)
 
     public let source: RecipeSource
     public let name: String
     public var title: String
+    public var question: String?
     public var description: String?
     public var seeds: [UInt64] = []
     public var dataDir: String?
@@ -66,20 +76,25 @@ public struct Recipe {
     public var baseline: String
     public var evaluators: [EvaluatorUse] = []
     public private(set) var jobs: [Job] = []
+    /// The digests of the datasets the jobs read (shared with the runner, which records them).
+    public let digests: DataDigests
 
-    /// Read and check a recipe and resolve its jobs; nothing is written.
-    public init(path: String) throws {
-        try self.init(source: RecipeSource(path: path))
+    /// Read and check a recipe and resolve its jobs; nothing is written. `digests` may carry a
+    /// cache of earlier digests (see DataDigests).
+    public init(path: String, digests: DataDigests = DataDigests()) throws {
+        try self.init(source: RecipeSource(path: path), digests: digests)
     }
 
-    public init(source: RecipeSource) throws {
+    public init(source: RecipeSource, digests: DataDigests = DataDigests()) throws {
         self.source = source
+        self.digests = digests
         name = URL(fileURLWithPath: source.path).deletingPathExtension().lastPathComponent
         let root = source.root
         for k in root.keys.sorted() where !Recipe.topLevelKeys.contains(k) {
             throw source.unknownKey([k], known: Recipe.topLevelKeys)
         }
         title = try Recipe.string(root, "title", source) ?? "Recipe \(name)"
+        question = try Recipe.string(root, "question", source)
         description = try Recipe.string(root, "description", source)
         dataDir = try Recipe.string(root, "data-dir", source)
         baseline = ""
@@ -205,8 +220,11 @@ public struct Recipe {
                 var hashed = o
                 hashed.out = ""; hashed.cacheDir = ""
                 let config = try Canonical.json(hashed)
-                let hash = Recipe.hash(kind: Recipe.pretrainKind, config: config, parent: nil)
-                let job = Job(kind: Recipe.pretrainKind, variant: v.id, seed: seed, hash: hash, config: config, pretrain: o, dependsOn: nil)
+                let data = (try Pretrain.corpusFiles(o)) + (o.vocab.map { [$0] } ?? [])
+                let hash = try Recipe.hash(kind: Recipe.pretrainKind, config: config, data: data, digests: digests, parent: nil)
+                let legacy = Recipe.legacyHash(kind: Recipe.pretrainKind, config: config, parent: nil)
+                let job = Job(kind: Recipe.pretrainKind, variant: v.id, seed: seed, hash: hash, legacyHash: legacy, config: config,
+                              data: data, pretrain: o, dependsOn: nil)
                 if let other = seen[hash] {
                     throw source.error(["variants", v.id], "variant '\(v.id)' resolves to the same pretraining as \(other): give it a different setting")
                 }
@@ -223,9 +241,12 @@ public struct Recipe {
                         throw err.key.map { source.keyError(e.evaluator.keyPath($0, table: path, source: source), "bad value: \(err.description)") }
                             ?? source.error(path, "[\(path.joined(separator: "."))]: \(err.description)")
                     }
-                    for d in try e.evaluator.datasetsJSON(config) { try checkDataset(d, table: path) }
-                    let h = Recipe.hash(kind: e.evaluator.name, config: config, parent: hash)
-                    jobs.append(Job(kind: e.evaluator.name, variant: v.id, seed: seed, hash: h, config: config, pretrain: o, dependsOn: parent))
+                    let datasets = try e.evaluator.datasetsJSON(config)
+                    for d in datasets { try checkDataset(d, table: path) }
+                    let h = try Recipe.hash(kind: e.evaluator.name, config: config, data: datasets.map(\.path), digests: digests, parent: hash)
+                    let l = Recipe.legacyHash(kind: e.evaluator.name, config: config, parent: legacy)
+                    jobs.append(Job(kind: e.evaluator.name, variant: v.id, seed: seed, hash: h, legacyHash: l, config: config,
+                                    data: datasets.map(\.path), pretrain: o, dependsOn: parent))
                 }
             }
         }
@@ -251,7 +272,29 @@ public struct Recipe {
         throw source.keyError(table, "missing dataset: \(problem) (the data root is data-dir, else $DROPLAB_DATA, ../shared/data or ./data)")
     }
 
-    static func hash(kind: String, config: Data, parent: String?) -> String {
+    /// Options that change only what is logged or written beside the results, never a result,
+    /// so they are not part of a job's identity: `log-every`, `save-every`, `export-batches`
+    /// (init.h5 and batches.h5 for tools, drawn from a copy of the data stream), and
+    /// `eval-every`: validation between steps reads the weights and changes nothing (dropout
+    /// masks come from (seed, step, site), the validation batches are fixed), and every run ends
+    /// with a validation line, so it changes only how many points the validation curve has.
+    static let loggingKeys = ["logEvery", "saveEvery", "evalEvery", "exportBatches"]
+
+    /// A job's hash: its kind, its configuration without `loggingKeys`, the digests of the
+    /// datasets it reads and its pretraining's hash.
+    static func hash(kind: String, config: Data, data: [String], digests: DataDigests, parent: String?) throws -> String {
+        guard var o = try JSONSerialization.jsonObject(with: config) as? [String: Any] else { throw RecipeError("job configuration is not a JSON object") }
+        for k in loggingKeys { o.removeValue(forKey: k) }
+        var d = Data("droplab-recipe-job-v2\u{0}\(kind)\u{0}".utf8)
+        d.append(try Canonical.json(object: o))
+        for path in data { d.append(Data("\u{0}\(path)=\(try digests.digest(path))".utf8)) }
+        if let parent { d.append(Data("\u{0}\(parent)".utf8)) }
+        return SHA256.hex(d)
+    }
+
+    /// The hash of the first scheme (the whole configuration, no data digests): the directory
+    /// name a finished job may still have (RecipeRunner adopts it).
+    static func legacyHash(kind: String, config: Data, parent: String?) -> String {
         var d = Data("droplab-recipe-job-v1\u{0}\(kind)\u{0}".utf8)
         d.append(config)
         if let parent { d.append(Data("\u{0}\(parent)".utf8)) }

@@ -11,7 +11,9 @@ import Training
 /// validation split (the same split as pretraining; more sequences than its running check).
 public enum MLMRecipeEvaluator: RecipeEvaluator {
     public static let name = "mlm"
+    public static let title = "Held-out masked LM (eval mlm)"
     public static var defaults: MLMEvalOptions { MLMEvalOptions() }
+    public static let part = ReportPart.language
     public static let managedKeys = [
         "corpus": "the pretraining corpus", "dataDir": "the recipe's data-dir",
         "valFraction": "the pretraining's val-fraction", "cacheDir": "the runner's cache",
@@ -43,7 +45,9 @@ public enum MLMRecipeEvaluator: RecipeEvaluator {
 /// `[evaluators.blimp]`: BLiMP minimal pairs by pseudo-log-likelihood.
 public enum BlimpRecipeEvaluator: RecipeEvaluator {
     public static let name = "blimp"
+    public static let title = "BLiMP"
     public static var defaults: BlimpOptions { BlimpOptions() }
+    public static let part = ReportPart.language
     public static let managedKeys = ["dataDir": "the recipe's data-dir"]
 
     public static func resolve(_ o: inout BlimpOptions, explicit: Set<String>, context c: ResolveContext) {
@@ -58,10 +62,20 @@ public enum BlimpRecipeEvaluator: RecipeEvaluator {
         try Blimp.run(checkpoint: checkpoint, options: options, log: context.log)
     }
 
+    /// Overall accuracy; per field and per paradigm in the appendix. Fields are merged by their
+    /// one spelling (results written before Blimp.field kept "syntax/semantics" apart).
     public static func rows(_ r: BlimpResult) -> [MetricRow] {
-        [MetricRow("blimp.accuracy", "BLiMP accuracy (%)", 100 * r.overall.accuracy, better: .higher)]
-            + r.perField.keys.sorted().map { f in
-                MetricRow("blimp.field.\(f)", "BLiMP \(f) (%)", 100 * r.perField[f]!.accuracy, better: .higher)
+        var fields: [String: Accuracy] = [:]
+        for (f, a) in r.perField {
+            fields[Blimp.field(f), default: .init()].correct += a.correct
+            fields[Blimp.field(f)]!.total += a.total
+        }
+        return [MetricRow("blimp.accuracy", "BLiMP accuracy (%)", 100 * r.overall.accuracy, better: .higher)]
+            + fields.keys.sorted().map { f in
+                MetricRow("blimp.field.\(f)", "BLiMP field \(f) (%)", 100 * fields[f]!.accuracy, better: .higher, appendix: true)
+            }
+            + r.perParadigm.keys.sorted().map { p in
+                MetricRow("blimp.paradigm.\(p)", "BLiMP paradigm \(p) (%)", 100 * r.perParadigm[p]!.accuracy, better: .higher, appendix: true)
             }
     }
 }
@@ -70,7 +84,9 @@ public enum BlimpRecipeEvaluator: RecipeEvaluator {
 /// official EM/F1 on dev. The finetuned weights are not kept; predictions are.
 public enum SquadRecipeEvaluator: RecipeEvaluator {
     public static let name = "squad"
+    public static let title = "SQuAD"
     public static var defaults: SquadOptions { SquadOptions() }
+    public static let part = ReportPart.language
     public static let managedKeys = [
         "dataDir": "the recipe's data-dir", "seed": "the recipe's seeds",
         "save": "finetuned weights are not kept by recipes",

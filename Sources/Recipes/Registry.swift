@@ -11,13 +11,87 @@ import Training
 /// One number a job contributes to the report (one table row per `id`).
 public struct MetricRow: Codable, Equatable, Sendable {
     public enum Better: String, Codable, Sendable { case higher, lower }
+    /// The row's value per concept or probe (`kind`), whose mean over units is `value`: the
+    /// report pairs two variants' units within a seed instead of their means.
+    public struct Units: Codable, Equatable, Sendable {
+        public var kind: String                  // "concept", "probe", "fact"
+        public var values: [String: Double]
+        /// Units from (key, value) pairs in order; a key seen again gets "#2", "#3" (probes with
+        /// the same prompt and target stay distinct, and match across variants by occurrence).
+        public init(kind: String, _ pairs: [(String, Double)]) {
+            self.kind = kind
+            var seen: [String: Int] = [:], values: [String: Double] = [:]
+            for (k, v) in pairs {
+                let n = seen[k, default: 0] + 1
+                seen[k] = n
+                values[n == 1 ? k : "\(k) #\(n)"] = v
+            }
+            self.values = values
+        }
+    }
     public var id: String          // stable key, e.g. "blimp.accuracy"
     public var label: String       // row label, e.g. "BLiMP accuracy (%)"
     public var value: Double
     public var better: Better?
-    public init(_ id: String, _ label: String, _ value: Double, better: Better? = nil) {
+    /// A fact about the machine or the run (throughput, a count), not a hypothesis: its mean
+    /// is shown, it is never tested.
+    public var descriptive = false
+    /// In the evaluator's appendix table (e.g. BLiMP per paradigm) instead of its part's table.
+    public var appendix = false
+    public var units: Units? = nil
+    public init(_ id: String, _ label: String, _ value: Double, better: Better? = nil, descriptive: Bool = false, appendix: Bool = false) {
         self.id = id; self.label = label; self.value = value; self.better = better
+        self.descriptive = descriptive; self.appendix = appendix
     }
+}
+
+/// The study's parts: where an evaluator's table goes in the report.
+public enum ReportPart: Int, CaseIterable, Sendable {
+    case language = 1       // pretraining loss, BLiMP, SQuAD
+    case knowledge = 3      // knowledge neurons, IG, binary masks
+    case editing = 4        // consistency, finetune/MEND/LoRA/LoReFT edits
+    case mechanisms = 5     // causal tracing, ROME/MEMIT, logit lens, interchange
+
+    public var title: String {
+        switch self {
+        case .language: return "Part 1: Pretraining and language"
+        case .knowledge: return "Part 3: Where facts are stored"
+        case .editing: return "Part 4: Consistency and editing"
+        case .mechanisms: return "Mechanisms: tracing and editing facts"
+        }
+    }
+
+    public var question: String {
+        switch self {
+        case .language: return "How well does each variant learn the language: its held-out masked-LM loss and perplexity, its grammatical judgements (BLiMP) and how well it finetunes on SQuAD?"
+        case .knowledge: return "Where do the variants store facts: how many knowledge neurons a probe and a concept have, how they cluster, what suppressing and amplifying them does, what integrated gradients attribute, and how much of the network a binary mask keeps to hold a concept?"
+        case .editing: return "How consistent are the variants across paraphrases, and how well can their facts be edited by finetuning, MEND, LoRA and LoReFT (and at what rank)?"
+        case .mechanisms: return "Where does a fact flow through the network (causal tracing, logit lens, interchange), and how well do ROME and MEMIT edit it?"
+        }
+    }
+}
+
+/// A figure an evaluator contributes: a curve (one line per job: the variant is the colour,
+/// the seed the dash) or a heatmap (the cell-wise mean over a variant's seeds, one per variant).
+public struct Figure: Sendable {
+    public enum Kind: Sendable {
+        case curve([(x: Double, y: Double)])
+        case heatmap(rows: [String], columns: [String], values: [[Double?]])
+    }
+    public var id: String                   // the file: reports/<recipe>-<id>[-<variant>].svg
+    public var title: String
+    public var xLabel: String, yLabel: String
+    public var markers: Bool
+    public var kind: Kind
+    public init(id: String, title: String, xLabel: String = "", yLabel: String = "", markers: Bool = false, kind: Kind) {
+        self.id = id; self.title = title; self.xLabel = xLabel; self.yLabel = yLabel; self.markers = markers; self.kind = kind
+    }
+}
+
+/// What a finished job gives the report.
+public struct JobReport {
+    public var rows: [MetricRow]
+    public var figures: [Figure]
 }
 
 /// What an evaluator's options may take from the recipe when they are resolved.
@@ -63,12 +137,22 @@ public protocol RecipeEvaluator {
     /// The data files or directories the evaluator reads.
     static func datasets(_ o: Options) -> [DatasetRef]
     static func run(checkpoint: String, options: Options, context: JobContext) throws -> Result
+    /// The report part its table goes to, and the table's heading.
+    static var part: ReportPart { get }
+    static var title: String { get }
+    /// Report rows from the result; the first row is the evaluator's headline.
     static func rows(_ result: Result) -> [MetricRow]
+    /// Per-unit values of some rows (row id -> units), from the result or the files the job
+    /// wrote in `directory`, so the report pairs concepts or probes within a seed.
+    static func units(_ result: Result, directory: String) throws -> [String: MetricRow.Units]
+    static func figures(_ result: Result) -> [Figure]
 }
 
 public extension RecipeEvaluator {
     static var managedKeys: [String: String] { [:] }
     static var aliases: [String: [String]] { [:] }
+    static func units(_ result: Result, directory: String) throws -> [String: MetricRow.Units] { [:] }
+    static func figures(_ result: Result) -> [Figure] { [] }
 }
 
 /// A registered evaluator with its types erased: options travel as canonical JSON.
@@ -79,7 +163,10 @@ public struct AnyEvaluator {
     let validateJSON: (Data) throws -> Void
     let datasetsJSON: (Data) throws -> [DatasetRef]
     let runJSON: (_ checkpoint: String, _ options: Data, _ context: JobContext) throws -> Data
-    public let rows: (_ resultJSON: Data) throws -> [MetricRow]
+    public let part: ReportPart
+    public let title: String
+    /// Rows (with their units) and figures of a finished job: its result.json and directory.
+    public let report: (_ resultJSON: Data, _ directory: String) throws -> JobReport
 
     /// The recipe key path of an option key (a flattened key may be written nested).
     func keyPath(_ key: String, table: [String], source: RecipeSource) -> [String] {
@@ -104,7 +191,15 @@ public struct AnyEvaluator {
             let o = try JSONDecoder().decode(E.Options.self, from: options)
             return try Canonical.json(E.run(checkpoint: checkpoint, options: o, context: context), pretty: true)
         }
-        rows = { E.rows(try JSONDecoder().decode(E.Result.self, from: $0)) }
+        part = E.part
+        title = E.title
+        report = { json, directory in
+            let r = try JSONDecoder().decode(E.Result.self, from: json)
+            let units = try E.units(r, directory: directory)
+            var rows = E.rows(r)
+            for i in rows.indices { rows[i].units = units[rows[i].id] }
+            return JobReport(rows: rows, figures: E.figures(r))
+        }
     }
 }
 

@@ -1,13 +1,26 @@
-// `droplab report recipes/X.toml` -> reports/X.md (+ X-val-loss.svg, X-train-loss.svg):
-// per metric and variant the mean ± 95% t-interval over seeds, paired t-tests against the
-// baseline variant, per-seed values, loss curves and a provenance block. Everything comes
-// from the stored job directories (done.json, metrics.jsonl, result.json), never from the
-// clock or the machine the report is made on, so regenerating gives identical bytes.
+// `droplab report recipes/X.toml` -> reports/X.md (+ SVG figures beside it). It reads like the
+// study: the question, the setup in one table, the headline findings in words, then the
+// study's parts, a table per evaluator in each, every variant against the baseline (means
+// with their 95% t-intervals, the mean difference with its 95% t-interval, the two-sided p and
+// the Holm-adjusted p over the table's rows), then figures, appendix tables (BLiMP per field
+// and paradigm, values per seed), the jobs still missing and the provenance.
+//
+// Pairing: a model-level metric is paired by seed. A metric whose rows carry per-unit values
+// (concepts, probes, facts: MetricRow.Units) is paired by unit within each seed, and the
+// per-seed mean differences are combined over seeds (Statistics.unitPaired). Rows marked
+// descriptive (throughput, counts) are shown, never tested.
+//
+// Everything comes from the stored job directories (done.json, metrics.jsonl, result.json and
+// the records evaluators keep), never from the clock or the machine the report is made on, and
+// every collection is walked in a fixed order, so regenerating gives identical bytes.
 
+import Evaluators
 import Foundation
 
 /// What a finished pretraining contributes: rows and curves from its metrics.jsonl.
 enum PretrainMetrics {
+    static let title = "Pretraining"
+
     static func lines(_ path: String) throws -> [[String: Double]] {
         let text = try String(contentsOfFile: path, encoding: .utf8)
         return text.split(separator: "\n").compactMap { line in
@@ -18,7 +31,7 @@ enum PretrainMetrics {
         }
     }
 
-    static func rows(_ lines: [[String: Double]]) -> [MetricRow] {
+    static func report(_ lines: [[String: Double]]) -> JobReport {
         var rows: [MetricRow] = []
         if let last = lines.last(where: { $0["val_loss"] != nil }), let loss = last["val_loss"] {
             rows.append(MetricRow("pretrain.val_loss", "Pretraining: final validation MLM loss", loss, better: .lower))
@@ -35,169 +48,336 @@ enum PretrainMetrics {
             previous = t
             if delta > 0 { tokens += delta; seconds += delta / tps }
         }
-        if seconds > 0 { rows.append(MetricRow("pretrain.tokens_per_s", "Training tokens/s", tokens / seconds, better: .higher)) }
-        return rows
-    }
-
-    static func curve(_ lines: [[String: Double]], _ key: String) -> [(x: Double, y: Double)] {
-        lines.compactMap { l in
-            guard let t = l["tokens"], let v = l[key] else { return nil }
-            return (t, v)
+        if seconds > 0 { rows.append(MetricRow("pretrain.tokens_per_s", "Training tokens/s", tokens / seconds, better: .higher, descriptive: true)) }
+        func curve(_ key: String) -> [(x: Double, y: Double)] {
+            lines.compactMap { l in l["tokens"].flatMap { t in l[key].map { (t, $0) } } }
         }
+        return JobReport(rows: rows, figures: [
+            Figure(id: "val-loss", title: "Validation MLM loss", xLabel: "training tokens", yLabel: "validation MLM loss",
+                   markers: true, kind: .curve(curve("val_loss"))),
+            Figure(id: "train-loss", title: "Training loss", xLabel: "training tokens",
+                   yLabel: "training MLM loss (mean over the log window)", kind: .curve(curve("train_loss"))),
+        ])
     }
 }
 
 public enum Report {
     public struct Output {
         public var markdown: String
-        public var files: [(name: String, content: String)]   // the markdown and the plots
+        public var files: [(name: String, content: String)]   // the markdown and the figures
     }
+
+    /// Holm-adjusted p-values below this are reported as significant.
+    static let alpha = 0.05
 
     struct Run {
         var job: Job
         var done: DoneRecord
-        var rows: [MetricRow]
+        var report: JobReport
     }
 
-    /// Build the report of `recipe` from the job directories of `runner`; `name` is the
-    /// file stem (reports/<name>.md).
+    /// One table: an evaluator's rows (or its appendix rows); values[row][variant][seed].
+    final class Table {
+        let title: String, part: ReportPart, appendix: Bool
+        var order: [String] = []
+        var first: [String: MetricRow] = [:]                     // label, direction, descriptive
+        var values: [String: [String: [UInt64: MetricRow]]] = [:]
+        init(title: String, part: ReportPart, appendix: Bool) { self.title = title; self.part = part; self.appendix = appendix }
+
+        func add(_ row: MetricRow, variant: String, seed: UInt64) {
+            if first[row.id] == nil { order.append(row.id); first[row.id] = row }
+            values[row.id, default: [:]][variant, default: [:]][seed] = row
+        }
+    }
+
+    /// A variant against the baseline on one row.
+    struct Comparison {
+        var test: Statistics.PairedTest
+        var unitKind: String?          // paired by unit within seeds; nil: by seed
+        var holm: Double? = nil
+    }
+
+    /// Seeds both variants have; by unit within those seeds when every one of them has units
+    /// of one kind on both sides, else by seed.
+    static func compare(_ t: Table, _ id: String, _ variant: String, _ base: String, seeds: [UInt64]) -> Comparison? {
+        guard !t.first[id]!.descriptive else { return nil }
+        let pairs = seeds.compactMap { s in t.values[id]?[variant]?[s].flatMap { x in t.values[id]?[base]?[s].map { (x, $0) } } }
+        guard !pairs.isEmpty else { return nil }
+        let kinds = Set(pairs.flatMap { [$0.0.units?.kind, $0.1.units?.kind] })
+        if kinds.count == 1, let kind = kinds.first! {
+            let test = Statistics.unitPaired(pairs.map { ($0.0.units!.values, $0.1.units!.values) })
+            if test.n == pairs.count { return Comparison(test: test, unitKind: kind) }
+        }
+        return Comparison(test: Statistics.pairedTTest(pairs.map(\.0.value), pairs.map(\.1.value)), unitKind: nil)
+    }
+
+    /// Build the report of `recipe` from the job directories of `runner`; `name` is the file
+    /// stem (reports/<name>.md).
     public static func build(_ recipe: Recipe, runner: RecipeRunner, name: String) throws -> Output {
         let dec = JSONDecoder()
         var runs: [Run] = []
-        var curves: [Int: (val: [(x: Double, y: Double)], train: [(x: Double, y: Double)])] = [:]
-        for (i, job) in recipe.jobs.enumerated() where runner.state(job) == .done {
+        for job in recipe.jobs where runner.state(job) == .done {
             let dir = runner.directory(job)
             let done = try dec.decode(DoneRecord.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/done.json")))
-            let rows: [MetricRow]
+            let report: JobReport
             if job.kind == Recipe.pretrainKind {
-                let lines = try PretrainMetrics.lines(dir + "/metrics.jsonl")
-                rows = PretrainMetrics.rows(lines)
-                curves[i] = (PretrainMetrics.curve(lines, "val_loss"), PretrainMetrics.curve(lines, "train_loss"))
+                report = PretrainMetrics.report(try PretrainMetrics.lines(dir + "/metrics.jsonl"))
             } else {
                 guard let e = EvaluatorRegistry.named(job.kind) else { continue }
                 do {
-                    rows = try e.rows(Data(contentsOf: URL(fileURLWithPath: dir + "/result.json")))
+                    report = try e.report(Data(contentsOf: URL(fileURLWithPath: dir + "/result.json")), dir)
                 } catch {
-                    throw RecipeError("\(dir)/result.json: cannot read the \(job.kind) result: \(error)")
+                    throw RecipeError("\(dir): cannot read the \(job.kind) result: \(error)")
                 }
             }
-            runs.append(Run(job: job, done: done, rows: rows))
+            runs.append(Run(job: job, done: done, report: report))
         }
 
-        // rows in order of first appearance; values[row][variant][seed]
-        var order: [String] = [], labels: [String: String] = [:], better: [String: MetricRow.Better] = [:]
-        var values: [String: [String: [UInt64: Double]]] = [:]
+        // tables: pretraining first, then the evaluators as the recipe lists them; appendix rows apart
+        let kinds = [Recipe.pretrainKind] + recipe.evaluators.map(\.evaluator.name)
+        var tables: [String: Table] = [:]
+        func table(_ kind: String, appendix: Bool) -> Table {
+            let key = kind + (appendix ? "+appendix" : "")
+            if let t = tables[key] { return t }
+            let e = EvaluatorRegistry.named(kind)
+            let t = Table(title: e?.title ?? PretrainMetrics.title, part: e?.part ?? .language, appendix: appendix)
+            tables[key] = t
+            return t
+        }
         for r in runs {
-            for m in r.rows {
-                if labels[m.id] == nil { order.append(m.id); labels[m.id] = m.label; better[m.id] = m.better }
-                values[m.id, default: [:]][r.job.variant, default: [:]][r.job.seed] = m.value
+            for row in r.report.rows { table(r.job.kind, appendix: row.appendix).add(row, variant: r.job.variant, seed: r.job.seed) }
+        }
+        let ordered = { (appendix: Bool) in
+            ReportPart.allCases.flatMap { part in
+                kinds.compactMap { tables[$0 + (appendix ? "+appendix" : "")] }.filter { $0.part == part }
             }
         }
+        let mainTables = ordered(false), appendixTables = ordered(true)
 
         let variants = recipe.variants
         let base = recipe.baseline
-        let baseLabel = recipe.variant(base)?.label ?? base
-        func arrow(_ id: String) -> String { better[id] == .lower ? " ↓" : better[id] == .higher ? " ↑" : "" }
-        func cellLabel(_ s: String) -> String { s.replacingOccurrences(of: "|", with: "\\|") }
-
-        var md = "# \(recipe.title)\n\n"
-        if let d = recipe.description { md += d.trimmingCharacters(in: .whitespacesAndNewlines) + "\n\n" }
-        let doneCount = runs.count
-        md += "Generated by `droplab report \(recipe.source.path)` from the stored results of its \(recipe.jobs.count) jobs"
-        md += doneCount == recipe.jobs.count ? " (all done).\n\n" : " (**\(doneCount) done, \(recipe.jobs.count - doneCount) missing**: the numbers below use the finished ones).\n\n"
-
-        // setup
-        md += "## Setup\n\n"
-        md += "Seeds: \(recipe.seeds.map(String.init).joined(separator: ", ")). "
-        let baseSettings = Recipe.settings(recipe.source.root["pretrain"] as? [String: Any] ?? [:])
-        md += "Pretraining (all variants): " + (baseSettings.isEmpty ? "defaults" : baseSettings.map { "`\($0.0) = \($0.1)`" }.joined(separator: ", ")) + ".\n\n"
-        md += "| Variant | Settings |\n|---|---|\n"
-        for v in variants {
-            let s = v.settings.map { "`\($0.0) = \($0.1)`" }.joined(separator: ", ")
-            var extra = ""
-            if let n = v.options.earlyDropoutSteps { extra = " (dropout off after step \(n))" }
-            md += "| \(cellLabel(v.label))\(v.id == base ? " (baseline)" : "") | \(s.isEmpty ? "defaults" : s)\(extra) |\n"
-        }
-        md += "\n| Evaluator | Settings |\n|---|---|\n"
-        md += "| pretrain | metrics.jsonl of the pretraining run |\n"
-        for e in recipe.evaluators {
-            let s = e.settings.map { "`\($0.0) = \($0.1)`" }.joined(separator: ", ")
-            md += "| \(e.evaluator.name) | \(s.isEmpty ? "defaults" : s) |\n"
-        }
-
-        // results
-        md += "\n## Results\n\n"
-        md += "Mean ± half-width of the 95% t-interval over seeds (t quantile with n − 1 degrees of freedom; n/a with one seed). "
-        md += "↓: lower is better, ↑: higher is better.\n\n"
-        md += metricTableHeader(variants.map { cellLabel($0.label) })
-        for id in order {
-            md += "| \(cellLabel(labels[id]!))\(arrow(id)) |"
-            for v in variants {
-                let xs = recipe.seeds.compactMap { values[id]?[v.id]?[$0] }
-                if xs.isEmpty { md += " – |"; continue }
-                let s = Statistics.summarize(xs)
-                md += " \(NumberFormat.value(s.mean)) ± \(NumberFormat.value(s.halfWidth))"
-                if xs.count != recipe.seeds.count { md += " (n = \(xs.count))" }
-                md += " |"
-            }
-            md += "\n"
-        }
-
+        let baseLabel = cell(recipe.variant(base)?.label ?? base)
         let others = variants.filter { $0.id != base }
-        if !others.isEmpty {
-            md += "\n## Differences from \(baseLabel)\n\n"
-            md += "Mean difference (variant − \(baseLabel)) over the seeds both have, and the two-sided paired t-test p-value "
-            md += "(pairs by seed; n/a with fewer than two pairs or identical differences).\n\n"
-            md += metricTableHeader(others.map { cellLabel($0.label) })
-            for id in order {
-                md += "| \(cellLabel(labels[id]!))\(arrow(id)) |"
-                for v in others {
-                    let seeds = recipe.seeds.filter { values[id]?[v.id]?[$0] != nil && values[id]?[base]?[$0] != nil }
-                    if seeds.isEmpty { md += " – |"; continue }
-                    let t = Statistics.pairedTTest(seeds.map { values[id]![v.id]![$0]! }, seeds.map { values[id]![base]![$0]! })
-                    let p = NumberFormat.pValue(t.p)
-                    md += " \(NumberFormat.signed(t.meanDifference)) (p \(p.hasPrefix("<") ? "< " + p.dropFirst() : "= " + p)) |"
+        // comparisons, Holm-adjusted within each table
+        var comparisons: [ObjectIdentifier: [String: [String: Comparison]]] = [:]
+        for t in mainTables + appendixTables {
+            var cs: [(id: String, variant: String, c: Comparison)] = []
+            for id in t.order { for v in others { if let c = compare(t, id, v.id, base, seeds: recipe.seeds) { cs.append((id, v.id, c)) } } }
+            let adjusted = Statistics.holm(cs.map(\.c.test.p))
+            var byRow: [String: [String: Comparison]] = [:]
+            for (k, x) in cs.enumerated() {
+                var c = x.c
+                c.holm = adjusted[k]
+                byRow[x.id, default: [:]][x.variant] = c
+            }
+            comparisons[ObjectIdentifier(t)] = byRow
+        }
+
+        let missing = recipe.jobs.filter { runner.state($0) != .done }
+        var md = "# \(recipe.title)\n\n"
+        md += "## Question\n\n\(recipe.question ?? recipe.title)\n\n"
+        if let d = recipe.description { md += d.trimmingCharacters(in: .whitespacesAndNewlines) + "\n\n" }
+        md += "Generated by `droplab report \(recipe.source.path)` from the stored results of its \(recipe.jobs.count) jobs"
+        md += missing.isEmpty ? " (all done).\n\n"
+            : " (**\(runs.count) done, \(missing.count) missing**: the numbers below use the finished ones; n is given per cell; see Missing jobs).\n\n"
+
+        md += setup(recipe, runs: runs.count, base: baseLabel)
+        md += findings(mainTables, comparisons, others: others, baseLabel: baseLabel)
+
+        for part in ReportPart.allCases {
+            let ts = mainTables.filter { $0.part == part }
+            guard !ts.isEmpty else { continue }
+            md += "## \(part.title)\n\n\(part.question)\n\n"
+            for t in ts { md += "### \(t.title)\n\n" + tableMarkdown(t, comparisons[ObjectIdentifier(t)] ?? [:], recipe) }
+        }
+
+        // figures
+        var files: [(String, String)] = []
+        var figureLinks: [String] = []
+        var figureIDs: [String] = []
+        var figures: [String: [(job: Job, figure: Figure)]] = [:]
+        for r in runs {
+            for f in r.report.figures {
+                if figures[f.id] == nil { figureIDs.append(f.id) }
+                figures[f.id, default: []].append((r.job, f))
+            }
+        }
+        for id in figureIDs {
+            let fs = figures[id]!
+            switch fs[0].figure.kind {
+            case .curve:
+                var plot = LinePlot(title: "\(fs[0].figure.title) (\(recipe.title))", xLabel: fs[0].figure.xLabel, yLabel: fs[0].figure.yLabel,
+                                    groups: variants.map(\.label), styles: recipe.seeds.map { "seed \($0)" },
+                                    series: fs.compactMap { x -> LinePlot.Series? in
+                                        guard case let .curve(points) = x.figure.kind else { return nil }
+                                        return LinePlot.Series(group: variants.firstIndex { $0.id == x.job.variant } ?? 0,
+                                                               style: recipe.seeds.firstIndex(of: x.job.seed) ?? 0, points: points)
+                                    })
+                plot.markers = fs[0].figure.markers
+                let file = "\(name)-\(id).svg"
+                files.append((file, plot.svg()))
+                figureLinks.append("[![\(fs[0].figure.title)](\(file))](\(file))")
+            case .heatmap:
+                for v in variants {
+                    let grids = fs.filter { $0.job.variant == v.id }.compactMap { x -> (rows: [String], columns: [String], values: [[Double?]])? in
+                        guard case let .heatmap(rows, columns, values) = x.figure.kind else { return nil }
+                        return (rows, columns, values)
+                    }
+                    guard let g0 = grids.first else { continue }
+                    let same = grids.filter { $0.rows == g0.rows && $0.columns == g0.columns }
+                    let mean = g0.values.indices.map { r in
+                        g0.values[r].indices.map { c -> Double? in
+                            let xs = same.compactMap { $0.values[r][c] }
+                            return xs.isEmpty ? nil : Statistics.mean(xs)
+                        }
+                    }
+                    let title = "\(fs[0].figure.title): \(v.label) (mean over \(same.count) seed\(same.count == 1 ? "" : "s"))"
+                    let file = "\(name)-\(id)-\(v.id).svg"
+                    files.append((file, Heatmap.svg(title: title, rowLabels: g0.rows, columnLabels: g0.columns, values: mean)))
+                    figureLinks.append("[![\(title)](\(file))](\(file))")
                 }
+            }
+        }
+        if !figureLinks.isEmpty {
+            md += "## Figures\n\nCurves: every variant (colour) and seed (dash). Heatmaps: one per variant, the mean over its seeds.\n\n"
+            md += figureLinks.joined(separator: "\n\n") + "\n\n"
+        }
+
+        // appendix
+        md += "## Appendix\n\n"
+        for t in appendixTables { md += "### \(t.title) (appendix)\n\n" + tableMarkdown(t, comparisons[ObjectIdentifier(t)] ?? [:], recipe) }
+        md += "### Values per seed\n\n"
+        let columns = variants.flatMap { v in recipe.seeds.map { (v, $0) } }
+        md += "| Metric | " + columns.map { "\(cell($0.0.label)) s\($0.1)" }.joined(separator: " | ") + " |\n"
+        md += "|---|" + String(repeating: "---|", count: columns.count) + "\n"
+        for t in mainTables + appendixTables {
+            for id in t.order {
+                md += "| \(cell(t.first[id]!.label)) |"
+                for (v, seed) in columns { md += " \(t.values[id]?[v.id]?[seed].map { NumberFormat.value($0.value) } ?? "–") |" }
                 md += "\n"
             }
         }
 
-        md += "\n## Per seed\n\n"
-        let columns = variants.flatMap { v in recipe.seeds.map { (v, $0) } }
-        md += metricTableHeader(columns.map { "\(cellLabel($0.0.label)) s\($0.1)" })
-        for id in order {
-            md += "| \(cellLabel(labels[id]!)) |"
-            for (v, seed) in columns { md += " \(values[id]?[v.id]?[seed].map { NumberFormat.value($0) } ?? "–") |" }
-            md += "\n"
+        if !missing.isEmpty {
+            md += "\n## Missing jobs\n\n\(missing.count) of \(recipe.jobs.count) jobs are not done (`droplab recipe run \(recipe.source.path)` runs them):\n\n"
+            for j in missing { md += "- \(j.name): \(runner.state(j).label)\n" }
         }
+        md += provenance(recipe, runs: runs)
+        files.insert(("\(name).md", md), at: 0)
+        return Output(markdown: md, files: files)
+    }
 
-        // plots
-        var files: [(String, String)] = []
-        var groups: [String: Int] = [:]
-        for (k, v) in variants.enumerated() { groups[v.id] = k }
-        let styles = recipe.seeds.map { "seed \($0)" }
-        func plot(_ title: String, _ yLabel: String, _ pick: ((val: [(x: Double, y: Double)], train: [(x: Double, y: Double)])) -> [(x: Double, y: Double)]) -> LinePlot {
-            let series = recipe.jobs.indices.compactMap { i -> LinePlot.Series? in
-                guard let c = curves[i] else { return nil }
-                let j = recipe.jobs[i]
-                return LinePlot.Series(group: groups[j.variant] ?? 0, style: recipe.seeds.firstIndex(of: j.seed) ?? 0, points: pick(c))
+    /// The setup in one table.
+    static func setup(_ recipe: Recipe, runs: Int, base: String) -> String {
+        var md = "## Setup\n\n| | |\n|---|---|\n"
+        let shared = Recipe.settings(recipe.source.root["pretrain"] as? [String: Any] ?? [:])
+        md += "| Pretraining (every variant) | " + (shared.isEmpty ? "defaults" : shared.map { "`\($0.0) = \($0.1)`" }.joined(separator: ", ")) + " |\n"
+        md += "| Variants | " + recipe.variants.map { v in
+            let s = v.settings.map { "`\($0.0) = \($0.1)`" }.joined(separator: ", ")
+            let early = v.options.earlyDropoutSteps.map { " (dropout off after step \($0))" } ?? ""
+            return "\(cell(v.label))\(v.id == recipe.baseline ? " (baseline)" : ""): \(s.isEmpty ? "defaults" : s)\(early)"
+        }.joined(separator: "; ") + " |\n"
+        md += "| Seeds | \(recipe.seeds.map(String.init).joined(separator: ", ")). A job's seed is its init, data and dropout seed: the "
+        md += "variants of one seed start from the same weights and see the same batches in the same order with the same masked "
+        md += "tokens, so within a seed they differ only in their settings (and the dropout masks those draw). The seed is the "
+        md += "replication unit. |\n"
+        md += "| Evaluators | " + (recipe.evaluators.isEmpty ? "none" : recipe.evaluators.map { e in
+            "\(e.evaluator.name): " + (e.settings.isEmpty ? "defaults" : e.settings.map { "`\($0.0) = \($0.1)`" }.joined(separator: ", "))
+        }.joined(separator: "; ")) + " |\n"
+        md += "| Comparisons | Every variant against \(base): the mean difference (variant − \(base)) with its 95% t-interval and "
+        md += "the two-sided t-test. Model-level metrics are paired by seed (n: seeds). Metrics with per-unit values (n: seeds × "
+        md += "concepts, probes or facts) are paired by unit within each seed, and the per-seed mean differences are the "
+        md += "replicates over seeds (units of one seed share a model, so they are not independent replications); with one "
+        md += "seed, the interval and test are over that seed's units. p (Holm): Holm's step-down correction across the "
+        md += "comparisons of each table; significant: below \(alpha). Throughput and counts describe the machine and the run: "
+        md += "shown, not tested. Means: ± the 95% t-interval half-width over seeds. ↓/↑: lower/higher is better. |\n"
+        md += "| Jobs | \(runs) of \(recipe.jobs.count) done |\n\n"
+        return md
+    }
+
+    /// The headline findings in words: the first tested row of every table, and every other
+    /// row that is significant after Holm's correction.
+    static func findings(_ tables: [Table], _ comparisons: [ObjectIdentifier: [String: [String: Comparison]]],
+                         others: [Variant], baseLabel: String) -> String {
+        var lines: [String] = []
+        for t in tables {
+            let cs = comparisons[ObjectIdentifier(t)] ?? [:]
+            let headline = t.order.first { !t.first[$0]!.descriptive }
+            for id in t.order {
+                for v in others {
+                    guard let c = cs[id]?[v.id], id == headline || (c.holm ?? 1) < alpha else { continue }
+                    let row = t.first[id]!
+                    var s = "- **\(cell(row.label))**, \(cell(v.label)) − \(baseLabel): \(NumberFormat.signed(c.test.meanDifference))"
+                    if let lo = c.test.low, let hi = c.test.high {
+                        s += " (95% CI \(NumberFormat.signed(lo)) to \(NumberFormat.signed(hi)), \(pairs(c)))"
+                    } else {
+                        s += " (\(pairs(c)))"
+                    }
+                    if let h = c.holm, h < alpha {
+                        let direction = c.test.meanDifference > 0 ? "higher" : "lower"
+                        let judged = row.better.map { ($0 == .higher) == (c.test.meanDifference > 0) ? " (better)" : " (worse)" } ?? ""
+                        s += ": significantly \(direction)\(judged) than \(baseLabel) (Holm-adjusted p = \(NumberFormat.pValue(h)))."
+                    } else if let h = c.holm {
+                        s += ": no significant difference (Holm-adjusted p = \(NumberFormat.pValue(h)))."
+                    } else {
+                        s += ": not testable (fewer than two pairs, or the same difference in every pair)."
+                    }
+                    lines.append(s)
+                }
             }
-            return LinePlot(title: title, xLabel: "training tokens", yLabel: yLabel,
-                            groups: variants.map(\.label), styles: styles, series: series)
         }
-        var val = plot("Validation MLM loss (\(recipe.title))", "validation MLM loss", { $0.val })
-        val.markers = true
-        let train = plot("Training loss (\(recipe.title))", "training MLM loss (mean over the log window)", { $0.train })
-        files.append(("\(name)-val-loss.svg", val.svg()))
-        files.append(("\(name)-train-loss.svg", train.svg()))
-        md += "\n## Curves\n\n"
-        md += "Every variant (color) and seed (dash) of the pretraining runs.\n\n"
-        md += "[![Validation MLM loss against training tokens](\(name)-val-loss.svg)](\(name)-val-loss.svg)\n\n"
-        md += "[![Training loss against training tokens](\(name)-train-loss.svg)](\(name)-train-loss.svg)\n"
+        let none = others.isEmpty ? "One variant: nothing to compare.\n"
+            : "No comparison yet: no variant and the baseline have a finished job of the same seed.\n"
+        return "## Headline findings\n\n" + (lines.isEmpty ? none : lines.joined(separator: "\n") + "\n") + "\n"
+    }
 
-        // provenance
-        md += "\n## Provenance\n\n"
+    /// "2 seeds" or "2 seeds × 48 concepts".
+    static func pairs(_ c: Comparison) -> String {
+        let n = "\(c.test.n) seed\(c.test.n == 1 ? "" : "s")"
+        guard let kind = c.unitKind, let u = c.test.units, let lo = u.min(), let hi = u.max() else { return n }
+        return n + " × " + (lo == hi ? "\(lo)" : "\(lo)–\(hi)") + " \(kind)\(hi == 1 ? "" : "s")"
+    }
+
+    /// A table: per metric, the baseline's row, then one per other variant with the comparison.
+    static func tableMarkdown(_ t: Table, _ cs: [String: [String: Comparison]], _ recipe: Recipe) -> String {
+        let base = recipe.baseline
+        let variants = [recipe.variant(base)!] + recipe.variants.filter { $0.id != base }
+        var md = "| Metric | Variant | Mean ± 95% CI | Δ vs \(cell(recipe.variant(base)!.label)) [95% CI] | p | p (Holm) | n |\n"
+        md += "|---|---|---|---|---|---|---|\n"
+        for id in t.order {
+            let row = t.first[id]!
+            let arrow = row.better == .lower ? " ↓" : row.better == .higher ? " ↑" : ""
+            for (k, v) in variants.enumerated() {
+                md += "| " + (k == 0 ? cell(row.label) + arrow : "") + " | \(cell(v.label)) | "
+                let xs = recipe.seeds.compactMap { t.values[id]?[v.id]?[$0]?.value }
+                if xs.isEmpty {
+                    md += "– |"
+                } else {
+                    let s = Statistics.summarize(xs)
+                    md += "\(NumberFormat.value(s.mean)) ± \(NumberFormat.value(s.halfWidth))" + (xs.count < recipe.seeds.count ? " (n = \(xs.count))" : "") + " |"
+                }
+                if v.id == base {
+                    md += " | | | \(xs.count) seed\(xs.count == 1 ? "" : "s") |\n"
+                } else if row.descriptive {
+                    md += " – | not tested | – | – |\n"
+                } else if let c = cs[id]?[v.id] {
+                    let ci = c.test.low.flatMap { lo in c.test.high.map { " [\(NumberFormat.signed(lo)), \(NumberFormat.signed($0))]" } } ?? " [n/a]"
+                    md += " \(NumberFormat.signed(c.test.meanDifference))\(ci) | \(NumberFormat.pValue(c.test.p)) | \(NumberFormat.pValue(c.holm)) | \(pairs(c)) |\n"
+                } else {
+                    md += " – | – | – | 0 |\n"
+                }
+            }
+        }
+        return md + "\n"
+    }
+
+    /// Where the results came from: recipe, code versions, machines, dates, data, job directories.
+    static func provenance(_ recipe: Recipe, runs: [Run]) -> String {
+        var md = "\n## Provenance\n\n"
         md += "- Recipe: `\(recipe.source.path)`, sha256 `\(recipe.fileHash)`\n"
+        var codes: [String: Int] = [:]
+        for r in runs { codes[r.done.code.map { "`\($0)`" } ?? "unrecorded", default: 0] += 1 }
+        md += "- Code (sha256 of the sources, at build time): " + (codes.isEmpty ? "–" : codes.keys.sorted().map { "\($0) (\(codes[$0]!) jobs)" }.joined(separator: "; ")) + "\n"
         let commits = Array(Set(runs.map { "`\($0.done.commit)`" + ($0.done.dirty ? " (with uncommitted changes)" : "") })).sorted()
         md += "- Commit: " + (commits.isEmpty ? "–" : commits.joined(separator: "; ")) + "\n"
         let machines = Array(Set(runs.map { "\($0.done.machine.cpu), \($0.done.machine.cores) cores, \($0.done.machine.os)" })).sorted()
@@ -218,8 +398,7 @@ public enum Report {
         for job in recipe.jobs {
             md += "  - \(job.name): `\(job.dirName)`" + (runs.contains { $0.job.hash == job.hash } ? "" : " (not done)") + "\n"
         }
-        files.insert(("\(name).md", md), at: 0)
-        return Output(markdown: md, files: files)
+        return md
     }
 
     /// Write the report's files into `directory` (atomically); returns their paths.
@@ -234,7 +413,5 @@ public enum Report {
     }
 }
 
-/// Markdown header of a table with a "Metric" column followed by `columns`.
-private func metricTableHeader(_ columns: [String]) -> String {
-    "| Metric | " + columns.joined(separator: " | ") + " |\n" + "|---|" + String(repeating: "---|", count: columns.count) + "\n"
-}
+/// Text for a markdown table cell.
+private func cell(_ s: String) -> String { s.replacingOccurrences(of: "|", with: "\\|") }

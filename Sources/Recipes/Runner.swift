@@ -4,11 +4,16 @@
 //         job.json      resolved configuration, recipe, variant, seed, dependency
 //         ...           outputs: pretraining's config.json, metrics.jsonl, last.h5;
 //                       an evaluator's result.json (+ its own files)
-//         done.json     written atomically last: timing, git commit, machine, data hashes
+//         done.json     written atomically last: timing, code version (source hash and git
+//                       commit baked in at build time), machine, data digests
 //
 // A job with done.json is skipped; a pretraining with last.h5 but no done.json resumes
-// (`droplab pretrain --resume`); anything else is started afresh. Ctrl-C during training
-// saves last.h5 and stops the run; re-running continues.
+// (`droplab pretrain --resume`, with the logging options it was started with); anything else
+// is started afresh. Ctrl-C during training saves last.h5 and stops the run; re-running
+// continues. A job found under its directory name of the first hash scheme
+// (Recipe.legacyHash) is the same job when it is finished and its done.json records the data
+// digests of today (or it is a pretraining that can resume): it is read from there, and
+// `run` renames the directory to the current name before it starts.
 
 import Checkpoint
 import Evaluators
@@ -30,7 +35,8 @@ public struct DoneRecord: Codable, Sendable {
     public var finished: String
     public var seconds: Double
     public var resumed: Bool
-    public var commit: String
+    public var code: String?            // sha256 of the sources built (BuildInfo); nil: written before it was recorded
+    public var commit: String           // git commit at build time ("unknown" without git)
     public var dirty: Bool
     public var machine: Machine
     public var data: [String: String]   // dataset path -> sha256
@@ -61,8 +67,8 @@ public final class RecipeRunner {
     public let recipe: Recipe
     public let root: String
     public var log: (String) -> Void
-    var dataHashes: [String: String] = [:]
     lazy var provenance = Provenance.current()
+    var legacy: [String: String?] = [:]      // job hash -> its adoptable old-scheme directory
 
     /// `root`: the checkpoints root (job dirs in <root>/recipes/<recipe>/, cache in <root>/cache).
     public init(recipe: Recipe, root: String = "checkpoints", log: @escaping (String) -> Void) {
@@ -71,7 +77,65 @@ public final class RecipeRunner {
 
     public var recipeDir: String { root + "/recipes/" + recipe.name }
     public var cacheDir: String { root + "/cache" }
-    public func directory(_ job: Job) -> String { recipeDir + "/" + job.dirName }
+    /// The digest cache of a checkpoints root (DataDigests).
+    public static func digestCache(root: String) -> String { root + "/cache/data-digests.json" }
+
+    /// The job's directory: its own, or the old-scheme one it is still stored in.
+    public func directory(_ job: Job) -> String {
+        let own = recipeDir + "/" + job.dirName
+        if !FileManager.default.fileExists(atPath: own), let old = legacyDirectory(job) { return old }
+        return own
+    }
+
+    /// The job's directory under its first-scheme name, when that holds the same job: finished
+    /// with the data digests of today, or a pretraining to resume (its config.json must match,
+    /// which `pretrain --resume` checks); an evaluator's only when its pretraining's is too (the
+    /// first scheme's hash did not see the pretraining's data).
+    func legacyDirectory(_ job: Job) -> String? {
+        if let known = legacy[job.hash] { return known }
+        let dir = recipeDir + "/" + job.legacyDirName, fm = FileManager.default
+        var found: String? = nil
+        if job.legacyHash != job.hash, fm.fileExists(atPath: dir), job.dependsOn.map({ legacyDirectory(recipe.jobs[$0]) != nil }) ?? true {
+            if let data = fm.contents(atPath: dir + "/done.json") {
+                if let done = try? JSONDecoder().decode(DoneRecord.self, from: data),
+                   done.data.allSatisfy({ (try? recipe.digests.digest($0.key)) == $0.value }) {
+                    found = dir
+                }
+            } else if job.kind == Recipe.pretrainKind && fm.fileExists(atPath: dir + "/last.h5") {
+                found = dir
+            }
+        }
+        legacy[job.hash] = .some(found)
+        return found
+    }
+
+    /// Rename the old-scheme directories of the recipe's jobs to their current names (and
+    /// rewrite their job.json); returns how many.
+    @discardableResult
+    public func adoptLegacyDirectories() throws -> Int {
+        let moves = recipe.jobs.compactMap { job -> (job: Job, from: String, to: String)? in
+            let own = recipeDir + "/" + job.dirName
+            guard !FileManager.default.fileExists(atPath: own), let old = legacyDirectory(job) else { return nil }
+            return (job, old, own)
+        }
+        for m in moves {
+            try FileManager.default.moveItem(atPath: m.from, toPath: m.to)
+            legacy[m.job.hash] = .some(nil)
+            try writeJobRecord(m.job)
+            log("\(m.job.name): \(m.from) (directory name of the first hash scheme) renamed to \(m.to)")
+        }
+        return moves.count
+    }
+
+    /// The code version that made a finished job, when it is not the running code's (nil when
+    /// it is, or the job is not done): "older code", or "unrecorded code" for records written
+    /// before code versions were.
+    public func olderCode(_ job: Job) -> String? {
+        guard let data = FileManager.default.contents(atPath: directory(job) + "/done.json"),
+              let done = try? JSONDecoder().decode(DoneRecord.self, from: data) else { return nil }
+        guard let code = done.code else { return "unrecorded code" }
+        return code == BuildInfo.sourceHash ? nil : "older code"
+    }
 
     public func state(_ job: Job) -> JobState {
         let fm = FileManager.default, dir = directory(job)
@@ -112,13 +176,16 @@ public final class RecipeRunner {
         var counts: [String: Int] = [:]
         for (k, i) in indices.enumerated() {
             let j = recipe.jobs[i]
-            let s = state(j)
-            counts[s.label, default: 0] += 1
+            var label = state(j).label
+            if let older = olderCode(j) { label += " (\(older))" }
+            counts[label, default: 0] += 1
+            let dir = directory(j)
+            if !dir.hasSuffix("/" + j.dirName) { label += ", in \((dir as NSString).lastPathComponent) (first hash scheme: renamed on run)" }
             let n = String(k + 1).leftPadded(countWidth)
-            lines.append("[\(n)/\(indices.count)] \(j.name.padded(width))  \(s.label.padded(21))  \(j.dirName)")
+            lines.append("[\(n)/\(indices.count)] \(j.name.padded(width))  \(label.padded(21))  \(j.dirName)")
         }
         lines.append(counts.keys.sorted().map { "\(counts[$0]!) \($0)" }.joined(separator: ", "))
-        let used = Set(recipe.jobs.map(\.dirName))
+        let used = Set(recipe.jobs.map { (directory($0) as NSString).lastPathComponent })
         let unused = ((try? FileManager.default.contentsOfDirectory(atPath: recipeDir)) ?? []).filter { !used.contains($0) }.sorted()
         if !unused.isEmpty {
             lines.append("\(unused.count) director\(unused.count == 1 ? "y" : "ies") in \(recipeDir) belong to no job of the recipe as it is now "
@@ -132,8 +199,11 @@ public final class RecipeRunner {
         public var skipped = 0
     }
 
-    /// Run the selected jobs in order; finished jobs are skipped.
+    /// Run the selected jobs in order; finished jobs are skipped. Old-scheme directories are
+    /// renamed first, and the data digests computed are cached for the next command.
     public func run(_ indices: [Int]) throws -> Summary {
+        try adoptLegacyDirectories()
+        try recipe.digests.save()
         var summary = Summary()
         for (k, i) in indices.enumerated() {
             let job = recipe.jobs[i]
@@ -169,16 +239,15 @@ public final class RecipeRunner {
         try writeJobRecord(job)
         signal(SIGINT, SIG_DFL)     // outside training loops, Ctrl-C stops at once (nothing is marked done)
         var summary: [String: String] = [:]
-        var data: [String] = []
         if job.kind == Recipe.pretrainKind {
             var o = job.pretrain
             o.out = dir; o.cacheDir = cacheDir
+            if resumed { o = try Self.loggingOptions(of: dir + "/config.json", into: o) }
             let s = try Pretrain.run(o, resume: resumed, log: log)
             if s.reason == .interrupted {
                 throw RecipeInterrupted(description: "\(job.name): interrupted at step \(s.steps); last.h5 saved; run the recipe again to resume")
             }
             summary = ["steps": String(s.steps), "tokens": String(s.tokens), "stop": s.reason.rawValue]
-            data = (try Pretrain.corpusFiles(o)) + (o.vocab.map { [$0] } ?? [])
         } else {
             guard let e = EvaluatorRegistry.named(job.kind), let p = job.dependsOn else { throw RecipeError("no evaluator '\(job.kind)'") }
             let parent = recipe.jobs[p]
@@ -187,14 +256,14 @@ public final class RecipeRunner {
             let result = try e.runJSON(directory(parent) + "/last.h5", job.config, ctx)
             if Interrupt.requested { throw RecipeInterrupted(description: "\(job.name): interrupted; run the recipe again to continue") }
             try AtomicFile.write(result, to: dir + "/result.json")
-            data = try e.datasetsJSON(job.config).map(\.path)
         }
         var hashes: [String: String] = [:]
-        for path in data { hashes[path] = try dataHash(path) }
+        for path in job.data { hashes[path] = try recipe.digests.digest(path) }
         let p = provenance
         let record = DoneRecord(job: job.dirName, kind: job.kind, variant: job.variant, seed: job.seed,
                                 started: Self.iso(started), finished: Self.iso(Date()), seconds: Date().timeIntervalSince(started),
-                                resumed: resumed, commit: p.commit, dirty: p.dirty, machine: p.machine, data: hashes, summary: summary)
+                                resumed: resumed, code: BuildInfo.sourceHash, commit: BuildInfo.commit, dirty: BuildInfo.dirty,
+                                machine: p.machine, data: hashes, summary: summary)
         try AtomicFile.write(Canonical.json(record, pretty: true), to: dir + "/done.json")
     }
 
@@ -208,24 +277,17 @@ public final class RecipeRunner {
         try AtomicFile.write(Canonical.json(object: record, pretty: true), to: directory(job) + "/job.json")
     }
 
-    /// sha256 of a file, or of a directory's files (names and contents, sorted); memoized per run.
-    func dataHash(_ path: String) throws -> String {
-        if let h = dataHashes[path] { return h }
-        let fm = FileManager.default
-        var isDir: ObjCBool = false
-        _ = fm.fileExists(atPath: path, isDirectory: &isDir)
-        let h: String
-        if isDir.boolValue {
-            var listing = ""
-            for name in try fm.contentsOfDirectory(atPath: path).sorted() {
-                listing += name + " " + (try dataHash(path + "/" + name)) + "\n"
-            }
-            h = SHA256.hex(Data(listing.utf8))
-        } else {
-            h = SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe))
+    /// `o` with the logging options (Recipe.loggingKeys) of the run's config.json: a resumed
+    /// pretraining keeps those it was started with, whatever the recipe says now (they are not
+    /// part of the job's identity, and `pretrain --resume` requires the same settings).
+    static func loggingOptions(of configFile: String, into o: PretrainOptions) throws -> PretrainOptions {
+        guard let data = FileManager.default.contents(atPath: configFile),
+              let stored = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw RecipeError("\(configFile): cannot read the run's settings to resume it")
         }
-        dataHashes[path] = h
-        return h
+        var merged = try JSONSerialization.jsonObject(with: JSONEncoder().encode(o)) as! [String: Any]
+        for k in Recipe.loggingKeys { merged[k] = stored[k] }
+        return try JSONDecoder().decode(PretrainOptions.self, from: JSONSerialization.data(withJSONObject: merged))
     }
 
     static func iso(_ d: Date) -> String {
@@ -240,15 +302,11 @@ public final class RecipeRunner {
     }
 }
 
-/// Where and from what code jobs ran.
+/// The machine jobs run on (the code version is BuildInfo's, baked in at build time).
 struct Provenance {
-    var commit: String
-    var dirty: Bool
     var machine: DoneRecord.Machine
 
     static func current() -> Provenance {
-        let commit = shell(["git", "rev-parse", "HEAD"])?.trimmingCharacters(in: .whitespacesAndNewlines)
-        let status = commit == nil ? nil : shell(["git", "status", "--porcelain", "--untracked-files=no"])
         var cpu = "unknown"
         if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
            let line = info.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
@@ -263,21 +321,7 @@ struct Provenance {
             }
             os = field(u.sysname) + " " + field(u.release) + " " + field(u.machine)
         }
-        return Provenance(commit: (commit?.isEmpty == false ? commit! : "unknown"), dirty: !(status ?? "").isEmpty,
-                          machine: .init(cpu: cpu, cores: ProcessInfo.processInfo.activeProcessorCount, os: os))
-    }
-
-    /// stdout of a command, nil when it fails.
-    static func shell(_ args: [String]) -> String? {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out; p.standardError = FileHandle.nullDevice
-        do { try p.run() } catch { return nil }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return p.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : nil
+        return Provenance(machine: .init(cpu: cpu, cores: ProcessInfo.processInfo.activeProcessorCount, os: os))
     }
 }
 

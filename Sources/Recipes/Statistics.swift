@@ -1,6 +1,8 @@
 // Statistics for the report: mean, sample standard deviation, Student-t quantiles and
-// p-values (through the regularized incomplete beta function), 95% t-intervals and the
-// paired t-test by seed. Everything is Double and deterministic.
+// p-values (through the regularized incomplete beta function), 95% t-intervals, the paired
+// t-test with the t-interval of the mean difference, the comparison of per-unit values paired
+// within seeds and combined over seeds, and Holm's step-down correction. Everything is Double
+// and deterministic.
 
 import Foundation
 
@@ -109,10 +111,15 @@ public enum Statistics {
         public var meanDifference: Double
         public var t: Double?             // nil: fewer than 2 pairs or zero variance
         public var p: Double?
+        public var low: Double?           // 95% t-interval of the mean difference; nil when t is
+        public var high: Double?
+        /// Pairs per seed when the pairs were units within seeds (see `unitPaired`).
+        public var units: [Int]? = nil
     }
 
-    /// Paired t-test of x against y (x[i] and y[i] from the same seed); two-sided p.
-    public static func pairedTTest(_ x: [Double], _ y: [Double]) -> PairedTest {
+    /// Paired t-test of x against y (x[i] and y[i] from the same seed); two-sided p and the
+    /// t-interval mean ± t_{1-α/2, n-1} sd / sqrt(n) of the mean difference.
+    public static func pairedTTest(_ x: [Double], _ y: [Double], level: Double = 0.95) -> PairedTest {
         precondition(x.count == y.count)
         let d = zip(x, y).map { $0 - $1 }
         // a mean difference at rounding level (e.g. 1e-15 from percentages) is zero
@@ -123,8 +130,51 @@ public enum Statistics {
         // differences equal up to rounding (e.g. the same count of pairs flipped): no test
         let scale = d.map(abs).max() ?? 0
         guard sd.isFinite, sd > 1e-9 * scale else { return PairedTest(n: d.count, meanDifference: m, t: nil, p: nil) }
-        let t = m / (sd / Double(d.count).squareRoot())
-        return PairedTest(n: d.count, meanDifference: m, t: t, p: studentTTwoSided(t, df: Double(d.count - 1)))
+        let se = sd / Double(d.count).squareRoot()
+        let t = m / se, df = Double(d.count - 1)
+        let half = studentTQuantile(1 - (1 - level) / 2, df: df) * se
+        return PairedTest(n: d.count, meanDifference: m, t: t, p: studentTTwoSided(t, df: df), low: m - half, high: m + half)
+    }
+
+    /// Per-unit values (concepts or probes) of two variants, paired within each seed: the units
+    /// both have give differences x - y, whose mean is the seed's paired difference. With two or
+    /// more seeds those per-seed means are the replicates (mean, t-interval and t-test over
+    /// seeds, n - 1 degrees of freedom): units of one seed share a model and are not independent
+    /// replications of the comparison. With one seed, the unit differences of that seed are the
+    /// pairs. Seeds with no common unit are left out (n counts the seeds used).
+    public static func unitPaired(_ seeds: [(x: [String: Double], y: [String: Double])], level: Double = 0.95) -> PairedTest {
+        var perSeed: [(x: [Double], y: [Double])] = []
+        for s in seeds {
+            let common = s.x.keys.filter { s.y[$0] != nil }.sorted()
+            if !common.isEmpty { perSeed.append((common.map { s.x[$0]! }, common.map { s.y[$0]! })) }
+        }
+        let units = perSeed.map(\.x.count)
+        guard !perSeed.isEmpty else { return PairedTest(n: 0, meanDifference: .nan, t: nil, p: nil, units: []) }
+        var test: PairedTest
+        if perSeed.count == 1 {
+            test = pairedTTest(perSeed[0].x, perSeed[0].y, level: level)
+        } else {
+            let d = perSeed.map { mean(zip($0.x, $0.y).map { $0 - $1 }) }
+            test = pairedTTest(d, [Double](repeating: 0, count: d.count), level: level)
+        }
+        test.n = perSeed.count
+        test.units = units
+        return test
+    }
+
+    /// Holm's step-down adjustment of p-values that form one family (the rows of a table):
+    /// sorted ascending, the i-th smallest (from 0) becomes min(1, max over j <= i of (m - j) p_(j)),
+    /// m the number of p-values given. nil (no test) stays nil and does not count in m.
+    public static func holm(_ p: [Double?]) -> [Double?] {
+        let tested = p.indices.filter { p[$0] != nil }.sorted { (p[$0]!, $0) < (p[$1]!, $1) }
+        let m = tested.count
+        var out = [Double?](repeating: nil, count: p.count)
+        var running = 0.0
+        for (j, i) in tested.enumerated() {
+            running = max(running, min(1, Double(m - j) * p[i]!))
+            out[i] = running
+        }
+        return out
     }
 }
 

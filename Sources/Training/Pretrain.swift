@@ -31,6 +31,9 @@ public struct PretrainOptions: CommandOptions, Equatable, Sendable {
     public var earlyDropoutSteps: Int? = nil
     public var wholeWordMasking = false
     public var seed: UInt64 = 0
+    public var initSeed: UInt64? = nil        // initial weights (default: seed)
+    public var dataSeed: UInt64? = nil        // data order and masking (default: seed)
+    public var dropoutSeed: UInt64? = nil     // dropout masks (default: seed)
     public var saveEvery = 0
     public var evalEvery = 0
     public var logEvery = 10
@@ -75,6 +78,11 @@ public struct PretrainOptions: CommandOptions, Equatable, Sendable {
         try Check.nonEmpty(out, "out")
         try Check.nonEmpty(cacheDir, "cache-dir")
         try Check.range(exportBatches, 0...Check.maxSteps, "export-batches")
+    }
+
+    /// The seeds in force: each of --init-seed, --data-seed and --dropout-seed, else --seed.
+    public var seeds: (initialization: UInt64, data: UInt64, dropout: UInt64) {
+        (initSeed ?? seed, dataSeed ?? seed, dropoutSeed ?? seed)
     }
 }
 
@@ -131,15 +139,9 @@ public enum Pretrain {
         try AtomicFile.checkWritableDirectory(o.cacheDir, flag: "--cache-dir")
         let files = try corpusFiles(o)
         let tok = try tokenizer(o, files: files, log: log)
-        var config = try BertConfig(preset: o.preset, vocabSize: tok.vocab.count, maxPositions: maxPositions)
-        config.hiddenDropout = o.dropout
-        config.attentionDropout = o.attentionDropout ?? o.dropout
-        config.initializerRange = o.initRange
-        let model = BertModel(config: config)
-        model.initialize(seed: o.seed)
-
+        let model = try initialModel(o, vocabSize: tok.vocab.count)
+        let config = model.config
         let cache = TokenShardCache(root: o.cacheDir, files: files, vocab: tok.vocab, valFraction: o.valFraction)
-        let masker = masker(tok, wholeWord: o.wholeWordMasking)
         let valFile = try cache.shard(0, tokenizer: tok, log: log).val
         let valPacker = SequencePacker(seqLen: o.valSeqLen, cls: tok.clsId, sep: tok.sepId)
         let valBatches = MLMEvaluation.batches(from: valFile, packer: valPacker, masker: pretrainMasker(tok),
@@ -163,11 +165,11 @@ public enum Pretrain {
         if shortSteps > 0 {
             log("the first \(shortSteps) steps at sequence length \(o.shortSeqLen) (\(o.batch * packer.pieces(length: o.shortSeqLen)) sequences per micro-batch)")
         }
-        let data = PretrainData(cache: cache, tokenizer: tok, seqLen: o.seqLen, batchSize: o.batch, seed: o.seed, masker: masker,
-                                short: shortSteps > 0 ? (o.shortSeqLen, shortSteps * o.accumulation) : nil, log: log)
+        let data = trainingData(o, cache: cache, tokenizer: tok, short: shortSteps > 0 ? (o.shortSeqLen, shortSteps * o.accumulation) : nil,
+                                log: log)
         let warmup = o.warmup < 1 ? Int((o.warmup * Float(steps)).rounded()) : Int(o.warmup)
         var topt = TrainerOptions(steps: steps, schedule: LRSchedule(peak: o.lr, warmupSteps: warmup, totalSteps: steps, decay: o.decay),
-                                  hiddenDropout: config.hiddenDropout, attentionDropout: config.attentionDropout, seed: o.seed)
+                                  hiddenDropout: config.hiddenDropout, attentionDropout: config.attentionDropout, seed: o.seeds.dropout)
         topt.accumulation = o.accumulation
         topt.adamw.weightDecay = o.weightDecay
         topt.adamw.beta2 = o.beta2
@@ -194,6 +196,24 @@ public enum Pretrain {
         var summary = try trainer.run()
         if summary.reason == .budget && steps < budget { summary.reason = .endOfData }
         return summary
+    }
+
+    /// The model before its first step: the preset with the run's dropout, weights drawn from the init seed.
+    static func initialModel(_ o: PretrainOptions, vocabSize: Int) throws -> BertModel {
+        var config = try BertConfig(preset: o.preset, vocabSize: vocabSize, maxPositions: maxPositions)
+        config.hiddenDropout = o.dropout
+        config.attentionDropout = o.attentionDropout ?? o.dropout
+        config.initializerRange = o.initRange
+        let model = BertModel(config: config)
+        model.initialize(seed: o.seeds.initialization)
+        return model
+    }
+
+    /// The training stream: sequence order and masking drawn from the data seed.
+    static func trainingData(_ o: PretrainOptions, cache: TokenShardCache, tokenizer tok: WordPieceTokenizer,
+                             short: (seqLen: Int, batches: Int)? = nil, log: @escaping (String) -> Void) -> PretrainData {
+        PretrainData(cache: cache, tokenizer: tok, seqLen: o.seqLen, batchSize: o.batch, seed: o.seeds.data,
+                     masker: masker(tok, wholeWord: o.wholeWordMasking), short: short, log: log)
     }
 
     /// The initial weights (`init.h5`) and the micro-batches of the first `steps` optimizer steps

@@ -29,7 +29,10 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "AdamW epsilon.") var adamEps: Float = 1e-6
     @Option(help: "Standard deviation of the initial weights.") var initRange: Float = 0.02
     @Flag(help: "Whole-word masking.") var wholeWordMasking = false
-    @Option(help: "Seed for init, data order, masking and dropout.") var seed: UInt64 = 0
+    @Option(help: "Seed for init, data order, masking and dropout (each overridable below).") var seed: UInt64 = 0
+    @Option(help: "Seed of the initial weights (default: --seed).") var initSeed: UInt64?
+    @Option(help: "Seed of the data order and masking (default: --seed).") var dataSeed: UInt64?
+    @Option(help: "Seed of the dropout masks (default: --seed).") var dropoutSeed: UInt64?
     @Option(help: "Write step-NNNNNN.h5 every N steps (0: only last.h5 at the end).") var saveEvery = 0
     @Option(help: "Validation every N steps (0: only at the end).") var evalEvery = 0
     @Option(help: "Log a metrics line every N steps.") var logEvery = 10
@@ -47,6 +50,7 @@ struct PretrainCommand: ParsableCommand {
         o.seqLen = seqLen; o.shortSeqLen = shortSeqLen; o.shortSeqFraction = shortSeqFraction; o.batch = batch; o.accumulation = accumulation; o.tokens = tokens; o.lr = lr
         o.warmup = warmup; o.weightDecay = weightDecay; o.beta2 = beta2; o.adamEps = adamEps; o.initRange = initRange; o.dropout = dropout; o.attentionDropout = attentionDropout
         o.earlyDropoutSteps = earlyDropoutSteps; o.wholeWordMasking = wholeWordMasking; o.seed = seed
+        o.initSeed = initSeed; o.dataSeed = dataSeed; o.dropoutSeed = dropoutSeed
         o.saveEvery = saveEvery; o.evalEvery = evalEvery; o.logEvery = logEvery; o.valSequences = valSequences; o.valSeqLen = valSeqLen; o.valFraction = valFraction
         o.out = out; o.cacheDir = cacheDir; o.exportBatches = exportBatches; o.decay = decay
         let summary = try Pretrain.run(o, resume: resume, log: log)

@@ -11,9 +11,11 @@ struct RecipeCommand: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "run",
             abstract: "Resolve a recipe into jobs and run those not done, one after another.",
             discussion: """
-                Job directories are <root>/recipes/<recipe>/<kind>-<hash of the resolved config>/: finished jobs \
-                (done.json) are skipped, an interrupted pretraining resumes from its last.h5. The recipe is checked \
-                completely (keys, values, presets, datasets) before any job starts.
+                Job directories are <root>/recipes/<recipe>/<kind>-<hash>/, the hash of the resolved configuration \
+                (but for log-every, save-every and eval-every) and of the datasets' contents: finished jobs (done.json) \
+                are skipped, an interrupted pretraining resumes from its last.h5, and directories named by the first \
+                hash scheme are renamed to the current names. The recipe is checked completely (keys, values, \
+                presets, datasets) before any job starts. --dry-run marks finished jobs made by older code.
                 """)
         @Argument(help: "Recipe file (TOML).") var recipe: String
         @Flag(help: "List the jobs and their state; run nothing.") var dryRun = false
@@ -23,7 +25,7 @@ struct RecipeCommand: ParsableCommand {
         @Option(help: "Checkpoints root: jobs in <root>/recipes/<recipe>/, caches in <root>/cache.") var root = "checkpoints"
 
         func run() throws {
-            let r = try Recipe(path: recipe)
+            let r = try Recipe(path: recipe, digests: DataDigests(cacheFile: RecipeRunner.digestCache(root: root)))
             let runner = RecipeRunner(recipe: r, root: root, log: log)
             let selected = try runner.select(only)
             if dryRun { print(runner.listing(selected)); return }
@@ -48,10 +50,11 @@ struct RecipeCommand: ParsableCommand {
         func run() throws {
             let names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".toml") }.sorted()
             guard !names.isEmpty else { throw ValidationError("\(directory): no .toml recipes") }
+            let digests = DataDigests(cacheFile: RecipeRunner.digestCache(root: root))
             for n in names {
                 let path = directory + "/" + n
                 do {
-                    let r = try Recipe(path: path)
+                    let r = try Recipe(path: path, digests: digests)
                     let runner = RecipeRunner(recipe: r, root: root, log: log)
                     let done = r.jobs.filter { runner.state($0) == .done }.count
                     print("\(path): \(r.variants.count) variants (\(r.variants.map(\.id).joined(separator: ", "))) x \(r.seeds.count) seeds, "
@@ -73,7 +76,7 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Output directory.") var out = "reports"
 
     func run() throws {
-        let r = try Recipe(path: recipe)
+        let r = try Recipe(path: recipe, digests: DataDigests(cacheFile: RecipeRunner.digestCache(root: root)))
         let runner = RecipeRunner(recipe: r, root: root, log: log)
         let report = try Report.build(r, runner: runner, name: r.name)
         let paths = try Report.write(report, to: out)

@@ -1,6 +1,7 @@
 // Recipe checking: every mistake is found before any job starts, and the error names the
 // file, the line and the key (and its table). Also: key mapping, ordering, job hashing.
 
+import Evaluators
 import Foundation
 @testable import Recipes
 import TestSupport
@@ -182,6 +183,74 @@ final class RecipeValidationTests: XCTestCase {
         assertOneLineError(report, contains: ["bad.toml:9:"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/reports"))
         assertOneLineError(try runDroplab(["recipe", "run", dir + "/missing.toml"]), contains: ["missing.toml", "no such file"])
+    }
+
+    /// A job's identity: the logging options (log-every, save-every, eval-every) change no hash
+    /// and the job.json keeps them; any other setting changes the pretraining's hash and its
+    /// evaluators'; the datasets' contents change the hashes of the jobs that read them only.
+    func testJobIdentity() throws {
+        let evaluators = "[evaluators.blimp]\nlimit = 5\n[evaluators.squad]\nepochs = 1"
+        let plain = try load(recipe(evaluators))
+        let logged = try load(recipe(evaluators, pretrain: "preset = \"tiny\"\nlog-every = 3\nsave-every = 7\neval-every = 11"))
+        XCTAssertEqual(logged.jobs.map(\.hash), plain.jobs.map(\.hash), "logging options are not part of the identity")
+        XCTAssertNotEqual(logged.jobs.map(\.legacyHash), plain.jobs.map(\.legacyHash), "they were in the first scheme's")
+        let config = try JSONSerialization.jsonObject(with: logged.jobs[0].config) as! [String: Any]
+        XCTAssertEqual(config["logEvery"] as? Int, 3, "the job's configuration keeps them")
+        let other = try load(recipe(evaluators, pretrain: "preset = \"tiny\"\nwarmup = 0.1"))
+        XCTAssertTrue(zip(other.jobs, plain.jobs).allSatisfy { $0.hash != $1.hash }, "a setting changes every job of the pretraining")
+        // the squad evaluator's own logging option
+        let squadLogged = try load(recipe(evaluators + "\nlog-every = 2"))
+        XCTAssertEqual(squadLogged.jobs.map(\.hash), plain.jobs.map(\.hash))
+
+        // data: the corpus reaches every job; a BLiMP file only the blimp jobs
+        try "Some other text.\n".write(toFile: dir + "/corpus.txt", atomically: true, encoding: .utf8)
+        let corpusChanged = try load(recipe(evaluators))
+        XCTAssertTrue(zip(corpusChanged.jobs, plain.jobs).allSatisfy { $0.hash != $1.hash })
+        XCTAssertEqual(corpusChanged.jobs.map(\.legacyHash), plain.jobs.map(\.legacyHash), "the first scheme ignored the data")
+        try "{}\n{}\n".write(toFile: dir + "/data/blimp/data/a.jsonl", atomically: true, encoding: .utf8)
+        let blimpChanged = try load(recipe(evaluators))
+        for (a, b) in zip(blimpChanged.jobs, corpusChanged.jobs) {
+            XCTAssertEqual(a.hash != b.hash, a.kind == "blimp", a.name)
+        }
+        XCTAssertEqual(blimpChanged.jobs[0].data, [dir + "/corpus.txt"])
+        XCTAssertEqual(blimpChanged.jobs[1].data, [dir + "/data/blimp/data"])
+        XCTAssertEqual(blimpChanged.jobs[2].data, [dir + "/data/squad/train-v1.1.json", dir + "/data/squad/dev-v1.1.json"])
+
+        // the seeds are the recipe's: init, data and dropout seed alike
+        assertError(recipe("dropout-seed = 3"), line: 9, ["key 'dropout-seed' in [variants.nodrop]", "set by the recipe runner"])
+        assertError(recipe("", pretrain: "preset = \"tiny\"\ninit-seed = 1"), line: 5, ["key 'init-seed' in [pretrain]", "recipe's seeds"])
+        XCTAssertNil(plain.variants[0].options.dataSeed)
+    }
+
+    /// Digests are cached by path, size and modification time: an unchanged file is not read
+    /// again (a content change that keeps both goes unseen, by design), a touched one is; the
+    /// cache persists through `save` and an unreadable cache is an empty one.
+    func testDataDigestCache() throws {
+        let file = dir + "/big.bin", cache = dir + "/cache/digests.json"
+        try Data("abcdef".utf8).write(to: URL(fileURLWithPath: file))
+        let fm = FileManager.default
+        let mtime = Date(timeIntervalSince1970: 1_700_000_000)   // whole seconds: set back exactly
+        try fm.setAttributes([.modificationDate: mtime], ofItemAtPath: file)
+        let d = DataDigests(cacheFile: cache)
+        let first = try d.digest(file)
+        XCTAssertEqual(first, "bef57ec7f53a6d40beb640a780a639c83bc29ac8a9816f1fc6c5c6dcd93c4721")   // sha256sum of "abcdef"
+        try Data("ABCDEF".utf8).write(to: URL(fileURLWithPath: file))
+        try fm.setAttributes([.modificationDate: mtime], ofItemAtPath: file)
+        XCTAssertEqual(try d.digest(file), first, "same path, size and mtime: the cached digest")
+        try d.save()
+        XCTAssertEqual(try DataDigests(cacheFile: cache).digest(file), first, "the cache persists")
+        try fm.setAttributes([.modificationDate: mtime.addingTimeInterval(1)], ofItemAtPath: file)
+        let fresh = DataDigests(cacheFile: cache)
+        XCTAssertEqual(try fresh.digest(file), SHA256.hex(Data("ABCDEF".utf8)), "a touched file is read again")
+        // directories: sorted "name digest" lines
+        try fm.createDirectory(atPath: dir + "/d/sub", withIntermediateDirectories: true)
+        try "x".write(toFile: dir + "/d/b.txt", atomically: true, encoding: .utf8)
+        try "y".write(toFile: dir + "/d/sub/a.txt", atomically: true, encoding: .utf8)
+        let sub = SHA256.hex(Data("a.txt \(SHA256.hex(Data("y".utf8)))\n".utf8))
+        XCTAssertEqual(try fresh.digest(dir + "/d"), SHA256.hex(Data("b.txt \(SHA256.hex(Data("x".utf8)))\nsub \(sub)\n".utf8)))
+        XCTAssertThrowsError(try fresh.digest(dir + "/none")) { XCTAssertTrue("\($0)".contains("none: does not exist"), "\($0)") }
+        try "garbage".write(toFile: cache, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try DataDigests(cacheFile: cache).digest(dir + "/d/b.txt"), SHA256.hex(Data("x".utf8)))
     }
 
     func testSourceIndexFindsKeys() {

@@ -1,7 +1,8 @@
 // CI's end-to-end check of recipes/smoke.toml through the command line: run every job into a
-// temporary checkpoints root, write the report, check its tables (every number parses), its
-// SVG plots (well-formed XML with polylines) and provenance; regenerate it byte for byte; a
-// second run skips every job; a job without done.json runs again (a pretraining resumes).
+// temporary checkpoints root, write the report, check its sections, its tables (every number
+// parses, Holm-adjusted p at least the raw p, throughput untested), its SVG plots (well-formed
+// XML with polylines) and provenance; regenerate it byte for byte; a second run skips every
+// job; a job without done.json runs again (a pretraining resumes).
 
 import Foundation
 #if canImport(FoundationXML)
@@ -23,17 +24,15 @@ final class SmokeRecipeTests: XCTestCase {
         }
     }
 
-    /// The table lines of a markdown section (`## title`): header, then rows of cells.
-    func table(_ md: String, section: String) -> (header: [String], rows: [[String]]) {
-        guard let start = md.range(of: "## \(section)\n") else { return ([], []) }
-        let after = md[start.upperBound...]
-        let body = after.range(of: "\n## ").map { after[..<$0.lowerBound] } ?? after
-        let lines = body.split(separator: "\n").filter { $0.hasPrefix("|") }
+    /// The table after a heading (`### title`): header, then rows of cells.
+    func table(_ md: String, _ heading: String) -> (header: [String], rows: [[String]]) {
+        guard let start = md.range(of: "### \(heading)\n") else { return ([], []) }
+        let lines = md[start.upperBound...].split(separator: "\n").drop { !$0.hasPrefix("|") }.prefix { $0.hasPrefix("|") }
         func cells(_ l: Substring) -> [String] {
             l.split(separator: "|", omittingEmptySubsequences: false).dropFirst().dropLast().map { $0.trimmingCharacters(in: .whitespaces) }
         }
         guard lines.count >= 2 else { return ([], []) }
-        return (cells(lines[0]), lines.dropFirst(2).map(cells))
+        return (cells(lines.first!), lines.dropFirst(2).map(cells))
     }
 
     func number(_ s: String) -> Double? { Double(s.hasPrefix("+") ? String(s.dropFirst()) : s) }
@@ -82,48 +81,65 @@ final class SmokeRecipeTests: XCTestCase {
         XCTAssertEqual(rep.status, 0, rep.stderr)
         let md = try String(contentsOfFile: out + "/smoke.md", encoding: .utf8)
         print(md)
-        let results = table(md, section: "Results")
-        XCTAssertEqual(results.header, ["Metric", "No dropout", "Dropout 0.1"])
-        let labels = results.rows.map { $0[0] }
+        let sections = md.split(separator: "\n").filter { $0.hasPrefix("## ") }
+        XCTAssertEqual(sections, ["## Question", "## Setup", "## Headline findings", "## Part 1: Pretraining and language",
+                                  "## Figures", "## Appendix", "## Provenance"])
+        XCTAssertTrue(md.contains("| Jobs | 16 of 16 done |"), md)
+        let headings = ["Pretraining", "Held-out masked LM (eval mlm)", "BLiMP", "SQuAD"]
+        var rows: [[String]] = []
+        for h in headings {
+            let t = table(md, h)
+            XCTAssertEqual(t.header, ["Metric", "Variant", "Mean ± 95% CI", "Δ vs No dropout [95% CI]", "p", "p (Holm)", "n"], h)
+            XCTAssertEqual(t.rows.count % 2, 0, "\(h): a baseline and a variant row per metric")
+            rows += t.rows
+        }
+        let labels = rows.map { $0[0] }.filter { !$0.isEmpty }
         for needed in ["Pretraining: final validation MLM loss", "Pretraining: final validation perplexity", "Training tokens/s",
                        "eval mlm: validation MLM loss", "eval mlm: perplexity", "BLiMP accuracy (%)", "SQuAD v1.1 EM", "SQuAD v1.1 F1"] {
             XCTAssertTrue(labels.contains { $0.hasPrefix(needed) }, "no row '\(needed)' in \(labels)")
         }
         var means: [String: [Double]] = [:]
-        for row in results.rows {
-            XCTAssertEqual(row.count, 3, "\(row)")
-            for cell in row.dropFirst() {
-                let parts = cell.components(separatedBy: " ± ")
-                XCTAssertEqual(parts.count, 2, "'\(cell)' is not mean ± half-width")
-                XCTAssertNotNil(number(parts[0]), "'\(cell)': mean does not parse")
-                XCTAssertNotNil(number(parts.last!), "'\(cell)': half-width does not parse (two seeds give an interval)")
-                means[row[0], default: []].append(number(parts[0]) ?? .nan)
+        var metric = ""
+        for row in rows {
+            XCTAssertEqual(row.count, 7, "\(row)")
+            if !row[0].isEmpty { metric = row[0] }
+            XCTAssertEqual(row[1], row[0].isEmpty ? "Dropout 0.1" : "No dropout", "\(row)")
+            let parts = row[2].components(separatedBy: " ± ")
+            XCTAssertEqual(parts.count, 2, "'\(row[2])' is not mean ± half-width")
+            XCTAssertNotNil(number(parts[0]), "'\(row[2])': mean does not parse")
+            XCTAssertNotNil(number(parts.last!), "'\(row[2])': half-width does not parse (two seeds give an interval)")
+            means[metric, default: []].append(number(parts[0]) ?? .nan)
+            guard row[0].isEmpty else { XCTAssertEqual(row[3...5].joined(), "", "\(row)"); XCTAssertEqual(row[6], "2 seeds"); continue }
+            if metric.hasPrefix("Training tokens/s") {
+                XCTAssertEqual(Array(row[3...]), ["–", "not tested", "–", "–"], "throughput is not tested")
+                continue
             }
+            // "+0.01234 [-0.1, +0.2]", "0 [n/a]"; p and Holm p in [0, 1], Holm's at least p
+            let delta = row[3].split(separator: " ", maxSplits: 1).map(String.init)
+            XCTAssertNotNil(number(delta[0]), "'\(row[3])': difference does not parse")
+            if delta[1] != "[n/a]" {
+                let ci = delta[1].dropFirst().dropLast().components(separatedBy: ", ").compactMap(number)
+                XCTAssertEqual(ci.count, 2, row[3])
+                if ci.count == 2 { XCTAssertTrue(ci[0] <= number(delta[0])! && number(delta[0])! <= ci[1], row[3]) }
+            }
+            if let p = number(row[4]), let h = number(row[5]) {
+                XCTAssertTrue((0...1).contains(p) && (0...1).contains(h) && h >= p, "\(row)")
+            } else {
+                XCTAssertTrue(row[4] == "n/a" || row[4] == "<0.0001", "\(row)")
+            }
+            XCTAssertEqual(row[6], "2 seeds")
         }
         let vocabSize = try String(contentsOfFile: TestData.fixtureVocab, encoding: .utf8).split(separator: "\n").count
         for m in means.first(where: { $0.key.hasPrefix("Pretraining: final validation MLM loss") })?.value ?? [] {
             XCTAssertLessThan(m, log(Double(vocabSize)), "pretraining should get below the uniform loss")
         }
-
-        let diffs = table(md, section: "Differences from No dropout")
-        XCTAssertEqual(diffs.header, ["Metric", "Dropout 0.1"])
-        XCTAssertEqual(diffs.rows.count, results.rows.count)
-        for row in diffs.rows {
-            let cell = row[1]
-            // "+0.01234 (p = 0.195)", "-2.5 (p < 0.0001)", "0 (p = n/a)"
-            let parts = cell.split(separator: " ").map(String.init)
-            XCTAssertEqual(parts.count, 4, cell)
-            XCTAssertNotNil(number(parts[0]), "'\(cell)': difference does not parse")
-            XCTAssertTrue(parts[1] == "(p" && (parts[2] == "=" || parts[2] == "<") && parts[3].hasSuffix(")"), cell)
-            let p = String(parts[3].dropLast())
-            if p != "n/a" {
-                let v = number(p)
-                XCTAssertNotNil(v, "'\(cell)': p-value does not parse")
-                XCTAssertTrue((0...1).contains(v ?? -1), cell)
-            }
-        }
-        let perSeed = table(md, section: "Per seed")
+        XCTAssertTrue(md.contains("- **Pretraining: final validation MLM loss**, Dropout 0.1 − No dropout: "), "a headline finding per table")
+        let fields = table(md, "BLiMP (appendix)").rows.map { $0[0] }.filter { $0.hasPrefix("BLiMP field") }
+        XCTAssertEqual(fields, ["BLiMP field morphology (%) ↑", "BLiMP field semantics (%) ↑", "BLiMP field syntax (%) ↑",
+                                "BLiMP field syntax_semantics (%) ↑"])
+        let perSeed = table(md, "Values per seed")
         XCTAssertEqual(perSeed.header.count, 5)
+        XCTAssertGreaterThan(perSeed.rows.count, 67, "every row, the BLiMP paradigms included")
         for row in perSeed.rows { for cell in row.dropFirst() { XCTAssertNotNil(number(cell), "per-seed '\(cell)' does not parse") } }
 
         // plots: linked, present, well-formed SVG with a polyline per run
@@ -141,7 +157,8 @@ final class SmokeRecipeTests: XCTestCase {
 
         // provenance from the stored run metadata
         let provenance = md.components(separatedBy: "## Provenance").last ?? ""
-        for needle in ["- Recipe: `recipes/smoke.toml`, sha256 `", "- Commit: `", "- Machine: ", "- Jobs ran: ",
+        for needle in ["- Recipe: `recipes/smoke.toml`, sha256 `", "- Code (sha256 of the sources, at build time): `", "- Commit: `",
+                       "- Machine: ", "- Jobs ran: ",
                        "enwiki2015_wikiextractor_shard0.txt.gz`: `", "squad/dev-v1.1.json`: `", "blimp/data`: `"] {
             XCTAssertTrue(provenance.contains(needle), "provenance should contain '\(needle)'")
         }
@@ -181,7 +198,7 @@ final class SmokeRecipeTests: XCTestCase {
         XCTAssertTrue(resumed.stderr.contains("resumed from"), resumed.stderr)
         let after = try runDroplab(["report", recipe, "--root", root, "--out", out], cwd: repo)
         XCTAssertEqual(after.status, 0, after.stderr)
-        XCTAssertEqual(table(try String(contentsOfFile: out + "/smoke.md", encoding: .utf8), section: "Results").rows,
-                       results.rows, "the resumed pretraining and the rerun evaluation give the same numbers")
+        let resumedReport = try String(contentsOfFile: out + "/smoke.md", encoding: .utf8)
+        XCTAssertEqual(headings.flatMap { table(resumedReport, $0).rows }, rows, "the resumed pretraining and the rerun evaluation give the same numbers")
     }
 }

@@ -1,5 +1,6 @@
 // Statistics against reference values computed with scipy 1.17 (stats.t.ppf, stats.t.sf,
-// special.betainc, stats.ttest_rel), and the fixed number formatting of reports.
+// special.betainc, stats.ttest_rel, stats.ttest_1samp and their confidence_interval(0.95)),
+// Holm's correction against a hand-computed example, and the fixed number formatting of reports.
 
 @testable import Recipes
 import XCTest
@@ -50,6 +51,9 @@ final class StatisticsTests: XCTestCase {
         XCTAssertEqual(t.t!, 1.8073922282301282, accuracy: 1e-9)
         XCTAssertEqual(t.p!, 0.16842924532014497, accuracy: 1e-9)
         XCTAssertEqual(t.meanDifference, 0.175, accuracy: 1e-12)
+        // scipy: stats.ttest_rel(x, y).confidence_interval(0.95)
+        XCTAssertEqual(t.low!, -0.13313903851407793, accuracy: 1e-9)
+        XCTAssertEqual(t.high!, 0.4831390385140776, accuracy: 1e-9)
 
         // one seed: no interval, no test; identical differences: no test
         XCTAssertTrue(Statistics.summarize([3]).halfWidth.isNaN)
@@ -60,6 +64,56 @@ final class StatisticsTests: XCTestCase {
         XCTAssertEqual(cancel.meanDifference, 0, "rounding-level mean differences print as 0")
         XCTAssertEqual(cancel.p!, 1, accuracy: 1e-12)
         XCTAssertEqual(NumberFormat.pValue(Statistics.pairedTTest([1, 2, 3], [0, 1, 2]).p), "n/a")
+    }
+
+    /// Units paired within seeds, the per-seed mean differences combined over seeds, against the
+    /// closed form: seed A pairs a, b (c and d have no partner): differences 2, 3, mean 2.5; seed
+    /// B pairs a, b, c: 0, 3, 1, mean 4/3; seed C: 1, 2, mean 1.5. Over seeds, the one-sample
+    /// t-test of [2.5, 4/3, 1.5] (scipy: stats.ttest_1samp(D, 0) and its confidence_interval).
+    func testUnitsPairedWithinSeedsThenCombined() {
+        let a = (x: ["a": 3.0, "b": 5, "c": 9], y: ["a": 1.0, "b": 2, "d": 7])
+        let b = (x: ["a": 4.0, "b": 6, "c": 1], y: ["a": 4.0, "b": 3, "c": 0])
+        let c = (x: ["a": 2.0, "b": 2], y: ["a": 1.0, "b": 0])
+        let t = Statistics.unitPaired([a, b, c])
+        XCTAssertEqual(t.n, 3)
+        XCTAssertEqual(t.units, [2, 3, 2])
+        XCTAssertEqual(t.meanDifference, (2.5 + 4.0 / 3 + 1.5) / 3, accuracy: 1e-12)
+        XCTAssertEqual(t.meanDifference, 1.7777777777777777, accuracy: 1e-12)
+        XCTAssertEqual(t.t!, 4.879954250643349, accuracy: 1e-9)
+        XCTAssertEqual(t.p!, 0.03951963969973726, accuracy: 1e-9)
+        XCTAssertEqual(t.low!, 0.2103121796248728, accuracy: 1e-9)
+        XCTAssertEqual(t.high!, 3.3452433759306826, accuracy: 1e-9)
+        // by hand: sd of the seed means, t quantile for 2 degrees of freedom
+        let d = [2.5, 4.0 / 3, 1.5], m = d.reduce(0, +) / 3
+        let sd = (d.map { ($0 - m) * ($0 - m) }.reduce(0, +) / 2).squareRoot()
+        XCTAssertEqual(t.high! - m, 4.302652729749462 * sd / 3.0.squareRoot(), accuracy: 1e-9)
+
+        // one seed: the units of that seed are the pairs (scipy: stats.ttest_rel([3, 5], [1, 2]))
+        let one = Statistics.unitPaired([a])
+        XCTAssertEqual(one.n, 1); XCTAssertEqual(one.units, [2])
+        XCTAssertEqual(one.meanDifference, 2.5, accuracy: 1e-12)
+        XCTAssertEqual(one.p!, 0.1256659163780024, accuracy: 1e-9)
+        XCTAssertEqual(one.low!, -3.853102368087347, accuracy: 1e-9)
+        XCTAssertEqual(one.high!, 8.853102368087347, accuracy: 1e-9)
+        // a seed without a common unit is left out; none at all: no test
+        XCTAssertEqual(Statistics.unitPaired([a, (x: ["q": 1], y: ["r": 2])]).n, 1)
+        XCTAssertEqual(Statistics.unitPaired([(x: ["q": 1], y: ["r": 2])]).n, 0)
+        XCTAssertNil(Statistics.unitPaired([(x: ["q": 1], y: ["r": 2])]).p)
+    }
+
+    /// Holm by hand: p = 0.01, 0.04, 0.03, 0.005 (m = 4). Sorted: 0.005 x 4 = 0.02; 0.01 x 3 =
+    /// 0.03; 0.03 x 2 = 0.06; 0.04 x 1 = 0.04, raised to 0.06 (step-down: never below an earlier
+    /// one). Untested rows stay nil and do not count in m; adjusted values are capped at 1.
+    func testHolm() {
+        let adjusted = Statistics.holm([0.01, 0.04, 0.03, 0.005])
+        for (a, e) in zip(adjusted, [0.03, 0.06, 0.06, 0.02]) { XCTAssertEqual(a!, e, accuracy: 1e-15) }
+        let withGaps = Statistics.holm([nil, 0.01, nil, 0.04, 0.03, 0.005])
+        XCTAssertNil(withGaps[0]); XCTAssertNil(withGaps[2])
+        for (a, e) in zip(withGaps.compactMap { $0 }, [0.03, 0.06, 0.06, 0.02]) { XCTAssertEqual(a, e, accuracy: 1e-15) }
+        let capped = Statistics.holm([0.4, 0.5, 0.9])
+        for (a, e) in zip(capped, [1.0, 1.0, 1.0]) { XCTAssertEqual(a!, e, accuracy: 1e-15) }   // 1.2, 1.0, 0.9 -> max/min
+        XCTAssertEqual(Statistics.holm([0.02])[0]!, 0.02, accuracy: 1e-15)
+        XCTAssertEqual(Statistics.holm([]).count, 0)
     }
 
     func testNumberFormatting() {

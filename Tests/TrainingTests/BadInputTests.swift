@@ -109,6 +109,8 @@ final class BadInputTests: XCTestCase {
             (["tokenizer", "train", "missing.txt", "--out", "v.txt"], "missing.txt"),
             (["tokenizer", "train", "corpus.txt", "--out", "file.txt/v.txt"], "file.txt"),
             (pre + ["--seed", "-1"], "--seed"), (squad + ["--nBest"], "--nBest"),
+            (pre + ["--init-seed", "-1"], "--init-seed"), (pre + ["--data-seed", "abc"], "--data-seed"),
+            (pre + ["--dropout-seed", "99999999999999999999999"], "--dropout-seed"), (pre + ["--dropout-seed"], "--dropout-seed"),
             (["tokenizer", "encode", "--vocab", "missing.txt", "hello"], "missing.txt"),
             (["recipe", "run", "missing.toml"], "missing.toml"), (["recipe", "run", "adir"], "adir"),
             (["report", "missing.toml"], "missing.toml"), (["frobnicate"], "frobnicate"),

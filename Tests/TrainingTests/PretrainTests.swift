@@ -1,9 +1,14 @@
 // End-to-end pretraining through the CLI: loss falls, resume after SIGKILL reproduces the
-// uninterrupted run exactly, SIGINT saves and exits 0, bad input gives one-line errors.
+// uninterrupted run exactly, SIGINT saves and exits 0, bad input gives one-line errors; the
+// init, data and dropout seeds each do their own part; logging options change no weight.
 
+import Autograd
+import BERT
 import Checkpoint
 import Foundation
 import TestSupport
+import Text
+@testable import Training
 import XCTest
 
 final class PretrainTests: XCTestCase {
@@ -188,6 +193,76 @@ final class PretrainTests: XCTestCase {
         for k in a.keys.sorted() where a[k] != b[k] { XCTFail("dataset \(k) differs after resume") }
         let files = try FileManager.default.contentsOfDirectory(atPath: dir + "/b")
         XCTAssertFalse(files.contains { $0.contains(".tmp-") }, "no temporary file is left: \(files)")
+    }
+
+    /// In process: options that differ only in --dropout-seed build the same initial weights and
+    /// the same first batch (masked ids and labels) and draw other dropout masks (another loss
+    /// on that batch); --data-seed changes only the batch, --init-seed only the weights.
+    func testDropoutSeedSharesInitAndData() throws {
+        let dir = try temporaryDirectory(self)
+        let corpus = try TestData.wikiSample(bytes: 200_000, in: dir)
+        let tok = try WordPieceTokenizer(vocabFile: TestData.fixtureVocab)
+        let cache = TokenShardCache(root: dir + "/cache", files: [corpus], vocab: tok.vocab, valFraction: 0.15)
+        var a = PretrainOptions()
+        a.preset = "tiny"; a.seqLen = 32; a.batch = 4; a.dropout = 0.1; a.seed = 5
+        XCTAssertTrue(a.seeds == (5, 5, 5), "each seed defaults to --seed")
+        var b = a; b.dropoutSeed = 6
+        var c = a; c.dataSeed = 6
+        var d = a; d.initSeed = 6
+        XCTAssertTrue(b.seeds == (5, 5, 6) && c.seeds == (5, 6, 5) && d.seeds == (6, 5, 5))
+
+        func weights(_ o: PretrainOptions) throws -> [Float] {
+            let p = try Pretrain.initialModel(o, vocabSize: tok.vocab.count).params
+            return Array(UnsafeBufferPointer(start: p.values.pointer, count: p.totalCount))
+        }
+        func firstBatch(_ o: PretrainOptions) throws -> MLMExample {
+            var data = Pretrain.trainingData(o, cache: cache, tokenizer: tok, log: { _ in })
+            return try XCTUnwrap(try data.next())
+        }
+        let wa = try weights(a), ba = try firstBatch(a)
+        XCTAssertEqual(try weights(b), wa, "the dropout seed leaves the initial weights")
+        let bb = try firstBatch(b)
+        XCTAssertEqual(bb.batch.ids, ba.batch.ids, "... and the masked ids")
+        XCTAssertEqual(bb.labels, ba.labels, "... and the labels")
+        XCTAssertEqual(try weights(c), wa)
+        XCTAssertNotEqual(try firstBatch(c).batch.ids, ba.batch.ids, "the data seed draws another batch")
+        XCTAssertNotEqual(try weights(d), wa, "the init seed draws other weights")
+        XCTAssertEqual(try firstBatch(d).labels, ba.labels)
+
+        // the masks: the dropout seed's plan gives another loss on the same model and batch
+        let model = try Pretrain.initialModel(a, vocabSize: tok.vocab.count)
+        func loss(_ o: PretrainOptions) -> Float {
+            Pretrain.mlmLoss(Tape(), model, ba, DropoutPlan(hidden: o.dropout, attention: o.dropout, seed: o.seeds.dropout, step: 0)).scalar
+        }
+        XCTAssertEqual(loss(a), loss(c), "the same dropout seed: the same masks")
+        XCTAssertNotEqual(loss(a), loss(b), "another dropout seed: other masks")
+    }
+
+    /// Through the CLI: --seed S is --init-seed S --data-seed S --dropout-seed S byte for byte;
+    /// without dropout another --dropout-seed ends in the same weights (it touches nothing else),
+    /// with dropout in others. Logging options (log, eval, save every step) change no weight and
+    /// not the final validation line, which is why they are not part of a recipe job's identity.
+    func testSeedFlagsAndLoggingOptionsEndToEnd() throws {
+        let dir = try temporaryDirectory(self)
+        let corpus = try TestData.wikiSample(bytes: 300_000, in: dir)
+        func run(_ name: String, _ extra: [String]) throws -> [String: [UInt8]] {
+            let r = try runDroplab(args(dir, corpus: corpus, out: dir + "/" + name, tokens: 6 * 8 * 64,
+                                        extra: ["--val-sequences", "8", "--seed", "5"] + extra))
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return try datasets(dir + "/" + name + "/last.h5")
+        }
+        func weights(_ d: [String: [UInt8]]) -> [String: [UInt8]] { d.filter { !$0.key.hasPrefix("training/") } }
+        let plain = try run("plain", [])
+        XCTAssertEqual(try run("explicit", ["--init-seed", "5", "--data-seed", "5", "--dropout-seed", "5"]), plain)
+        XCTAssertNotEqual(weights(try run("masks", ["--dropout-seed", "6"])), weights(plain))
+        let still = try run("still", ["--dropout", "0"])
+        XCTAssertEqual(weights(try run("still6", ["--dropout", "0", "--dropout-seed", "6"])), weights(still))
+
+        let logged = try run("logged", ["--log-every", "1", "--eval-every", "1", "--save-every", "1"])
+        XCTAssertEqual(weights(logged), weights(plain), "logging options change no weight")
+        let last = { (name: String) in try self.metrics(dir + "/" + name).last!.filter { $0.key != "tokens_per_s" }.mapValues { "\($0)" } }
+        XCTAssertEqual(try last("logged"), try last("plain"), "nor the final metrics line")
+        XCTAssertGreaterThan(try metrics(dir + "/logged").filter { $0["val_loss"] != nil }.count, 1)
     }
 
     func testSIGINTSavesAndExitsZero() throws {

@@ -1,0 +1,340 @@
+// The report and the job store on stored results written by the test (no training): the
+// report's parts and tables, concept pairing within seeds against the closed form, Holm
+// columns, untested throughput, merged BLiMP fields, partial studies (missing jobs, n per
+// cell), byte-identical regeneration; jobs found under their first-scheme directory names
+// (adopted when their data is unchanged, renamed by `run`), jobs marked as made by older
+// code, the baked-in code version against the sources, units read back from probe records,
+// and the logging options a resumed pretraining keeps.
+
+@testable import Evaluators
+import Foundation
+@testable import Recipes
+import TestSupport
+import Training
+import XCTest
+
+final class StudyReportTests: XCTestCase {
+    var dir = ""
+    var root: String { dir + "/ck" }
+
+    override func setUpWithError() throws {
+        dir = try temporaryDirectory(self)
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: dir + "/data/blimp/data", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: dir + "/data/pararel", withIntermediateDirectories: true)
+        try "{}\n".write(toFile: dir + "/data/blimp/data/a.jsonl", atomically: true, encoding: .utf8)
+        try "{}\n".write(toFile: dir + "/data/pararel/P17.jsonl", atomically: true, encoding: .utf8)
+        try "Some text.\n".write(toFile: dir + "/corpus.txt", atomically: true, encoding: .utf8)
+        try """
+            title = "Synthetic study"
+            question = "Does dropout change what a small BERT knows?"
+            seeds = [0, 1]
+            data-dir = "\(dir)/data"
+            [pretrain]
+            preset = "tiny"
+            corpus = ["\(dir)/corpus.txt"]
+            tokens = 100000
+            log-every = 5
+            [variants.nodrop]
+            label = "No dropout"
+            dropout = 0.0
+            [variants.drop]
+            label = "Dropout 0.1"
+            dropout = 0.1
+            [evaluators.blimp]
+            [evaluators.ft]
+            """.write(toFile: dir + "/r.toml", atomically: true, encoding: .utf8)
+    }
+
+    func recipe() throws -> Recipe { try Recipe(path: dir + "/r.toml") }
+
+    /// Edit success per concept (%), by variant and seed: seed 0 pairs paris, rome, oslo
+    /// (differences 5, 10, 0: mean 5), seed 1 pairs paris and rome only (10, 4: mean 7; oslo
+    /// has no partner). Over seeds: 6. Paired by seed mean instead it would be (65 - 60 +
+    /// 64.67 - 45) / 2 = 12.33.
+    let success: [String: [UInt64: [(String, Double)]]] = [
+        "nodrop": [0: [("paris", 50), ("rome", 60), ("oslo", 70)], 1: [("paris", 40), ("rome", 50)]],
+        "drop": [0: [("paris", 55), ("rome", 70), ("oslo", 70)], 1: [("paris", 50), ("rome", 54), ("oslo", 90)]],
+    ]
+
+    func done(_ job: Job, code: String? = BuildInfo.sourceHash, data: [String: String]? = nil) throws -> Data {
+        var digests: [String: String] = [:]
+        for path in job.data { digests[path] = try DataDigests().digest(path) }
+        let record = DoneRecord(job: job.dirName, kind: job.kind, variant: job.variant, seed: job.seed,
+                                started: "2026-01-0\(job.seed + 1)T00:00:00Z", finished: "2026-01-0\(job.seed + 1)T01:00:00Z",
+                                seconds: 60, resumed: false, code: code, commit: "abc", dirty: false,
+                                machine: .init(cpu: "test cpu", cores: 2, os: "test os"),
+                                data: data ?? digests,
+                                summary: [:])
+        return try Canonical.json(record, pretty: true)
+    }
+
+    /// Every job of the recipe, finished, under its current directory name.
+    func writeJobs(_ r: Recipe) throws {
+        let runner = RecipeRunner(recipe: r, root: root, log: { _ in })
+        for job in r.jobs {
+            let d = runner.recipeDir + "/" + job.dirName
+            try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+            let s = Double(job.seed), drop = job.variant == "drop" ? 1.0 : 0.0
+            switch job.kind {
+            case "pretrain":
+                let lines = [#"{"step":5,"tokens":1000,"train_loss":7.5,"tokens_per_s":\#(1000 + 100 * s),"val_loss":\#(7 + drop + s)}"#,
+                             #"{"step":10,"tokens":2000,"train_loss":6.5,"tokens_per_s":\#(1100 + 10 * drop),"val_loss":\#(6 + 0.1 * drop + 0.2 * s + 0.01 * drop * s),"val_accuracy":0.1}"#]
+                try (lines.joined(separator: "\n") + "\n").write(toFile: d + "/metrics.jsonl", atomically: true, encoding: .utf8)
+            case "blimp":
+                var result = BlimpResult(checkpoint: "x", options: BlimpOptions(), overall: .init(), perParadigm: [:], perPhenomenon: [:],
+                                         perField: [:], seconds: 1)
+                result.overall.correct = 6 + Int(s) + Int(drop); result.overall.total = 10
+                result.perField["syntax/semantics"] = .init(); result.perField["syntax/semantics"]!.correct = 1
+                result.perField["syntax/semantics"]!.total = 2
+                result.perField["syntax_semantics"] = .init(); result.perField["syntax_semantics"]!.correct = 3
+                result.perField["syntax_semantics"]!.total = 4
+                result.perParadigm["adjunct_island"] = result.overall
+                try Canonical.json(result, pretty: true).write(to: URL(fileURLWithPath: d + "/result.json"))
+            default:
+                let zero = EditMetrics(editSuccess: 0, editLocalization: 0, maskEditSuccess: 0, maskEditLocalization: 0)
+                let concepts = success[job.variant]![job.seed]!
+                let records = concepts.map { c, v in
+                    EditConceptRecord(concept: c, rank: nil, trainProbes: 9, heldOutProbes: 1, unrelatedProbes: 1, otherTrainProbes: 9,
+                                      before: zero, after: EditMetrics(editSuccess: v / 100, editLocalization: 0.5, maskEditSuccess: v / 100,
+                                                                       maskEditLocalization: 0.5),
+                                      steps: 1, firstLoss: nil, lastLoss: nil, seconds: 1)
+                }
+                try Results.jsonLines(records).write(to: URL(fileURLWithPath: d + "/ft-concepts.jsonl"))
+                let mean = concepts.map(\.1).reduce(0, +) / Double(concepts.count) / 100
+                let row = EditRow(rank: nil, concepts: concepts.count, before: zero,
+                                  after: EditMetrics(editSuccess: mean, editLocalization: 0.5, maskEditSuccess: mean, maskEditLocalization: 0.5),
+                                  seconds: 1)
+                let result = EditResult(checkpoint: "x", method: "ft", options: FinetuneOptions(), evaluatedState: "final",
+                                        trainableParameters: [:], rows: [row], concepts: concepts.map(\.0), skippedConcepts: 0,
+                                        savedEdited: nil, seconds: 1)
+                try Canonical.json(result, pretty: true).write(to: URL(fileURLWithPath: d + "/result.json"))
+            }
+            try done(job).write(to: URL(fileURLWithPath: d + "/done.json"))
+        }
+    }
+
+    /// The rows of a section's first table (cells trimmed), after the heading `### title`.
+    func table(_ md: String, _ title: String) -> [[String]] {
+        guard let start = md.range(of: "### \(title)\n") else { return [] }
+        return md[start.upperBound...].split(separator: "\n").drop { !$0.hasPrefix("|") }.prefix { $0.hasPrefix("|") }.dropFirst(2).map {
+            $0.split(separator: "|", omittingEmptySubsequences: false).dropFirst().dropLast().map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+    }
+
+    func testReportReadsLikeTheStudy() throws {
+        let r = try recipe()
+        try writeJobs(r)
+        let runner = RecipeRunner(recipe: r, root: root, log: { _ in })
+        let out = try Report.build(r, runner: runner, name: "r")
+        let md = out.markdown
+        print(md)
+        // the order of the sections
+        let sections = md.split(separator: "\n").filter { $0.hasPrefix("## ") }.map(String.init)
+        XCTAssertEqual(sections, ["## Question", "## Setup", "## Headline findings", "## Part 1: Pretraining and language",
+                                  "## Part 4: Consistency and editing", "## Figures", "## Appendix", "## Provenance"])
+        XCTAssertTrue(md.contains("## Question\n\nDoes dropout change what a small BERT knows?\n"))
+        XCTAssertTrue(md.contains("| Seeds | 0, 1. A job's seed is its init, data and dropout seed"), md)
+        XCTAssertTrue(md.contains("| Jobs | 12 of 12 done |"))
+
+        // concept pairing within seeds, combined over seeds: the closed form of `success`
+        let ft = table(md, "Finetune edits")
+        let row = try XCTUnwrap(ft.first { $0[0] == "" && $0[1] == "Dropout 0.1" })
+        let expected = Statistics.pairedTTest([5, 7], [0, 0])
+        XCTAssertEqual(expected.meanDifference, 6)
+        XCTAssertEqual(row[3], "+6.000 [\(NumberFormat.signed(expected.low!)), \(NumberFormat.signed(expected.high!))]")
+        XCTAssertEqual(row[4], NumberFormat.pValue(expected.p))
+        XCTAssertEqual(row[6], "2 seeds × 2–3 concepts")
+        // Holm over the table's four comparisons; each adjusted p at least the raw one
+        for r in ft where r[1] == "Dropout 0.1" {
+            XCTAssertGreaterThanOrEqual(Double(r[5]) ?? 2, Double(r[4]) ?? 0, "\(r)")
+        }
+        // model-level rows are paired by seed; throughput is not tested
+        let pre = table(md, "Pretraining")
+        let loss = try XCTUnwrap(pre.firstIndex { $0[0] == "Pretraining: final validation MLM loss ↓" })
+        let t = Statistics.pairedTTest([6.1, 6.31], [6, 6.2])
+        XCTAssertEqual(pre[loss + 1][3], "\(NumberFormat.signed(t.meanDifference)) [\(NumberFormat.signed(t.low!)), \(NumberFormat.signed(t.high!))]")
+        XCTAssertEqual(pre[loss + 1][6], "2 seeds")
+        let tps = try XCTUnwrap(pre.firstIndex { $0[0] == "Training tokens/s ↑" })
+        XCTAssertEqual(Array(pre[tps + 1][3...]), ["–", "not tested", "–", "–"])
+        let holm = Statistics.holm([t.p] + [Statistics.pairedTTest([exp(6.1), exp(6.31)], [exp(6), exp(6.2)]).p, nil])
+        XCTAssertEqual(pre[loss + 1][5], NumberFormat.pValue(holm[0]))
+
+        // headline findings: the first row of every table in words
+        XCTAssertTrue(md.contains("- **Finetune: edit success (%)**, Dropout 0.1 − No dropout: +6.000 (95% CI"), md)
+        XCTAssertTrue(md.contains("- **Pretraining: final validation MLM loss**, Dropout 0.1 − No dropout: +0.1050"), md)
+        XCTAssertTrue(md.contains("no significant difference (Holm-adjusted p = "))
+
+        // BLiMP: one syntax_semantics field (4 of 6 right), in the appendix with the paradigms
+        let blimp = table(md, "BLiMP (appendix)")
+        XCTAssertEqual(blimp.map(\.[0]).filter { !$0.isEmpty }, ["BLiMP field syntax_semantics (%) ↑", "BLiMP paradigm adjunct_island (%) ↑"])
+        XCTAssertFalse(md.contains("syntax/semantics"))
+        XCTAssertTrue(md.contains("| BLiMP field syntax_semantics (%) | 66.67 | 66.67 | 66.67 | 66.67 |"), md)
+
+        // figures and provenance
+        XCTAssertEqual(out.files.map(\.name), ["r.md", "r-val-loss.svg", "r-train-loss.svg"])
+        XCTAssertTrue(md.contains("- Code (sha256 of the sources, at build time): `\(BuildInfo.sourceHash)` (12 jobs)"))
+        XCTAssertEqual(try Report.build(r, runner: runner, name: "r").markdown, md, "regenerated report differs")
+
+        // a partial study: which jobs are missing, n per cell
+        let blimpJob = r.jobs.first { $0.name == "blimp/drop/seed1" }!
+        try FileManager.default.removeItem(atPath: runner.directory(blimpJob) + "/done.json")
+        let partial = try Report.build(r, runner: RecipeRunner(recipe: r, root: root, log: { _ in }), name: "r").markdown
+        XCTAssertTrue(partial.contains("(**11 done, 1 missing**"))
+        XCTAssertTrue(partial.contains("## Missing jobs\n\n1 of 12 jobs are not done"))
+        XCTAssertTrue(partial.contains("- blimp/drop/seed1: incomplete (restarts)"))
+        let acc = table(partial, "BLiMP").first { $0[1] == "Dropout 0.1" }!
+        XCTAssertTrue(acc[2].hasSuffix("(n = 1)"), "\(acc)")
+        XCTAssertEqual(acc[6], "1 seed")
+    }
+
+    /// Jobs stored under the first scheme's directory names: found and reported as they are
+    /// when their data is unchanged (a pretraining that can resume, too), left alone when it
+    /// changed; `run` renames them. --dry-run marks jobs made by older or unrecorded code.
+    func testOldSchemeDirectoriesAndCodeVersions() throws {
+        let r = try recipe()
+        try writeJobs(r)
+        let runner = RecipeRunner(recipe: r, root: root, log: { _ in })
+        let before = try Report.build(r, runner: runner, name: "r").markdown
+        let fm = FileManager.default
+        for job in r.jobs where job.seed == 0 {
+            try fm.moveItem(atPath: runner.recipeDir + "/" + job.dirName, toPath: runner.recipeDir + "/" + job.legacyDirName)
+        }
+        // the blimp job of seed 0 ran on other data; the drop pretraining of seed 0 did not finish
+        let blimp0 = r.jobs.first { $0.name == "blimp/nodrop/seed0" }!
+        try done(blimp0, data: [dir + "/data/blimp/data": String(repeating: "0", count: 64)])
+            .write(to: URL(fileURLWithPath: runner.recipeDir + "/" + blimp0.legacyDirName + "/done.json"))
+        let pre0 = r.jobs.first { $0.name == "pretrain/drop/seed0" }!
+        try fm.removeItem(atPath: runner.recipeDir + "/" + pre0.legacyDirName + "/done.json")
+        try Data().write(to: URL(fileURLWithPath: runner.recipeDir + "/" + pre0.legacyDirName + "/last.h5"))
+
+        let seen = RecipeRunner(recipe: r, root: root, log: { _ in })
+        XCTAssertEqual(seen.state(blimp0), .pending, "changed data: not the same job")
+        XCTAssertEqual(seen.state(pre0), .resumable)
+        let ft0 = r.jobs.first { $0.name == "ft/nodrop/seed0" }!
+        XCTAssertEqual(seen.state(ft0), .done)
+        XCTAssertEqual(seen.directory(ft0), runner.recipeDir + "/" + ft0.legacyDirName)
+        let listing = seen.listing(Array(r.jobs.indices))
+        XCTAssertTrue(listing.contains("done, in \(ft0.legacyDirName) (first hash scheme: renamed on run)  \(ft0.dirName)"), listing)
+        XCTAssertTrue(listing.contains("1 directory in \(seen.recipeDir) belong to no job"), listing)   // blimp0's old one
+        let reread = try Report.build(r, runner: seen, name: "r").markdown
+        XCTAssertTrue(reread.contains("(**10 done, 2 missing**"), reread)
+        XCTAssertEqual(table(reread, "Finetune edits").first { $0[1] == "Dropout 0.1" }?[6], "2 seeds × 2–3 concepts",
+                       "seed 0's edits are read from the old directories")
+
+        var lines: [String] = []
+        let adopting = RecipeRunner(recipe: r, root: root, log: { lines.append($0) })
+        XCTAssertEqual(try adopting.adoptLegacyDirectories(), 5, "every job of seed 0 but the blimp one whose data changed")
+        XCTAssertEqual(lines.count, 5)
+        for job in r.jobs where job.seed == 0 && job.name != blimp0.name {
+            XCTAssertTrue(fm.fileExists(atPath: adopting.recipeDir + "/" + job.dirName), job.name)
+            let record = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: adopting.recipeDir + "/" + job.dirName + "/job.json"))) as! [String: Any]
+            XCTAssertEqual(record["hash"] as? String, job.hash, "job.json names the current hash")
+        }
+        XCTAssertTrue(fm.fileExists(atPath: adopting.recipeDir + "/" + blimp0.legacyDirName), "a changed job's directory stays")
+        // restore the two jobs changed above: the report is the one before the move
+        try fm.removeItem(atPath: adopting.recipeDir + "/" + blimp0.legacyDirName)
+        try writeJobs(r)
+        XCTAssertEqual(try Report.build(r, runner: RecipeRunner(recipe: r, root: root, log: { _ in }), name: "r").markdown, before)
+
+        // an evaluator's old directory is its job only when its pretraining's is (the first
+        // scheme's hash did not see the pretraining's data)
+        let pre1 = r.jobs.first { $0.name == "pretrain/nodrop/seed1" }!, ft1 = r.jobs.first { $0.name == "ft/nodrop/seed1" }!
+        for job in [pre1, ft1] { try fm.moveItem(atPath: adopting.recipeDir + "/" + job.dirName, toPath: adopting.recipeDir + "/" + job.legacyDirName) }
+        try done(pre1, data: [dir + "/corpus.txt": String(repeating: "0", count: 64)])
+            .write(to: URL(fileURLWithPath: adopting.recipeDir + "/" + pre1.legacyDirName + "/done.json"))
+        let changedCorpus = RecipeRunner(recipe: r, root: root, log: { _ in })
+        XCTAssertEqual(changedCorpus.state(ft1), .pending)
+        XCTAssertEqual(try changedCorpus.adoptLegacyDirectories(), 0)
+        for job in [pre1, ft1] { try fm.removeItem(atPath: adopting.recipeDir + "/" + job.legacyDirName) }
+        try writeJobs(r)
+
+        // code versions
+        let ftJob = r.jobs.first { $0.name == "ft/drop/seed1" }!, pre = r.jobs.first { $0.name == "pretrain/nodrop/seed1" }!
+        try done(ftJob, code: "0123").write(to: URL(fileURLWithPath: adopting.recipeDir + "/" + ftJob.dirName + "/done.json"))
+        try done(pre, code: nil).write(to: URL(fileURLWithPath: adopting.recipeDir + "/" + pre.dirName + "/done.json"))
+        let marked = RecipeRunner(recipe: r, root: root, log: { _ in })
+        XCTAssertEqual(marked.olderCode(ftJob), "older code")
+        XCTAssertEqual(marked.olderCode(pre), "unrecorded code")
+        XCTAssertNil(marked.olderCode(ft0))
+        let dry = marked.listing(Array(r.jobs.indices))
+        XCTAssertTrue(dry.contains("10 done, 1 done (older code), 1 done (unrecorded code)"), dry)
+    }
+
+    /// Units read back from the probe records: consistency per concept (the evaluator's own
+    /// measures over the concept's probes), logit-lens correctness per probe (a probe met twice
+    /// stays two units).
+    func testUnitsFromRecords() throws {
+        func record(_ target: String, _ prediction: String, fact: String, pattern: Int) -> ConsistencyProbeRecord {
+            ConsistencyProbeRecord(prompt: "\(fact) \(pattern) [MASK]", target: target, prediction: prediction, relation: "P17",
+                                   pattern: pattern, fact: fact, prob: 0.5, rank: 0)
+        }
+        // france: one fact, its two patterns disagree; italy: one fact agreeing, one single-pattern fact wrong
+        try Results.jsonLines([record("france", "france", fact: "f1", pattern: 0), record("france", "germany", fact: "f1", pattern: 1),
+                               record("italy", "italy", fact: "f2", pattern: 0), record("italy", "italy", fact: "f2", pattern: 1),
+                               record("italy", "spain", fact: "f3", pattern: 0)])
+            .write(to: URL(fileURLWithPath: dir + "/consistency-probes.jsonl"))
+        let result = ConsistencyResult(checkpoint: "x", options: ConsistencyOptions(), probes: 5, facts: 3, accuracy: 0.6, consistency: 0.5,
+                                       uniquePredictions: 2, perRelation: [:], counts: [:], seconds: 0)
+        let u = try ConsistencyRecipeEvaluator.units(result, directory: dir)
+        XCTAssertEqual(u["consistency.accuracy"]?.kind, "concept")
+        XCTAssertEqual(u["consistency.accuracy"]?.values["france"], 50)
+        XCTAssertEqual(u["consistency.accuracy"]!.values["italy"]!, 200.0 / 3, accuracy: 1e-12)
+        XCTAssertEqual(u["consistency.consistency"]?.values, ["france": 0, "italy": 100])
+        XCTAssertEqual(u["consistency.unique"]?.values, ["france": 2, "italy": 2])
+
+        let lens = [LensProbeRecord(prompt: "p [MASK]", target: "t", prediction: "t", relation: "P17", prob: [0.1, 0.9], rank: [3, 0], top1: ["a", "t"]),
+                    LensProbeRecord(prompt: "p [MASK]", target: "t", prediction: "a", relation: "P17", prob: [0.2, 0.3], rank: [0, 1], top1: ["t", "a"])]
+        try Results.jsonLines(lens).write(to: URL(fileURLWithPath: dir + "/lens-probes.jsonl"))
+        let layers = [LensLayer(layer: 0, accuracy: 0.5, meanRank: 1.5, meanProb: 0.15), LensLayer(layer: 1, accuracy: 0.5, meanRank: 0.5, meanProb: 0.6)]
+        let lu = try LensRecipeEvaluator.units(LensResult(checkpoint: "x", options: LensOptions(), probes: 2, layers: layers, counts: [:], seconds: 0),
+                                               directory: dir)
+        XCTAssertEqual(lu["lens.layer1.accuracy"]?.values, ["p [MASK] → t": 100, "p [MASK] → t #2": 0])
+        XCTAssertEqual(lu["lens.layer0.prob"]?.values, ["p [MASK] → t": 0.1, "p [MASK] → t #2": 0.2])
+        XCTAssertThrowsError(try LensRecipeEvaluator.units(LensResult(checkpoint: "x", options: LensOptions(), probes: 0, layers: layers,
+                                                                      counts: [:], seconds: 0), directory: dir + "/none")) {
+            XCTAssertTrue("\($0)".contains("none/lens-probes.jsonl: cannot read"), "\($0)")
+        }
+    }
+
+    /// The code version baked in at build time is that of the sources being tested (the build
+    /// plugin reran when they changed), with or without git.
+    func testCodeVersionIsTheSources() throws {
+        func version(_ environment: [String: String]) throws -> String {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = [TestData.repoRoot + "/tools/code_version.sh", TestData.repoRoot, dir + "/BuildInfo.swift"]
+            p.environment = environment
+            try p.run()
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, 0)
+            return try String(contentsOfFile: dir + "/BuildInfo.swift", encoding: .utf8)
+        }
+        let withGit = try version(ProcessInfo.processInfo.environment)
+        XCTAssertTrue(withGit.contains("static let sourceHash = \"\(BuildInfo.sourceHash)\""), withGit)
+        // a PATH with the script's tools but no git
+        let bin = dir + "/bin"
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        for tool in ["sha256sum", "find", "sort", "cut", "cmp", "mkdir", "dirname", "cat", "mv", "rm"] {
+            let path = ["/usr/bin/", "/bin/"].map { $0 + tool }.first { FileManager.default.fileExists(atPath: $0) }
+            try FileManager.default.createSymbolicLink(atPath: bin + "/" + tool, withDestinationPath: try XCTUnwrap(path, tool))
+        }
+        let withoutGit = try version(["PATH": bin])
+        XCTAssertTrue(withoutGit.contains("static let sourceHash = \"\(BuildInfo.sourceHash)\""), withoutGit)
+        XCTAssertTrue(withoutGit.contains("static let commit = \"unknown\"") && withoutGit.contains("static let dirty = false"), withoutGit)
+    }
+
+    /// A resumed pretraining keeps the logging options it was started with.
+    func testResumeKeepsLoggingOptions() throws {
+        var started = PretrainOptions()
+        started.logEvery = 3; started.saveEvery = 9; started.evalEvery = 27; started.lr = 1e-3
+        try JSONEncoder().encode(started).write(to: URL(fileURLWithPath: dir + "/config.json"))
+        var now = started
+        now.logEvery = 50; now.saveEvery = 0; now.evalEvery = 100
+        let o = try RecipeRunner.loggingOptions(of: dir + "/config.json", into: now)
+        XCTAssertEqual(o, started)
+        XCTAssertThrowsError(try RecipeRunner.loggingOptions(of: dir + "/none.json", into: now)) {
+            XCTAssertTrue("\($0)".contains("none.json"), "\($0)")
+        }
+    }
+}
