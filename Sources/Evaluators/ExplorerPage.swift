@@ -105,16 +105,20 @@ extension ExplorePage {
         }
         var diff: String? = nil
         if p.views.count == 2 {
-            // every token either lists, by its largest probability in either
+            // the tokens both list (a token missing from one top-k has no probability to subtract), by their larger probability
             let (a, b) = (p.views[0].top, p.views[1].top)
             var tokens: [String] = []
-            for t in (a + b).sorted(by: { $0.prob > $1.prob }) where !tokens.contains(t.token) { tokens.append(t.token) }
-            let pa = tokens.map { t in a.first { $0.token == t }?.prob }, pb = tokens.map { t in b.first { $0.token == t }?.prob }
-            let d = zip(pa, pb).map { x, y in (x != nil && y != nil) ? y! - x! : nil as Double? }
-            let m = max(d.compactMap { $0 }.map(abs).max() ?? 0, 1e-12)     // a scale even when nothing differs
-            diff = Bars.svg(labels: tokens, values: d.map { $0 ?? 0 }, range: -m...m, xLabel: "P(B) \u{2212} P(A)",
-                            tooltips: tokens.indices.map { "\(tokens[$0]): A \(pa[$0].map(num) ?? "not in top \(options.top)"), B \(pb[$0].map(num) ?? "not in top \(options.top)")" },
-                            highlight: tokens.map { $0 == p.target })
+            for t in (a + b).sorted(by: { $0.prob > $1.prob })
+            where !tokens.contains(t.token) && a.contains(where: { $0.token == t.token }) && b.contains(where: { $0.token == t.token }) {
+                tokens.append(t.token)
+            }
+            let pa = tokens.map { t in a.first { $0.token == t }!.prob }, pb = tokens.map { t in b.first { $0.token == t }!.prob }
+            let d = zip(pa, pb).map { $1 - $0 }
+            let m = max(d.map(abs).max() ?? 0, 1e-12)     // a scale even when nothing differs
+            diff = tokens.isEmpty ? note("The two top-\(options.top) lists share no token.")
+                : Bars.svg(labels: tokens, values: d, range: -m...m, xLabel: "P(B) \u{2212} P(A), tokens in both top \(options.top)",
+                           tooltips: tokens.indices.map { "\(tokens[$0]): A \(num(pa[$0])), B \(num(pb[$0]))" },
+                           highlight: tokens.map { $0 == p.target })
         }
         return view("predictions", "Top \(options.top) predictions at [MASK]", note("The target is outlined."), panels: panels, difference: diff)
     }
