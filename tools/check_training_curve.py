@@ -173,8 +173,8 @@ def main():
     title = f"droplab vs transformers: same init, batches and optimizer ({steps} steps)"
     with open(args.out + ".svg", "w") as f:
         f.write(svg_plot(xs, [("droplab", ours), ("transformers", theirs)], title))
-    print(f"steps {steps}: first-step gap {first_gap:.2e}, largest per-step gap {gap:.4f}, "
-          f"largest {args.window}-step moving-average gap {ma_gap:.4f} (tolerance {args.tolerance})")
+    print(f"steps {steps}: first-step gap {first_gap:.2e}, largest per-step gap {gap:.2e}, "
+          f"largest {args.window}-step moving-average gap {ma_gap:.2e} (tolerance {args.tolerance})")
     if ma_gap > args.tolerance:
         print("FAIL: the curves differ by more than the tolerance")
         sys.exit(1)
