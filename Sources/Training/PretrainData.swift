@@ -2,8 +2,9 @@
 // fixed-length sequences ([CLS] + T-2 tokens + [SEP]) in a seeded random order; each batch
 // MLM-masked with a seeded RNG. Single epoch: next() returns nil after the last sequence.
 // An optional short-sequence phase serves the first micro-batches as shorter sequences cut
-// from the same units (each [CLS] + T-2 tokens unit gives (T-2)/(L-2) sequences of length L),
-// so the data order, the cursor and the tokens per step stay those of the long sequences.
+// from the same units (each [CLS] + T-2 tokens unit gives (T-2)/(L-2) sequences of length L, the
+// remainder of the unit skipped), so the data order, the cursor and the steps stay those of the
+// long sequences.
 
 import Autograd
 import BERT
