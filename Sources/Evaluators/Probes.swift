@@ -20,6 +20,7 @@ public struct Probe: Codable, Equatable, Sendable {
     public var relation: String        // ParaRel relation id, or the user file's "relation" (default "user")
     public var pattern: Int            // pattern index within the relation (-1 for user probes)
     public var tuple: String           // fact id: T-REx uuid, or "user:<line>"
+    public var split: String? = nil    // the user file's "split" (e.g. "train" / "held-out" templates)
     public var concept: String { target }
 }
 
@@ -33,14 +34,11 @@ public struct ProbeOptions: Codable, Equatable, Sendable {
     public var batch = 64                  // sequences per forward pass
     public init() {}
 
+    /// The values; the --probes file is checked where it is read (`ProbeSet.load`), and by
+    /// recipes with their other datasets (it may be one the recipe generates).
     public func validate() throws {
         if let l = limit, l < 1 { throw OptionError(key: "limit", "must be at least 1, got \(l)") }
         if batch < 1 { throw OptionError(key: "batch", "must be at least 1, got \(batch)") }
-        if let p = probes {
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else { throw OptionError(key: "probes", "\(p): no such file") }
-            if isDir.boolValue { throw OptionError(key: "probes", "\(p): is a directory, not a JSONL file") }
-        }
     }
 }
 
@@ -81,6 +79,11 @@ public struct ProbeSet {
 
     /// Load and tokenize. Facts whose object is not a single word piece are dropped (counted).
     public static func load(_ o: ProbeOptions, tokenizer tok: WordPieceTokenizer, maxLength: Int) throws -> ProbeSet {
+        if let p = o.probes {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else { throw OptionError(key: "probes", "\(p): no such file") }
+            if isDir.boolValue { throw OptionError(key: "probes", "\(p): is a directory, not a JSONL file") }
+        }
         let raw = try o.probes.map(readJSONL) ?? readParaRel(dataDir: o.dataDir, relations: o.relations)
         // --limit keeps N facts drawn with the seed (with all their patterns), in file order
         var facts: [String: [Probe]] = [:], order: [String] = []
@@ -171,7 +174,8 @@ public struct ProbeSet {
 
     /// User probes: one JSON object per line, {"prompt": "... [MASK] ...", "target": "...",
     /// "subject": "..." (optional), "relation": "..." (optional), "fact": "..." (optional: lines
-    /// with the same fact are paraphrases of one fact; default: prompt with the subject)}.
+    /// with the same fact are paraphrases of one fact; default: prompt with the subject),
+    /// "pattern": N (optional), "split": "..." (optional: consistency reports each split)}.
     static func readJSONL(_ path: String) throws -> [Probe] {
         var out: [Probe] = []
         try forEachObject(path) { o, where_ in
@@ -186,7 +190,7 @@ public struct ProbeSet {
             let relation = o["relation"] as? String ?? "user"
             let fact = o["fact"] as? String ?? "\(relation):\(subject ?? prompt):\(target)"
             out.append(Probe(prompt: prompt, target: target, subject: subject, relation: relation, pattern: o["pattern"] as? Int ?? -1,
-                             tuple: fact))
+                             tuple: fact, split: o["split"] as? String))
         }
         if out.isEmpty { throw ProbeError("\(path): no probes") }
         return out

@@ -19,7 +19,10 @@ enum EditKeys {
         for k in ["dataDir", "probes", "relations", "limit", "seed", "batch"] { a[k] = ["edit", "probes", k] }
         return a
     }
-    static func resolve(_ o: inout EditOptions, _ c: ResolveContext) { o.probes.dataDir = c.dataDir; o.probes.seed = c.seed }
+    static func resolve(_ o: inout EditOptions, _ explicit: Set<String>, _ c: ResolveContext) {
+        o.probes.dataDir = c.dataDir; o.probes.seed = c.seed
+        if let d = c.synthetic, !explicit.contains("probes") { o.probes.probes = d + "/" + SyntheticFacts.probesFile }
+    }
     static func datasets(_ o: EditOptions) -> [DatasetRef] {
         if let file = o.probes.probes { return [DatasetRef(key: "probes", path: file)] }
         return [DatasetRef(key: nil, path: DataRoot.resolve(o.probes.dataDir) + "/pararel", directory: true)]
@@ -46,7 +49,7 @@ public enum BMaskRecipeEvaluator: RecipeEvaluator {
     public static var defaults: BMaskOptions { BMaskOptions() }
     public static var managedKeys: [String: String] { EditKeys.managed }
     public static var aliases: [String: [String]] { EditKeys.aliases }
-    public static func resolve(_ o: inout BMaskOptions, explicit: Set<String>, context c: ResolveContext) { EditKeys.resolve(&o.edit, c) }
+    public static func resolve(_ o: inout BMaskOptions, explicit: Set<String>, context c: ResolveContext) { EditKeys.resolve(&o.edit, explicit, c) }
     public static func datasets(_ o: BMaskOptions) -> [DatasetRef] { EditKeys.datasets(o.edit) }
     public static func run(checkpoint: String, options: BMaskOptions, context: JobContext) throws -> EditResult<BMaskOptions> {
         let (r, records) = try BinaryMaskEval.run(checkpoint: checkpoint, options: options, log: context.log)
@@ -61,7 +64,7 @@ public enum FinetuneRecipeEvaluator: RecipeEvaluator {
     public static var defaults: FinetuneOptions { FinetuneOptions() }
     public static var managedKeys: [String: String] { EditKeys.managed }
     public static var aliases: [String: [String]] { EditKeys.aliases }
-    public static func resolve(_ o: inout FinetuneOptions, explicit: Set<String>, context c: ResolveContext) { EditKeys.resolve(&o.edit, c) }
+    public static func resolve(_ o: inout FinetuneOptions, explicit: Set<String>, context c: ResolveContext) { EditKeys.resolve(&o.edit, explicit, c) }
     public static func datasets(_ o: FinetuneOptions) -> [DatasetRef] { EditKeys.datasets(o.edit) }
     public static func run(checkpoint: String, options: FinetuneOptions, context: JobContext) throws -> EditResult<FinetuneOptions> {
         let (r, records) = try FinetuneEval.run(checkpoint: checkpoint, options: options, log: context.log)
@@ -76,7 +79,7 @@ public enum LoRARecipeEvaluator: RecipeEvaluator {
     public static var defaults: LoRAOptions { LoRAOptions() }
     public static var managedKeys: [String: String] { EditKeys.managed }
     public static var aliases: [String: [String]] { EditKeys.aliases }
-    public static func resolve(_ o: inout LoRAOptions, explicit: Set<String>, context c: ResolveContext) { EditKeys.resolve(&o.edit, c) }
+    public static func resolve(_ o: inout LoRAOptions, explicit: Set<String>, context c: ResolveContext) { EditKeys.resolve(&o.edit, explicit, c) }
     public static func datasets(_ o: LoRAOptions) -> [DatasetRef] { EditKeys.datasets(o.edit) }
     public static func run(checkpoint: String, options: LoRAOptions, context: JobContext) throws -> EditResult<LoRAOptions> {
         let (r, records) = try LoRAEval.run(checkpoint: checkpoint, options: options, log: context.log)
@@ -91,7 +94,7 @@ public enum ReFTRecipeEvaluator: RecipeEvaluator {
     public static var defaults: ReFTOptions { ReFTOptions() }
     public static var managedKeys: [String: String] { EditKeys.managed }
     public static var aliases: [String: [String]] { EditKeys.aliases }
-    public static func resolve(_ o: inout ReFTOptions, explicit: Set<String>, context c: ResolveContext) { EditKeys.resolve(&o.edit, c) }
+    public static func resolve(_ o: inout ReFTOptions, explicit: Set<String>, context c: ResolveContext) { EditKeys.resolve(&o.edit, explicit, c) }
     public static func datasets(_ o: ReFTOptions) -> [DatasetRef] { EditKeys.datasets(o.edit) }
     public static func run(checkpoint: String, options: ReFTOptions, context: JobContext) throws -> EditResult<ReFTOptions> {
         let (r, records) = try ReFTEval.run(checkpoint: checkpoint, options: options, log: context.log)

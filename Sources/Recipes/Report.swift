@@ -111,6 +111,11 @@ public enum Report {
         md += "Seeds: \(recipe.seeds.map(String.init).joined(separator: ", ")). "
         let baseSettings = Recipe.settings(recipe.source.root["pretrain"] as? [String: Any] ?? [:])
         md += "Pretraining (all variants): " + (baseSettings.isEmpty ? "defaults" : baseSettings.map { "`\($0.0) = \($0.1)`" }.joined(separator: ", ")) + ".\n\n"
+        if let t = recipe.source.root["synthetic"] as? [String: Any] {
+            let s = Recipe.settings(t)
+            md += "Synthetic corpus (`droplab corpus synth`; its corpus, probes and CounterFact cases are every job's data): "
+                + (s.isEmpty ? "defaults" : s.map { "`\($0.0) = \($0.1)`" }.joined(separator: ", ")) + ".\n\n"
+        }
         md += "| Variant | Settings |\n|---|---|\n"
         for v in variants {
             let s = v.settings.map { "`\($0.0) = \($0.1)`" }.joined(separator: ", ")

@@ -109,6 +109,10 @@ public final class RecipeRunner {
         let width = max(20, indices.map { recipe.jobs[$0].name.count }.max() ?? 0)
         let countWidth = String(indices.count).count
         var lines = ["recipe \(recipe.name): \(indices.count) of \(recipe.jobs.count) jobs in \(recipeDir)"]
+        if let s = recipe.synthetic {
+            let present = FileManager.default.fileExists(atPath: s.out + "/" + SyntheticFacts.manifestFile)
+            lines.append("synthetic corpus: \(s.out) (\(present ? "present; checked" : "generated") before the first job runs)")
+        }
         var counts: [String: Int] = [:]
         for (k, i) in indices.enumerated() {
             let j = recipe.jobs[i]
@@ -132,9 +136,18 @@ public final class RecipeRunner {
         public var skipped = 0
     }
 
-    /// Run the selected jobs in order; finished jobs are skipped.
+    /// Run the selected jobs in order; finished jobs are skipped. A [synthetic] corpus is
+    /// generated first (or found up to date) when any of them will run.
     public func run(_ indices: [Int]) throws -> Summary {
         var summary = Summary()
+        if let s = recipe.synthetic, indices.contains(where: { state(recipe.jobs[$0]) != .done }) {
+            do {
+                let (status, m) = try SyntheticFacts.write(s, log: log)
+                log("synthetic corpus \(s.out): \(status.rawValue) (\(m.counts["facts"] ?? 0) facts, \(m.counts["words"] ?? 0) words)")
+            } catch let e as OptionError {
+                throw recipe.source.keyError(["synthetic"] + (e.key.map { [$0] } ?? []), e.problem)
+            }
+        }
         for (k, i) in indices.enumerated() {
             let job = recipe.jobs[i]
             let tag = "[\(k + 1)/\(indices.count)] \(job.name)"
