@@ -285,11 +285,11 @@ public enum SyntheticFacts {
         let manifestPath = o.out + "/" + manifestFile
         if let data = fm.contents(atPath: manifestPath) {
             guard let old = try? JSONDecoder().decode(SyntheticManifest.self, from: data) else {
-                throw OptionError(key: "out", "\(o.out): \(manifestFile) is not a synthetic corpus manifest; remove the directory or choose another --out")
+                throw OptionError(key: "out", "\(o.out): \(manifestFile) is not a synthetic corpus manifest; remove the directory or choose another one")
             }
             guard old.settings == settings else {
                 let diff = Settings.differences(old: try Settings.object(old.settings), new: try Settings.object(settings))
-                throw OptionError(key: "out", "\(o.out) holds a synthetic corpus made with other settings (\(diff.joined(separator: ", "))); remove it or choose another --out")
+                throw OptionError(key: "out", "\(o.out) holds a synthetic corpus made with other settings (\(diff.joined(separator: ", "))); remove it or choose another output directory")
             }
             if try files.allSatisfy({ try sha256(o.out + "/" + $0) == old.files[$0] }) { return (.upToDate, old) }
             log("\(o.out): files differ from \(manifestFile); generating them again")
@@ -297,7 +297,7 @@ public enum SyntheticFacts {
             let ours = Set(files.map { String($0.split(separator: "/")[0]) })
             let entries = (try? fm.contentsOfDirectory(atPath: o.out)) ?? []
             if let other = entries.sorted().first(where: { !ours.contains($0) && !$0.hasPrefix(".") }) {
-                throw OptionError(key: "out", "\(o.out) is not empty (\(other)) and holds no \(manifestFile); choose another --out")
+                throw OptionError(key: "out", "\(o.out) is not empty (\(other)) and holds no \(manifestFile); choose another output directory")
             }
         }
         try AtomicFile.checkWritableDirectory(o.out, flag: "--out")

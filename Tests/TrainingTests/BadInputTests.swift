@@ -54,6 +54,7 @@ final class BadInputTests: XCTestCase {
         let blimp = ["eval", "blimp", "ck.h5", "--data-dir", TestData.sharedData, "--limit", "1", "--results", "results"]
         let squad = ["eval", "squad", "ck.h5", "--data-dir", TestData.sharedData, "--max-dev-examples", "2", "--max-train-examples", "2",
                      "--max-seq-len", "64", "--max-query-len", "16", "--doc-stride", "16", "--results", "results"]
+        let synth = ["corpus", "synth", "--facts", "24", "--relations", "2", "--objects", "4", "--repetitions", "5", "--out", "syn"]
         let bench = ["bench", "--presets", "tiny", "--vocab-sizes", "100", "--dropouts", "0"]
         func probe(_ name: String) -> [String] { ["eval", name, "ck.h5", "--data-dir", TestData.sharedData, "--results", "results"] }
         func editor(_ name: String) -> [String] {
@@ -120,6 +121,14 @@ final class BadInputTests: XCTestCase {
             (editor("memit") + ["--lambda", "-1"], "--lambda"), (["eval", "rome", "missing.h5"], "missing.h5"),
             (probe("lora") + ["--ranks", "0"], "--ranks"), (probe("bmask") + ["--epochs", "0"], "--epochs"),
             (probe("reft") + ["--held-out", "1"], "--held-out"), (probe("ft") + ["--lr", "0"], "--lr"),
+            // the synthetic corpus: every flag's range, and an output directory holding other files
+            (synth + ["--facts", "0"], "--facts"), (synth + ["--facts", "20"], "--facts"), (synth + ["--relations", "9"], "--relations"),
+            (synth + ["--objects", "1"], "--objects"), (synth + ["--templates", "0"], "--templates"),
+            (synth + ["--templates", "9"], "--templates"), (synth + ["--held-out-templates", "6"], "--held-out-templates"),
+            (synth + ["--held-out-templates", "-1"], "--held-out-templates"), (synth + ["--repetitions", "0"], "--repetitions"),
+            (synth + ["--repetitions", "1000000"], "--repetitions"), (synth + ["--filler", "1"], "--filler"),
+            (synth + ["--filler", "-0.1"], "--filler"), (synth + ["--seed", "-1"], "--seed"), (synth + ["--out", "."], "--out"),
+            (synth + ["--out", "file.txt/syn"], "file.txt"),
         ]
         let before = snapshot(dir)
         var table: [String] = []
