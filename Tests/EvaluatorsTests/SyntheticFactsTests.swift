@@ -35,9 +35,9 @@ final class SyntheticFactsTests: XCTestCase {
         // pinned: a change here changes every synthetic study's data (update only on purpose)
         let m = try JSONDecoder().decode(SyntheticManifest.self, from: read(a.out + "/" + SyntheticFacts.manifestFile))
         XCTAssertEqual(m.files, [
-            "corpus.txt": "PIN",
-            "probes.jsonl": "PIN",
-            "counterfact/counterfact-edit.json": "PIN",
+            "corpus.txt": "d20235f228a23e9daca228c46d9817bb4ee2b11f2c8834d6f79c1bac6ff9199b",
+            "probes.jsonl": "9b339c51a7ec9fec4e7171e9c38f29c02c748d282f755fb32b305b0d60dac2ed",
+            "counterfact/counterfact-edit.json": "3ba57871e5dd5134ba78214bdeb10b660098d88d62d3f34eb6f9cf69a4bf34ec",
         ])
         XCTAssertEqual(m.counts["facts"], 24); XCTAssertEqual(m.counts["subjects"], 8); XCTAssertEqual(m.counts["statements"], 24 * 40)
         XCTAssertEqual(m.counts["probes"], 24 * 5); XCTAssertEqual(m.counts["held_out_probes"], 24 * 2)
@@ -172,7 +172,7 @@ final class SyntheticFactsTests: XCTestCase {
         XCTAssertEqual(eval.status, 0, eval.stderr)
         XCTAssertTrue(eval.stderr.contains("probes: 120 from 24 facts in 3 relation(s); 0 facts dropped"), eval.stderr)
         XCTAssertTrue(eval.stdout.contains("held-out accuracy") && eval.stdout.contains("train accuracy"), eval.stdout)
-        let r = try JSONDecoder().decode(ConsistencyResult.self, from: read(resultsDirectory(eval) + "/consistency.json"))
+        let r = try JSONDecoder().decode(ConsistencyResult.self, from: read(dir + "/" + resultsDirectory(eval) + "/consistency.json"))
         XCTAssertEqual(r.probes, 120); XCTAssertEqual(r.facts, 24)
         XCTAssertEqual(r.perSplit?.keys.sorted(), ["held-out", "train"])
         XCTAssertEqual(r.perSplit?["held-out"]?.probes, 48); XCTAssertEqual(r.perSplit?["train"]?.probes, 72)

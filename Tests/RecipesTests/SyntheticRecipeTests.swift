@@ -64,7 +64,7 @@ final class SyntheticRecipeTests: XCTestCase {
         [evaluators.rome]
         limit = 2
         trace-cases = 2
-        cov-samples = 20
+        cov-samples = 100
         cov-seq-len = 16
         steps = 2
         """
@@ -91,7 +91,7 @@ final class SyntheticRecipeTests: XCTestCase {
         XCTAssertEqual(consistency["probes"] as? Int, 24 * 5)
         XCTAssertEqual((consistency["perSplit"] as? [String: Any])?.keys.sorted(), ["held-out", "train"])
         let rome = try json(Data(contentsOf: URL(fileURLWithPath: runner.directory(r.jobs[2]) + "/result.json")))
-        XCTAssertEqual(rome["cases"] as? Int, 2); XCTAssertEqual(rome["casesRead"] as? Int, 24)   // its CounterFact cases
+        XCTAssertEqual(rome["cases"] as? Int, 2); XCTAssertEqual(rome["casesDroppedMultiPiece"] as? Int, 0)   // its CounterFact cases
         // provenance: the generated files' hashes
         let done = try json(Data(contentsOf: URL(fileURLWithPath: runner.directory(r.jobs[0]) + "/done.json")))
         XCTAssertNotNil((done["data"] as? [String: Any])?["\(dir)/syn/corpus.txt"], "\(done)")
@@ -109,7 +109,7 @@ final class SyntheticRecipeTests: XCTestCase {
         let changed = try Recipe(path: path)
         XCTAssertNotEqual(changed.jobs[0].hash, r.jobs[0].hash, "the generator's settings are part of the pretraining hash")
         let refused = try runDroplab(["recipe", "run", path, "--root", root])
-        assertOneLineError(refused, contains: ["syn.toml:2:", "[synthetic]", "other settings (repetitions 40 -> 41)"])
+        assertOneLineError(refused, contains: ["syn.toml:3: key 'out' in [synthetic]", "other settings (repetitions 40 -> 41)"])
 
         // the corpus is the recipe's: [pretrain] cannot name another
         try recipe(dir, pretrain: "corpus = [\"x.txt\"]").write(toFile: path, atomically: true, encoding: .utf8)

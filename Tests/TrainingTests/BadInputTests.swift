@@ -122,7 +122,7 @@ final class BadInputTests: XCTestCase {
             (probe("lora") + ["--ranks", "0"], "--ranks"), (probe("bmask") + ["--epochs", "0"], "--epochs"),
             (probe("reft") + ["--held-out", "1"], "--held-out"), (probe("ft") + ["--lr", "0"], "--lr"),
             // the synthetic corpus: every flag's range, and an output directory holding other files
-            (synth + ["--facts", "0"], "--facts"), (synth + ["--facts", "20"], "--facts"), (synth + ["--relations", "9"], "--relations"),
+            (synth + ["--facts", "0"], "--facts"), (synth + ["--facts", "14"], "--facts"), (synth + ["--relations", "9"], "--relations"),
             (synth + ["--objects", "1"], "--objects"), (synth + ["--templates", "0"], "--templates"),
             (synth + ["--templates", "9"], "--templates"), (synth + ["--held-out-templates", "6"], "--held-out-templates"),
             (synth + ["--held-out-templates", "-1"], "--held-out-templates"), (synth + ["--repetitions", "0"], "--repetitions"),
