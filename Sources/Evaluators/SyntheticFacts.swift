@@ -49,7 +49,7 @@ public struct SynthOptions: CommandOptions, Equatable, Sendable {
                        "\(facts) gives \(facts / relations) facts per relation, fewer than two per object (--objects \(objects) x --relations \(relations) x 2 = \(2 * objects * relations))")
         try Check.range(repetitions, 1...100_000, "repetitions")
         try Check.that(facts * repetitions <= SynthOptions.maxStatements, "repetitions",
-                       "--facts x --repetitions must be at most \(SynthOptions.maxStatements), got \(facts * repetitions)")
+                       "\(repetitions) x --facts \(facts) gives \(facts * repetitions) statements, more than \(SynthOptions.maxStatements)")
         try Check.that(filler >= 0 && filler <= 0.95, "filler", "must be in 0...0.95, got \(filler)")
         try Check.nonEmpty(out, "out")
     }
