@@ -80,7 +80,7 @@ public enum SyntheticFacts {
 
     public static let templatesPerRelation = 8
     /// Relations in the order `--relations N` takes them; every template ends with "[Y] ."
-    /// (so its prefix is a CounterFact prompt). No template word is a filler word.
+    /// (so its prefix is a CounterFact prompt). Templates and filler share only "the" and "a".
     public static let relations: [(name: String, templates: [String])] = [
         ("birthplace", ["[X] was born in [Y] .", "the birthplace of [X] is [Y] .", "[X] is a native of [Y] .",
                         "[X] came into the world in [Y] .", "the hometown of [X] is [Y] .", "[X] was raised in the town of [Y] .",

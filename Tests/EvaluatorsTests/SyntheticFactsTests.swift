@@ -100,6 +100,10 @@ final class SyntheticFactsTests: XCTestCase {
             }
         }
         XCTAssertEqual(lines.count, 24 * 40 + Int((Double(24 * 40) * 0.3 / 0.7).rounded()))
+        let templateWords = Set(SyntheticFacts.relations.flatMap { $0.templates.flatMap { $0.split(separator: " ").map(String.init) } })
+        let fillerWords = Set(SyntheticFacts.determiners + ["an"] + SyntheticFacts.adjectives + SyntheticFacts.nouns + SyntheticFacts.transitive
+                              + SyntheticFacts.intransitive + SyntheticFacts.adverbs + SyntheticFacts.prepositions)
+        XCTAssertEqual(templateWords.intersection(fillerWords), ["a", "the"])
 
         // CounterFact cases: one per fact, in the shapes the probes have
         let cases = try EditCases.load(dataDir: o.out, split: "edit", tokenizer: tok, limit: nil)
