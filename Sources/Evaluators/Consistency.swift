@@ -5,6 +5,8 @@
 //  - unique_predictions (the drop-dropout study's measure): the number of distinct top-1
 //    predictions within each (relation, gold object) group, averaged over groups; lower is
 //    more consistent.
+// Each measure is also given per relation and, for user probes with a "split" (the synthetic
+// corpus's training and held-out templates), per split.
 
 import Autograd
 import BERT
@@ -26,6 +28,7 @@ public struct ConsistencyResult: Codable, Sendable {
     public var consistency: Double?          // nil when no fact has two patterns
     public var uniquePredictions: Double
     public var perRelation: [String: RelationConsistency]
+    public var perSplit: [String: RelationConsistency]?     // nil when no probe has a split
     public var counts: [String: ProbeCounts]
     public var seconds: Double
 }
@@ -39,6 +42,7 @@ public struct RelationConsistency: Codable, Equatable, Sendable {
 
 public struct ConsistencyProbeRecord: Codable, Sendable {
     public var prompt: String, target: String, prediction: String, relation: String, pattern: Int, fact: String
+    public var split: String?
     public var prob: Double, rank: Int
 }
 
@@ -84,21 +88,26 @@ public enum Consistency {
         }
         let targets = k.probes.tokenized.map(\.targetId)
         let all = measures(k.probes.probes, top, targets: targets)
-        var perRelation: [String: RelationConsistency] = [:]
-        for rel in Set(k.probes.probes.map(\.relation)) {
-            let idx = k.probes.probes.indices.filter { k.probes.probes[$0].relation == rel }
-            let m = measures(idx.map { k.probes.probes[$0] }, idx.map { top[$0] }, targets: idx.map { targets[$0] })
-            perRelation[rel] = RelationConsistency(probes: idx.count, accuracy: m.accuracy, consistency: finite(m.consistency),
-                                                   uniquePredictions: m.uniquePredictions)
+        /// The measures over the probes in each group of `key`.
+        func grouped(_ key: (Probe) -> String?) -> [String: RelationConsistency] {
+            var out: [String: RelationConsistency] = [:]
+            for g in Set(k.probes.probes.compactMap(key)) {
+                let idx = k.probes.probes.indices.filter { key(k.probes.probes[$0]) == g }
+                let m = measures(idx.map { k.probes.probes[$0] }, idx.map { top[$0] }, targets: idx.map { targets[$0] })
+                out[g] = RelationConsistency(probes: idx.count, accuracy: m.accuracy, consistency: finite(m.consistency),
+                                             uniquePredictions: m.uniquePredictions)
+            }
+            return out
         }
+        let perRelation = grouped(\.relation), perSplit = grouped(\.split)
         let records = k.probes.probes.indices.map { i in
             let p = k.probes.probes[i]
             return ConsistencyProbeRecord(prompt: p.prompt, target: p.target, prediction: k.token(top[i]), relation: p.relation,
-                                          pattern: p.pattern, fact: p.tuple, prob: prob[i], rank: rank[i])
+                                          pattern: p.pattern, fact: p.tuple, split: p.split, prob: prob[i], rank: rank[i])
         }
         let r = ConsistencyResult(checkpoint: checkpoint, options: o, probes: n, facts: Set(k.probes.probes.map(\.tuple)).count,
                                   accuracy: all.accuracy, consistency: finite(all.consistency), uniquePredictions: all.uniquePredictions,
-                                  perRelation: perRelation, counts: k.probes.counts, seconds: Date().timeIntervalSince(began))
+                                  perRelation: perRelation, perSplit: perSplit.isEmpty ? nil : perSplit, counts: k.probes.counts, seconds: Date().timeIntervalSince(began))
         return (r, records)
     }
 }

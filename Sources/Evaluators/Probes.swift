@@ -20,18 +20,19 @@ public struct Probe: Codable, Equatable, Sendable {
     public var relation: String        // ParaRel relation id, or the user file's "relation" (default "user")
     public var pattern: Int            // pattern index within the relation (-1 for user probes)
     public var tuple: String           // fact id: T-REx uuid, or "user:<line>"
+    public var split: String? = nil    // the user file's "split" (e.g. "train" / "held-out" templates)
     public var concept: String { target }
 
     /// A user probe, checked: the prompt holds [MASK] exactly once and the subject, if any,
     /// occurs in it. `place` (a file:line or a flag) starts the error message.
     public static func user(prompt: String, target: String, subject: String?, relation: String = "user", pattern: Int = -1,
-                            fact: String? = nil, place: String) throws -> Probe {
+                            fact: String? = nil, split: String? = nil, place: String) throws -> Probe {
         guard prompt.components(separatedBy: "[MASK]").count == 2 else {
             throw ProbeError("\(place): the prompt must contain [MASK] exactly once")
         }
         if let s = subject, !prompt.contains(s) { throw ProbeError("\(place): subject '\(s)' does not occur in the prompt") }
         return Probe(prompt: prompt, target: target, subject: subject, relation: relation, pattern: pattern,
-                     tuple: fact ?? "\(relation):\(subject ?? prompt):\(target)")
+                     tuple: fact ?? "\(relation):\(subject ?? prompt):\(target)", split: split)
     }
 }
 
@@ -45,14 +46,11 @@ public struct ProbeOptions: Codable, Equatable, Sendable {
     public var batch = 64                  // sequences per forward pass
     public init() {}
 
+    /// The values; the --probes file is checked where it is read (`ProbeSet.load`), and by
+    /// recipes with their other datasets (it may be one the recipe generates).
     public func validate() throws {
         if let l = limit, l < 1 { throw OptionError(key: "limit", "must be at least 1, got \(l)") }
         if batch < 1 { throw OptionError(key: "batch", "must be at least 1, got \(batch)") }
-        if let p = probes {
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else { throw OptionError(key: "probes", "\(p): no such file") }
-            if isDir.boolValue { throw OptionError(key: "probes", "\(p): is a directory, not a JSONL file") }
-        }
     }
 }
 
@@ -93,6 +91,11 @@ public struct ProbeSet {
 
     /// Load and tokenize. Facts whose object is not a single word piece are dropped (counted).
     public static func load(_ o: ProbeOptions, tokenizer tok: WordPieceTokenizer, maxLength: Int) throws -> ProbeSet {
+        if let p = o.probes {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else { throw OptionError(key: "probes", "\(p): no such file") }
+            if isDir.boolValue { throw OptionError(key: "probes", "\(p): is a directory, not a JSONL file") }
+        }
         let raw = try o.probes.map(readJSONL) ?? readParaRel(dataDir: o.dataDir, relations: o.relations)
         return make(raw, limit: o.limit, seed: o.seed, tokenizer: tok, maxLength: maxLength)
     }
@@ -188,7 +191,8 @@ public struct ProbeSet {
 
     /// User probes: one JSON object per line, {"prompt": "... [MASK] ...", "target": "...",
     /// "subject": "..." (optional), "relation": "..." (optional), "fact": "..." (optional: lines
-    /// with the same fact are paraphrases of one fact; default: prompt with the subject)}.
+    /// with the same fact are paraphrases of one fact; default: prompt with the subject),
+    /// "pattern": N (optional), "split": "..." (optional: consistency reports each split)}.
     static func readJSONL(_ path: String) throws -> [Probe] {
         var out: [Probe] = []
         try forEachObject(path) { o, where_ in
@@ -196,7 +200,8 @@ public struct ProbeSet {
                 throw ProbeError("\(where_): a probe needs \"prompt\" and \"target\" strings")
             }
             out.append(try Probe.user(prompt: prompt, target: target, subject: o["subject"] as? String, relation: o["relation"] as? String ?? "user",
-                                      pattern: o["pattern"] as? Int ?? -1, fact: o["fact"] as? String, place: where_))
+                                      pattern: o["pattern"] as? Int ?? -1, fact: o["fact"] as? String,
+                                      split: o["split"] as? String, place: where_))
         }
         if out.isEmpty { throw ProbeError("\(path): no probes") }
         return out

@@ -20,7 +20,10 @@ enum EditKeys {
         for k in ["dataDir", "probes", "relations", "limit", "seed", "batch"] { a[k] = ["edit", "probes", k] }
         return a
     }
-    static func resolve(_ o: inout EditOptions, _ c: ResolveContext) { o.probes.dataDir = c.dataDir; o.probes.seed = c.seed }
+    static func resolve(_ o: inout EditOptions, _ explicit: Set<String>, _ c: ResolveContext) {
+        o.probes.dataDir = c.dataDir; o.probes.seed = c.seed
+        if let d = c.synthetic, !explicit.contains("probes") { o.probes.probes = d + "/" + SyntheticFacts.probesFile }
+    }
     static func datasets(_ o: EditOptions) -> [DatasetRef] {
         if let file = o.probes.probes { return [DatasetRef(key: "probes", path: file)] }
         return [DatasetRef(key: nil, path: DataRoot.resolve(o.probes.dataDir) + "/pararel", directory: true)]
@@ -75,7 +78,7 @@ public enum BMaskRecipeEvaluator: RecipeEvaluator {
     public static let part = ReportPart.knowledge
     public static var managedKeys: [String: String] { EditKeys.managed }
     public static var aliases: [String: [String]] { EditKeys.aliases }
-    public static func resolve(_ o: inout BMaskOptions, explicit: Set<String>, context c: ResolveContext) { EditKeys.resolve(&o.edit, c) }
+    public static func resolve(_ o: inout BMaskOptions, explicit: Set<String>, context c: ResolveContext) { EditKeys.resolve(&o.edit, explicit, c) }
     public static func datasets(_ o: BMaskOptions) -> [DatasetRef] { EditKeys.datasets(o.edit) }
     public static func run(checkpoint: String, options: BMaskOptions, context: JobContext) throws -> EditResult<BMaskOptions> {
         let (r, records) = try BinaryMaskEval.run(checkpoint: checkpoint, options: options, log: context.log)
@@ -93,7 +96,7 @@ public enum FinetuneRecipeEvaluator: RecipeEvaluator {
     public static let part = ReportPart.editing
     public static var managedKeys: [String: String] { EditKeys.managed }
     public static var aliases: [String: [String]] { EditKeys.aliases }
-    public static func resolve(_ o: inout FinetuneOptions, explicit: Set<String>, context c: ResolveContext) { EditKeys.resolve(&o.edit, c) }
+    public static func resolve(_ o: inout FinetuneOptions, explicit: Set<String>, context c: ResolveContext) { EditKeys.resolve(&o.edit, explicit, c) }
     public static func datasets(_ o: FinetuneOptions) -> [DatasetRef] { EditKeys.datasets(o.edit) }
     public static func run(checkpoint: String, options: FinetuneOptions, context: JobContext) throws -> EditResult<FinetuneOptions> {
         let (r, records) = try FinetuneEval.run(checkpoint: checkpoint, options: options, log: context.log)
@@ -111,7 +114,7 @@ public enum LoRARecipeEvaluator: RecipeEvaluator {
     public static let part = ReportPart.editing
     public static var managedKeys: [String: String] { EditKeys.managed }
     public static var aliases: [String: [String]] { EditKeys.aliases }
-    public static func resolve(_ o: inout LoRAOptions, explicit: Set<String>, context c: ResolveContext) { EditKeys.resolve(&o.edit, c) }
+    public static func resolve(_ o: inout LoRAOptions, explicit: Set<String>, context c: ResolveContext) { EditKeys.resolve(&o.edit, explicit, c) }
     public static func datasets(_ o: LoRAOptions) -> [DatasetRef] { EditKeys.datasets(o.edit) }
     public static func run(checkpoint: String, options: LoRAOptions, context: JobContext) throws -> EditResult<LoRAOptions> {
         let (r, records) = try LoRAEval.run(checkpoint: checkpoint, options: options, log: context.log)
@@ -130,7 +133,7 @@ public enum ReFTRecipeEvaluator: RecipeEvaluator {
     public static let part = ReportPart.editing
     public static var managedKeys: [String: String] { EditKeys.managed }
     public static var aliases: [String: [String]] { EditKeys.aliases }
-    public static func resolve(_ o: inout ReFTOptions, explicit: Set<String>, context c: ResolveContext) { EditKeys.resolve(&o.edit, c) }
+    public static func resolve(_ o: inout ReFTOptions, explicit: Set<String>, context c: ResolveContext) { EditKeys.resolve(&o.edit, explicit, c) }
     public static func datasets(_ o: ReFTOptions) -> [DatasetRef] { EditKeys.datasets(o.edit) }
     public static func run(checkpoint: String, options: ReFTOptions, context: JobContext) throws -> EditResult<ReFTOptions> {
         let (r, records) = try ReFTEval.run(checkpoint: checkpoint, options: options, log: context.log)

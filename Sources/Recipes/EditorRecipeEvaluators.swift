@@ -8,9 +8,13 @@ import Text
 import Training
 
 enum EditorKeys {
-    static let managed = ["dataDir": "the recipe's data-dir", "seed": "the recipe's seeds", "cacheDir": "the runner's cache",
+    static let managed = ["dataDir": "the recipe's data-dir or [synthetic] directory", "seed": "the recipe's seeds", "cacheDir": "the runner's cache",
                           "saveEdited": "recipes keep results, not models"]
-    static func resolve(_ o: inout RomeOptions, _ c: ResolveContext) { o.dataDir = c.dataDir; o.seed = c.seed; o.cacheDir = "" }
+    /// With [synthetic]: its CounterFact cases (its directory is the data root) and its corpus.
+    static func resolve(_ o: inout RomeOptions, _ explicit: Set<String>, _ c: ResolveContext) {
+        o.dataDir = c.synthetic ?? c.dataDir; o.seed = c.seed; o.cacheDir = ""
+        if let d = c.synthetic, !explicit.contains("corpus") { o.corpus = [d + "/" + SyntheticFacts.corpusFile] }
+    }
     static func datasets(_ o: RomeOptions) -> [DatasetRef] {
         [DatasetRef(key: "split", path: DataRoot.resolve(o.dataDir) + "/counterfact/counterfact-\(o.split).json")]
             + o.corpus.map { DatasetRef(key: "corpus", path: $0) }
@@ -32,7 +36,7 @@ public enum RomeRecipeEvaluator: RecipeEvaluator {
     public static var defaults: RomeOptions { RomeOptions() }
     public static let part = ReportPart.mechanisms
     public static var managedKeys: [String: String] { EditorKeys.managed }
-    public static func resolve(_ o: inout RomeOptions, explicit: Set<String>, context c: ResolveContext) { EditorKeys.resolve(&o, c) }
+    public static func resolve(_ o: inout RomeOptions, explicit: Set<String>, context c: ResolveContext) { EditorKeys.resolve(&o, explicit, c) }
     public static func datasets(_ o: RomeOptions) -> [DatasetRef] { EditorKeys.datasets(o) }
     public static func run(checkpoint: String, options: RomeOptions, context: JobContext) throws -> RomeResult {
         var o = options
@@ -56,7 +60,7 @@ public enum MemitRecipeEvaluator: RecipeEvaluator {
         let keys = (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(RomeOptions())) as? [String: Any])?.keys.map { $0 } ?? []
         return Dictionary(uniqueKeysWithValues: Set(keys + ["dataDir", "layer", "saveEdited", "limit"]).map { ($0, ["edit", $0]) })
     }
-    public static func resolve(_ o: inout MemitOptions, explicit: Set<String>, context c: ResolveContext) { EditorKeys.resolve(&o.edit, c) }
+    public static func resolve(_ o: inout MemitOptions, explicit: Set<String>, context c: ResolveContext) { EditorKeys.resolve(&o.edit, explicit, c) }
     public static func datasets(_ o: MemitOptions) -> [DatasetRef] { EditorKeys.datasets(o.edit) }
     public static func run(checkpoint: String, options: MemitOptions, context: JobContext) throws -> MemitResult {
         var o = options

@@ -31,6 +31,7 @@ public extension ProbeRecipeEvaluator {
     static func resolve(_ o: inout Options, explicit: Set<String>, context c: ResolveContext) {
         o.source.dataDir = c.dataDir
         o.source.seed = c.seed
+        if let d = c.synthetic, !explicit.contains("probes") { o.source.probes = d + "/" + SyntheticFacts.probesFile }
     }
 
     static func datasets(_ o: Options) -> [DatasetRef] {
@@ -59,6 +60,9 @@ public enum ConsistencyRecipeEvaluator: ProbeRecipeEvaluator {
         [MetricRow("consistency.accuracy", "ParaRel accuracy at [MASK] (%)", 100 * r.accuracy, better: .higher)]
             + (r.consistency.map { [MetricRow("consistency.consistency", "ParaRel consistency (%)", 100 * $0, better: .higher)] } ?? [])
             + [MetricRow("consistency.unique", "Distinct predictions per (relation, object)", r.uniquePredictions, better: .lower)]
+            + (r.perSplit ?? [:]).keys.sorted().map { s in
+                MetricRow("consistency.split.\(s).accuracy", "ParaRel accuracy at [MASK], \(s) probes (%)", 100 * r.perSplit![s]!.accuracy, better: .higher)
+            }
     }
     /// Per concept (the object): the three measures over its probes.
     public static func units(_ r: ConsistencyResult, directory: String) throws -> [String: MetricRow.Units] {

@@ -272,6 +272,11 @@ public enum Report {
         var md = "## Setup\n\n| | |\n|---|---|\n"
         let shared = Recipe.settings(recipe.source.root["pretrain"] as? [String: Any] ?? [:])
         md += "| Pretraining (every variant) | " + (shared.isEmpty ? "defaults" : shared.map { "`\($0.0) = \($0.1)`" }.joined(separator: ", ")) + " |\n"
+        if let t = recipe.source.root["synthetic"] as? [String: Any] {
+            let s = Recipe.settings(t)
+            md += "| Synthetic corpus | `droplab corpus synth` " + (s.isEmpty ? "defaults" : s.map { "`\($0.0) = \($0.1)`" }.joined(separator: ", "))
+            md += "; its corpus, probes and CounterFact cases are every job's data |\n"
+        }
         md += "| Variants | " + recipe.variants.map { v in
             let s = v.settings.map { "`\($0.0) = \($0.1)`" }.joined(separator: ", ")
             let early = v.options.earlyDropoutSteps.map { " (dropout off after step \($0))" } ?? ""

@@ -173,6 +173,10 @@ public final class RecipeRunner {
         let width = max(20, indices.map { recipe.jobs[$0].name.count }.max() ?? 0)
         let countWidth = String(indices.count).count
         var lines = ["recipe \(recipe.name): \(indices.count) of \(recipe.jobs.count) jobs in \(recipeDir)"]
+        if let s = recipe.synthetic {
+            let present = FileManager.default.fileExists(atPath: s.out + "/" + SyntheticFacts.manifestFile)
+            lines.append("synthetic corpus: \(s.out) (\(present ? "present; checked" : "generated") before the first job runs)")
+        }
         var counts: [String: Int] = [:]
         for (k, i) in indices.enumerated() {
             let j = recipe.jobs[i]
@@ -200,11 +204,20 @@ public final class RecipeRunner {
     }
 
     /// Run the selected jobs in order; finished jobs are skipped. Old-scheme directories are
-    /// renamed first, and the data digests computed are cached for the next command.
+    /// renamed first, and the data digests computed are cached for the next command. A
+    /// [synthetic] corpus is generated first (or found up to date) when any job will run.
     public func run(_ indices: [Int]) throws -> Summary {
         try adoptLegacyDirectories()
         try recipe.digests.save()
         var summary = Summary()
+        if let s = recipe.synthetic, indices.contains(where: { state(recipe.jobs[$0]) != .done }) {
+            do {
+                let (status, m) = try SyntheticFacts.write(s, log: log)
+                log("synthetic corpus \(s.out): \(status.rawValue) (\(m.counts["facts"] ?? 0) facts, \(m.counts["words"] ?? 0) words)")
+            } catch let e as OptionError {
+                throw recipe.source.keyError(["synthetic"] + (e.key.map { [$0] } ?? []), e.problem)
+            }
+        }
         for (k, i) in indices.enumerated() {
             let job = recipe.jobs[i]
             let tag = "[\(k + 1)/\(indices.count)] \(job.name)"

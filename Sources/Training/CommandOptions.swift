@@ -3,6 +3,8 @@
 // fields in `validate()`, and both the CLI and the recipe loader call exactly that, so the
 // two cannot drift. Errors name the flag: `--batch must be in 1...65536, got 0`.
 
+import Foundation
+
 public protocol CommandOptions: Codable {
     /// Check every field's range; throw an `OptionError` naming the flag.
     func validate() throws
@@ -43,4 +45,20 @@ public enum Check {
     /// Upper bounds that keep sizes far from overflow and allocation failure.
     public static let maxBatch = 65536
     public static let maxSteps = 1 << 40
+}
+
+/// Options compared for messages ("--resume with different settings", "made with other settings").
+public enum Settings {
+    /// The options as a JSON object (the keys are the struct's property names).
+    public static func object<T: Encodable>(_ v: T) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: JSONEncoder().encode(v)) as? [String: Any] ?? [:]
+    }
+
+    /// "key old -> new" for every key whose value differs, sorted by key ("unset" for a missing one).
+    public static func differences(old: [String: Any], new: [String: Any]) -> [String] {
+        Set(old.keys).union(new.keys).sorted().compactMap { k in
+            let (a, b) = (old[k].map { "\($0)" } ?? "unset", new[k].map { "\($0)" } ?? "unset")
+            return a == b ? nil : "\(k) \(a) -> \(b)"
+        }
+    }
 }

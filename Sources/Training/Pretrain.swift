@@ -100,12 +100,14 @@ public enum Pretrain {
         return try Corpus.files([dir])
     }
 
-    /// The tokenizer: --vocab, else a vocabulary learned from the first corpus file, cached.
+    /// The tokenizer: --vocab, else a vocabulary learned from the first corpus file, cached (keyed
+    /// by its path, size and modification time, as the token shards).
     public static func tokenizer(_ o: PretrainOptions, files: [String], log: @escaping (String) -> Void) throws -> WordPieceTokenizer {
         if let v = o.vocab { return try WordPieceTokenizer(vocabFile: v) }
         var h = StableHash()
+        let attrs = try? FileManager.default.attributesOfItem(atPath: files[0])
         h.add("vocab-v1"); h.add(String(o.vocabSize)); h.add((files[0] as NSString).standardizingPath)
-        h.add(String((try? FileManager.default.attributesOfItem(atPath: files[0])[.size] as? Int) ?? 0))
+        h.add(String(attrs?[.size] as? Int ?? 0)); h.add(String((attrs?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0))
         let path = o.cacheDir + "/vocab-\(h.hex).txt"
         if !FileManager.default.fileExists(atPath: path) {
             log("learning a \(o.vocabSize)-token WordPiece vocabulary from \(files[0]) (once; cached at \(path))")
@@ -266,11 +268,7 @@ public enum Pretrain {
               let old = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw TrainerError("--resume: cannot read \(path)")
         }
-        let new = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(o)) as! [String: Any]
-        let keys = Set(old.keys).union(new.keys).sorted()
-        let diffs = keys.filter { k in
-            "\(old[k].map { "\($0)" } ?? "-")" != "\(new[k].map { "\($0)" } ?? "-")"
-        }.map { k in "\(k) \(old[k].map { "\($0)" } ?? "unset") -> \(new[k].map { "\($0)" } ?? "unset")" }
+        let diffs = Settings.differences(old: old, new: try Settings.object(o))
         if !diffs.isEmpty {
             throw TrainerError("--resume with different settings than \(path): " + diffs.joined(separator: ", "))
         }

@@ -61,7 +61,9 @@ extension EvalCommand {
             let (r, records) = try Consistency.run(checkpoint: checkpoint, options: o, log: log)
             let path = try probe.write(r, records, name: "consistency", checkpoint: checkpoint)
             print("consistency: accuracy \(percent(r.accuracy))  consistency \(percent(r.consistency))  "
-                  + String(format: "unique predictions %.2f  (%d probes, %d facts, %.0fs) -> %@", r.uniquePredictions, r.probes, r.facts, r.seconds, path))
+                  + String(format: "unique predictions %.2f  ", r.uniquePredictions)
+                  + (r.perSplit ?? [:]).keys.sorted().map { "\($0) accuracy \(percent(r.perSplit![$0]!.accuracy))  " }.joined()
+                  + String(format: "(%d probes, %d facts, %.0fs) -> %@", r.probes, r.facts, r.seconds, path))
         }
     }
 

@@ -60,6 +60,7 @@ final class BadInputTests: XCTestCase {
         let blimp = ["eval", "blimp", "ck.h5", "--data-dir", TestData.sharedData, "--limit", "1", "--results", "results"]
         let squad = ["eval", "squad", "ck.h5", "--data-dir", TestData.sharedData, "--max-dev-examples", "2", "--max-train-examples", "2",
                      "--max-seq-len", "64", "--max-query-len", "16", "--doc-stride", "16", "--results", "results"]
+        let synth = ["corpus", "synth", "--facts", "24", "--relations", "2", "--objects", "4", "--repetitions", "5", "--out", "syn"]
         let bench = ["bench", "--presets", "tiny", "--vocab-sizes", "100", "--dropouts", "0"]
         let explore = ["explore", "ck.h5", "--prompt", "paris is the capital of [MASK] .", "--target", "france", "--subject", "paris",
                        "--results", "results"]
@@ -147,6 +148,14 @@ final class BadInputTests: XCTestCase {
             (["explore", "missing.h5", "--probes", "probes.jsonl"], "missing.h5"), (["explore", "adir", "--probes", "probes.jsonl"], "adir"),
             (explore + ["--out", "adir"], "adir"), (explore + ["--out", "file.txt/page.html"], "file.txt"),
             (explore + ["--results", "file.txt/r"], "file.txt"),
+            // the synthetic corpus: every flag's range, and an output directory holding other files
+            (synth + ["--facts", "0"], "--facts"), (synth + ["--facts", "14"], "--facts"), (synth + ["--relations", "9"], "--relations"),
+            (synth + ["--objects", "1"], "--objects"), (synth + ["--templates", "0"], "--templates"),
+            (synth + ["--templates", "9"], "--templates"), (synth + ["--held-out-templates", "6"], "--held-out-templates"),
+            (synth + ["--held-out-templates", "-1"], "--held-out-templates"), (synth + ["--repetitions", "0"], "--repetitions"),
+            (synth + ["--repetitions", "1000000"], "--repetitions"), (synth + ["--filler", "1"], "--filler"),
+            (synth + ["--filler", "-0.1"], "--filler"), (synth + ["--seed", "-1"], "--seed"), (synth + ["--out", "."], "--out"),
+            (synth + ["--out", "file.txt/syn"], "file.txt"),
         ]
         let before = snapshot(dir)
         var table: [String] = []

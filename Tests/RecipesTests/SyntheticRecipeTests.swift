@@ -1,0 +1,124 @@
+// Recipes with a [synthetic] corpus: recipes/synthetic.toml loads without its data (the runner
+// generates it), its jobs read the generated corpus, probes and CounterFact cases, the
+// generator's settings are part of the pretraining hashes, and `recipe run` generates the
+// corpus before the first job, finds it up to date afterwards and refuses to overwrite it with
+// other settings.
+
+import Foundation
+@testable import Recipes
+import TestSupport
+import XCTest
+
+final class SyntheticRecipeTests: XCTestCase {
+    func json(_ d: Data) throws -> [String: Any] { try JSONSerialization.jsonObject(with: d) as! [String: Any] }
+
+    func testShippedRecipeReadsItsGeneratedData() throws {
+        let r = try Recipe(path: TestData.repoRoot + "/recipes/synthetic.toml")
+        let out = try XCTUnwrap(r.syntheticDirectory)
+        XCTAssertEqual(r.variants.map(\.options.dropout), [0, 0.1, 0.3, 0.5, 0.7])
+        XCTAssertEqual(r.seeds, [0, 1, 2])
+        XCTAssertEqual(r.evaluators.map(\.evaluator.name).sorted(),
+                       ["bmask", "consistency", "ft", "ig", "interchange", "kn", "lens", "lora", "memit", "mend", "reft", "rome", "trace"])
+        XCTAssertEqual(r.jobs.count, 5 * 3 * 14)
+        for job in r.jobs {
+            XCTAssertEqual(job.pretrain.corpus, [out + "/corpus.txt"], job.name)
+            let c = try json(job.config)
+            switch job.kind {
+            case "pretrain": continue
+            case "rome", "memit":
+                let edit = job.kind == "rome" ? c : c["edit"] as! [String: Any]
+                XCTAssertEqual(edit["dataDir"] as? String, out, job.name)
+                XCTAssertEqual(edit["corpus"] as? [String], [out + "/corpus.txt"], job.name)
+            case "bmask", "ft", "lora", "reft":
+                XCTAssertEqual(((c["edit"] as! [String: Any])["probes"] as! [String: Any])["probes"] as? String, out + "/probes.jsonl", job.name)
+            default:
+                XCTAssertEqual((c["source"] as! [String: Any])["probes"] as? String, out + "/probes.jsonl", job.name)
+            }
+        }
+    }
+
+    /// A one-variant recipe with a small [synthetic] corpus, in `dir`.
+    func recipe(_ dir: String, repetitions: Int = 40, pretrain: String = "") -> String {
+        """
+        seeds = [0]
+        [synthetic]
+        out = "\(dir)/syn"
+        facts = 24
+        relations = 3
+        objects = 4
+        templates = 5
+        repetitions = \(repetitions)
+        filler = 0.3
+        [pretrain]
+        preset = "tiny"
+        tokens = 1_000_000
+        seq-len = 32
+        batch = 16
+        val-fraction = 0.1
+        val-seq-len = 32
+        val-sequences = 16
+        \(pretrain)
+        [variants.nodrop]
+        dropout = 0.0
+        [evaluators.consistency]
+        [evaluators.rome]
+        limit = 2
+        trace-cases = 2
+        cov-samples = 100
+        cov-seq-len = 16
+        steps = 2
+        """
+    }
+
+    func testRunGeneratesTheCorpusFirst() throws {
+        let dir = try temporaryDirectory(self)
+        let path = dir + "/syn.toml", root = dir + "/ck"
+        try recipe(dir).write(toFile: path, atomically: true, encoding: .utf8)
+        let fm = FileManager.default
+
+        let dry = try runDroplab(["recipe", "run", path, "--dry-run", "--root", root])
+        XCTAssertEqual(dry.status, 0, dry.stderr)
+        XCTAssertTrue(dry.stdout.contains("synthetic corpus: \(dir)/syn (generated before the first job runs)"), dry.stdout)
+        XCTAssertFalse(fm.fileExists(atPath: dir + "/syn"), "--dry-run writes nothing")
+
+        let run = try runDroplab(["recipe", "run", path, "--root", root])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stderr.contains("synthetic corpus \(dir)/syn: written (24 facts"), run.stderr)
+        let r = try Recipe(path: path)
+        let runner = RecipeRunner(recipe: r, root: root, log: { _ in })
+        XCTAssertTrue(r.jobs.allSatisfy { runner.state($0) == .done })
+        let consistency = try json(Data(contentsOf: URL(fileURLWithPath: runner.directory(r.jobs[1]) + "/result.json")))
+        XCTAssertEqual(consistency["probes"] as? Int, 24 * 5)
+        XCTAssertEqual((consistency["perSplit"] as? [String: Any])?.keys.sorted(), ["held-out", "train"])
+        let rome = try json(Data(contentsOf: URL(fileURLWithPath: runner.directory(r.jobs[2]) + "/result.json")))
+        XCTAssertEqual(rome["cases"] as? Int, 2); XCTAssertEqual(rome["casesDroppedMultiPiece"] as? Int, 0)   // its CounterFact cases
+        // provenance: the generated files' hashes
+        let done = try json(Data(contentsOf: URL(fileURLWithPath: runner.directory(r.jobs[0]) + "/done.json")))
+        XCTAssertNotNil((done["data"] as? [String: Any])?["\(dir)/syn/corpus.txt"], "\(done)")
+
+        // done: nothing generated or run again; an evaluator to run finds the corpus up to date
+        let again = try runDroplab(["recipe", "run", path, "--root", root])
+        XCTAssertTrue(again.stdout.contains("0 run, 3 already done"), again.stdout)
+        XCTAssertFalse(again.stderr.contains("synthetic corpus \(dir)"), again.stderr)
+        try fm.removeItem(atPath: runner.directory(r.jobs[1]))
+        let one = try runDroplab(["recipe", "run", path, "--root", root])
+        XCTAssertTrue(one.stderr.contains("synthetic corpus \(dir)/syn: up to date"), one.stderr)
+
+        // other generator settings: new jobs, and the corpus directory is not overwritten
+        try recipe(dir, repetitions: 41).write(toFile: path, atomically: true, encoding: .utf8)
+        let changed = try Recipe(path: path)
+        XCTAssertNotEqual(changed.jobs[0].hash, r.jobs[0].hash, "the generator's settings are part of the pretraining hash")
+        let refused = try runDroplab(["recipe", "run", path, "--root", root])
+        assertOneLineError(refused, contains: ["syn.toml:3: key 'out' in [synthetic]", "other settings (repetitions 40 -> 41)"])
+
+        // the corpus is the recipe's: [pretrain] cannot name another
+        try recipe(dir, pretrain: "corpus = [\"x.txt\"]").write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try Recipe(path: path)) { e in
+            XCTAssertTrue("\(e)".contains("key 'corpus' in [pretrain]: is set by the recipe runner (the recipe's [synthetic] corpus)"), "\(e)")
+        }
+        try recipe(dir).replacingOccurrences(of: "facts = 24", with: "facts = 0").write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try Recipe(path: path)) { e in
+            XCTAssertTrue("\(e)".contains("syn.toml:4: key 'facts' in [synthetic]: bad value: --facts must be in 1...1000000, got 0"), "\(e)")
+        }
+    }
+}
