@@ -164,6 +164,16 @@ public enum Explorer {
         return set
     }
 
+    /// The `top` most probable tokens at the [MASK] of `prompt` (`droplab predict`).
+    public static func predict(_ model: BertModel, _ tok: WordPieceTokenizer, prompt: String, top: Int) throws -> [TokenProb] {
+        let probe = try Probe.user(prompt: prompt, target: "", subject: nil, place: "'\(prompt)'")
+        guard let t = ProbeSet.tokenize(probe, target: tok.maskId, tok: tok, maxLength: model.config.maxPositions) else {
+            throw ProbeError("'\(prompt)': longer than the model's \(model.config.maxPositions) positions")
+        }
+        let d = ProbeScoring.distributions(model, ProbeBatch([t], padId: tok.padId), nil).values
+        return ranked(d).prefix(top).map { TokenProb(token: tok.token(of: Int32($0)) ?? "?", prob: Double(d[$0])) }
+    }
+
     /// The probes --select keeps (all without it), at most --max-prompts of them.
     static func choose(_ set: ProbeSet, _ o: ExploreOptions, log: (String) -> Void) throws -> [TokenizedProbe] {
         func has(_ p: Probe, _ s: String) -> Bool { p.prompt.range(of: s, options: .caseInsensitive) != nil }

@@ -15,21 +15,12 @@
 // every collection is walked in a fixed order, so regenerating gives identical bytes.
 
 import Evaluators
+import Training
 import Foundation
 
 /// What a finished pretraining contributes: rows and curves from its metrics.jsonl.
 enum PretrainMetrics {
     static let title = "Pretraining"
-
-    static func lines(_ path: String) throws -> [[String: Double]] {
-        let text = try String(contentsOfFile: path, encoding: .utf8)
-        return text.split(separator: "\n").compactMap { line in
-            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
-            var out: [String: Double] = [:]
-            for (k, v) in o { if let n = v as? NSNumber { out[k] = n.doubleValue } }
-            return out
-        }
-    }
 
     static func report(_ lines: [[String: Double]]) -> JobReport {
         var rows: [MetricRow] = []
@@ -121,7 +112,7 @@ public enum Report {
             let done = try dec.decode(DoneRecord.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/done.json")))
             let report: JobReport
             if job.kind == Recipe.pretrainKind {
-                report = PretrainMetrics.report(try PretrainMetrics.lines(dir + "/metrics.jsonl"))
+                report = PretrainMetrics.report(try MetricsLog.read(dir + "/metrics.jsonl"))
             } else {
                 guard let e = EvaluatorRegistry.named(job.kind) else { continue }
                 do {
@@ -404,6 +395,29 @@ public enum Report {
             md += "  - \(job.name): `\(job.dirName)`" + (runs.contains { $0.job.hash == job.hash } ? "" : " (not done)") + "\n"
         }
         return md
+    }
+
+    /// Copy the files the report reads (`job.json`, `done.json`, `metrics.jsonl`, `result.json`
+    /// and the per-unit records: every `.json` and `.jsonl` file, no checkpoint) of every finished
+    /// job to `directory`/<job dir>/, replacing what was there, so that a runner reading `jobs`
+    /// from `directory` gives the same report without any checkpoint. Returns the bytes copied.
+    public static func saveJobs(_ recipe: Recipe, runner: RecipeRunner, to directory: String) throws -> Int {
+        let fm = FileManager.default
+        let staging = directory + ".partial"
+        try? fm.removeItem(atPath: staging)
+        try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        var bytes = 0
+        for job in recipe.jobs where runner.state(job) == .done {
+            let from = runner.directory(job), to = staging + "/" + job.dirName
+            try fm.createDirectory(atPath: to, withIntermediateDirectories: false)
+            for f in try fm.contentsOfDirectory(atPath: from).sorted() where f.hasSuffix(".json") || f.hasSuffix(".jsonl") {
+                try fm.copyItem(atPath: from + "/" + f, toPath: to + "/" + f)
+                bytes += (try fm.attributesOfItem(atPath: to + "/" + f)[.size] as? NSNumber)?.intValue ?? 0
+            }
+        }
+        if fm.fileExists(atPath: directory) { try fm.removeItem(atPath: directory) }
+        try fm.moveItem(atPath: staging, toPath: directory)
+        return bytes
     }
 
     /// Write the report's files into `directory` (atomically); returns their paths.

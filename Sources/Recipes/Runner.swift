@@ -70,12 +70,15 @@ public final class RecipeRunner {
     lazy var provenance = Provenance.current()
     var legacy: [String: String?] = [:]      // job hash -> its adoptable old-scheme directory
 
+    let jobs: String?
+
     /// `root`: the checkpoints root (job dirs in <root>/recipes/<recipe>/, cache in <root>/cache).
-    public init(recipe: Recipe, root: String = "checkpoints", log: @escaping (String) -> Void) {
-        self.recipe = recipe; self.root = root; self.log = log
+    /// `jobs`: read the job directories from there instead (the copies `report --save-jobs` keeps).
+    public init(recipe: Recipe, root: String = "checkpoints", jobs: String? = nil, log: @escaping (String) -> Void) {
+        self.recipe = recipe; self.root = root; self.jobs = jobs; self.log = log
     }
 
-    public var recipeDir: String { root + "/recipes/" + recipe.name }
+    public var recipeDir: String { jobs ?? root + "/recipes/" + recipe.name }
     public var cacheDir: String { root + "/cache" }
     /// The digest cache of a checkpoints root (DataDigests).
     public static func digestCache(root: String) -> String { root + "/cache/data-digests.json" }

@@ -77,6 +77,20 @@ public struct TrainingSummary: Sendable {
     public var lastMetrics: [String: Double]
 }
 
+/// A run's metrics.jsonl: one object per logged step, its numeric fields (train_loss, val_loss,
+/// tokens, ...); lines that are not JSON objects are skipped.
+public enum MetricsLog {
+    public static func read(_ path: String) throws -> [[String: Double]] {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        return text.split(separator: "\n").compactMap { line in
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+            var out: [String: Double] = [:]
+            for (k, v) in o { if let n = v as? NSNumber { out[k] = n.doubleValue } }
+            return out
+        }
+    }
+}
+
 public final class Trainer<Data: TrainingData> {
     public typealias LossFunction = (Tape, BertModel, Data.Item, DropoutPlan) -> Tensor
     public typealias Evaluator = (BertModel) -> [String: Double]

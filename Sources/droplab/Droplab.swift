@@ -10,7 +10,7 @@ struct Droplab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "droplab",
         abstract: "Pretrain small BERTs at several dropout settings and evaluate what dropout does.",
-        subcommands: [PretrainCommand.self, CorpusCommand.self, EvalCommand.self, ExploreCommand.self, RecipeCommand.self, ReportCommand.self, InspectCommand.self, ExportCommand.self, TokenizerCommand.self, BenchCommand.self])
+        subcommands: [PretrainCommand.self, CorpusCommand.self, EvalCommand.self, ExploreCommand.self, PredictCommand.self, RecipeCommand.self, ReportCommand.self, InspectCommand.self, ExportCommand.self, TokenizerCommand.self, BenchCommand.self])
 
     /// Every failure, from parsing or from the work, is one line on stderr
     /// (`droplab: error: ...`, never a usage block) and a non-zero exit; help goes to stdout.

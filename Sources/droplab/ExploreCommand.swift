@@ -59,3 +59,23 @@ struct ExploreCommand: ParsableCommand {
                      Double(html.count) / 1024, page.seconds, path))
     }
 }
+
+struct PredictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "predict",
+        abstract: "The most probable words at [MASK] of each sentence, from an MLM checkpoint.",
+        discussion: "droplab predict ckpt.h5 \"paris is the capital of [MASK] .\" \"she [MASK] the piano .\" --top 5")
+    @Argument(help: "The checkpoint (.h5).") var checkpoint: String
+    @Argument(help: "Sentences, each with one [MASK].") var sentences: [String]
+    @Option(help: "Words listed per sentence.") var top = 5
+
+    func run() throws {
+        try Check.range(top, 1...1000, "top")
+        try Check.that(!sentences.isEmpty, nil, "give at least one sentence with [MASK]")
+        let (model, tok) = try KnowledgeSetup.frozenModel(checkpoint)
+        for s in sentences {
+            let words = try Explorer.predict(model, tok, prompt: s, top: top)
+            print(s)
+            print("    " + words.map { String(format: "%@ %.3f", $0.token, $0.prob) }.joined(separator: "  "))
+        }
+    }
+}

@@ -55,6 +55,13 @@ struct PretrainCommand: ParsableCommand {
         o.out = out; o.cacheDir = cacheDir; o.exportBatches = exportBatches; o.decay = decay
         let summary = try Pretrain.run(o, resume: resume, log: log)
         print("pretrain: \(summary.steps) steps, \(summary.tokens) tokens, stopped: \(summary.reason.rawValue)")
+        let curve = try MetricsLog.read(out + "/metrics.jsonl").filter { $0["val_loss"] != nil }
+        if !curve.isEmpty {
+            print("validation (seq \(valSeqLen), \(valSequences) sequences):   tokens  MLM loss  accuracy")
+            for m in curve {
+                print(String(format: "%48.2fM  %8.3f  %7.1f%%", (m["tokens"] ?? 0) / 1e6, m["val_loss"]!, 100 * (m["val_accuracy"] ?? .nan)))
+            }
+        }
     }
 }
 

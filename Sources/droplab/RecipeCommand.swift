@@ -74,13 +74,31 @@ struct ReportCommand: ParsableCommand {
     @Argument(help: "Recipe file (TOML).") var recipe: String
     @Option(help: "Checkpoints root the recipe ran in.") var root = "checkpoints"
     @Option(help: "Output directory.") var out = "reports"
+    @Option(help: "Read the job directories from this directory instead of <root>/recipes/<recipe>/ (e.g. the copies --save-jobs keeps).")
+    var jobs: String?
+    @Flag(help: "Also copy the files the report reads (job.json, done.json, metrics.jsonl, result.json, records; no checkpoints) of every finished job to <out>/<recipe>-jobs/, so that --jobs <out>/<recipe>-jobs regenerates the report on a machine without the checkpoints.")
+    var saveJobs = false
 
     func run() throws {
         let r = try Recipe(path: recipe, digests: DataDigests(cacheFile: RecipeRunner.digestCache(root: root)))
-        let runner = RecipeRunner(recipe: r, root: root, log: log)
+        if let jobs {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: jobs, isDirectory: &isDir), isDir.boolValue else {
+                throw ValidationError("--jobs: \(jobs) is not a directory")
+            }
+        }
+        let saved = out + "/" + r.name + "-jobs"
+        if saveJobs, let jobs, URL(fileURLWithPath: jobs).standardizedFileURL == URL(fileURLWithPath: saved).standardizedFileURL {
+            throw ValidationError("--save-jobs: would replace \(jobs), which --jobs reads")
+        }
+        let runner = RecipeRunner(recipe: r, root: root, jobs: jobs, log: log)
         let report = try Report.build(r, runner: runner, name: r.name)
         let paths = try Report.write(report, to: out)
         let done = r.jobs.filter { runner.state($0) == .done }.count
         print("report: \(paths.joined(separator: ", ")) (\(done)/\(r.jobs.count) jobs done)")
+        if saveJobs {
+            let bytes = try Report.saveJobs(r, runner: runner, to: saved)
+            print("job files: \(saved) (\(done) jobs, \(bytes / 1024) KiB)")
+        }
     }
 }

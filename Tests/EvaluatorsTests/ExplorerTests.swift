@@ -95,6 +95,26 @@ final class ExplorerTests: XCTestCase {
         XCTAssertEqual(p.subjectPositions, [1])
     }
 
+    /// `droplab predict` lists the page's top predictions (the lens record's last layer) for each sentence.
+    func testPredictListsThePagesTopWords() throws {
+        let (_, _, checkpoints, html, _) = Self.page
+        let page = try Self.embedded(html)
+        let chosen = [page.prompts[0], page.prompts[3]]
+        let r = try runDroplab(["predict", checkpoints[0]] + chosen.map(\.prompt) + ["--top", "3"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.count, 4, r.stdout)
+        for (i, p) in chosen.enumerated() {
+            XCTAssertEqual(lines[2 * i], p.prompt)
+            let fields = lines[2 * i + 1].split(separator: " ").map(String.init)
+            XCTAssertEqual(fields.count, 6, lines[2 * i + 1])
+            for (k, t) in p.views[0].top.prefix(3).enumerated() {
+                XCTAssertEqual(fields[2 * k], t.token)
+                XCTAssertEqual(Double(fields[2 * k + 1])!, t.prob, accuracy: 5e-4)
+            }
+        }
+    }
+
     /// Checkpoints of different depths: a page with both, differences of the predictions only.
     func testCheckpointsOfDifferentDepths() throws {
         let dir = try temporaryDirectory(self)

@@ -170,6 +170,21 @@ final class SmokeRecipeTests: XCTestCase {
         let second = try ["smoke.md", "smoke-val-loss.svg", "smoke-train-loss.svg"].map { try Data(contentsOf: URL(fileURLWithPath: out + "/" + $0)) }
         XCTAssertEqual(first, second, "regenerated report differs")
 
+        // the kept job files alone (no checkpoints root) give the same report
+        let saved = try runDroplab(["report", recipe, "--root", root, "--out", out, "--save-jobs"], cwd: repo)
+        XCTAssertEqual(saved.status, 0, saved.stderr)
+        let kept = try fm.subpathsOfDirectory(atPath: out + "/smoke-jobs")
+        XCTAssertFalse(kept.contains { $0.hasSuffix(".h5") }, "no checkpoints among the kept files")
+        XCTAssertEqual(Set(kept.filter { !$0.contains("/") }), Set(listed.map(\.dir)))
+        let elsewhere = dir + "/elsewhere"
+        let fromKept = try runDroplab(["report", recipe, "--root", dir + "/nothing", "--jobs", out + "/smoke-jobs", "--out", elsewhere], cwd: repo)
+        XCTAssertEqual(fromKept.status, 0, fromKept.stderr)
+        let third = try ["smoke.md", "smoke-val-loss.svg", "smoke-train-loss.svg"].map { try Data(contentsOf: URL(fileURLWithPath: elsewhere + "/" + $0)) }
+        XCTAssertEqual(first, third, "the report from the kept job files differs")
+        assertOneLineError(try runDroplab(["report", recipe, "--jobs", out + "/smoke-jobs", "--out", out, "--save-jobs"], cwd: repo),
+                           contains: ["--save-jobs"])
+        assertOneLineError(try runDroplab(["report", recipe, "--jobs", dir + "/missing"], cwd: repo), contains: ["--jobs", "missing"])
+
         // a second run finds every job done
         let dry2 = try runDroplab(["recipe", "run", recipe, "--dry-run", "--root", root], cwd: repo)
         XCTAssertTrue(jobs(dry2.stdout).allSatisfy { $0.state == "done" }, dry2.stdout)

@@ -148,6 +148,10 @@ final class BadInputTests: XCTestCase {
             (["explore", "missing.h5", "--probes", "probes.jsonl"], "missing.h5"), (["explore", "adir", "--probes", "probes.jsonl"], "adir"),
             (explore + ["--out", "adir"], "adir"), (explore + ["--out", "file.txt/page.html"], "file.txt"),
             (explore + ["--results", "file.txt/r"], "file.txt"),
+            // predict
+            (["predict", "missing.h5", "a [MASK] b"], "missing.h5"), (["predict", "ck.h5", "no mask here"], "[MASK]"),
+            (["predict", "ck.h5", "a [MASK] b [MASK]"], "[MASK]"), (["predict", "ck.h5", "a [MASK] b", "--top", "0"], "--top"),
+            (["predict", "ck.h5"], "sentence"),
             // the synthetic corpus: every flag's range, and an output directory holding other files
             (synth + ["--facts", "0"], "--facts"), (synth + ["--facts", "14"], "--facts"), (synth + ["--relations", "9"], "--relations"),
             (synth + ["--objects", "1"], "--objects"), (synth + ["--templates", "0"], "--templates"),

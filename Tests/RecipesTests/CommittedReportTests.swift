@@ -1,0 +1,34 @@
+// The committed study reports regenerate byte for byte from the job files committed beside
+// them (reports/<recipe>-jobs/, written by `droplab report --save-jobs`), on a machine without
+// any checkpoint: every file of `droplab report recipes/<recipe>.toml --jobs reports/<recipe>-jobs`
+// equals the committed one.
+
+import Foundation
+import TestSupport
+import XCTest
+
+final class CommittedReportTests: XCTestCase {
+    /// The studies whose reports are committed from real runs.
+    let committed = ["synthetic"]
+
+    func testCommittedReportsRegenerateFromTheirJobFiles() throws {
+        let repo = TestData.repoRoot, fm = FileManager.default
+        let kept = try fm.contentsOfDirectory(atPath: repo + "/reports").filter { $0.hasSuffix("-jobs") }.map { String($0.dropLast(5)) }
+        XCTAssertEqual(Set(kept), Set(committed), "reports/*-jobs directories")
+        for name in committed {
+            let out = try temporaryDirectory(self)
+            let r = try runDroplab(["report", "recipes/\(name).toml", "--root", out + "/no-checkpoints", "--jobs", "reports/\(name)-jobs",
+                                    "--out", out], cwd: repo)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let files = try fm.contentsOfDirectory(atPath: out).filter { $0.hasPrefix(name) && !$0.hasSuffix("-jobs") }.sorted()
+            XCTAssertTrue(files.contains("\(name).md"), "\(files)")
+            let md = try String(contentsOfFile: out + "/\(name).md", encoding: .utf8)
+            XCTAssertFalse(md.contains("missing"), "the committed \(name) study is complete")
+            for f in files {
+                let fresh = try Data(contentsOf: URL(fileURLWithPath: out + "/" + f))
+                let stored = try Data(contentsOf: URL(fileURLWithPath: repo + "/reports/" + f))
+                XCTAssertEqual(fresh, stored, "reports/\(f) differs from what its job files give")
+            }
+        }
+    }
+}
