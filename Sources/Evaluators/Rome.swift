@@ -347,52 +347,86 @@ public enum Rome {
         func tokens(in item: ProbeBatch) -> Int { item.batch.ids.count }
     }
 
-    /// delta at ffn.out@layer (last subject token) making [MASK] predict the new object.
-    static func optimiseValue(_ model: BertModel, vocab: [String], _ c: PreparedCase, layer: Int, base: DenseEdit?,
-                              o: RomeOptions, pad: Int32) throws -> (delta: [Float], value: [Float], loss: Double?) {
-        let C = model.config.hiddenSize
+    /// The value optimisation: for each case, the delta at ffn.out@layer (last subject token)
+    /// making [MASK] predict its new object (NLL over the prompt and its prefixed copies), with
+    /// the KL term on "<subject> is a [MASK] ." and weight decay; the delta is clamped to
+    /// `clampNorm` times the residual's norm. The cases of one call are optimised together in one
+    /// batch, each with its own delta row: the loss is the mean of the cases' losses, each delta
+    /// gets only its own case's gradient (scaled by 1/cases, which Adam undoes; nothing is
+    /// clipped), so together gives the deltas of each alone (tested). Returns each case's delta,
+    /// its value (ffn.out before the edit) and its loss at the last step.
+    static func optimiseValues(_ model: BertModel, vocab: [String], _ cases: [PreparedCase], layer: Int, base: DenseEdit?,
+                               o: RomeOptions, pad: Int32) throws -> [(delta: [Float], value: [Float], loss: Double)] {
+        let C = model.config.hiddenSize, n = cases.count
         let site = Site(.ffnOut, layer)
-        let value = meanAtSubject(model, c, site, base, pad: pad)
-        let residual = meanAtSubject(model, c, Site(.block, layer), base, pad: pad)
-        let hNorm = max(residual.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-6)
-        let pb = ProbeBatch(c.rewrite + [c.essence], padId: pad)
-        let n = c.rewrite.count
-        let essenceBefore = Tensor(Array(ProbeScoring.distributions(model, ProbeBatch([c.essence], padId: pad), base?.interventions()).values),
-                                   shape: [1, model.config.vocabSize])
+        let values = cases.map { meanAtSubject(model, $0, site, base, pad: pad) }
+        let hNorms = cases.map { c in
+            max(meanAtSubject(model, c, Site(.block, layer), base, pad: pad).reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-6)
+        }
+        // items: every case's rewrite prompts, then every case's essence prompt
+        let pb = ProbeBatch(cases.flatMap(\.rewrite) + cases.map(\.essence), padId: pad)
+        var owner: [Int32] = [], rewriteRows: [[Int32]] = Array(repeating: [], count: n)
+        for (i, c) in cases.enumerated() {
+            for _ in c.rewrite { rewriteRows[i].append(Int32(owner.count)); owner.append(Int32(i)) }
+        }
+        let essenceRows = (0..<n).map { Int32(owner.count + $0) }
+        owner += (0..<n).map(Int32.init)
+        let essenceBefore = ProbeScoring.distributions(model, ProbeBatch(cases.map(\.essence), padId: pad), base?.interventions()).values
+        let V = model.config.vocabSize
         let rows = pb.items.indices.map { pb.row($0, Position.subjectLast.positions(in: pb.items[$0])[0]) }
-        let delta = Parameters([("delta", [1, C])])
+        let delta = Parameters([("delta", [n, C])])
         let group = ParameterGroup().adding(delta, decays: { _ in false })
         let d = delta["delta"]
-        let targets = Array(repeating: c.newId, count: n) + [-100]
         var topt = TrainerOptions(steps: o.steps, schedule: LRSchedule(peak: o.lr, warmupSteps: 0, totalSteps: o.steps, decay: .constant),
                                   hiddenDropout: 0, attentionDropout: 0, seed: o.seed)
         topt.adamw = AdamWConfig(eps: 1e-8, weightDecay: 0, maxGradNorm: 0)
         topt.logEvery = o.steps
-        let runDir = NSTemporaryDirectory() + "droplab-rome-\(getpid())-\(c.source.id)"
+        let runDir = NSTemporaryDirectory() + "droplab-rome-\(getpid())-\(cases[0].source.id)"
         defer { try? FileManager.default.removeItem(atPath: runDir) }
-        var lastLoss: Double? = nil
+        var losses = [Double](repeating: .nan, count: n)
         let trainer = Trainer(model: model, vocab: vocab, data: FixedBatch(item: pb, steps: o.steps), options: topt, runDir: runDir,
                               parameters: group, loss: { tape, model, item, _ in
             let iv = base?.interventions() ?? Interventions()
-            iv.add(site) { x, tape in
-                tape.replaceRows(x, rows, with: tape.add(tape.gatherRows(x, rows), tape.gatherRows(d, [Int32](repeating: 0, count: rows.count))))
-            }
+            iv.add(site) { x, tape in tape.replaceRows(x, rows, with: tape.add(tape.gatherRows(x, rows), tape.gatherRows(d, owner))) }
             let logits = model.mlmLogits(tape, model.encode(tape, item.batch, interventions: iv), rows: item.maskRows)
-            let nll = tape.crossEntropy(logits, targets: targets)
-            let kl = tape.crossEntropy(tape.gatherRows(logits, [Int32(n)]), distributions: essenceBefore)
-            let l2 = tape.scale(tape.sum(tape.mul(d, d)), o.weightDecay / (hNorm * hNorm))
-            return tape.add(tape.add(nll, tape.scale(kl, o.klFactor)), l2)
+            var total: Tensor? = nil
+            for i in 0..<n {
+                let nll = tape.crossEntropy(tape.gatherRows(logits, rewriteRows[i]),
+                                            targets: [Int32](repeating: cases[i].newId, count: rewriteRows[i].count))
+                let kl = tape.crossEntropy(tape.gatherRows(logits, [essenceRows[i]]),
+                                           distributions: Tensor(Array(essenceBefore[(i * V)..<((i + 1) * V)]), shape: [1, V]))
+                let di = tape.gatherRows(d, [Int32(i)])
+                let l2 = tape.scale(tape.sum(tape.mul(di, di)), o.weightDecay / (hNorms[i] * hNorms[i]))
+                let loss = tape.add(tape.add(nll, tape.scale(kl, o.klFactor)), l2)
+                losses[i] = Double(loss.data[0])
+                total = total.map { tape.add($0, loss) } ?? loss
+            }
+            return tape.scale(total!, 1 / Float(n))
         })
         trainer.saveCheckpoints = false
         trainer.log = { _ in }
         trainer.afterStep = { _ in
-            let norm = (0..<C).reduce(Float(0)) { $0 + d.data[$1] * d.data[$1] }.squareRoot()
-            let cap = o.clampNorm * hNorm
-            if norm > cap { for i in 0..<C { d.data[i] *= cap / norm } }
+            for i in 0..<n {
+                let norm = (0..<C).reduce(Float(0)) { $0 + d.data[i * C + $1] * d.data[i * C + $1] }.squareRoot()
+                let cap = o.clampNorm * hNorms[i]
+                if norm > cap { for j in 0..<C { d.data[i * C + j] *= cap / norm } }
+            }
         }
-        let summary = try trainer.run()
-        lastLoss = summary.lastMetrics["train_loss"]
-        return (Array(d.values), value, lastLoss)
+        _ = try trainer.run()
+        return (0..<n).map { (Array(d.values[(($0) * C)..<(($0 + 1) * C)]), values[$0], losses[$0]) }
+    }
+
+    /// `optimiseValues` over all `cases` (from the unedited model), in groups of about `batch`
+    /// prompts.
+    static func optimiseValues(_ model: BertModel, vocab: [String], _ cases: [PreparedCase], layer: Int, o: RomeOptions, pad: Int32,
+                               progress: ProgressLog) throws -> [(delta: [Float], value: [Float], loss: Double)] {
+        let perGroup = max(1, o.batch / ((cases.first?.rewrite.count ?? 1) + 1))
+        var out: [(delta: [Float], value: [Float], loss: Double)] = []
+        for g in stride(from: 0, to: cases.count, by: perGroup) {
+            out += try optimiseValues(model, vocab: vocab, Array(cases[g..<min(g + perGroup, cases.count)]), layer: layer, base: nil, o: o, pad: pad)
+            progress.update(out.count)
+        }
+        return out
     }
 
     /// The ROME update for one case: dW = delta u^T / (u^T k), u = C^-1 k (rank one).
@@ -481,9 +515,11 @@ public enum Rome {
                                  batch: o.batch, pad: pad, log: log)[layer]!
         let before = checkProbabilities(s.model, s.cases, nil, batch: o.batch, pad: pad)
         var after: [[Double]] = [], records: [RomeCaseRecord] = []
-        let progress = ProgressLog("rome", total: s.cases.count, log: log)
+        let solved = try optimiseValues(s.model, vocab: s.tok.vocab, s.cases, layer: layer, o: o, pad: pad,
+                                        progress: ProgressLog("rome: values", total: s.cases.count, log: log))
+        let progress = ProgressLog("rome: edits", total: s.cases.count, log: log)
         for (i, c) in s.cases.enumerated() {
-            let (delta, value, loss) = try optimiseValue(s.model, vocab: s.tok.vocab, c, layer: layer, base: nil, o: o, pad: pad)
+            let (delta, value, loss) = solved[i]
             let key = meanAtSubject(s.model, c, Site(.ffnAct, layer), nil, pad: pad)
             let dw = try rankOneUpdate(delta: delta, key: key, covariance: cov)
             let edit = DenseEdit(model: s.model, targets: [weightName(layer)])
@@ -558,13 +594,8 @@ public enum Rome {
         let cases = Array(s.cases.prefix(n))
         let before = checkProbabilities(s.model, cases, nil, batch: eo.batch, pad: pad)
         // values at the top layer, from the unedited model
-        let progress = ProgressLog("memit: values", total: n, log: log)
-        var targets: [[Float]] = []
-        for (i, c) in cases.enumerated() {
-            let (delta, value, _) = try optimiseValue(s.model, vocab: s.tok.vocab, c, layer: layers.last!, base: nil, o: eo, pad: pad)
-            targets.append(zip(value, delta).map { $0 + $1 })
-            progress.update(i + 1)
-        }
+        let targets = try optimiseValues(s.model, vocab: s.tok.vocab, cases, layer: layers.last!, o: eo, pad: pad,
+                                         progress: ProgressLog("memit: values", total: n, log: log)).map { zip($0.value, $0.delta).map { $0 + $1 } }
         var points: [MemitPoint] = []
         var lastEdit: DenseEdit? = nil
         for k in counts {
@@ -584,7 +615,7 @@ public enum Rome {
             edit.params.setTrainable { _ in false }
             let seq = ProgressLog("memit: sequential rome", total: n, log: log)
             for (i, c) in cases.enumerated() {
-                let (delta, value, loss) = try optimiseValue(s.model, vocab: s.tok.vocab, c, layer: romeLayer, base: edit, o: eo, pad: pad)
+                let (delta, value, loss) = try optimiseValues(s.model, vocab: s.tok.vocab, [c], layer: romeLayer, base: edit, o: eo, pad: pad)[0]
                 let key = meanAtSubject(s.model, c, Site(.ffnAct, romeLayer), edit, pad: pad)
                 let dw = try rankOneUpdate(delta: delta, key: key, covariance: covs[romeLayer]!)
                 add(dw, to: edit, layer: romeLayer)

@@ -62,7 +62,7 @@ final class RomeTests: XCTestCase {
         let l = 0, c = s.cases[0], pad = s.tok.padId
         let cov = try Rome.covariance(s.model, layers: [l], sequences: s.sequences, cacheKey: s.covKey, cacheDir: o.cacheDir,
                                       batch: 64, pad: pad, log: { _ in })[l]!
-        let (delta, _, _) = try Rome.optimiseValue(s.model, vocab: s.tok.vocab, c, layer: l, base: nil, o: o, pad: pad)
+        let delta = try Rome.optimiseValues(s.model, vocab: s.tok.vocab, [c], layer: l, base: nil, o: o, pad: pad)[0].delta
         let key = Rome.meanAtSubject(s.model, c, Site(.ffnAct, l), nil, pad: pad)
         let dw = try Rome.rankOneUpdate(delta: delta, key: key, covariance: cov).map(Double.init)
         let Cn = s.model.config.hiddenSize, F = s.model.config.intermediateSize
@@ -91,6 +91,23 @@ final class RomeTests: XCTestCase {
         Rome.add(dw.map(Float.init), to: edit, layer: l)
         XCTAssertNotEqual(logits(edit.interventions()), plain)
         XCTAssertEqual(logits(nil), plain, "the model is untouched by the edit")
+    }
+
+    /// Values optimised together in one batch equal each case optimised alone (the loss is the
+    /// mean of the cases' losses, and each delta sees only its own case's gradient).
+    func testValuesOptimisedTogetherEqualEachAlone() throws {
+        let o = options()
+        let s = try Rome.setup(checkpoint: FactModel.trained.checkpoint, o, log: { _ in })
+        let cases = Array(s.cases.prefix(4)), pad = s.tok.padId
+        let together = try Rome.optimiseValues(s.model, vocab: s.tok.vocab, cases, layer: 0, base: nil, o: o, pad: pad)
+        XCTAssertEqual(together.count, 4)
+        for (i, c) in cases.enumerated() {
+            let alone = try Rome.optimiseValues(s.model, vocab: s.tok.vocab, [c], layer: 0, base: nil, o: o, pad: pad)[0]
+            XCTAssertGreaterThan(Rome.frobenius(alone.delta), 0.1)
+            assertClose(together[i].delta.map(Double.init), alone.delta.map(Double.init), rtol: 1e-3, atol: 1e-4, "delta of case \(i)")
+            XCTAssertEqual(together[i].value, alone.value)
+            XCTAssertEqual(together[i].loss, alone.loss, accuracy: 1e-4 * max(1, alone.loss))
+        }
     }
 
     /// The key covariance equals a direct Float64 computation from captured activations.
