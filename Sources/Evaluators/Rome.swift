@@ -1,5 +1,6 @@
-// `droplab eval rome` and `droplab eval memit`: closed-form fact editors on CounterFact cases,
-// adapted to a masked LM (the object is predicted at [MASK]).
+// `droplab eval rome` and `droplab eval memit`: closed-form fact editors on CounterFact cases
+// (or, with --pararel / --probes, cases made from probes: EditCases.fromProbes), adapted to a
+// masked LM (the object is predicted at [MASK]).
 //
 // ROME (Meng et al. 2022, §3): the edited matrix is layer l's FFN `output.dense` W [C, F], seen
 // as a key-value memory: keys are its inputs (site ffn.act), values its outputs (ffn.out).
@@ -43,6 +44,9 @@ import Training
 
 public struct RomeOptions: CommandOptions, Equatable, Sendable {
     public var dataDir: String? = nil
+    public var probes: String? = nil          // edit cases from user probes (JSONL) instead of CounterFact
+    public var pararel = false                // edit cases from ParaRel instead of CounterFact
+    public var relations: [String] = []       // with pararel: these relations (default: all)
     public var split = "edit"                 // counterfact-{edit,train,val}.json
     public var limit: Int? = 100              // edit cases (the first N usable ones)
     public var seed: UInt64 = 0
@@ -66,6 +70,9 @@ public struct RomeOptions: CommandOptions, Equatable, Sendable {
     public func validate() throws {
         try Check.that(EditCases.splits.contains(split), "split", "must be one of \(EditCases.splits.joined(separator: ", ")), got '\(split)'")
         try Check.that((limit ?? 1) >= 1, "limit", "must be at least 1, got \(limit ?? 0)")
+        try Check.that(!(pararel && probes != nil), "pararel", "goes with either --pararel or --probes, not both")
+        try Check.that(relations.isEmpty || pararel, "relations", "chooses ParaRel relations: it goes with --pararel")
+        if let p = probes { try Check.that(FileManager.default.fileExists(atPath: p), "probes", "\(p): no such file") }
         try Check.that((layer ?? 0) >= 0, "layer", "must be >= 0, got \(layer ?? 0)")
         try Check.that(traceCases >= 1, "trace-cases", "must be at least 1, got \(traceCases)")
         try Check.that(covSamples >= 1, "cov-samples", "must be at least 1, got \(covSamples)")
@@ -460,12 +467,21 @@ public enum Rome {
         let (model, tok) = try KnowledgeSetup.frozenModel(checkpoint)
         try KnowledgeSetup.checkLayers(o.layer.map { [$0] } ?? [], flag: "layer", model.config)
         try KnowledgeSetup.checkLayers(layers, flag: "layers", model.config)
-        let loaded = try EditCases.load(dataDir: o.dataDir, split: o.split, tokenizer: tok, limit: o.limit)
+        let loaded: EditCases, source: String
+        if o.pararel || o.probes != nil {
+            let raw = try o.probes.map(ProbeSet.readJSONL) ?? ProbeSet.readParaRel(dataDir: o.dataDir, relations: o.relations)
+            loaded = EditCases.fromProbes(raw, seed: o.seed, tokenizer: tok, limit: o.limit)
+            source = o.probes ?? "pararel"
+        } else {
+            loaded = try EditCases.load(dataDir: o.dataDir, split: o.split, tokenizer: tok, limit: o.limit)
+            source = "counterfact (\(o.split))"
+        }
         let (sequences, snippets) = try corpusSample(o, tok: tok)
         let cases = prepare(loaded.cases, snippets: snippets, o: o, tok: tok, maxLength: model.config.maxPositions)
-        log("counterfact (\(o.split)): \(loaded.read) cases read, \(loaded.droppedMultiPiece) dropped (an object is not one word piece), "
+        log("\(source): \(loaded.read) cases read, \(loaded.droppedMultiPiece) dropped (an object is not one word piece), "
+            + (o.pararel || o.probes != nil ? "\(loaded.droppedUnpaired) without a paraphrase, a neighbour or another object, " : "")
             + "\(cases.count) used")
-        guard !cases.isEmpty else { throw ProbeError("no usable CounterFact case for this vocabulary") }
+        guard !cases.isEmpty else { throw ProbeError("\(source): no usable edit case for this vocabulary") }
         let ckHash = SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: checkpoint)))
         return Setup(model: model, tok: tok, read: loaded.read, dropped: loaded.droppedMultiPiece, cases: cases, sequences: sequences,
                      covKey: ckHash + "|" + (o.corpus.isEmpty ? "default:\(o.dataDir ?? "")" : o.corpus.joined(separator: ",")) + "|\(o.covSeqLen)")

@@ -16,8 +16,10 @@ enum EditorKeys {
         if let d = c.synthetic, !explicit.contains("corpus") { o.corpus = [d + "/" + SyntheticFacts.corpusFile] }
     }
     static func datasets(_ o: RomeOptions) -> [DatasetRef] {
-        [DatasetRef(key: "split", path: DataRoot.resolve(o.dataDir) + "/counterfact/counterfact-\(o.split).json")]
-            + o.corpus.map { DatasetRef(key: "corpus", path: $0) }
+        let cases = o.probes.map { DatasetRef(key: "probes", path: $0) }
+            ?? (o.pararel ? DatasetRef(key: "pararel", path: DataRoot.resolve(o.dataDir) + "/pararel", directory: true)
+                : DatasetRef(key: "split", path: DataRoot.resolve(o.dataDir) + "/counterfact/counterfact-\(o.split).json"))
+        return [cases] + o.corpus.map { DatasetRef(key: "corpus", path: $0) }
     }
     static func write<R: Encodable>(_ records: [R], _ name: String, _ context: JobContext) throws {
         try AtomicFile.write(try Results.jsonLines(records), to: context.directory + "/\(name)-cases.jsonl")

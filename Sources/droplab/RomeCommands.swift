@@ -7,6 +7,10 @@ import Recipes
 struct RomeFlags: ParsableArguments {
     @Option(help: "Dataset root (CounterFact in <root>/counterfact).") var dataDir: String?
     @Option(help: "CounterFact split: edit, train or val.") var split = "edit"
+    @Flag(help: "Edit cases from ParaRel (a fact's first pattern, a paraphrase, a neighbour with the same object, a new object of the relation) instead of CounterFact.")
+    var pararel = false
+    @Option(parsing: .upToNextOption, help: "With --pararel: ParaRel relations (default: all).") var relations: [String] = []
+    @Option(help: "Edit cases from a user probe file (JSONL, as --pararel makes them from ParaRel).") var probes: String?
     @Option(help: "Seed for the prefixes.") var seed: UInt64 = 0
     @Option(help: "Edited FFN layer (default: the causal trace's ffn.out peak at the last subject token).") var layer: Int?
     @Option(help: "Cases traced to choose the layer.") var traceCases = 50
@@ -27,7 +31,7 @@ struct RomeFlags: ParsableArguments {
 
     func options(limit: Int?) -> RomeOptions {
         var o = RomeOptions()
-        o.dataDir = dataDir; o.split = split; o.limit = limit; o.seed = seed; o.layer = layer; o.traceCases = traceCases
+        o.dataDir = dataDir; o.split = split; o.pararel = pararel; o.relations = relations; o.probes = probes; o.limit = limit; o.seed = seed; o.layer = layer; o.traceCases = traceCases
         o.corpus = corpus; o.covSamples = covSamples; o.covSeqLen = covSeqLen; o.prefixes = prefixes; o.prefixWords = prefixWords
         o.steps = steps; o.lr = lr; o.klFactor = klFactor; o.weightDecay = weightDecay; o.clampNorm = clampNorm
         o.cacheDir = cacheDir; o.batch = batch; o.saveEdited = saveEdited

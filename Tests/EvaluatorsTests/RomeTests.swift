@@ -93,6 +93,42 @@ final class RomeTests: XCTestCase {
         XCTAssertEqual(logits(nil), plain, "the model is untouched by the edit")
     }
 
+    /// The ParaRel fallback: edit cases made from probes as documented (first pattern the
+    /// prompt, second the paraphrase, the neighbour the first other subject with the same
+    /// object, a new object of the relation), and ROME edits them on the fact model.
+    func testEditCasesFromProbes() throws {
+        let file = Self.data.dir + "/probes.jsonl"
+        try (FactModel.probeLines().joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let raw = try ProbeSet.readJSONL(file)
+        let (_, tok) = try KnowledgeSetup.frozenModel(FactModel.trained.checkpoint)
+        let made = EditCases.fromProbes(raw, seed: 3, tokenizer: tok, limit: nil)
+        var expected = 0
+        for fact in Set(raw.map(\.tuple)) {
+            let ps = raw.filter { $0.tuple == fact }, p = ps[0]
+            let neighbour = raw.first { $0.relation == p.relation && $0.target == p.target && $0.subject != p.subject && $0.pattern == p.pattern }
+            guard let n = neighbour else { XCTAssertFalse(made.cases.contains { $0.prompt == p.prompt }); continue }
+            expected += 1
+            let c = try XCTUnwrap(made.cases.first { $0.prompt == p.prompt }, p.prompt)
+            XCTAssertEqual(c.paraphrase, ps[1].prompt)
+            XCTAssertEqual(c.neighbourhood, n.prompt)
+            XCTAssertEqual(c.trueTarget, p.target)
+            XCTAssertNotEqual(c.newTarget, p.target)
+            XCTAssertTrue(raw.contains { $0.relation == p.relation && $0.target == c.newTarget }, "new object of the same relation")
+        }
+        XCTAssertEqual(made.cases.count, expected)
+        XCTAssertEqual(made.read, Set(raw.map(\.tuple)).count)
+        XCTAssertEqual(made.read, made.cases.count + made.droppedUnpaired + made.droppedMultiPiece)
+        XCTAssertGreaterThan(expected, 10)
+        XCTAssertEqual(EditCases.fromProbes(raw, seed: 3, tokenizer: tok, limit: nil).cases, made.cases, "the seed fixes the new objects")
+
+        var o = options(); o.probes = file
+        let (r, _) = try Rome.run(checkpoint: FactModel.trained.checkpoint, options: o, log: { print($0) })
+        print("rome on probe cases: \(r.cases) cases, before \(r.before), after \(r.after)")
+        XCTAssertEqual(r.cases, expected)
+        XCTAssertEqual(r.before.efficacy, 0, "the model knows its facts")
+        XCTAssertGreaterThan(r.after.efficacyMagnitude, r.before.efficacyMagnitude + 0.3)
+    }
+
     /// Values optimised together in one batch equal each case optimised alone (the loss is the
     /// mean of the cases' losses, and each delta sees only its own case's gradient).
     func testValuesOptimisedTogetherEqualEachAlone() throws {
