@@ -8,12 +8,20 @@ import Dispatch
 import Foundation
 
 public enum Parallel {
-    /// Threads used by kernels (DROPLAB_THREADS, default: all cores).
+    /// Threads used by kernels (`--threads`, else DROPLAB_THREADS, else the cores shared among
+    /// the processes mpirun started on this machine: all of them without mpirun).
     nonisolated(unsafe) public private(set) static var threads: Int = {
         openblas_set_num_threads(1)
-        let env = ProcessInfo.processInfo.environment["DROPLAB_THREADS"].flatMap { Int($0) }
-        return max(1, env ?? ProcessInfo.processInfo.activeProcessorCount)
+        let env = ProcessInfo.processInfo.environment
+        let localRanks = env["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap { Int($0) } ?? 1
+        return max(1, env["DROPLAB_THREADS"].flatMap { Int($0) } ?? ProcessInfo.processInfo.activeProcessorCount / max(1, localRanks))
     }()
+
+    /// Set the kernel thread count (`--threads`).
+    public static func use(threads n: Int) {
+        _ = threads   // the initialiser also makes OpenBLAS single-threaded
+        threads = max(1, n)
+    }
 
     /// Split 0..<n into at most `threads` contiguous ranges of at least `grain` items and
     /// run `body` on each concurrently.

@@ -10,7 +10,9 @@
 // A job with done.json is skipped; a pretraining with last.h5 but no done.json resumes
 // (`droplab pretrain --resume`, with the logging options it was started with); anything else
 // is started afresh. Ctrl-C during training saves last.h5 and stops the run; re-running
-// continues. A job found under its directory name of the first hash scheme
+// continues. Under mpirun (`run(_:world:)`, more than one rank), rank 0 keeps the queue and
+// the display and hands each job to a free rank 1...N-1 (`serve`), an evaluator once its
+// pretraining is done; a job that fails is reported and the others go on. A job found under its directory name of the first hash scheme
 // (Recipe.legacyHash) is the same job when it is finished and its done.json records the data
 // digests of today (or it is a pretraining that can resume): it is read from there, and
 // `run` renames the directory to the current name before it starts.
@@ -209,7 +211,8 @@ public final class RecipeRunner {
     /// Run the selected jobs in order; finished jobs are skipped. Old-scheme directories are
     /// renamed first, and the data digests computed are cached for the next command. A
     /// [synthetic] corpus is generated first (or found up to date) when any job will run.
-    public func run(_ indices: [Int]) throws -> Summary {
+    /// `world` (rank 0 of more than one): the jobs run on the other ranks (`dispatch`).
+    public func run(_ indices: [Int], world: MPIWorld? = nil) throws -> Summary {
         try adoptLegacyDirectories()
         try recipe.digests.save()
         var summary = Summary()
@@ -221,6 +224,7 @@ public final class RecipeRunner {
                 throw recipe.source.keyError(["synthetic"] + (e.key.map { [$0] } ?? []), e.problem)
             }
         }
+        if let world, world.size > 1 { return try dispatch(indices, world: world) }
         for (k, i) in indices.enumerated() {
             let job = recipe.jobs[i]
             let tag = "[\(k + 1)/\(indices.count)] \(job.name)"
@@ -242,6 +246,63 @@ public final class RecipeRunner {
             log(String(format: "%@: done in %@", tag, Self.duration(Date().timeIntervalSince(started))))
         }
         return summary
+    }
+
+    enum Message: Int { case job = 1, stop, result }
+
+    /// Rank 0's queue: each job not done goes, in order, to the next free rank once its
+    /// pretraining (when it is one of these jobs) has finished; a failed job is reported and
+    /// the others go on (its evaluators are not started); the run fails at the end if any did.
+    func dispatch(_ indices: [Int], world: MPIWorld) throws -> Summary {
+        var summary = Summary(), queue: [Int] = [], failed: [Int] = []
+        var free = Array(1..<world.size), running: [Int: (k: Int, started: Date)] = [:]
+        func tag(_ k: Int) -> String { "[\(k + 1)/\(indices.count)] \(recipe.jobs[indices[k]].name)" }
+        for k in indices.indices {
+            if state(recipe.jobs[indices[k]]) == .done { log("\(tag(k)): done, skipped"); summary.skipped += 1 } else { queue.append(k) }
+        }
+        while !queue.isEmpty || !running.isEmpty {
+            var q = 0
+            while !free.isEmpty && q < queue.count {
+                let k = queue[q], job = recipe.jobs[indices[k]]
+                if let d = job.dependsOn, failed.contains(d) {
+                    log("\(tag(k)): not run: its pretraining \(recipe.jobs[d].name) failed")
+                    failed.append(indices[k]); queue.remove(at: q); continue
+                }
+                if let d = job.dependsOn, (queue + running.values.map(\.k)).contains(where: { indices[$0] == d }) { q += 1; continue }
+                let rank = free.removeFirst()
+                log("\(tag(k)): \(state(job) == .resumable ? "resuming" : "running") on rank \(rank) in \(directory(job))")
+                try world.send(Array(String(indices[k]).utf8), to: rank, tag: Message.job.rawValue)
+                running[rank] = (k, Date()); queue.remove(at: q)
+            }
+            guard !running.isEmpty else { break }
+            let m = try world.receive()
+            guard let (k, started) = running.removeValue(forKey: m.source) else { continue }
+            free.append(m.source)
+            if m.bytes.isEmpty {
+                summary.ran += 1
+                log(String(format: "%@: done in %@", tag(k), Self.duration(Date().timeIntervalSince(started))))
+            } else {
+                failed.append(indices[k])
+                log("\(tag(k)): failed on rank \(m.source) (\(directory(recipe.jobs[indices[k]]))): \(String(decoding: m.bytes, as: UTF8.self))")
+            }
+        }
+        for rank in 1..<world.size { try world.send([], to: rank, tag: Message.stop.rawValue) }
+        guard failed.isEmpty else {
+            throw RecipeError("\(failed.count) of \(indices.count) jobs failed: " + failed.map { recipe.jobs[$0].name }.joined(separator: ", "))
+        }
+        return summary
+    }
+
+    /// A rank other than 0: run the jobs rank 0 sends, answer each with its error ("" when it
+    /// finished), until told to stop.
+    public func serve(_ world: MPIWorld) throws {
+        while true {
+            let m = try world.receive()
+            guard m.tag == Message.job.rawValue, let i = Int(String(decoding: m.bytes, as: UTF8.self)) else { return }
+            var error = ""
+            do { try runJob(recipe.jobs[i], resumed: state(recipe.jobs[i]) == .resumable, started: Date()) } catch let e { error = "\(e)" }
+            try world.send(Array(error.utf8), to: 0, tag: Message.result.rawValue)
+        }
     }
 
     func runJob(_ job: Job, resumed: Bool, started: Date) throws {

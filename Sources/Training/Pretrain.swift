@@ -128,15 +128,21 @@ public enum Pretrain {
                continuation: wholeWord ? tok.vocab.map { $0.hasPrefix("##") } : nil)
     }
 
-    public static func run(_ o: PretrainOptions, resume: Bool, log: @escaping (String) -> Void) throws -> TrainingSummary {
+    /// `world`: data parallel over the ranks of an mpirun job; `o.accumulation` counts the
+    /// micro-batches of a step over all ranks (a multiple of the rank count).
+    public static func run(_ o: PretrainOptions, resume: Bool, world: MPIWorld? = nil, log: @escaping (String) -> Void) throws -> TrainingSummary {
         try o.validate()
+        let ranks = world?.size ?? 1, leader = (world?.rank ?? 0) == 0
+        precondition(o.accumulation % ranks == 0, "the micro-batches of a step must divide over the ranks")
+        let log = leader ? log : { _ in }
         let fm = FileManager.default
         if resume {
             guard fm.fileExists(atPath: o.out + "/last.h5") else { throw TrainerError("--resume: \(o.out)/last.h5 does not exist") }
-            try checkSameSettings(o, as: o.out + "/config.json")
+            try checkSameSettings(o, as: o.out + "/config.json", ranks: ranks)
         } else if let f = runFiles(in: o.out).first {
             throw TrainerError("\(o.out) already holds a run (\(f)): use --resume to continue it, or another --out")
         }
+        if let world, !leader { try world.barrier() }   // rank 0 fills the vocabulary and token caches first
         try AtomicFile.checkWritableDirectory(o.out, flag: "--out")
         try AtomicFile.checkWritableDirectory(o.cacheDir, flag: "--cache-dir")
         let files = try corpusFiles(o)
@@ -160,6 +166,7 @@ public enum Pretrain {
         guard steps > 0 else {
             throw CorpusError("the corpus gives \(sequences) training sequences of --seq-len \(o.seqLen), less than one step of \(perStep) (--batch x --accumulation)")
         }
+        if let world, leader { try world.barrier() }
         if steps < budget {
             log("the corpus gives \(sequences) training sequences: \(steps) steps (\(steps * perStep * o.seqLen) tokens) instead of the \(budget) of --tokens \(o.tokens)")
         }
@@ -182,9 +189,10 @@ public enum Pretrain {
         try fm.createDirectory(atPath: o.out, withIntermediateDirectories: true)
         AtomicFile.removeStale(in: o.out)
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        if !resume { try AtomicFile.write(try enc.encode(o), to: o.out + "/config.json") }
+        if !resume && leader { try AtomicFile.write(try enc.encode(o), to: o.out + "/config.json") }
         log("pretraining \(o.preset) (\(model.params.totalCount) parameters, vocab \(tok.vocab.count)) on \(files.count) file(s): "
-            + "\(steps) steps of \(o.batch)x\(o.seqLen) tokens, dropout \(config.hiddenDropout)/\(config.attentionDropout), out \(o.out)")
+            + "\(steps) steps of \(o.batch)x\(o.seqLen) tokens, dropout \(config.hiddenDropout)/\(config.attentionDropout), out \(o.out)"
+            + (ranks > 1 ? ", data parallel over \(ranks) ranks (\(o.accumulation / ranks) micro-batches each per step)" : ""))
         let trainer = Trainer(model: model, vocab: tok.vocab, data: data, options: topt, runDir: o.out,
                               loss: mlmLoss,
                               evaluate: { model in
@@ -192,7 +200,8 @@ public enum Pretrain {
                                   return ["val_loss": m.loss, "val_accuracy": m.accuracy]
                               })
         trainer.log = log
-        if resume { try trainer.resume() } else if o.exportBatches > 0 {
+        trainer.world = ranks > 1 ? world : nil
+        if resume { try trainer.resume() } else if o.exportBatches > 0 && leader {
             try exportBatches(model: model, vocab: tok.vocab, data: data, steps: min(o.exportBatches, steps), accumulation: o.accumulation, dir: o.out)
         }
         var summary = try trainer.run()
@@ -263,10 +272,15 @@ public enum Pretrain {
     }
 
     /// A resumed run must use the settings it was started with; the error lists the differences.
-    static func checkSameSettings(_ o: PretrainOptions, as path: String) throws {
+    /// Under mpirun only the product ranks x --accumulation must match.
+    static func checkSameSettings(_ o: PretrainOptions, as path: String, ranks: Int = 1) throws {
         guard let data = FileManager.default.contents(atPath: path),
               let old = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw TrainerError("--resume: cannot read \(path)")
+        }
+        if ranks > 1, let a = old["accumulation"] as? Int, a != o.accumulation {
+            throw TrainerError("--resume: the run takes \(a) micro-batches per step, \(ranks) ranks x --accumulation \(o.accumulation / ranks) take \(o.accumulation) "
+                               + "(ranks x --accumulation must equal \(a))")
         }
         let diffs = Settings.differences(old: old, new: try Settings.object(o))
         if !diffs.isEmpty {

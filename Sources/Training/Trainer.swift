@@ -1,11 +1,21 @@
 // The training loop, shared by pretraining and finetuning: gradient accumulation, AdamW
 // with warmup/decay and clipping, scheduled dropout, periodic evaluation and checkpoints,
 // metrics.jsonl, progress output, exact resume, SIGINT = save and stop, NaN = stop.
+//
+// Data parallel (`world`, under mpirun): every rank reads the whole micro-batch stream and
+// computes micro-batches r, r+N, ... of each step (dropout masks keyed by the micro-batch's
+// global index, as in one process); the accumulated gradients are summed with one
+// MPI_Allreduce over the flat gradient buffer after the step's last backward, and every rank
+// applies the same AdamW step. The cursor and state are those of one process with the same
+// `accumulation` (micro-batches per step over all ranks), so a checkpoint resumes on any
+// number of ranks that divides it. Rank 0 alone evaluates and writes metrics, checkpoints and
+// progress.
 
 import Autograd
 import BERT
 import Checkpoint
 import Foundation
+import Text
 
 /// A deterministic stream of training items with a resumable cursor.
 public protocol TrainingData {
@@ -111,6 +121,9 @@ public final class Trainer<Data: TrainingData> {
     public var afterStep: ((Int) -> Void)? = nil
     /// Called with the numeric fields of every metrics line.
     public var onMetrics: ([String: Double]) -> Void = { _ in }
+    /// The ranks of a data-parallel run (nil: this process alone).
+    public var world: MPIWorld? = nil
+    var leader: Bool { (world?.rank ?? 0) == 0 }
     var step = 0
     var tokens = 0
     var window = LogWindow()
@@ -143,7 +156,7 @@ public final class Trainer<Data: TrainingData> {
         optimizer.restore(step: state.step, m: UnsafeBufferPointer(t.moments[0].values.buffer),
                           v: UnsafeBufferPointer(t.moments[1].values.buffer))
         step = state.step; tokens = state.tokens; data.cursor = state.cursor; window = state.window ?? LogWindow()
-        try truncateMetrics(afterStep: step)
+        if leader { try truncateMetrics(afterStep: step) }
         log("resumed from \(lastCheckpoint) at step \(step) (\(tokens) tokens)")
     }
 
@@ -232,6 +245,7 @@ public final class Trainer<Data: TrainingData> {
         }
 
         let tape = Tape()
+        let ranks = world?.size ?? 1, rank = world?.rank ?? 0
         stepLoop: while step < options.steps {
             optimizer.zeroGrads()
             (pHidden, pAttn) = options.dropout(at: step)
@@ -241,15 +255,23 @@ public final class Trainer<Data: TrainingData> {
                     reason = .endOfData
                     break stepLoop   // a partial accumulation is discarded: the step is not taken
                 }
+                stepTokens += data.tokens(in: item)
+                // another rank's micro-batch, or this step already failed (every rank still reaches the reduction)
+                guard micro % ranks == rank, stepLoss.isFinite else { continue }
                 let plan = DropoutPlan(hidden: pHidden, attention: pAttn, seed: options.seed,
                                        step: UInt64(step * options.accumulation + micro))
                 let l = loss(tape, model, item, plan)
-                guard l.scalar.isFinite else {
-                    throw TrainerError("loss is \(l.scalar) at step \(step + 1): stopping; last good checkpoint kept at \(lastCheckpoint)")
-                }
                 stepLoss += Double(l.scalar) / Double(options.accumulation)
-                tape.backward(l, seed: 1 / Float(options.accumulation))
-                stepTokens += data.tokens(in: item)
+                if l.scalar.isFinite { tape.backward(l, seed: 1 / Float(options.accumulation)) } else { tape.reset() }
+            }
+            var interrupted = Interrupt.requested
+            if let world {
+                for m in optimizer.group.members { try world.sum(m.params.grads.pointer, count: m.params.grads.count) }
+                let r = try world.reduce([stepLoss, interrupted ? 1 : 0])
+                stepLoss = r[0]; interrupted = r[1] > 0
+            }
+            guard stepLoss.isFinite else {
+                throw TrainerError("loss is \(stepLoss) at step \(step + 1): stopping; last good checkpoint kept at \(lastCheckpoint)")
             }
             lr = options.schedule.lr(at: step)
             gradNorm = optimizer.update(lr: lr)
@@ -261,19 +283,38 @@ public final class Trainer<Data: TrainingData> {
             window.lossSum += stepLoss; window.steps += 1; window.tokens += stepTokens
 
             let evalNow = (options.evalEvery > 0 && step % options.evalEvery == 0) || step == options.steps
-            if step % options.logEvery == 0 || evalNow { try logLine(evaluate: evalNow) }
+            if leader && (step % options.logEvery == 0 || evalNow) { try logLine(evaluate: evalNow) }
             if saveCheckpoints && options.saveEvery > 0 && step % options.saveEvery == 0 && step < options.steps {
-                try save(to: runDir + String(format: "/step-%06d.h5", step))
-                try save(to: lastCheckpoint)
+                try checkReplicas()
+                if leader {
+                    try save(to: runDir + String(format: "/step-%06d.h5", step))
+                    try save(to: lastCheckpoint)
+                }
             }
-            if Interrupt.requested { reason = .interrupted; break }
+            if interrupted { reason = .interrupted; break }
         }
         // the data ended early: the run still ends with a validation line
-        if reason == .endOfData && !(lastLine.step == step && lastLine.evaluated) { try logLine(evaluate: true) }
-        if saveCheckpoints { try save(to: lastCheckpoint) }
+        if leader && reason == .endOfData && !(lastLine.step == step && lastLine.evaluated) { try logLine(evaluate: true) }
+        try checkReplicas()
+        if saveCheckpoints && leader { try save(to: lastCheckpoint) }
         progress.finish()
         log("stopped after step \(step), \(tokens) tokens: \(reason.rawValue)" + (saveCheckpoints ? "; checkpoint \(lastCheckpoint)" : ""))
         return TrainingSummary(steps: step, tokens: tokens, reason: reason, lastMetrics: last)
+    }
+}
+
+extension Trainer {
+    /// Data parallel: every rank must hold the same weights (rank 0 saves them for all). Compared
+    /// by a checksum of the weight bits, before each checkpoint and at the end.
+    func checkReplicas() throws {
+        guard let world else { return }
+        var h = StableHash()
+        h.add(UnsafeRawBufferPointer(start: model.params.values.pointer, count: model.params.totalCount * 4))
+        let x = Double(h.value >> 12)   // exact in a Double
+        let r = try world.reduce([x, -x], max: true)
+        guard r[0] == -r[1] else {
+            throw TrainerError("rank \(world.rank): the ranks' weights differ after step \(step) (the replicas diverged)")
+        }
     }
 }
 

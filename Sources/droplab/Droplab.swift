@@ -1,6 +1,7 @@
 // droplab command line: subcommands only; the work happens in the library targets.
 
 import ArgumentParser
+import Autograd
 import Checkpoint
 import Foundation
 import Training
@@ -18,6 +19,7 @@ struct Droplab: ParsableCommand {
         do {
             var command = try parseAsRoot(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
             try command.run()
+            MPIWorld.finish()
         } catch {
             let code = exitCode(for: error)
             if code == .success { print(fullMessage(for: error)); Foundation.exit(0) }
@@ -45,6 +47,13 @@ struct Droplab: ParsableCommand {
 }
 
 func log(_ s: String) { FileHandle.standardError.write((s + "\n").data(using: .utf8)!) }
+
+/// `--threads`: the kernel threads of this process (nil: the default, see Parallel.threads).
+func useThreads(_ n: Int?) throws {
+    guard let n else { return }
+    try Check.range(n, 1...1024, "threads")
+    Parallel.use(threads: n)
+}
 
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "inspect",

@@ -17,7 +17,7 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "Size of the learned vocabulary.") var vocabSize = 8192
     @Option(help: "Token budget.") var tokens = 20_000_000
     @Option(help: "Sequences per micro-batch.") var batch = 32
-    @Option(help: "Micro-batches per optimizer step.") var accumulation = 1
+    @Option(help: "Micro-batches per optimizer step (per rank under mpirun: a step takes ranks x this many).") var accumulation = 1
     @Option(help: "Sequence length.") var seqLen = 128
     @Option(help: "Start at this shorter sequence length (cut from the same text; 0: off).") var shortSeqLen = 0
     @Option(help: "Share of the steps at --short-seq-len.") var shortSeqFraction: Float = 0
@@ -42,7 +42,8 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "Run directory.") var out = "checkpoints/run"
     @Option(help: "Cache directory for vocabularies and token shards.") var cacheDir = "checkpoints/cache"
     @Option(help: "Also write init.h5 and the first N optimizer steps' batches (batches.h5) to --out, for tools/check_training_curve.py.") var exportBatches = 0
-    @Flag(help: "Continue the run in --out from last.h5.") var resume = false
+    @Flag(help: "Continue the run in --out from last.h5 (under mpirun: on any number of ranks whose product with --accumulation is the run's).") var resume = false
+    @Option(help: "Kernel threads (default: the cores, shared among the ranks mpirun starts on this machine).") var threads: Int?
 
     func run() throws {
         var o = PretrainOptions()
@@ -53,7 +54,11 @@ struct PretrainCommand: ParsableCommand {
         o.initSeed = initSeed; o.dataSeed = dataSeed; o.dropoutSeed = dropoutSeed
         o.saveEvery = saveEvery; o.evalEvery = evalEvery; o.logEvery = logEvery; o.valSequences = valSequences; o.valSeqLen = valSeqLen; o.valFraction = valFraction
         o.out = out; o.cacheDir = cacheDir; o.exportBatches = exportBatches; o.decay = decay
-        let summary = try Pretrain.run(o, resume: resume, log: log)
+        try useThreads(threads)
+        let world = MPIWorld.launched
+        o.accumulation = accumulation * (world?.size ?? 1)
+        let summary = try Pretrain.run(o, resume: resume, world: world, log: log)
+        guard world?.rank ?? 0 == 0 else { return }
         print("pretrain: \(summary.steps) steps, \(summary.tokens) tokens, stopped: \(summary.reason.rawValue)")
         let curve = try MetricsLog.read(out + "/metrics.jsonl").filter { $0["val_loss"] != nil }
         if !curve.isEmpty {

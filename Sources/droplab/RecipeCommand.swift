@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Recipes
+import Training
 
 struct RecipeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "recipe",
@@ -9,7 +10,7 @@ struct RecipeCommand: ParsableCommand {
 
     struct Run: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "run",
-            abstract: "Resolve a recipe into jobs and run those not done, one after another.",
+            abstract: "Resolve a recipe into jobs and run those not done, one after another (under mpirun: rank 0 hands them to the other ranks).",
             discussion: """
                 Job directories are <root>/recipes/<recipe>/<kind>-<hash>/, the hash of the resolved configuration \
                 (but for log-every, save-every and eval-every) and of the datasets' contents: finished jobs (done.json) \
@@ -23,15 +24,22 @@ struct RecipeCommand: ParsableCommand {
                 help: "Only these jobs (and the pretraining they need): a name part (pretrain, nodrop, seed0), a glob over kind/variant/seedN, or a job directory name.")
         var only: [String] = []
         @Option(help: "Checkpoints root: jobs in <root>/recipes/<recipe>/, caches in <root>/cache.") var root = "checkpoints"
+        @Option(help: "Kernel threads per job (default: the cores, shared among the ranks mpirun starts on this machine).") var threads: Int?
 
         func run() throws {
+            try useThreads(threads)
+            let world = MPIWorld.launched.flatMap { $0.size > 1 ? $0 : nil }
             let r = try Recipe(path: recipe, digests: DataDigests(cacheFile: RecipeRunner.digestCache(root: root)))
+            if let world, world.rank != 0 {   // a worker: runs the jobs rank 0 hands it, silently
+                if !dryRun { try RecipeRunner(recipe: r, root: root, log: { _ in }).serve(world) }
+                return
+            }
             let runner = RecipeRunner(recipe: r, root: root, log: log)
             let selected = try runner.select(only)
             if dryRun { print(runner.listing(selected)); return }
             log(runner.listing(selected))
             do {
-                let s = try runner.run(selected)
+                let s = try runner.run(selected, world: world)
                 print("recipe \(r.name): \(selected.count) jobs: \(s.ran) run, \(s.skipped) already done; report: droplab report \(recipe)"
                       + (root == "checkpoints" ? "" : " --root \(root)"))
             } catch let e as RecipeInterrupted {

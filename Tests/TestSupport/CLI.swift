@@ -28,8 +28,13 @@ public func droplabExecutable() -> URL {
 /// Run `droplab args...` in `cwd`, optionally sending `signal` after `after` seconds.
 @discardableResult
 public func runDroplab(_ args: [String], cwd: String? = nil, environment: [String: String] = [:]) throws -> CLIResult {
+    try run(droplabExecutable(), args, cwd: cwd, environment: environment)
+}
+
+/// Run `executable args...` in `cwd` to its end.
+public func run(_ executable: URL, _ args: [String], cwd: String? = nil, environment: [String: String] = [:]) throws -> CLIResult {
     let p = Process()
-    p.executableURL = droplabExecutable()
+    p.executableURL = executable
     p.arguments = args
     if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
     p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
@@ -39,6 +44,28 @@ public func runDroplab(_ args: [String], cwd: String? = nil, environment: [Strin
     let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     return CLIResult(status: p.terminationStatus, signaled: p.terminationReason == .uncaughtSignal, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
+/// `mpirun` (OpenMPI), or an XCTSkip where it is not installed (`make setup` installs it).
+public func mpirun() throws -> URL {
+    for dir in ["/usr/bin", "/usr/local/bin"] where FileManager.default.isExecutableFile(atPath: dir + "/mpirun") {
+        return URL(fileURLWithPath: dir + "/mpirun")
+    }
+    throw XCTSkip("mpirun is not installed (make setup installs openmpi-bin)")
+}
+
+/// mpirun's arguments for `ranks` ranks of droplab, as CI runs them: more ranks than cores
+/// allowed, no core binding (each rank runs its own kernel threads), root allowed (CI and
+/// containers run as root); the environment says the same to OpenMPI.
+public func mpirunArguments(ranks: Int) -> [String] {
+    ["--oversubscribe", "--bind-to", "none", "-np", String(ranks), droplabExecutable().path]
+}
+public let mpirunEnvironment = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"]
+
+/// Run `droplab args...` on `ranks` ranks under mpirun.
+@discardableResult
+public func runDroplabMPI(ranks: Int, _ args: [String], cwd: String? = nil) throws -> CLIResult {
+    try run(try mpirun(), mpirunArguments(ranks: ranks) + args, cwd: cwd, environment: mpirunEnvironment)
 }
 
 /// A fresh temporary directory, removed when the test ends.

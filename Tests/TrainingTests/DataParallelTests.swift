@@ -1,0 +1,152 @@
+// Data-parallel pretraining under mpirun (CI runs these; they skip only where mpirun is not
+// installed, and `make setup` installs it): 2 ranks x --accumulation 1 against one process
+// with --accumulation 2; resume of a 2-rank checkpoint on 1 rank, and the refusal when
+// ranks x --accumulation changes; killing a rank ends the job with one line from the other.
+
+import Checkpoint
+import Foundation
+import TestSupport
+import Training
+import XCTest
+
+final class DataParallelTests: XCTestCase {
+    /// 24 optimizer steps of 2 micro-batches of a tiny model, dropout on, one kernel thread per process.
+    func args(_ dir: String, out: String, accumulation: Int, extra: [String] = []) -> [String] {
+        ["pretrain", "--corpus", dir + "/corpus.txt", "--vocab", TestData.fixtureVocab, "--preset", "tiny", "--seq-len", "64",
+         "--batch", "8", "--tokens", String(24 * 2 * 8 * 64), "--lr", "1e-3", "--warmup", "0.1", "--dropout", "0.1",
+         "--val-sequences", "32", "--val-fraction", "0.15", "--log-every", "4", "--eval-every", "12", "--seed", "3",
+         "--accumulation", String(accumulation), "--threads", "1", "--cache-dir", dir + "/cache", "--out", out] + extra
+    }
+
+    /// The weights of a checkpoint and its training state (step, tokens, data cursor, options).
+    func load(_ path: String) throws -> (weights: [Float], state: String) {
+        let ck = try Checkpoint.load(path)
+        let p = ck.model.params
+        return (Array(UnsafeBufferPointer(start: p.values.pointer, count: p.totalCount)), ck.training?.stateJSON ?? "")
+    }
+
+    /// Largest |a - b| over the weights of two checkpoints.
+    func difference(_ a: String, _ b: String) throws -> Float {
+        let x = try load(a).weights, y = try load(b).weights
+        XCTAssertEqual(x.count, y.count)
+        return zip(x, y).map { abs($0 - $1) }.max() ?? .infinity
+    }
+
+    /// A run's config.json but its --out.
+    func settings(_ run: String) throws -> NSDictionary {
+        var o = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run + "/config.json"))) as! [String: Any]
+        o["out"] = nil
+        return o as NSDictionary
+    }
+
+    /// metrics.jsonl without the timing field.
+    func metrics(_ run: String) throws -> [[String: Double]] {
+        try MetricsLog.read(run + "/metrics.jsonl").map { $0.filter { $0.key != "tokens_per_s" } }
+    }
+
+    /// Every metrics field equal to rounding (1e-4 relative).
+    func assertSameMetrics(_ m1: [[String: Double]], _ m2: [[String: Double]], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(m1.count, m2.count, file: file, line: line)
+        for (x, y) in zip(m1, m2) {
+            XCTAssertEqual(x.keys.sorted(), y.keys.sorted(), file: file, line: line)
+            for (k, v) in x { XCTAssertEqual(v, y[k] ?? .nan, accuracy: 1e-4 * max(1, abs(v)), "\(k) at step \(x["step"]!)", file: file, line: line) }
+        }
+    }
+
+    /// The bound of the 2-rank result against one process: gradients are summed in another order
+    /// (each rank accumulates its micro-batches, then one fp32 MPI_Allreduce adds the ranks'
+    /// sums, where one process adds every micro-batch's contributions into the same buffer), so
+    /// the weights differ by rounding only; measured over these 24 steps: at most 2e-7 (the
+    /// weights move by up to 3e-2). Leaving out part of the reduction moves weights by 1e-3 and more.
+    static let weightBound: Float = 1e-6
+
+    func testTwoRanksEqualOneProcessWithTwiceTheAccumulation() throws {
+        let dir = try temporaryDirectory(self)
+        _ = try TestData.wikiSample(bytes: 600_000, in: dir)
+        let one = try runDroplab(args(dir, out: dir + "/one", accumulation: 2))
+        XCTAssertEqual(one.status, 0, one.stderr)
+        let two = try runDroplabMPI(ranks: 2, args(dir, out: dir + "/two", accumulation: 1))
+        XCTAssertEqual(two.status, 0, two.stderr)
+        XCTAssertTrue(two.stderr.contains("data parallel over 2 ranks (1 micro-batches each per step)"), two.stderr)
+        XCTAssertEqual(two.stdout.components(separatedBy: "pretrain: 24 steps").count, 2, "rank 0 alone reports: \(two.stdout)")
+
+        // the same steps over the same data: equal cursor, options and run settings
+        let a = try load(dir + "/one/last.h5"), b = try load(dir + "/two/last.h5")
+        XCTAssertEqual(a.state, b.state)
+        XCTAssertEqual(try settings(dir + "/one"), try settings(dir + "/two"))
+        // the same losses, to rounding, and the same weights, to the bound
+        assertSameMetrics(try metrics(dir + "/one"), try metrics(dir + "/two"))
+        let d = try difference(dir + "/one/last.h5", dir + "/two/last.h5")
+        print(String(format: "2 ranks vs 1 process: largest weight difference %.3g (bound %.0e); %d of %d weights differ",
+                     d, Self.weightBound, zip(a.weights, b.weights).filter { $0 != $1 }.count, a.weights.count))
+        XCTAssertLessThanOrEqual(d, Self.weightBound)
+    }
+
+    /// A 2-rank run's checkpoint of step 12 resumes on one process with --accumulation 2 and
+    /// ends where the 2-rank run did (to the bound); 2 ranks x --accumulation 2 refuse it.
+    func testResumeOnAnotherNumberOfRanks() throws {
+        let dir = try temporaryDirectory(self), fm = FileManager.default
+        _ = try TestData.wikiSample(bytes: 600_000, in: dir)
+        let extra = ["--save-every", "6"]
+        let two = try runDroplabMPI(ranks: 2, args(dir, out: dir + "/two", accumulation: 1, extra: extra))
+        XCTAssertEqual(two.status, 0, two.stderr)
+        try fm.copyItem(atPath: dir + "/two", toPath: dir + "/ref")
+        try fm.removeItem(atPath: dir + "/two/last.h5")
+        try fm.copyItem(atPath: dir + "/two/step-000012.h5", toPath: dir + "/two/last.h5")
+        let resumed = try runDroplab(args(dir, out: dir + "/two", accumulation: 2, extra: extra + ["--resume"]))
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("resumed from \(dir)/two/last.h5 at step 12"), resumed.stderr)
+        XCTAssertEqual(try load(dir + "/two/last.h5").state, try load(dir + "/ref/last.h5").state)
+        assertSameMetrics(try metrics(dir + "/two"), try metrics(dir + "/ref"))
+        XCTAssertLessThanOrEqual(try difference(dir + "/two/last.h5", dir + "/ref/last.h5"), Self.weightBound)
+
+        let before = try Data(contentsOf: URL(fileURLWithPath: dir + "/two/last.h5"))
+        let refused = try runDroplabMPI(ranks: 2, args(dir, out: dir + "/two", accumulation: 2, extra: extra + ["--resume"]))
+        XCTAssertNotEqual(refused.status, 0)
+        let lines = refused.stderr.split(separator: "\n").filter { $0.hasPrefix("droplab: error: ") }
+        XCTAssertFalse(lines.isEmpty, refused.stderr)
+        for l in lines {
+            XCTAssertEqual(l, "droplab: error: --resume: the run takes 2 micro-batches per step, 2 ranks x --accumulation 2 take 4 "
+                           + "(ranks x --accumulation must equal 2)")
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/two/last.h5")), before, "a refused resume changes nothing")
+    }
+
+    /// SIGKILL to rank 1 in the middle of training: mpirun ends the job, and rank 0 says so in
+    /// one line instead of waiting forever in its next MPI_Allreduce.
+    func testKillingARankEndsTheJobWithOneLine() throws {
+        let dir = try temporaryDirectory(self)
+        _ = try TestData.wikiSample(bytes: 3_000_000, in: dir)
+        let p = Process(), err = Pipe()
+        p.executableURL = try mpirun()
+        p.arguments = mpirunArguments(ranks: 2) + args(dir, out: dir + "/run", accumulation: 1, extra: ["--tokens", String(2000 * 2 * 8 * 64)])
+        p.environment = ProcessInfo.processInfo.environment.merging(mpirunEnvironment) { $1 }
+        p.standardError = err; p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        var deadline = Date().addingTimeInterval(300)
+        while !FileManager.default.fileExists(atPath: dir + "/run/metrics.jsonl") && p.isRunning && Date() < deadline { usleep(100_000) }
+        // mpirun's children are the ranks; rank 1 is the one whose environment says so
+        let children = (try? String(contentsOfFile: "/proc/\(p.processIdentifier)/task/\(p.processIdentifier)/children", encoding: .utf8)) ?? ""
+        let rank1 = children.split(separator: " ").compactMap { Int32($0) }.first { pid in
+            let env = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))) ?? Data()
+            return env.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == "OMPI_COMM_WORLD_RANK=1" }
+        }
+        guard let rank1 else {
+            p.terminate(); p.waitUntilExit()
+            return XCTFail("no rank 1 among mpirun's children (\(children)); training started: \(p.isRunning)")
+        }
+        kill(rank1, SIGKILL)
+        let killed = Date()
+        deadline = killed.addingTimeInterval(60)
+        while p.isRunning && Date() < deadline { usleep(100_000) }
+        let hung = p.isRunning
+        if hung { p.terminate() }
+        p.waitUntilExit()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertFalse(hung, "the job still ran 60 s after a rank was killed: \(stderr)")
+        print(String(format: "killed rank 1: the job ended %.1f s later", Date().timeIntervalSince(killed)))
+        XCTAssertNotEqual(p.terminationStatus, 0)
+        let lines = stderr.split(separator: "\n").filter { $0.hasPrefix("droplab: error: ") }
+        XCTAssertEqual(lines, ["droplab: error: rank 0: stopped by SIGTERM (mpirun ends the job when one of its ranks fails or is killed)"], stderr)
+    }
+}
