@@ -88,5 +88,8 @@ HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS="$THREADS" MKL_NUM_THREA
     > "$H_JSON" || die "bench_peer.py failed"
 
 "$PY" "$ROOT/tools/bench_peer.py" --report "$D_JSON" "$H_JSON" > "$OUT.tmp" || { rm -f "$OUT.tmp"; die "report failed"; }
+# sections measured by other means (after this marker line) are kept
+MARKER='<!-- kept by tools/bench_compare.sh: sections below are not generated -->'
+[ -f "$OUT" ] && sed -n "\|^$MARKER\$|,\$p" "$OUT" >> "$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 echo "== wrote $OUT (raw JSON in $WORK)" >&2

@@ -76,17 +76,21 @@ public struct TokenShardCache {
     }
 }
 
-/// Buffered Int32 writer to `path.tmp`, renamed into place by finish().
+/// Buffered Int32 writer to `path.tmp-<pid>`, renamed into place by finish(): processes that
+/// tokenize the same file at once (recipe jobs on several MPI ranks) each write their own
+/// copy, and the same bytes land in place whichever renames last.
 struct ShardWriter {
     let path: String
+    let tmp: String
     let handle: FileHandle
     var buffer: [Int32] = []
     var count = 0
     init(_ path: String) throws {
         self.path = path
-        guard FileManager.default.createFile(atPath: path + ".tmp", contents: nil),
-              let h = FileHandle(forWritingAtPath: path + ".tmp") else {
-            throw CorpusError("\(path).tmp: cannot create token shard")
+        tmp = path + ".tmp-\(getpid())"
+        guard FileManager.default.createFile(atPath: tmp, contents: nil),
+              let h = FileHandle(forWritingAtPath: tmp) else {
+            throw CorpusError("\(tmp): cannot create token shard")
         }
         handle = h
     }
@@ -101,6 +105,6 @@ struct ShardWriter {
     mutating func finish() throws {
         flush()
         handle.closeFile()
-        guard rename(path + ".tmp", path) == 0 else { throw CorpusError("\(path): cannot write token shard") }
+        guard rename(tmp, path) == 0 else { throw CorpusError("\(path): cannot write token shard") }
     }
 }

@@ -222,6 +222,7 @@ public final class Trainer<Data: TrainingData> {
         var last: [String: Double] = [:]
         var windowStart = Date(), lastLine: (step: Int, evaluated: Bool) = (-1, false)
         var lr: Float = 0, gradNorm = 0.0
+        var reduceSeconds = 0.0   // data parallel: time in the gradient allreduce over the window (not resumed)
         var (pHidden, pAttn) = options.dropout(at: step)
 
         /// One metrics line for the window so far (train loss omitted when it holds no step).
@@ -231,6 +232,7 @@ public final class Trainer<Data: TrainingData> {
             if window.steps > 0 {
                 m += [("train_loss", window.lossSum / Double(window.steps)), ("grad_norm", gradNorm),
                       ("tokens_per_s", Double(window.tokens) / max(elapsed, 1e-9))]
+                if world != nil { m += [("allreduce_s", reduceSeconds / Double(window.steps)), ("step_s", elapsed / Double(window.steps))] }
                 last["train_loss"] = window.lossSum / Double(window.steps)
                 last["tokens_per_s"] = Double(window.tokens) / max(elapsed, 1e-9)
             }
@@ -241,7 +243,7 @@ public final class Trainer<Data: TrainingData> {
             try appendMetrics(m)
             onMetrics(Dictionary(m.compactMap { k, v in (v as? Double).map { (k, $0) } }, uniquingKeysWith: { a, _ in a }))
             progress.update(step: step, metrics: m)
-            windowStart = Date(); window = LogWindow(); lastLine = (step, evalNow)
+            windowStart = Date(); window = LogWindow(); lastLine = (step, evalNow); reduceSeconds = 0
         }
 
         let tape = Tape()
@@ -266,7 +268,9 @@ public final class Trainer<Data: TrainingData> {
             }
             var interrupted = Interrupt.requested
             if let world {
+                let started = Date()
                 for m in optimizer.group.members { try world.sum(m.params.grads.pointer, count: m.params.grads.count) }
+                reduceSeconds += Date().timeIntervalSince(started)
                 let r = try world.reduce([stepLoss, interrupted ? 1 : 0])
                 stepLoss = r[0]; interrupted = r[1] > 0
             }

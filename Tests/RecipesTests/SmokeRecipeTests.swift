@@ -170,6 +170,40 @@ final class SmokeRecipeTests: XCTestCase {
         let second = try ["smoke.md", "smoke-val-loss.svg", "smoke-train-loss.svg"].map { try Data(contentsOf: URL(fileURLWithPath: out + "/" + $0)) }
         XCTAssertEqual(first, second, "regenerated report differs")
 
+        // the same recipe under mpirun on 3 ranks (rank 0 keeps the queue, ranks 1 and 2 run the
+        // jobs, with the kernel threads of the run above: the thread count changes rounding) gives
+        // the same report and plots byte for byte, but for the lines that say when and how fast
+        // the jobs ran (measured, so they differ between any two runs)
+        if (try? mpirun()) != nil {
+            let threads = ProcessInfo.processInfo.environment["DROPLAB_THREADS"] ?? String(ProcessInfo.processInfo.activeProcessorCount)
+            let mpiStarted = Date()
+            let mpi = try runDroplabMPI(ranks: 3, ["recipe", "run", recipe, "--root", dir + "/mpi", "--threads", threads], cwd: repo)
+            XCTAssertEqual(mpi.status, 0, mpi.stderr)
+            print(String(format: "smoke recipe on 3 ranks: 16 jobs in %.1fs", Date().timeIntervalSince(mpiStarted)))
+            XCTAssertTrue(mpi.stderr.contains("on rank 1 in") && mpi.stderr.contains("on rank 2 in"), mpi.stderr)
+            XCTAssertTrue(mpi.stdout.contains("16 run, 0 already done"), mpi.stdout)
+            let mpiReport = try runDroplab(["report", recipe, "--root", dir + "/mpi", "--out", dir + "/mpi-reports"], cwd: repo)
+            XCTAssertEqual(mpiReport.status, 0, mpiReport.stderr)
+            // the throughput rows (a metric's first row names it, the next row is its other variant's) and the times
+            func untimed(_ md: String) -> [Substring] {
+                let lines = md.split(separator: "\n")
+                return lines.indices.filter { i in
+                    let l = lines[i]
+                    let throughput = l.contains("tokens/s") || (i > 0 && lines[i - 1].contains("tokens/s") && l.hasPrefix("|  |"))
+                    return !throughput && !l.hasPrefix("- Jobs ran: ") && !l.hasPrefix("- Compute: ")
+                }.map { lines[$0] }
+            }
+            let md2 = try String(contentsOfFile: dir + "/mpi-reports/smoke.md", encoding: .utf8)
+            XCTAssertEqual(untimed(md2), untimed(md))
+            XCTAssertEqual(md.split(separator: "\n").count - untimed(md).count, md2.split(separator: "\n").count - untimed(md2).count)
+            for name in ["smoke-val-loss.svg", "smoke-train-loss.svg"] {
+                XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/mpi-reports/" + name)),
+                               try Data(contentsOf: URL(fileURLWithPath: out + "/" + name)), name)
+            }
+            let rerun = try runDroplabMPI(ranks: 3, ["recipe", "run", recipe, "--root", dir + "/mpi"], cwd: repo)
+            XCTAssertTrue(rerun.stdout.contains("0 run, 16 already done"), rerun.stdout + rerun.stderr)
+        }
+
         // the kept job files alone (no checkpoints root) give the same report
         let saved = try runDroplab(["report", recipe, "--root", root, "--out", out, "--save-jobs"], cwd: repo)
         XCTAssertEqual(saved.status, 0, saved.stderr)

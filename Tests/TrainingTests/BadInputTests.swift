@@ -116,6 +116,8 @@ final class BadInputTests: XCTestCase {
             (pre + ["--dropout-seed", "99999999999999999999999"], "--dropout-seed"), (pre + ["--dropout-seed"], "--dropout-seed"),
             (["tokenizer", "encode", "--vocab", "missing.txt", "hello"], "missing.txt"),
             (["recipe", "run", "missing.toml"], "missing.toml"), (["recipe", "run", "adir"], "adir"),
+            (pre + ["--threads", "0"], "--threads"), (pre + ["--threads", "-2"], "--threads"), (pre + ["--threads", "x"], "--threads"),
+            (["recipe", "run", "missing.toml", "--threads", "0"], "--threads"), (["recipe", "run", "adir", "--threads", "99999"], "--threads"),
             (["report", "missing.toml"], "missing.toml"), (["frobnicate"], "frobnicate"),
             // knowledge evaluators: probe flags, each evaluator's own flags, checkpoint and data
             (probe("consistency") + ["--limit", "0"], "--limit"), (probe("consistency") + ["--batch", "0"], "--batch"),

@@ -39,9 +39,9 @@ final class DataParallelTests: XCTestCase {
         return o as NSDictionary
     }
 
-    /// metrics.jsonl without the timing field.
+    /// metrics.jsonl without the timing fields (a data-parallel run also logs allreduce_s and step_s).
     func metrics(_ run: String) throws -> [[String: Double]] {
-        try MetricsLog.read(run + "/metrics.jsonl").map { $0.filter { $0.key != "tokens_per_s" } }
+        try MetricsLog.read(run + "/metrics.jsonl").map { $0.filter { !["tokens_per_s", "allreduce_s", "step_s"].contains($0.key) } }
     }
 
     /// Every metrics field equal to rounding (1e-4 relative).
@@ -69,6 +69,8 @@ final class DataParallelTests: XCTestCase {
         XCTAssertEqual(two.status, 0, two.stderr)
         XCTAssertTrue(two.stderr.contains("data parallel over 2 ranks (1 micro-batches each per step)"), two.stderr)
         XCTAssertEqual(two.stdout.components(separatedBy: "pretrain: 24 steps").count, 2, "rank 0 alone reports: \(two.stdout)")
+        let timed = try MetricsLog.read(dir + "/two/metrics.jsonl").filter { $0["train_loss"] != nil }
+        XCTAssertTrue(timed.allSatisfy { ($0["allreduce_s"] ?? 0) > 0 && $0["allreduce_s"]! < $0["step_s"]! }, "\(timed)")
 
         // the same steps over the same data: equal cursor, options and run settings
         let a = try load(dir + "/one/last.h5"), b = try load(dir + "/two/last.h5")
