@@ -3,6 +3,8 @@
 // fields in `validate()`, and both the CLI and the recipe loader call exactly that, so the
 // two cannot drift. Errors name the flag: `--batch must be in 1...65536, got 0`.
 
+import Autograd
+
 public protocol CommandOptions: Codable {
     /// Check every field's range; throw an `OptionError` naming the flag.
     func validate() throws
@@ -38,6 +40,10 @@ public enum Check {
     }
     public static func nonEmpty(_ s: String, _ key: String) throws {
         try that(!s.isEmpty, key, "must not be empty")
+    }
+    /// bf16 needs a CPU with AVX512-BF16 (no emulated fallback).
+    public static func precision(_ p: Precision?, _ key: String = "precision") throws {
+        try that(p != .bf16 || BF16.isSupported, key, "bf16 needs a CPU with AVX512-BF16, which this one lacks (use fp32)")
     }
 
     /// Upper bounds that keep sizes far from overflow and allocation failure.
