@@ -62,9 +62,10 @@ final class PretrainTests: XCTestCase {
 
     /// --precision bf16: the run of testLossFallsWellBelowUniform (tiny, 300 steps of 16x64
     /// tokens, validation every 60 steps) in bf16 and in fp32 on the same data and initial weights.
-    /// The validation losses stay within 0.05 nats of each other at every evaluation (the loss
-    /// falls by more than 1.5 nats; 0.05 is 4x the largest gap measured, 0.012). A bf16 run's
-    /// metrics lines and checkpoint record its precision, and --resume refuses to change it.
+    /// The validation losses stay within 0.05 nats of each other at every evaluation (twice the
+    /// largest gap measured, 0.025 at step 240; bf16 left the unigram plateau a little earlier),
+    /// while both fall below ln V - 1.5 as in testLossFallsWellBelowUniform. A bf16 run's metrics
+    /// lines and checkpoint record its precision, and --resume refuses to change it.
     func testBF16TrainingCurveFollowsFP32() throws {
         try XCTSkipUnless(BF16.isSupported, "no AVX512-BF16")
         let dir = try temporaryDirectory(self)
@@ -86,7 +87,9 @@ final class PretrainTests: XCTestCase {
         XCTAssertEqual(val["bf16"]!.count, 5)
         XCTAssertLessThan(gaps.max()!, 0.05)
         XCTAssertGreaterThan(gaps.max()!, 0, "identical curves: the bf16 run did not compute in bf16")
-        XCTAssertLessThan(val["bf16"]!.last!, val["bf16"]!.first! - 1)
+        let vocabSize = try String(contentsOfFile: TestData.fixtureVocab, encoding: .utf8).split(separator: "\n").count
+        XCTAssertLessThan(val["bf16"]!.last!, log(Double(vocabSize)) - 1.5)
+        XCTAssertLessThan(val["bf16"]!.last!, val["bf16"]!.first! - 0.2)
         let state = try Checkpoint.load(dir + "/bf16/last.h5").training!.stateJSON
         XCTAssertTrue(state.contains(#""precision":"bf16""#), state)
         for (p, other) in [("bf16", "fp32"), ("fp32", "bf16")] {
