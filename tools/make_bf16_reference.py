@@ -43,9 +43,10 @@ import numpy as np
 try:
     import h5py
     import torch
-    from transformers import BertConfig, BertForMaskedLM
 except ImportError as exc:  # pragma: no cover - setup hint
     sys.exit(f"missing dependency ({exc}); see make_reference.py's setup line")
+
+from fixture_common import load_reference
 
 FORMAT = "droplab-bf16-reference-1"
 FIXTURES = os.path.join("Tests", "BERTTests", "Fixtures")
@@ -97,19 +98,6 @@ def emulate_bf16_linears(model):
             m.forward = (lambda mod: lambda x: RoundedLinear.apply(x, mod.weight, mod.bias))(m)
 
 
-def load(reference):
-    with h5py.File(reference, "r") as f:
-        config = BertConfig.from_dict(__import__("json").loads(f.attrs["config"]))
-        inputs = {k: torch.from_numpy(f["inputs"][k][()]) for k in ("input_ids", "attention_mask", "token_type_ids", "labels")}
-        params = {k: torch.from_numpy(f["params"][k][()]) for k in f["params"].keys()}
-    model = BertForMaskedLM._from_config(config, attn_implementation="eager")
-    missing, unexpected = model.load_state_dict(params, strict=False)
-    assert not unexpected and all(k.startswith("cls.predictions.decoder") for k in missing), (missing, unexpected)
-    model.tie_weights()
-    model.train()   # dropout probabilities are 0
-    return model, inputs
-
-
 def run(model, inputs, autocast):
     model.zero_grad(set_to_none=True)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
@@ -134,7 +122,7 @@ def main(argv=None) -> int:
     finite = ~np.isnan(bits.view(np.float32))
     assert np.array_equal(mine[finite], bf16[finite]), "rne() disagrees with torch's conversion"
 
-    model, inputs = load(args.reference)
+    model, inputs = load_reference(args.reference)   # dropout probabilities are 0: train == eval
     results = {"autocast": run(model, inputs, autocast=True)}
     fp32 = run(model, inputs, autocast=False)
     emulate_bf16_linears(model)
