@@ -42,8 +42,8 @@ public enum Check {
         try that(!s.isEmpty, key, "must not be empty")
     }
     /// bf16 needs a CPU with AVX512-BF16 (no emulated fallback).
-    public static func precision(_ p: Precision?, _ key: String = "precision") throws {
-        try that(p != .bf16 || BF16.isSupported, key, "bf16 needs a CPU with AVX512-BF16, which this one lacks (use fp32)")
+    public static func precision(_ p: Precision?) throws {
+        try that(p != .bf16 || BF16.isSupported, "precision", "bf16 needs a CPU with AVX512-BF16, which this one lacks (use fp32)")
     }
 
     /// Upper bounds that keep sizes far from overflow and allocation failure.
