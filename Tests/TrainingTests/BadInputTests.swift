@@ -106,6 +106,8 @@ final class BadInputTests: XCTestCase {
             (["eval", "squad", "missing.h5"], "missing.h5"),
             (bench + ["--steps", "0"], "--steps"), (bench + ["--steps", "-1"], "--steps"), (bench + ["--batch", "0"], "--batch"),
             (bench + ["--seq-len", "2"], "--seq-len"), (bench + ["--presets", "huge"], "huge"), (bench + ["--dropouts", "1"], "--dropouts"),
+            (pre + ["--precision", "fp16"], "--precision"), (squad + ["--precision", "bf32"], "--precision"),
+            (bench + ["--precision", "int8"], "--precision"), (bench + ["--precision"], "--precision"),
             (["inspect", "missing.h5"], "missing.h5"), (["inspect", "adir"], "adir"), (["inspect", "corpus.txt"], "corpus.txt"),
             (["export", "hf", "missing.h5", "out"], "missing.h5"), (["export", "hf", "ck.h5", "file.txt"], "file.txt"),
             (["tokenizer", "train", "--vocab-size", "0", "corpus.txt", "--out", "v.txt"], "--vocab-size"),
