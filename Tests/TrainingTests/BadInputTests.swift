@@ -118,7 +118,8 @@ final class BadInputTests: XCTestCase {
             (pre + ["--dropout-seed", "99999999999999999999999"], "--dropout-seed"), (pre + ["--dropout-seed"], "--dropout-seed"),
             (["tokenizer", "encode", "--vocab", "missing.txt", "hello"], "missing.txt"),
             (["recipe", "run", "missing.toml"], "missing.toml"), (["recipe", "run", "adir"], "adir"),
-            (["report", "missing.toml"], "missing.toml"), (["frobnicate"], "frobnicate"),
+            (["report", "missing.toml"], "missing.toml"),
+            (["report", TestData.repoRoot + "/recipes/synthetic.toml", "--jobs", "missing"], "--jobs"), (["frobnicate"], "frobnicate"),
             // knowledge evaluators: probe flags, each evaluator's own flags, checkpoint and data
             (probe("consistency") + ["--limit", "0"], "--limit"), (probe("consistency") + ["--batch", "0"], "--batch"),
             (probe("consistency") + ["--probes", "missing.jsonl"], "missing.jsonl"), (probe("lens") + ["--probes", "adir"], "adir"),
