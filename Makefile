@@ -3,7 +3,7 @@
 # packages (Debian/Ubuntu; uses sudo when not root); `make test` also installs Chromium.
 
 SWIFT ?= swift
-APT_PACKAGES = libopenblas-dev libhdf5-dev zlib1g-dev pkg-config libopenmpi-dev openmpi-bin
+APT_PACKAGES = libopenblas-dev libdnnl-dev libhdf5-dev zlib1g-dev pkg-config libopenmpi-dev openmpi-bin
 RELEASE = -c release -Xswiftc -enable-testing
 DROPLAB = .build/release/droplab
 

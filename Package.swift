@@ -31,8 +31,9 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5",
                        providers: [.apt(["libhdf5-dev", "pkg-config"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),   // no pkg-config file: module.modulemap links dnnl
         .systemLibrary(name: "CMPI", pkgConfig: "ompi", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
-        .target(name: "Autograd", dependencies: ["CBLAS"], swiftSettings: kernels),
+        .target(name: "Autograd", dependencies: ["CBLAS", "CDNNL"], swiftSettings: kernels),
         .target(name: "BERT", dependencies: ["Autograd"], swiftSettings: release),
         .target(name: "Checkpoint", dependencies: ["CHDF5", "Autograd", "BERT"], swiftSettings: release),
         .target(name: "Text", dependencies: ["Autograd", "CZlib"], swiftSettings: release),

@@ -2,11 +2,13 @@
 # Compare droplab's training throughput with Hugging Face transformers on this machine and
 # write BENCHMARKS.md at the repository root.
 #
-#   tools/bench_compare.sh                 # full: mini+small x V8192+V30522 x dropout 0.0+0.1, 5 steps
+#   tools/bench_compare.sh                 # full: mini+small x V8192+V30522 x dropout 0.0+0.1 x fp32+bf16, 5 steps
 #   tools/bench_compare.sh --quick         # smoke run: mini, V8192, dropout 0.0+0.1, 3 steps
 #
 # Options:
 #   --quick            mini, V8192 only, 3 timed steps
+#   --precision LIST   comma-separated precisions for both engines (default fp32,bf16; bf16 needs
+#                      AVX512-BF16): droplab --precision, HF under torch.autocast bf16
 #   --steps N          timed steps per configuration (default 5; --quick: 3)
 #   --threads N        threads for both engines (default: nproc); droplab gets DROPLAB_THREADS=N and
 #                      OPENBLAS_NUM_THREADS=N, the peer torch.set_num_threads(N)
@@ -26,18 +28,19 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 die() { echo "bench_compare.sh: $*" >&2; exit 1; }
 
-DROPLAB="$ROOT/.build/release/droplab" QUICK=0 STEPS="" THREADS="" ATTN=default BUILD=1 OUT="$ROOT/BENCHMARKS.md" VENV_DIR="${VENV:-/work/venv}"
+DROPLAB="$ROOT/.build/release/droplab" PRECISION=fp32,bf16 QUICK=0 STEPS="" THREADS="" ATTN=default BUILD=1 OUT="$ROOT/BENCHMARKS.md" VENV_DIR="${VENV:-/work/venv}"
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
         --steps) [ $# -ge 2 ] || die "--steps needs a value"; STEPS="$2"; shift ;;
         --threads) [ $# -ge 2 ] || die "--threads needs a value"; THREADS="$2"; shift ;;
         --attn) [ $# -ge 2 ] || die "--attn needs a value"; ATTN="$2"; shift ;;
+        --precision) [ $# -ge 2 ] || die "--precision needs a value"; PRECISION="$2"; shift ;;
         --no-build) BUILD=0 ;;
         --out) [ $# -ge 2 ] || die "--out needs a value"; OUT="$2"; shift ;;
         --venv) [ $# -ge 2 ] || die "--venv needs a value"; VENV_DIR="$2"; shift ;;
         --droplab) [ $# -ge 2 ] || die "--droplab needs a value"; DROPLAB="$2"; BUILD=0; shift ;;
-        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option '$1' (see --help)" ;;
     esac
     shift
@@ -55,6 +58,9 @@ else
     SELECT=(--presets mini small --vocab-sizes 8192 30522 --dropouts 0.0 0.1)
 fi
 case "$STEPS$THREADS" in *[!0-9]*) die "--steps and --threads take positive integers" ;; esac
+IFS=, read -r -a PRECISIONS <<< "$PRECISION"
+for p in "${PRECISIONS[@]}"; do case "$p" in fp32|bf16) ;; *) die "--precision takes fp32 and/or bf16, got '$p'" ;; esac; done
+SELECT+=(--precision "${PRECISIONS[@]}")
 
 # The Python side first: a missing venv should fail before a long build.
 PY="$VENV_DIR/bin/python"

@@ -38,6 +38,9 @@ Measurement (mirrors ``Benchmark.trainingStep`` in Sources/Training/Benchmark.sw
   positions only), i.e. the FLOPs the step needs, not the ones HF executes. The JSON also
   has ``gflops_executed`` with the decoder at every position (what HF really computes).
 - ``sgemm_gflops``: torch.mm on 2048 x 2048 float32 matrices, best of 5.
+- ``--precision fp32 bf16``: each configuration also (or only) in bf16 mixed precision, torch's
+  own way: forward and loss under ``torch.autocast("cpu", dtype=torch.bfloat16)``, backward and
+  AdamW outside it (float32 weights and optimizer). Rows carry ``precision``.
 
 ``--json`` prints one JSON object on stdout (human lines go to stderr), with the field
 names of ``droplab bench --json``: machine, sgemm_gflops, train[{preset, vocab, dropout,
@@ -76,6 +79,8 @@ TARGET_RATIO = 1.5          # droplab tokens/s >= 1.5 x HF, mini and small, drop
 TARGET_SGEMM_SHARE = 0.70   # small: achieved FLOP/s >= 70% of sgemm peak
 TARGET_DROPOUT_COST = 0.05  # dropout 0.1 step time <= 1.05 x dropout 0.0
 TARGET_RSS_FACTOR = 1.5     # peak RSS <= 1.5 x analytic need
+TARGET_BF16_SPEEDUP = 1.7   # droplab bf16 tokens/s >= 1.7 x droplab fp32, mini and small
+TARGET_BF16_RATIO = 1.5     # droplab bf16 tokens/s >= 1.5 x HF under autocast bf16
 
 FLOPS_NOTE = ("FLOPs per trained token = 3 x forward matmul FLOPs (forward + backward): per layer "
               "2(4C^2 + 2CF) for the projections and FFN plus 2*2TC for QK^T and PV, and the MLM "
@@ -213,7 +218,7 @@ def torch_sgemm(torch, n=2048, repeats=5):
     return 2.0 * n ** 3 / best / 1e9
 
 
-def train_config(torch, transformers, preset, vocab, dropout, args):
+def train_config(torch, transformers, preset, vocab, dropout, precision, args):
     L, C, A, F = PRESETS[preset]
     kwargs = dict(vocab_size=vocab, hidden_size=C, num_hidden_layers=L, num_attention_heads=A,
                   intermediate_size=F, max_position_embeddings=MAX_POSITIONS,
@@ -238,7 +243,8 @@ def train_config(torch, transformers, preset, vocab, dropout, args):
         ids, labels = make_batch(torch, gen, vocab, args.batch, args.seq_len)
         t = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = model(input_ids=ids, labels=labels).loss
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = model(input_ids=ids, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -255,7 +261,7 @@ def train_config(torch, transformers, preset, vocab, dropout, args):
     fpt_exec = training_flops_per_token(C, L, F, vocab, args.seq_len, masked_fraction=1.0)
     n_params = sum(p.numel() for p in model.parameters())
     del model, opt
-    return {"preset": preset, "vocab": vocab, "dropout": dropout, "tokens_per_s": tps,
+    return {"preset": preset, "vocab": vocab, "dropout": dropout, "precision": precision, "tokens_per_s": tps,
             "s_per_step": step, "gflops": fpt * tps / 1e9,
             "gflops_executed": fpt_exec * tps / 1e9, "masked_fraction_measured": masked / tokens,
             "attn_implementation": attn, "parameters": n_params}
@@ -284,12 +290,13 @@ def run(args):
             sys.exit(f"bench_peer.py: unknown preset '{preset}' (known: {', '.join(PRESETS)})")
         for vocab in args.vocab_sizes:
             for p in args.dropouts:
-                r = train_config(torch, transformers, preset, vocab, p, args)
-                gc.collect()
-                rows.append(r)
-                log(f"hf train {preset} V{vocab} dropout {p:.1f}: {r['tokens_per_s']:.0f} tokens/s, "
-                    f"{r['s_per_step']:.3f} s/step, {r['gflops']:.1f} GFLOP/s "
-                    f"({100 * r['gflops'] / sgemm:.0f}% of torch sgemm), attention {r['attn_implementation']}")
+                for precision in args.precision:
+                    r = train_config(torch, transformers, preset, vocab, p, precision, args)
+                    gc.collect()
+                    rows.append(r)
+                    log(f"hf train {preset} V{vocab} dropout {p:.1f} {precision}: {r['tokens_per_s']:.0f} tokens/s, "
+                        f"{r['s_per_step']:.3f} s/step, {r['gflops']:.1f} GFLOP/s "
+                        f"({100 * r['gflops'] / sgemm:.0f}% of torch sgemm), attention {r['attn_implementation']}")
     result = {
         "engine": "huggingface-transformers",
         "machine": dict(machine_info(), threads=torch.get_num_threads()),
@@ -329,7 +336,8 @@ def load_json(path):
 
 
 def key(row):
-    return (str(row.get("preset")), int(row.get("vocab", 0)), round(float(row.get("dropout", 0.0)), 3))
+    return (str(row.get("preset")), int(row.get("vocab", 0)), round(float(row.get("dropout", 0.0)), 3),
+            row.get("precision", "fp32"))
 
 
 def fmt(x, spec, missing="—"):
@@ -368,7 +376,9 @@ def report(droplab_path, hf_path, out=sys.stdout):
     d_rows = {key(r): r for r in d.get("train") or []}
     h_rows = {key(r): r for r in h.get("train") or []}
     order = {name: i for i, name in enumerate(PRESETS)}
-    keys = sorted(set(d_rows) | set(h_rows), key=lambda k: (order.get(k[0], 99), k[0], k[1], k[2]))
+    all_keys = sorted(set(d_rows) | set(h_rows), key=lambda k: (order.get(k[0], 99), k[0], k[1], k[2], k[3]))
+    keys = [k for k in all_keys if k[3] == "fp32"]
+    bf16 = [k for k in all_keys if k[3] == "bf16"]
     d_peak, h_peak = d.get("sgemm_gflops"), h.get("sgemm_gflops")
     settings = h.get("settings", {})
     w = lambda s="": print(s, file=out)
@@ -433,6 +443,31 @@ def report(droplab_path, hf_path, out=sys.stdout):
           f"{fmt(hr.get('s_per_step'), '.3f')} | {fmt(dr.get('gflops'), '.1f')} | "
           f"{fmt(share, '.0f')}{'%' if share is not None else ''} | {fmt(hr.get('gflops'), '.1f')} |")
     w()
+    if bf16:
+        b_peak = d.get("bf16_gemm_gflops")
+        w("### bf16 mixed precision")
+        w()
+        w("droplab `--precision bf16`: the `linear` products (Q, K, V, attention output, FFN, MLM transform and "
+          "decoder; forward and both backward products) as bf16 x bf16 -> fp32 through oneDNN's matmul; the "
+          "per-head attention products, weights, optimizer, LayerNorm, softmax, GELU and loss in fp32. HF: "
+          "forward and loss under `torch.autocast(\"cpu\", dtype=torch.bfloat16)`. Each configuration was "
+          "timed in fp32 and bf16 one after the other in the same run.")
+        w()
+        w(f"bf16 matmul peak (2048^3, bf16 inputs, fp32 result, best of 5): droplab/oneDNN {fmt(b_peak, '.1f')} GFLOP/s "
+          f"({fmt(b_peak / d_peak if b_peak and d_peak else None, '.2f')}x its sgemm peak).")
+        w()
+        w("| preset | vocab | dropout | droplab fp32 tokens/s | droplab bf16 tokens/s | bf16 / fp32 | HF autocast tokens/s "
+          "| droplab bf16 / HF autocast | droplab bf16 s/step | droplab bf16 GFLOP/s | % of bf16 peak |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for k in bf16:
+            dr, hr, fr = d_rows.get(k, {}), h_rows.get(k, {}), d_rows.get(k[:3] + ("fp32",), {})
+            dt, ht, ft = dr.get("tokens_per_s"), hr.get("tokens_per_s"), fr.get("tokens_per_s")
+            speedup, ratio = (dt / ft if dt and ft else None), (dt / ht if dt and ht else None)
+            share = 100 * dr["gflops"] / b_peak if dr.get("gflops") and b_peak else None
+            w(f"| {k[0]} | {k[1]} | {k[2]:.1f} | {fmt(ft, '.0f')} | {fmt(dt, '.0f')} | {fmt(speedup, '.2f')}{'x' if speedup else ''} | "
+              f"{fmt(ht, '.0f')} | {fmt(ratio, '.2f')}{'x' if ratio else ''} | {fmt(dr.get('s_per_step'), '.3f')} | "
+              f"{fmt(dr.get('gflops'), '.1f')} | {fmt(share, '.0f')}{'%' if share is not None else ''} |")
+        w()
 
     # Targets
     w("## Targets")
@@ -464,10 +499,21 @@ def report(droplab_path, hf_path, out=sys.stdout):
         target("FLOP/s share of sgemm peak", f"small V{k[1]} dropout {k[2]:.1f}",
                fmt(None if share is None else 100 * share, ".0f") + ("%" if share is not None else ""),
                f">= {TARGET_SGEMM_SHARE:.0%}", None if share is None else share >= TARGET_SGEMM_SHARE)
-    pairs = sorted({(k[0], k[1]) for k in d_rows}, key=lambda pv: (order.get(pv[0], 99), pv[1]))
+    for preset in ("mini", "small") if bf16 else ():
+        for k in [k for k in bf16 if k[0] == preset]:
+            dt, ft = d_rows.get(k, {}).get("tokens_per_s"), d_rows.get(k[:3] + ("fp32",), {}).get("tokens_per_s")
+            speedup = dt / ft if dt and ft else None
+            target("droplab bf16 / droplab fp32 tokens/s", f"{preset} V{k[1]} dropout {k[2]:.1f}", fmt(speedup, ".2f"),
+                   f">= {TARGET_BF16_SPEEDUP}", None if speedup is None else speedup >= TARGET_BF16_SPEEDUP)
+        for k in [k for k in bf16 if k[0] == preset]:
+            dt, ht = d_rows.get(k, {}).get("tokens_per_s"), h_rows.get(k, {}).get("tokens_per_s")
+            ratio = dt / ht if dt and ht else None
+            target("droplab bf16 / HF autocast bf16 tokens/s", f"{preset} V{k[1]} dropout {k[2]:.1f}", fmt(ratio, ".2f"),
+                   f">= {TARGET_BF16_RATIO}", None if ratio is None else ratio >= TARGET_BF16_RATIO)
+    pairs = sorted({(k[0], k[1]) for k in keys if k in d_rows}, key=lambda pv: (order.get(pv[0], 99), pv[1]))
     any_pair = False
     for preset, vocab in pairs:
-        a, b = d_rows.get((preset, vocab, 0.0)), d_rows.get((preset, vocab, 0.1))
+        a, b = d_rows.get((preset, vocab, 0.0, "fp32")), d_rows.get((preset, vocab, 0.1, "fp32"))
         if not (a and b and a.get("s_per_step") and b.get("s_per_step")):
             continue
         any_pair = True
@@ -480,7 +526,7 @@ def report(droplab_path, hf_path, out=sys.stdout):
     need, need_from = d.get("analytic_need_mb"), "droplab"
     if need is None and d_rows:
         batch, seq = settings.get("batch", 32), settings.get("seq_len", 128)
-        known = [k for k in d_rows if k[0] in PRESETS]
+        known = [k for k in d_rows if k[0] in PRESETS and k[3] == "fp32"]
         if known:
             need = max(analytic_need_mb(k[0], k[1], batch, seq) for k in known)
             biggest = max(known, key=lambda k: analytic_need_mb(k[0], k[1], batch, seq))
@@ -568,6 +614,8 @@ def main():
     ap.add_argument("--presets", nargs="+", default=["mini", "small"])
     ap.add_argument("--vocab-sizes", nargs="+", type=int, default=[8192, 30522])
     ap.add_argument("--dropouts", nargs="+", type=float, default=[0.0, 0.1])
+    ap.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=["fp32"],
+                    help="fp32 and/or bf16 (autocast) training (default fp32)")
     ap.add_argument("--steps", type=int, default=5, help="timed steps per configuration (default 5)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed warm-up steps (default 2)")
     ap.add_argument("--batch", type=int, default=32)

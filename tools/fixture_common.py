@@ -1,5 +1,6 @@
-"""Helpers shared by the fixture generators make_reference.py, make_blimp_reference.py, make_probe_reference.py and
-make_tokenizer_reference.py (not a script; they import it from this directory).
+"""Helpers shared by the fixture generators make_reference.py, make_blimp_reference.py, make_probe_reference.py,
+make_tokenizer_reference.py, make_dropout_reference.py and make_bf16_reference.py (not a script; they import it
+from this directory).
 
 torch and transformers are imported inside the functions that use them, so that
 make_tokenizer_reference.py, which needs no torch, stays quick to start.
@@ -57,6 +58,28 @@ def perturbed_mlm(config, weight_scale, generator=None, noise_for_every_paramete
     names = [n for n, _ in model.named_parameters()]
     assert not any(n.startswith("cls.predictions.decoder") for n in names), names
     return model
+
+
+def load_reference(path, **config_overrides):
+    """The BertForMaskedLM (eager attention, train mode) and the inputs (input_ids, attention_mask,
+    token_type_ids, labels) of a make_reference.py fixture; `config_overrides` change config fields."""
+    import json
+
+    import h5py
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    with h5py.File(path, "r") as f:
+        cfg = json.loads(f.attrs["config"])
+        inputs = {k: torch.from_numpy(f["inputs"][k][()]) for k in ("input_ids", "attention_mask", "token_type_ids", "labels")}
+        params = {k: torch.from_numpy(f["params"][k][()]) for k in f["params"].keys()}
+    cfg.update(config_overrides)
+    model = BertForMaskedLM._from_config(BertConfig.from_dict(cfg), attn_implementation="eager")
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(params[name])
+    model.train()
+    return model, inputs
 
 
 # ----------------------------------------------------------------------- output

@@ -26,7 +26,6 @@ grads/<hf name>     float32, d loss / d param
 """
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -38,6 +37,8 @@ try:
     import torch
 except ImportError as exc:  # pragma: no cover - setup hint
     sys.exit(f"missing dependency ({exc}); see the setup line in tools/make_reference.py")
+
+from fixture_common import load_reference
 
 
 FORMAT = "droplab-dropout-reference-1"
@@ -84,19 +85,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
 
-    from transformers import BertConfig, BertForMaskedLM
-
-    with h5py.File(args.reference, "r") as f:
-        cfg = json.loads(f.attrs["config"])
-        inputs = {k: torch.from_numpy(f["inputs"][k][()]) for k in ("input_ids", "attention_mask", "token_type_ids", "labels")}
-        params = {k: torch.from_numpy(f["params"][k][()]) for k in f["params"].keys()}
-    cfg.update(hidden_dropout_prob=HIDDEN_P, attention_probs_dropout_prob=ATTENTION_P)
-    config = BertConfig.from_dict(cfg)
-    model = BertForMaskedLM._from_config(config, attn_implementation="eager")
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.copy_(params[name])
-    model.train()
+    model, inputs = load_reference(args.reference, hidden_dropout_prob=HIDDEN_P, attention_probs_dropout_prob=ATTENTION_P)
+    config = model.config
 
     B, T = inputs["input_ids"].shape
     C, NH, L = config.hidden_size, config.num_attention_heads, config.num_hidden_layers

@@ -26,7 +26,9 @@ public final class Parameters {
         values = Storage(count: offset)
         grads = Storage(count: offset)
         views = entries.map { [values, grads] e in
-            Tensor(view: values.pointer + e.offset, grad: grads.pointer + e.offset, shape: e.shape, owner: values)
+            let t = Tensor(view: values.pointer + e.offset, grad: grads.pointer + e.offset, shape: e.shape, owner: values)
+            t.isParameter = true
+            return t
         }
         var index: [String: Int] = [:]
         for (i, e) in entries.enumerated() {

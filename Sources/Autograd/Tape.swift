@@ -3,9 +3,30 @@
 
 public final class Tape {
     public var recording: Bool
+    /// Arithmetic of the `linear` products (bf16: see BF16.swift).
+    public let precision: Precision
     private var backwards: [(out: Tensor, run: () -> Void)] = []
 
-    public init(recording: Bool = true) { self.recording = recording }
+    public init(recording: Bool = true, precision: Precision = .fp32) {
+        self.recording = recording; self.precision = precision
+    }
+
+    // bf16 copies: each parameter's made once and kept until `weightsChanged()`; the latest
+    // other input's kept for the next product (Q, K and V read the same input).
+    private var bf16Parameters: [UnsafeMutablePointer<Float>: Storage] = [:]
+    private var bf16Input: (tensor: Tensor, copy: Storage)?
+
+    /// The bf16 copy of a product's operand.
+    func bf16(_ t: Tensor) -> Storage {
+        if t.isParameter, let c = bf16Parameters[t.data] { return c }
+        if let last = bf16Input, last.tensor === t { return last.copy }
+        let c = BF16.copy(t.data, count: t.count)
+        if t.isParameter { bf16Parameters[t.data] = c } else { bf16Input = (t, c) }
+        return c
+    }
+
+    /// Parameter values changed (an optimizer step): their bf16 copies are made anew.
+    public func weightsChanged() { bf16Parameters.removeAll() }
 
     /// Whether an op with these inputs should record a backward step.
     @inline(__always) func needsGrad(_ inputs: Tensor?...) -> Bool {

@@ -7,6 +7,8 @@ public final class Tensor {
     public let data: UnsafeMutablePointer<Float>
     let storage: Storage?          // keeps `data` alive (nil for external memory, e.g. parameter views)
     public var requiresGrad: Bool
+    /// A view of a `Parameters` entry (constant within an optimizer step).
+    var isParameter = false
     private var gradStorage: Storage?
     private var gradPointer: UnsafeMutablePointer<Float>?
 

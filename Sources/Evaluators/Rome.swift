@@ -467,6 +467,10 @@ public enum Rome {
         let (model, tok) = try KnowledgeSetup.frozenModel(checkpoint)
         try KnowledgeSetup.checkLayers(o.layer.map { [$0] } ?? [], flag: "layer", model.config)
         try KnowledgeSetup.checkLayers(layers, flag: "layers", model.config)
+        let last = model.config.numLayers - 1
+        if last > 0, let flag = o.layer == last ? "layer" : layers.contains(last) ? "layers" : nil {
+            throw OptionError(key: flag, "\(last) is the last layer: its FFN output at the subject reaches [MASK] through no later attention, so it cannot be edited there")
+        }
         let loaded: EditCases, source: String
         if o.pararel || o.probes != nil {
             let raw = try o.probes.map(ProbeSet.readJSONL) ?? ProbeSet.readParaRel(dataDir: o.dataDir, relations: o.relations)
@@ -503,7 +507,15 @@ public enum Rome {
             for l in 0..<L { sum[l] += restored[.ffnOut]![l][t] - corrupt }
         }
         let curve = sum.map { $0 / Double(cases.count) }
-        return (curve.indices.max { curve[$0] < curve[$1] } ?? 0, curve)
+        return (peak(curve), curve)
+    }
+
+    /// The layer of the trace's largest effect, the last layer excepted: its FFN output at the
+    /// subject reaches [MASK] through no later attention, so its effect is 0 and an edit there
+    /// changes nothing (when no other layer's effect is positive, it would win the argmax).
+    static func peak(_ curve: [Double]) -> Int {
+        let editable = curve.count > 1 ? curve.dropLast() : curve[...]
+        return editable.indices.max { editable[$0] < editable[$1] } ?? 0
     }
 
     static func export(_ model: BertModel, _ edit: DenseEdit, vocab: [String], to dir: String) throws {

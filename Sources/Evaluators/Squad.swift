@@ -43,6 +43,7 @@ public struct SquadOptions: CommandOptions, Sendable {
     public var nullThreshold = 0.0
     public var bestThreshold = false
     public var logEvery = 10
+    public var precision: Precision? = nil    // of the finetuning's matrix products; nil: fp32 (absent from fp32 jobs' identity)
     public init() {}
 
     public func validate() throws {
@@ -62,6 +63,7 @@ public struct SquadOptions: CommandOptions, Sendable {
         try Check.that(nullThreshold.isFinite, "null-threshold", "must be finite, got \(nullThreshold)")
         try Check.range(logEvery, 1...Check.maxSteps, "log-every")
         try Check.that(!bestThreshold || v == .v2, "best-threshold", "needs --version 2.0 (v1.1 has no unanswerable questions)")
+        try Check.precision(precision)
     }
 }
 
@@ -251,6 +253,7 @@ public enum Squad {
                                       hiddenDropout: o.finetuneDropout, attentionDropout: o.finetuneDropout, seed: o.seed)
             topt.adamw.weightDecay = o.weightDecay
             topt.logEvery = o.logEvery
+            topt.precision = o.precision
             log("finetuning on \(trainPath): \(result.train!.questionsUsed) questions, \(tf.features.count) features, "
                 + "\(o.epochs) epoch(s) = \(steps) steps of \(o.batch), lr \(o.lr), warmup \(warmup), dropout \(o.finetuneDropout)"
                 + (result.train!.skippedTotal > 0 ? "; \(result.train!.skippedTotal) questions skipped" : ""))

@@ -31,6 +31,12 @@ enum PretrainMetrics {
                 rows.append(MetricRow("pretrain.val_accuracy", "Pretraining: final validation accuracy (%)", 100 * acc, better: .higher))
             }
         }
+        // leaving the MLM plateau: the first validation below 6.0 nats (the unigram entropy of
+        // an 8192-piece vocabulary on Wikipedia is 6.97; small BERTs sit near 6.5 for millions
+        // of tokens); shown, not tested (a run that never leaves it has no value)
+        if let left = lines.first(where: { ($0["val_loss"] ?? .infinity) < 6 }), let t = left["tokens"] {
+            rows.append(MetricRow("pretrain.plateau_tokens", "Tokens until validation loss < 6.0 (M)", t / 1e6, better: .lower, descriptive: true))
+        }
         // tokens / time over the logged windows (evaluation time is not in the windows)
         var tokens = 0.0, seconds = 0.0, previous = 0.0
         for l in lines {

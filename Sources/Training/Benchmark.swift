@@ -25,6 +25,22 @@ public enum Benchmark {
         return 2 * Double(n * n * n) / best / 1e9
     }
 
+    /// bf16 x bf16 -> fp32 GFLOP/s of the oneDNN products of bf16 tapes on square n x n matrices,
+    /// split across the kernel threads as in training (the bf16 peak; best of `repeats` after one
+    /// call that creates the primitive).
+    public static func bf16gemm(n: Int = 2048, repeats: Int = 5) -> Double {
+        let a = Storage(count: n * n), b = Storage(count: n * n), c = Storage(count: n * n)
+        for i in 0..<n * n { a.pointer[i] = Float(i % 7) * 0.1; b.pointer[i] = Float(i % 5) * 0.1 }
+        let ah = BF16.copy(a.pointer, count: n * n), bh = BF16.copy(b.pointer, count: n * n)
+        var best = Double.infinity
+        for r in 0...repeats {
+            let t = Date()
+            Autograd.bf16gemm(false, false, n, n, n, ah.pointer, bh.pointer, accumulate: false, c.pointer)
+            if r > 0 { best = min(best, Date().timeIntervalSince(t)) }
+        }
+        return 2 * Double(n * n * n) / best / 1e9
+    }
+
     /// Model FLOPs per trained token (forward + backward = 3x forward matmul FLOPs), counting
     /// the MLM decoder at masked positions only (`maskedFraction`), as droplab computes it.
     public static func trainingFlopsPerToken(_ c: BertConfig, seqLen T: Int, maskedFraction: Double) -> Double {
@@ -80,7 +96,7 @@ public enum Benchmark {
     /// real Trainer, model, masking and optimizer, on random tokens of a synthetic vocabulary
     /// (the Trainer logs every step; its per-step tokens/s give the median step time).
     public static func trainingStep(preset: String, vocabSize: Int, seqLen: Int = 128, batch: Int = 32, dropout: Float,
-                                    steps: Int = 5, warmup: Int = 2) throws -> (tokensPerSecond: Double, secondsPerStep: Double) {
+                                    precision: Precision = .fp32, steps: Int = 5, warmup: Int = 2) throws -> (tokensPerSecond: Double, secondsPerStep: Double) {
         Storage.drainPool()   // buffers of earlier measurements do not count towards this one's memory
         let tok = try WordPieceTokenizer(vocab: WordPieceTokenizer.specialTokens
                                          + (WordPieceTokenizer.specialTokens.count..<vocabSize).map { "t\($0)" })
@@ -91,6 +107,7 @@ public enum Benchmark {
         var options = TrainerOptions(steps: warmup + steps, schedule: LRSchedule(peak: 1e-4, warmupSteps: 0, totalSteps: warmup + steps),
                                      hiddenDropout: dropout, attentionDropout: dropout, seed: 1)
         options.logEvery = 1
+        options.precision = precision
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("droplab-bench-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let data = RandomTokens(masker: Pretrain.pretrainMasker(tok), batch: batch, seqLen: seqLen, first: Int32(WordPieceTokenizer.specialTokens.count))

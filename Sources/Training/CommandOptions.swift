@@ -3,6 +3,7 @@
 // fields in `validate()`, and both the CLI and the recipe loader call exactly that, so the
 // two cannot drift. Errors name the flag: `--batch must be in 1...65536, got 0`.
 
+import Autograd
 import Foundation
 
 public protocol CommandOptions: Codable {
@@ -40,6 +41,10 @@ public enum Check {
     }
     public static func nonEmpty(_ s: String, _ key: String) throws {
         try that(!s.isEmpty, key, "must not be empty")
+    }
+    /// bf16 needs a CPU with AVX512-BF16 (no emulated fallback).
+    public static func precision(_ p: Precision?) throws {
+        try that(p != .bf16 || BF16.isSupported, "precision", "bf16 needs a CPU with AVX512-BF16, which this one lacks (use fp32)")
     }
 
     /// Upper bounds that keep sizes far from overflow and allocation failure.

@@ -43,6 +43,7 @@ public struct PretrainOptions: CommandOptions, Equatable, Sendable {
     public var out = "checkpoints/run"
     public var cacheDir = "checkpoints/cache"
     public var exportBatches = 0              // also write init.h5 and the first N steps' batches (tools/check_training_curve.py)
+    public var precision: Precision? = nil    // of the matrix products; nil: fp32 (absent from fp32 runs' config.json and job identity)
     public init() {}
 
     /// Every field's range, before anything is read or written; errors name the flag.
@@ -78,6 +79,7 @@ public struct PretrainOptions: CommandOptions, Equatable, Sendable {
         try Check.nonEmpty(out, "out")
         try Check.nonEmpty(cacheDir, "cache-dir")
         try Check.range(exportBatches, 0...Check.maxSteps, "export-batches")
+        try Check.precision(precision)
     }
 
     /// The seeds in force: each of --init-seed, --data-seed and --dropout-seed, else --seed.
@@ -185,6 +187,7 @@ public enum Pretrain {
         topt.adamw.eps = o.adamEps
         topt.earlyDropoutSteps = o.earlyDropoutSteps
         topt.saveEvery = o.saveEvery; topt.evalEvery = o.evalEvery; topt.logEvery = o.logEvery
+        topt.precision = o.precision
 
         try fm.createDirectory(atPath: o.out, withIntermediateDirectories: true)
         AtomicFile.removeStale(in: o.out)
@@ -282,6 +285,7 @@ public enum Pretrain {
             throw TrainerError("--resume: the run takes \(a) micro-batches per step, \(ranks) ranks x --accumulation \(o.accumulation / ranks) take \(o.accumulation) "
                                + "(ranks x --accumulation must equal \(a))")
         }
+        try Precision.checkResume((old["precision"] as? String).flatMap(Precision.init), o.precision, run: path)
         let diffs = Settings.differences(old: old, new: try Settings.object(o))
         if !diffs.isEmpty {
             throw TrainerError("--resume with different settings than \(path): " + diffs.joined(separator: ", "))

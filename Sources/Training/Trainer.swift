@@ -40,6 +40,7 @@ public struct TrainerOptions: Codable, Equatable, Sendable {
     public var saveEvery: Int = 0             // 0: only at the end
     public var evalEvery: Int = 0             // 0: only at the end
     public var logEvery: Int = 10
+    public var precision: Precision? = nil    // of the matrix products; nil: fp32 (so fp32 runs' state is as before)
     public init(steps: Int, schedule: LRSchedule, hiddenDropout: Float, attentionDropout: Float, seed: UInt64) {
         self.steps = steps; self.schedule = schedule; self.hiddenDropout = hiddenDropout
         self.attentionDropout = attentionDropout; self.seed = seed
@@ -146,6 +147,7 @@ public final class Trainer<Data: TrainingData> {
         let ck = try Checkpoint.load(lastCheckpoint, moments: ["adam_m", "adam_v"])
         guard let t = ck.training else { throw TrainerError("\(lastCheckpoint): has no training state to resume from") }
         let state = try JSONDecoder().decode(TrainerState<Data.Cursor>.self, from: Foundation.Data(t.stateJSON.utf8))
+        try Precision.checkResume(state.options.precision, options.precision, run: lastCheckpoint)
         guard state.options == options else {
             throw TrainerError("\(lastCheckpoint): --resume with different settings than the run was started with")
         }
@@ -228,7 +230,7 @@ public final class Trainer<Data: TrainingData> {
         /// One metrics line for the window so far (train loss omitted when it holds no step).
         func logLine(evaluate evalNow: Bool) throws {
             let elapsed = Date().timeIntervalSince(windowStart)
-            var m: [(String, Any)] = [("step", step), ("tokens", tokens), ("lr", lr)]
+            var m: [(String, Any)] = [("step", step), ("tokens", tokens), ("lr", lr), ("precision", (options.precision ?? .fp32).rawValue)]
             if window.steps > 0 {
                 m += [("train_loss", window.lossSum / Double(window.steps)), ("grad_norm", gradNorm),
                       ("tokens_per_s", Double(window.tokens) / max(elapsed, 1e-9))]
@@ -246,9 +248,10 @@ public final class Trainer<Data: TrainingData> {
             windowStart = Date(); window = LogWindow(); lastLine = (step, evalNow); reduceSeconds = 0
         }
 
-        let tape = Tape()
+        let tape = Tape(precision: options.precision ?? .fp32)
         let ranks = world?.size ?? 1, rank = world?.rank ?? 0
         stepLoop: while step < options.steps {
+            tape.weightsChanged()
             optimizer.zeroGrads()
             (pHidden, pAttn) = options.dropout(at: step)
             var stepLoss = 0.0, stepTokens = 0
@@ -319,6 +322,14 @@ extension Trainer {
         guard r[0] == -r[1] else {
             throw TrainerError("rank \(world.rank): the ranks' weights differ after step \(step) (the replicas diverged)")
         }
+    }
+}
+
+extension Precision {
+    /// A resumed run keeps the precision it was started with (nil: fp32).
+    static func checkResume(_ was: Precision?, _ now: Precision?, run: String) throws {
+        let was = was ?? .fp32, now = now ?? .fp32
+        if was != now { throw TrainerError("\(run): trained with --precision \(was.rawValue); --resume cannot change it to \(now.rawValue)") }
     }
 }
 

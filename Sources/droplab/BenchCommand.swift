@@ -13,18 +13,25 @@ struct BenchCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Presets to time.") var presets: [String] = ["mini", "small"]
     @Option(parsing: .upToNextOption, help: "Vocabulary sizes.") var vocabSizes: [Int] = [8192, 30522]
     @Option(parsing: .upToNextOption, help: "Dropout settings.") var dropouts: [Float] = [0.0, 0.1]
+    @Option(parsing: .upToNextOption, help: "Precisions of the matrix products (fp32, bf16); each configuration is timed in each, one after the other.") var precision: [Precision] = [.fp32]
     @Option(help: "Timed steps per configuration.") var steps = 5
     @Option(help: "Batch size.") var batch = 32
     @Option(help: "Sequence length.") var seqLen = 128
     @Option(help: "Dataset root (tokenizer speed is measured on Wikipedia text when present).") var dataDir: String?
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
-    struct Train: Codable { var preset: String; var vocab: Int; var dropout: Float; var tokens_per_s: Double; var s_per_step: Double; var gflops: Double; var fraction_of_sgemm: Double }
+    struct Train: Codable {
+        var preset: String; var vocab: Int; var dropout: Float; var precision: String
+        var tokens_per_s: Double; var s_per_step: Double; var gflops: Double
+        var fraction_of_sgemm: Double
+        var fraction_of_peak: Double   // of the row's precision: sgemm (fp32) or bf16gemm (bf16)
+    }
     struct Inference: Codable { var preset: String; var vocab: Int; var tokens_per_s: Double }
     struct Report: Codable {
         var machine: [String: String]
         var threads: Int
         var sgemm_gflops: Double
+        var bf16_gemm_gflops: Double?      // when bf16 is timed
         var steps: Int
         var train: [Train] = []
         var inference: [Inference] = []
@@ -43,6 +50,8 @@ struct BenchCommand: ParsableCommand {
         try Check.that(!presets.isEmpty, "presets", "needs at least one preset")
         try Check.that(!vocabSizes.isEmpty, "vocab-sizes", "needs at least one size")
         for v in vocabSizes { try Check.range(v, 64...(1 << 20), "vocab-sizes") }
+        try Check.that(!precision.isEmpty, "precision", "needs at least one value")
+        for p in precision { try Check.precision(p) }
         try Check.that(!dropouts.isEmpty, "dropouts", "needs at least one value")
         for p in dropouts { try Check.probability(p, "dropouts") }
         try Check.range(steps, 1...10_000, "steps")
@@ -55,16 +64,25 @@ struct BenchCommand: ParsableCommand {
         var r = Report(machine: ["cores": String(ProcessInfo.processInfo.activeProcessorCount)], threads: Parallel.threads,
                        sgemm_gflops: peak, steps: steps)
         say(String(format: "sgemm 2048^3: %.1f GFLOP/s (%d threads)", peak, Parallel.threads))
+        if precision.contains(.bf16) {
+            r.bf16_gemm_gflops = Benchmark.bf16gemm()
+            say(String(format: "bf16 gemm 2048^3 (oneDNN, fp32 result): %.1f GFLOP/s (%d threads)", r.bf16_gemm_gflops!, Parallel.threads))
+        }
         for preset in presets {
             for v in vocabSizes {
                 for p in dropouts {
-                    let t = try Benchmark.trainingStep(preset: preset, vocabSize: v, seqLen: seqLen, batch: batch, dropout: p, steps: steps)
-                    let config = try BertConfig(preset: preset, vocabSize: v)
-                    let gf = Benchmark.trainingFlopsPerToken(config, seqLen: seqLen, maskedFraction: 0.15) * t.tokensPerSecond / 1e9
-                    r.train.append(Train(preset: preset, vocab: v, dropout: p, tokens_per_s: t.tokensPerSecond, s_per_step: t.secondsPerStep,
-                                         gflops: gf, fraction_of_sgemm: gf / peak))
-                    say(String(format: "train %@ V%d dropout %.1f: %.0f tokens/s, %.3f s/step, %.1f GFLOP/s (%.0f%% of sgemm)",
-                               preset, v, p, t.tokensPerSecond, t.secondsPerStep, gf, 100 * gf / peak))
+                    for precision in precision {
+                        let t = try Benchmark.trainingStep(preset: preset, vocabSize: v, seqLen: seqLen, batch: batch, dropout: p,
+                                                           precision: precision, steps: steps)
+                        let config = try BertConfig(preset: preset, vocabSize: v)
+                        let gf = Benchmark.trainingFlopsPerToken(config, seqLen: seqLen, maskedFraction: 0.15) * t.tokensPerSecond / 1e9
+                        let ownPeak = precision == .bf16 ? r.bf16_gemm_gflops! : peak
+                        r.train.append(Train(preset: preset, vocab: v, dropout: p, precision: precision.rawValue, tokens_per_s: t.tokensPerSecond,
+                                             s_per_step: t.secondsPerStep, gflops: gf, fraction_of_sgemm: gf / peak, fraction_of_peak: gf / ownPeak))
+                        say(String(format: "train %@ V%d dropout %.1f %@: %.0f tokens/s, %.3f s/step, %.1f GFLOP/s (%.0f%% of the %@ peak)",
+                                   preset, v, p, precision.rawValue, t.tokensPerSecond, t.secondsPerStep, gf, 100 * gf / ownPeak,
+                                   precision == .bf16 ? "bf16 gemm" : "sgemm"))
+                    }
                 }
                 let inf = try Benchmark.inference(preset: preset, vocabSize: v, seqLen: seqLen, batch: batch)
                 r.inference.append(Inference(preset: preset, vocab: v, tokens_per_s: inf))

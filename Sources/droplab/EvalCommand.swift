@@ -1,4 +1,5 @@
 import ArgumentParser
+import Autograd
 import Evaluators
 import Checkpoint
 import Foundation
@@ -85,9 +86,11 @@ struct EvalCommand: ParsableCommand {
         @Option(help: "v2.0: predict no answer when null score - best span score exceeds this.") var nullThreshold = 0.0
         @Flag(help: "v2.0: also report the best threshold and its EM/F1 (official best_exact/best_f1).") var bestThreshold = false
         @Option(help: "Log a training metrics line every N steps.") var logEvery = 10
+        @Option(help: "Finetuning's matrix products: fp32 or bf16 (as pretrain --precision; evaluation stays fp32).") var precision = Precision.fp32
         @Option(help: "Results root directory.") var results = "results"
         func run() throws {
             var o = SquadOptions()
+            o.precision = precision == .fp32 ? nil : precision
             o.dataDir = dataDir; o.train = train; o.dev = dev; o.version = version; o.epochs = epochs; o.lr = lr
             o.batch = batch; o.evalBatch = evalBatch; o.warmup = warmup; o.weightDecay = weightDecay
             o.finetuneDropout = finetuneDropout; o.maxTrainExamples = maxTrainExamples; o.maxDevExamples = maxDevExamples

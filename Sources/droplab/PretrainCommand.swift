@@ -1,4 +1,5 @@
 import ArgumentParser
+import Autograd
 import Foundation
 import Training
 
@@ -42,6 +43,7 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "Run directory.") var out = "checkpoints/run"
     @Option(help: "Cache directory for vocabularies and token shards.") var cacheDir = "checkpoints/cache"
     @Option(help: "Also write init.h5 and the first N optimizer steps' batches (batches.h5) to --out, for tools/check_training_curve.py.") var exportBatches = 0
+    @Option(help: "Matrix products: fp32 (CBLAS) or bf16 (oneDNN: bf16 inputs, fp32 results; needs AVX512-BF16). Weights, optimizer and checkpoints stay fp32.") var precision = Precision.fp32
     @Flag(help: "Continue the run in --out from last.h5 (under mpirun: on any number of ranks whose product with --accumulation is the run's).") var resume = false
     @Option(help: "Kernel threads (default: the cores, shared among the ranks mpirun starts on this machine).") var threads: Int?
 
@@ -54,6 +56,7 @@ struct PretrainCommand: ParsableCommand {
         o.initSeed = initSeed; o.dataSeed = dataSeed; o.dropoutSeed = dropoutSeed
         o.saveEvery = saveEvery; o.evalEvery = evalEvery; o.logEvery = logEvery; o.valSequences = valSequences; o.valSeqLen = valSeqLen; o.valFraction = valFraction
         o.out = out; o.cacheDir = cacheDir; o.exportBatches = exportBatches; o.decay = decay
+        o.precision = precision == .fp32 ? nil : precision
         try useThreads(threads)
         let world = MPIWorld.launched
         o.accumulation = accumulation * (world?.size ?? 1)
@@ -71,3 +74,4 @@ struct PretrainCommand: ParsableCommand {
 }
 
 extension LRSchedule.Decay: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}

@@ -129,6 +129,14 @@ final class RomeTests: XCTestCase {
         XCTAssertGreaterThan(r.after.efficacyMagnitude, r.before.efficacyMagnitude + 0.3)
     }
 
+    /// The traced layer is the largest effect among the layers whose FFN output can reach
+    /// [MASK], never the last (its effect is 0, so it would win when the others are negative).
+    func testTracedLayerIsNeverTheLast() {
+        XCTAssertEqual(Rome.peak([-0.1, -0.3, 0]), 0)
+        XCTAssertEqual(Rome.peak([0.1, 0.4, -0.2, 0]), 1)
+        XCTAssertEqual(Rome.peak([0.2]), 0)
+    }
+
     /// Values optimised together in one batch equal each case optimised alone (the loss is the
     /// mean of the cases' losses, and each delta sees only its own case's gradient).
     func testValuesOptimisedTogetherEqualEachAlone() throws {

@@ -5,31 +5,47 @@ import CBLAS
 import Dispatch
 
 /// C[M,N] = alpha * op(A) op(B) + beta * C, row-major, with leading dimensions (defaults:
-/// contiguous). Large products are split across threads by rows of C (or by columns when
-/// C has few rows); each part is a single-threaded OpenBLAS call.
+/// contiguous). Large products are split across threads (`forEachPart`); each part is a
+/// single-threaded OpenBLAS call.
 @inline(__always)
 func sgemm(_ transA: Bool, _ transB: Bool, _ M: Int, _ N: Int, _ K: Int, _ alpha: Float,
            _ A: UnsafePointer<Float>, _ B: UnsafePointer<Float>, _ beta: Float, _ C: UnsafeMutablePointer<Float>,
            lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil, parallel: Bool = true) {
     let lda = lda ?? (transA ? M : K), ldb = ldb ?? (transB ? K : N), ldc = ldc ?? N
-    func call(_ m0: Int, _ m: Int, _ n0: Int, _ n: Int) {
+    forEachPart(M, N, K, parallel: parallel) { _, m0, m, n0, n in
         let a = transA ? A + m0 : A + m0 * lda, b = transB ? B + n0 * ldb : B + n0
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(K), alpha, a, Int32(lda), b, Int32(ldb), beta, C + m0 * ldc + n0, Int32(ldc))
     }
+}
+
+/// Split the product C[M,N] (inner size K) across threads by rows of C, or by columns when C
+/// has few rows; small products (or parallel: false) are one part. body(part, m0, m, n0, n)
+/// computes rows m0..<m0+m and columns n0..<n0+n.
+@inline(__always)
+func forEachPart(_ M: Int, _ N: Int, _ K: Int, parallel: Bool, _ body: (Int, Int, Int, Int, Int) -> Void) {
     let threads = Parallel.threads
-    if !parallel || threads == 1 || M * N * K < 1 << 21 { call(0, M, 0, N); return }
+    if !parallel || threads == 1 || M * N * K < 1 << 21 { body(0, 0, M, 0, N); return }
     if M >= N || M >= 64 * threads {
         DispatchQueue.concurrentPerform(iterations: threads) { p in
             let m0 = M * p / threads, m1 = M * (p + 1) / threads
-            call(m0, m1 - m0, 0, N)
+            body(p, m0, m1 - m0, 0, N)
         }
     } else {
         DispatchQueue.concurrentPerform(iterations: threads) { p in
             let n0 = N * p / threads, n1 = N * (p + 1) / threads
-            call(0, M, n0, n1 - n0)
+            body(p, 0, M, n0, n1 - n0)
         }
     }
+}
+
+/// C = op(A) op(B) + beta C (beta 0 or 1) with the fp32 operands, or in bf16 when both bf16
+/// copies are given.
+@inline(__always)
+func product(_ transA: Bool, _ transB: Bool, _ M: Int, _ N: Int, _ K: Int, _ A: UnsafePointer<Float>, _ Ah: Storage?,
+             _ B: UnsafePointer<Float>, _ Bh: Storage?, _ beta: Float, _ C: UnsafeMutablePointer<Float>) {
+    if let Ah, let Bh { bf16gemm(transA, transB, M, N, K, Ah.pointer, Bh.pointer, accumulate: beta != 0, C) }
+    else { sgemm(transA, transB, M, N, K, 1, A, B, beta, C) }
 }
 
 extension Tape {
@@ -67,6 +83,7 @@ extension Tape {
     }
 
     /// Affine map with Hugging Face weight layout: x [..., I], w [O, I], b [O] -> [..., O] = x w^T + b.
+    /// On a bf16 tape its three products (forward, dx, dw) run in bf16.
     public func linear(_ x: Tensor, _ w: Tensor, _ b: Tensor?) -> Tensor {
         let I = x.lastDim, O = w.shape[0], R = x.rows
         precondition(w.shape == [O, I] && (b == nil || b!.shape == [O]), "linear \(x.shape) \(w.shape) \(b?.shape ?? [])")
@@ -74,12 +91,13 @@ extension Tape {
         if let b {
             for r in 0..<R { (out.data + r * O).update(from: b.data, count: O) }
         }
-        sgemm(false, true, R, O, I, 1, x.data, w.data, b == nil ? 0 : 1, out.data)
+        let xh = precision == .bf16 ? bf16(x) : nil, wh = precision == .bf16 ? bf16(w) : nil
+        product(false, true, R, O, I, x.data, xh, w.data, wh, b == nil ? 0 : 1, out.data)
         if needsGrad(x, w, b) {
             record(out) {
-                let dy = out.grad
-                if x.requiresGrad { sgemm(false, false, R, I, O, 1, dy, w.data, 1, x.grad) }
-                if w.requiresGrad { sgemm(true, false, O, I, R, 1, dy, x.data, 1, w.grad) }
+                let dy = out.grad, dyh = xh.map { _ in BF16.copy(dy, count: R * O) }
+                if x.requiresGrad { product(false, false, R, I, O, dy, dyh, w.data, wh, 1, x.grad) }
+                if w.requiresGrad { product(true, false, O, I, R, dy, dyh, x.data, xh, 1, w.grad) }
                 if let b, b.requiresGrad { sumRows(dy, rows: R, cols: O, into: b.grad) }
             }
         }
