@@ -12,7 +12,11 @@
 // is started afresh. Ctrl-C during training saves last.h5 and stops the run; re-running
 // continues. Under mpirun (`run(_:world:)`, more than one rank), rank 0 keeps the queue and
 // the display and hands each job to a free rank 1...N-1 (`serve`), an evaluator once its
-// pretraining is done; a job that fails is reported and the others go on. A job found under its directory name of the first hash scheme
+// pretraining is done; a job that fails is reported and the others go on. With
+// `dataParallel`, each pretraining runs first on all ranks together (`Pretrain.run` with the
+// world: the job's micro-batches of a step are divided among the ranks) and the evaluators are
+// then spread as above; the ranks of a data-parallel job are bound together, so its failure
+// ends the mpirun job (re-running resumes). A job found under its directory name of the first hash scheme
 // (Recipe.legacyHash) is the same job when it is finished and its done.json records the data
 // digests of today (or it is a pretraining that can resume): it is read from there, and
 // `run` renames the directory to the current name before it starts.
@@ -211,8 +215,9 @@ public final class RecipeRunner {
     /// Run the selected jobs in order; finished jobs are skipped. Old-scheme directories are
     /// renamed first, and the data digests computed are cached for the next command. A
     /// [synthetic] corpus is generated first (or found up to date) when any job will run.
-    /// `world` (rank 0 of more than one): the jobs run on the other ranks (`dispatch`).
-    public func run(_ indices: [Int], world: MPIWorld? = nil) throws -> Summary {
+    /// `world` (rank 0 of more than one): the jobs run on the other ranks (`dispatch`), the
+    /// pretrainings on all of them together when `dataParallel`.
+    public func run(_ indices: [Int], world: MPIWorld? = nil, dataParallel: Bool = false) throws -> Summary {
         try adoptLegacyDirectories()
         try recipe.digests.save()
         var summary = Summary()
@@ -224,7 +229,7 @@ public final class RecipeRunner {
                 throw recipe.source.keyError(["synthetic"] + (e.key.map { [$0] } ?? []), e.problem)
             }
         }
-        if let world, world.size > 1 { return try dispatch(indices, world: world) }
+        if let world, world.size > 1 { return try dispatch(indices, world: world, dataParallel: dataParallel) }
         for (k, i) in indices.enumerated() {
             let job = recipe.jobs[i]
             let tag = "[\(k + 1)/\(indices.count)] \(job.name)"
@@ -248,17 +253,30 @@ public final class RecipeRunner {
         return summary
     }
 
-    enum Message: Int { case job = 1, stop, result }
+    enum Message: Int { case job = 1, stop, result, together }
 
     /// Rank 0's queue: each job not done goes, in order, to the next free rank once its
     /// pretraining (when it is one of these jobs) has finished; a failed job is reported and
     /// the others go on (its evaluators are not started); the run fails at the end if any did.
-    func dispatch(_ indices: [Int], world: MPIWorld) throws -> Summary {
+    func dispatch(_ indices: [Int], world: MPIWorld, dataParallel: Bool) throws -> Summary {
         var summary = Summary(), queue: [Int] = [], failed: [Int] = []
         var free = Array(1..<world.size), running: [Int: (k: Int, started: Date)] = [:]
         func tag(_ k: Int) -> String { "[\(k + 1)/\(indices.count)] \(recipe.jobs[indices[k]].name)" }
         for k in indices.indices {
             if state(recipe.jobs[indices[k]]) == .done { log("\(tag(k)): done, skipped"); summary.skipped += 1 } else { queue.append(k) }
+        }
+        if dataParallel {
+            let together = queue.filter { recipe.jobs[indices[$0]].kind == Recipe.pretrainKind }
+            for k in together {
+                let job = recipe.jobs[indices[k]], resumed = state(job) == .resumable, started = Date()
+                log("\(tag(k)): \(resumed ? "resuming" : "running") on all \(world.size) ranks in \(directory(job))")
+                for rank in 1..<world.size { try world.send(Array("\(indices[k]) \(resumed)".utf8), to: rank, tag: Message.together.rawValue) }
+                try runJob(job, resumed: resumed, started: started, world: world)
+                for _ in 1..<world.size { _ = try world.receive() }   // each rank's "finished"
+                summary.ran += 1
+                log(String(format: "%@: done in %@", tag(k), Self.duration(Date().timeIntervalSince(started))))
+            }
+            queue.removeAll { together.contains($0) }
         }
         while !queue.isEmpty || !running.isEmpty {
             var q = 0
@@ -293,11 +311,28 @@ public final class RecipeRunner {
         return summary
     }
 
+    /// Every rank checks before any job starts that the recipe's pretrainings divide their
+    /// micro-batches over `ranks` (all of them then fail alike, and none waits for another).
+    public static func checkDataParallel(_ recipe: Recipe, ranks: Int) throws {
+        for job in recipe.jobs where job.kind == Recipe.pretrainKind && job.pretrain.accumulation % ranks != 0 {
+            throw RecipeError("--data-parallel: \(job.name) takes \(job.pretrain.accumulation) micro-batches per step (accumulation), "
+                              + "which do not divide over \(ranks) ranks")
+        }
+    }
+
     /// A rank other than 0: run the jobs rank 0 sends, answer each with its error ("" when it
-    /// finished), until told to stop.
+    /// finished), until told to stop. A data-parallel pretraining's error is this rank's own
+    /// (it ends the mpirun job).
     public func serve(_ world: MPIWorld) throws {
         while true {
             let m = try world.receive()
+            if m.tag == Message.together.rawValue {
+                let parts = String(decoding: m.bytes, as: UTF8.self).split(separator: " ")
+                guard parts.count == 2, let i = Int(parts[0]) else { return }
+                try runJob(recipe.jobs[i], resumed: parts[1] == "true", started: Date(), world: world)
+                try world.send([], to: 0, tag: Message.result.rawValue)
+                continue
+            }
             guard m.tag == Message.job.rawValue, let i = Int(String(decoding: m.bytes, as: UTF8.self)) else { return }
             var error = ""
             do { try runJob(recipe.jobs[i], resumed: state(recipe.jobs[i]) == .resumable, started: Date()) } catch let e { error = "\(e)" }
@@ -305,22 +340,27 @@ public final class RecipeRunner {
         }
     }
 
-    func runJob(_ job: Job, resumed: Bool, started: Date) throws {
+    /// `world`: a pretraining run data parallel on all its ranks; rank 0 alone prepares the
+    /// directory and writes the records.
+    func runJob(_ job: Job, resumed: Bool, started: Date, world: MPIWorld? = nil) throws {
         let fm = FileManager.default
-        let dir = directory(job)
-        if !resumed, fm.fileExists(atPath: dir) {
-            // nothing to resume from: start afresh (stale metrics would otherwise be appended to)
-            for f in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] where f != "job.json" { try fm.removeItem(atPath: dir + "/" + f) }
+        let dir = directory(job), leader = (world?.rank ?? 0) == 0
+        if leader {
+            if !resumed, fm.fileExists(atPath: dir) {
+                // nothing to resume from: start afresh (stale metrics would otherwise be appended to)
+                for f in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] where f != "job.json" { try fm.removeItem(atPath: dir + "/" + f) }
+            }
+            try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try writeJobRecord(job)
         }
-        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try writeJobRecord(job)
+        try world?.barrier()   // the other ranks start once the directory is ready
         signal(SIGINT, SIG_DFL)     // outside training loops, Ctrl-C stops at once (nothing is marked done)
         var summary: [String: String] = [:]
         if job.kind == Recipe.pretrainKind {
             var o = job.pretrain
             o.out = dir; o.cacheDir = cacheDir
             if resumed { o = try Self.loggingOptions(of: dir + "/config.json", into: o) }
-            let s = try Pretrain.run(o, resume: resumed, log: log)
+            let s = try Pretrain.run(o, resume: resumed, world: world, log: log)
             if s.reason == .interrupted {
                 throw RecipeInterrupted(description: "\(job.name): interrupted at step \(s.steps); last.h5 saved; run the recipe again to resume")
             }
@@ -334,6 +374,7 @@ public final class RecipeRunner {
             if Interrupt.requested { throw RecipeInterrupted(description: "\(job.name): interrupted; run the recipe again to continue") }
             try AtomicFile.write(result, to: dir + "/result.json")
         }
+        guard leader else { return }
         var hashes: [String: String] = [:]
         for path in job.data { hashes[path] = try recipe.digests.digest(path) }
         let p = provenance

@@ -25,11 +25,15 @@ struct RecipeCommand: ParsableCommand {
         var only: [String] = []
         @Option(help: "Checkpoints root: jobs in <root>/recipes/<recipe>/, caches in <root>/cache.") var root = "checkpoints"
         @Option(help: "Kernel threads per job (default: the cores, shared among the ranks mpirun starts on this machine).") var threads: Int?
+        @Flag(help: "Under mpirun: run each pretraining on all ranks together (data parallel; its accumulation must divide over the ranks), then the evaluators on ranks 1...N-1.")
+        var dataParallel = false
 
         func run() throws {
             try useThreads(threads)
             let world = MPIWorld.launched.flatMap { $0.size > 1 ? $0 : nil }
+            if dataParallel && world == nil { throw ValidationError("--data-parallel: needs mpirun with 2 or more ranks (mpirun -np N droplab recipe run ...)") }
             let r = try Recipe(path: recipe, digests: DataDigests(cacheFile: RecipeRunner.digestCache(root: root)))
+            if let world, dataParallel { try RecipeRunner.checkDataParallel(r, ranks: world.size) }
             if let world, world.rank != 0 {   // a worker: runs the jobs rank 0 hands it, silently
                 if !dryRun { try RecipeRunner(recipe: r, root: root, log: { _ in }).serve(world) }
                 return
@@ -39,7 +43,7 @@ struct RecipeCommand: ParsableCommand {
             if dryRun { print(runner.listing(selected)); return }
             log(runner.listing(selected))
             do {
-                let s = try runner.run(selected, world: world)
+                let s = try runner.run(selected, world: world, dataParallel: dataParallel)
                 print("recipe \(r.name): \(selected.count) jobs: \(s.ran) run, \(s.skipped) already done; report: droplab report \(recipe)"
                       + (root == "checkpoints" ? "" : " --root \(root)"))
             } catch let e as RecipeInterrupted {

@@ -120,6 +120,7 @@ final class BadInputTests: XCTestCase {
             (["recipe", "run", "missing.toml"], "missing.toml"), (["recipe", "run", "adir"], "adir"),
             (pre + ["--threads", "0"], "--threads"), (pre + ["--threads", "-2"], "--threads"), (pre + ["--threads", "x"], "--threads"),
             (["recipe", "run", "missing.toml", "--threads", "0"], "--threads"), (["recipe", "run", "adir", "--threads", "99999"], "--threads"),
+            (["recipe", "run", TestData.repoRoot + "/recipes/smoke.toml", "--data-parallel"], "--data-parallel"),
             (["report", "missing.toml"], "missing.toml"),
             (["report", TestData.repoRoot + "/recipes/synthetic.toml", "--jobs", "missing"], "--jobs"), (["frobnicate"], "frobnicate"),
             // knowledge evaluators: probe flags, each evaluator's own flags, checkpoint and data

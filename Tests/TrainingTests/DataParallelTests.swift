@@ -1,7 +1,8 @@
 // Data-parallel pretraining under mpirun (CI runs these; they skip only where mpirun is not
 // installed, and `make setup` installs it): 2 ranks x --accumulation 1 against one process
 // with --accumulation 2; resume of a 2-rank checkpoint on 1 rank, and the refusal when
-// ranks x --accumulation changes; killing a rank ends the job with one line from the other.
+// ranks x --accumulation changes; killing a rank ends the job with one line from the other;
+// a recipe's pretraining on all ranks (`recipe run --data-parallel`) and its refusal.
 
 import Checkpoint
 import Foundation
@@ -150,5 +151,70 @@ final class DataParallelTests: XCTestCase {
         XCTAssertNotEqual(p.terminationStatus, 0)
         let lines = stderr.split(separator: "\n").filter { $0.hasPrefix("droplab: error: ") }
         XCTAssertEqual(lines, ["droplab: error: rank 0: stopped by SIGTERM (mpirun ends the job when one of its ranks fails or is killed)"], stderr)
+    }
+
+    /// `recipe run --data-parallel` on 2 ranks: the pretraining runs on both (2 micro-batches a
+    /// step, one each) and ends where one process does, to the bound; its evaluator then runs on
+    /// rank 1; a re-run finds both done. 3 ranks refuse the recipe before anything starts.
+    func testRecipePretrainingOnAllRanks() throws {
+        let dir = try temporaryDirectory(self)
+        let corpus = try TestData.wikiSample(bytes: 600_000, in: dir)
+        let recipe = dir + "/dp.toml"
+        try """
+            title = "data parallel"
+            seeds = [3]
+            [pretrain]
+            preset = "tiny"
+            corpus = ["\(corpus)"]
+            vocab = "\(TestData.fixtureVocab)"
+            tokens = \(24 * 2 * 8 * 64)
+            seq-len = 64
+            batch = 8
+            accumulation = 2
+            lr = 1e-3
+            warmup = 0.1
+            val-fraction = 0.15
+            val-sequences = 32
+            eval-every = 12
+            log-every = 4
+            [variants.drop]
+            dropout = 0.1
+            [evaluators.mlm]
+            sequences = 32
+            """.write(toFile: recipe, atomically: true, encoding: .utf8)
+        let one = try runDroplab(["recipe", "run", recipe, "--root", dir + "/one", "--threads", "1"])
+        XCTAssertEqual(one.status, 0, one.stderr)
+        let two = try runDroplabMPI(ranks: 2, ["recipe", "run", recipe, "--root", dir + "/two", "--threads", "1", "--data-parallel"])
+        XCTAssertEqual(two.status, 0, two.stderr)
+        XCTAssertTrue(two.stderr.contains("pretrain/drop/seed3: running on all 2 ranks in"), two.stderr)
+        XCTAssertTrue(two.stderr.contains("data parallel over 2 ranks (1 micro-batches each per step)"), two.stderr)
+        XCTAssertTrue(two.stderr.contains("mlm/drop/seed3: running on rank 1 in"), two.stderr)
+        XCTAssertTrue(two.stdout.contains("2 jobs: 2 run, 0 already done"), two.stdout)
+
+        func job(_ root: String, _ kind: String) throws -> String {
+            let jobs = root + "/recipes/dp"
+            let name = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: jobs).first { $0.hasPrefix(kind + "-") })
+            XCTAssertTrue(FileManager.default.fileExists(atPath: jobs + "/" + name + "/done.json"), name)
+            return jobs + "/" + name
+        }
+        let p1 = try job(dir + "/one", "pretrain"), p2 = try job(dir + "/two", "pretrain")
+        XCTAssertEqual((p1 as NSString).lastPathComponent, (p2 as NSString).lastPathComponent, "the same job")
+        XCTAssertEqual(try load(p1 + "/last.h5").state, try load(p2 + "/last.h5").state)
+        assertSameMetrics(try metrics(p1), try metrics(p2))
+        XCTAssertLessThanOrEqual(try difference(p1 + "/last.h5", p2 + "/last.h5"), Self.weightBound)
+        let r1 = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: try job(dir + "/one", "mlm") + "/result.json"))) as! [String: Any]
+        let r2 = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: try job(dir + "/two", "mlm") + "/result.json"))) as! [String: Any]
+        let loss1 = (r1["metrics"] as? [String: Any])?["loss"] as? Double, loss2 = (r2["metrics"] as? [String: Any])?["loss"] as? Double
+        XCTAssertEqual(try XCTUnwrap(loss1), try XCTUnwrap(loss2), accuracy: 1e-4)
+
+        let rerun = try runDroplabMPI(ranks: 2, ["recipe", "run", recipe, "--root", dir + "/two", "--threads", "1", "--data-parallel"])
+        XCTAssertTrue(rerun.stdout.contains("2 jobs: 0 run, 2 already done"), rerun.stdout + rerun.stderr)
+
+        let three = try runDroplabMPI(ranks: 3, ["recipe", "run", recipe, "--root", dir + "/three", "--threads", "1", "--data-parallel"])
+        XCTAssertNotEqual(three.status, 0)
+        let lines = Set(three.stderr.split(separator: "\n").filter { $0.hasPrefix("droplab: error: ") })
+        XCTAssertEqual(lines, ["droplab: error: --data-parallel: pretrain/drop/seed3 takes 2 micro-batches per step (accumulation), which do not divide over 3 ranks"],
+                       three.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/three/recipes/dp"), "nothing started")
     }
 }
