@@ -9,7 +9,7 @@ import XCTest
 
 final class CommittedReportTests: XCTestCase {
     /// The studies whose reports are committed from real runs.
-    let committed = ["synthetic"]
+    let committed = ["quick", "synthetic"]
 
     func testCommittedReportsRegenerateFromTheirJobFiles() throws {
         let repo = TestData.repoRoot, fm = FileManager.default
