@@ -42,13 +42,18 @@ enum EditKeys {
          ("mask_edit_success", "edit success at [MASK] (%)", 100 * m.maskEditSuccess, .higher),
          ("mask_edit_localization", "edit localization at [MASK] (%)", 100 * m.maskEditLocalization, nil)]
     }
-    /// The after-edit means of each row (per rank for lora/reft).
+    /// The after-edit means of each row (per rank for lora/reft), then the unedited model's
+    /// success on the same probes (the same for every rank; shown, not tested).
     static func rows(_ name: String, _ label: String, _ rows: [EditRow]) -> [MetricRow] {
-        rows.flatMap { r -> [MetricRow] in
+        let after = rows.flatMap { r -> [MetricRow] in
             let (p, l) = prefix(name, label, rank: r.rank)
             var out = metrics(r.after).map { MetricRow("\(p).\($0.0)", "\(l): \($0.1)", $0.2, better: $0.3) }
             if let a = r.meanActive { out.append(MetricRow("\(p).mean_active", "\(l): mean active weights per matrix", a)) }
             return out
+        }
+        guard let before = rows.first?.before else { return after }
+        return after + metrics(before).filter { $0.0.hasSuffix("edit_success") }.map {
+            MetricRow("\(name).before.\($0.0)", "\(label): \($0.1.replacingOccurrences(of: " (%)", with: " before the edit (%)"))", $0.2, descriptive: true)
         }
     }
     /// The same per concept, from <name>-concepts.jsonl.
