@@ -17,8 +17,10 @@ Reads the tiny model, batch and labels of ``bert_reference.h5`` (make_reference.
 - ``emulated/``: in float32, with every ``nn.Linear`` replaced by droplab's bf16 scheme: the
   forward product round(x) round(W)^T + b and the backward products dx = round(dy) round(W)
   and dW = round(dy)^T round(x), each operand rounded to bf16 (round-to-nearest-even) and
-  every product accumulated in float32; the attention products stay float32. This is what
-  ``Tape(precision: .bf16)`` computes, so droplab must match it closely.
+  every product accumulated in float32; the per-head attention products likewise (scores
+  round(Q) round(K)^T, context round(P) round(V), and their backward products from the
+  rounded gradient), softmax in float32. This is what ``Tape(precision: .bf16)`` computes,
+  so droplab must match it closely.
 
 It also writes ``conversion/``: float32 bit patterns (edge cases: signed zeros, infinities,
 NaNs, subnormals, ties to even and odd, the largest finite float, then 4096 random patterns)
@@ -47,6 +49,7 @@ except ImportError as exc:  # pragma: no cover - setup hint
     sys.exit(f"missing dependency ({exc}); see make_reference.py's setup line")
 
 from fixture_common import load_reference
+from transformers.models.bert import modeling_bert
 
 FORMAT = "droplab-bf16-reference-1"
 FIXTURES = os.path.join("Tests", "BERTTests", "Fixtures")
@@ -92,10 +95,38 @@ class RoundedLinear(torch.autograd.Function):
         return dx, dw, db
 
 
-def emulate_bf16_linears(model):
+class RoundedMatmul(torch.autograd.Function):
+    """droplab's bf16 attention product a @ b: operands (and, backward, the gradient) rounded to bf16."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ar, br = rne(a), rne(b)
+        ctx.save_for_backward(ar, br)
+        return ar @ br
+
+    @staticmethod
+    def backward(ctx, g):
+        ar, br = ctx.saved_tensors
+        gr = rne(g)
+        return gr @ br.transpose(-1, -2), ar.transpose(-1, -2) @ gr
+
+
+def rounded_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """transformers' eager attention with RoundedMatmul for its two products."""
+    scaling = query.size(-1) ** -0.5 if scaling is None else scaling
+    weights = RoundedMatmul.apply(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        weights = weights + attention_mask
+    weights = torch.nn.functional.softmax(weights, dim=-1)
+    weights = torch.nn.functional.dropout(weights, p=dropout, training=module.training)
+    return RoundedMatmul.apply(weights, value).transpose(1, 2).contiguous(), weights
+
+
+def emulate_bf16_products(model):
     for m in model.modules():
         if isinstance(m, torch.nn.Linear):
             m.forward = (lambda mod: lambda x: RoundedLinear.apply(x, mod.weight, mod.bias))(m)
+    modeling_bert.eager_attention_forward = rounded_attention
 
 
 def run(model, inputs, autocast):
@@ -125,7 +156,7 @@ def main(argv=None) -> int:
     model, inputs = load_reference(args.reference)   # dropout probabilities are 0: train == eval
     results = {"autocast": run(model, inputs, autocast=True)}
     fp32 = run(model, inputs, autocast=False)
-    emulate_bf16_linears(model)
+    emulate_bf16_products(model)
     results["emulated"] = run(model, inputs, autocast=False)
 
     with h5py.File(args.out, "w") as f:

@@ -7,7 +7,9 @@
 // b*T + i is query position i of example b (the row of every site), columns h*T ..< (h+1)*T its
 // weights over the keys in head h. The dropout mask is drawn in [B, NH, T, T] order (the order
 // of the dropout reference fixture). The (b, h) pairs are split across threads; each product
-// is a single-threaded sgemm on strided views.
+// is a single-threaded sgemm on strided views, or on a bf16 tape a oneDNN bf16 product of
+// bf16 copies of its operands (as torch.autocast's bf16 batched products); softmax, dropout
+// and dS stay fp32.
 // Backward: context: dP' += dctx V^T, dV += P'^T dctx; probs: dP = dP' * keep where kept,
 // dS = scale * P (dP - rowsum(dP P)), dQ += dS K, dK += dS^T Q.
 
@@ -28,11 +30,12 @@ extension Tape {
         let dropMask = p > 0 ? Storage(count: B * NH * T * T, zeroed: false) : nil
         if let dropMask { dropoutMask(rng!, p: p, into: dropMask.pointer, count: dropMask.count) }
         let P0 = probs?.pointer ?? out.data, maskData = mask?.data
-        forEachHead(B * NH) { _, bh in
+        let qh = bf16Copy(q), kh = bf16Copy(k)
+        forEachHead(B * NH) { t, bh in
             let b = bh / NH, h = bh % NH
             let P = P0 + b * T * W + h * T, off = b * T * C + h * HS
-            sgemm(false, true, T, T, HS, scale, q.data + off, k.data + off, 0, P, lda: C, ldb: C, ldc: W, parallel: false)
-            for i in 0..<T { softmaxRow(P + i * W, T, mask: maskData.map { $0 + b * T }) }
+            headProduct(t, false, true, T, T, HS, q.data + off, bf16At(qh, off), k.data + off, bf16At(kh, off), accumulate: false, P, lda: C, ldb: C, ldc: W)
+            for i in 0..<T { softmaxRow(P + i * W, T, scale: scale, mask: maskData.map { $0 + b * T }) }
             if let dropMask {
                 let Pd = out.data + b * T * W + h * T, M = dropMask.pointer + bh * T * T
                 for i in 0..<T { for j in 0..<T { Pd[i * W + j] = P[i * W + j] * M[i * T + j] } }
@@ -44,6 +47,7 @@ extension Tape {
                 let dq = q.grad, dk = k.grad
                 let keep = 1 / (1 - p)
                 let scratch = Storage(count: Parallel.threads * T * T, zeroed: false)   // one dS [T, T] per thread
+                let scratchh = qh.map { _ in Storage(count: Parallel.threads * T * T / 2, zeroed: false) }   // and its bf16 copy
                 forEachHead(B * NH) { t, bh in
                     let b = bh / NH, h = bh % NH, off = b * T * C + h * HS, poff = b * T * W + h * T
                     let dS = scratch.pointer + t * T * T
@@ -53,8 +57,13 @@ extension Tape {
                         let dot = vdot(d, pr, T)
                         for j in 0..<T { d[j] = scale * pr[j] * (d[j] - dot) }
                     }
-                    sgemm(false, false, T, HS, T, 1, dS, k.data + off, 1, dq + off, lda: T, ldb: C, ldc: C, parallel: false)
-                    sgemm(true, false, T, HS, T, 1, dS, q.data + off, 1, dk + off, lda: T, ldb: C, ldc: C, parallel: false)
+                    let dSh = scratchh.map { s in
+                        let h16 = UnsafeMutableRawPointer(s.pointer).assumingMemoryBound(to: UInt16.self) + t * T * T
+                        for i in 0..<(T * T) { h16[i] = BF16.bits(dS[i]) }
+                        return UnsafeRawPointer(h16)
+                    }
+                    headProduct(t, false, false, T, HS, T, dS, dSh, k.data + off, bf16At(kh, off), accumulate: true, dq + off, lda: T, ldb: C, ldc: C)
+                    headProduct(t, true, false, T, HS, T, dS, dSh, q.data + off, bf16At(qh, off), accumulate: true, dk + off, lda: T, ldb: C, ldc: C)
                 }
                 _ = probs   // P lives as long as this step
             }
@@ -67,25 +76,48 @@ extension Tape {
         let C = v.lastDim, T = v.rows / B, HS = C / NH, W = NH * T
         precondition(v.rows == B * T && C % NH == 0 && probs.shape == [B * T, W], "attention context \(probs.shape) x \(v.shape)")
         let out = Tensor(uninitialized: v.shape)
-        forEachHead(B * NH) { _, bh in
-            let b = bh / NH, h = bh % NH, off = b * T * C + h * HS
-            sgemm(false, false, T, HS, T, 1, probs.data + b * T * W + h * T, v.data + off, 0, out.data + off,
-                  lda: W, ldb: C, ldc: C, parallel: false)
+        let ph = bf16Copy(probs), vh = bf16Copy(v)
+        forEachHead(B * NH) { t, bh in
+            let b = bh / NH, h = bh % NH, off = b * T * C + h * HS, poff = b * T * W + h * T
+            headProduct(t, false, false, T, HS, T, probs.data + poff, bf16At(ph, poff), v.data + off, bf16At(vh, off), accumulate: false, out.data + off,
+                        lda: W, ldb: C, ldc: C)
         }
         if needsGrad(probs, v) {
             record(out) {
-                let dctx = out.grad
+                let dctx = out.grad, dctxh = ph.map { _ in BF16.copy(dctx, count: B * T * C) }
                 let dP = probs.requiresGrad ? probs.grad : nil, dv = v.requiresGrad ? v.grad : nil
-                forEachHead(B * NH) { _, bh in
+                forEachHead(B * NH) { t, bh in
                     let b = bh / NH, h = bh % NH, off = b * T * C + h * HS, poff = b * T * W + h * T
-                    if let dP { sgemm(false, true, T, T, HS, 1, dctx + off, v.data + off, 1, dP + poff, lda: C, ldb: C, ldc: W, parallel: false) }
-                    if let dv { sgemm(true, false, T, HS, T, 1, probs.data + poff, dctx + off, 1, dv + off, lda: W, ldb: C, ldc: C, parallel: false) }
+                    if let dP { headProduct(t, false, true, T, T, HS, dctx + off, bf16At(dctxh, off), v.data + off, bf16At(vh, off), accumulate: true, dP + poff, lda: C, ldb: C, ldc: W) }
+                    if let dv { headProduct(t, true, false, T, HS, T, probs.data + poff, bf16At(ph, poff), dctx + off, bf16At(dctxh, off), accumulate: true, dv + off, lda: W, ldb: C, ldc: C) }
                 }
             }
         }
         return out
     }
+
+    /// The bf16 copy of an attention operand on a bf16 tape (nil: fp32).
+    func bf16Copy(_ t: Tensor) -> Storage? { precision == .bf16 ? BF16.copy(t.data, count: t.count) : nil }
 }
+
+/// One head's product on thread t, C = op(A) op(B) (+ C when accumulating), with leading
+/// dimensions: in bf16 by oneDNN (on the thread's slot) when both operands' bf16 copies are
+/// given, else by sgemm.
+@inline(__always)
+func headProduct(_ t: Int, _ transA: Bool, _ transB: Bool, _ M: Int, _ N: Int, _ K: Int,
+                 _ A: UnsafePointer<Float>, _ Ah: UnsafeRawPointer?, _ B: UnsafePointer<Float>, _ Bh: UnsafeRawPointer?,
+                 accumulate: Bool, _ C: UnsafeMutablePointer<Float>, lda: Int, ldb: Int, ldc: Int) {
+    if let Ah, let Bh {
+        let shape = OneDNN.Shape(transA: transA, transB: transB, M: M, N: N, K: K, lda: lda, ldb: ldb, ldc: ldc, accumulate: accumulate)
+        OneDNN.matmul(shape).run(Ah, Bh, C, OneDNN.slots[t])
+    } else {
+        sgemm(transA, transB, M, N, K, 1, A, B, accumulate ? 1 : 0, C, lda: lda, ldb: ldb, ldc: ldc, parallel: false)
+    }
+}
+
+/// Element `offset` of a bf16 copy.
+@inline(__always)
+func bf16At(_ copy: Storage?, _ offset: Int) -> UnsafeRawPointer? { copy.map { UnsafeRawPointer($0.pointer) + 2 * offset } }
 
 /// Run `body(thread, i)` for i in 0..<n, split into contiguous ranges over the kernel threads.
 @inline(__always)
@@ -97,10 +129,10 @@ func forEachHead(_ n: Int, _ body: (Int, Int) -> Void) {
     }
 }
 
-/// In-place softmax of one row of length n, plus an optional additive mask row.
+/// In-place softmax of one row of length n, scaled, plus an optional additive mask row.
 @inline(__always)
-func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int, mask: UnsafePointer<Float>?) {
-    if let mask { for j in 0..<n { x[j] += mask[j] } }
+func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int, scale: Float, mask: UnsafePointer<Float>?) {
+    if let mask { for j in 0..<n { x[j] = x[j] * scale + mask[j] } } else { for j in 0..<n { x[j] *= scale } }
     let mx = vmax(x, n)
     for j in 0..<n { x[j] = fastExp(x[j] - mx) }
     let inv = 1 / vsum(x, n)
