@@ -448,8 +448,8 @@ def report(droplab_path, hf_path, out=sys.stdout):
         w("### bf16 mixed precision")
         w()
         w("droplab `--precision bf16`: the `linear` products (Q, K, V, attention output, FFN, MLM transform and "
-          "decoder; forward and both backward products) as bf16 x bf16 -> fp32 through oneDNN's matmul; the "
-          "per-head attention products, weights, optimizer, LayerNorm, softmax, GELU and loss in fp32. HF: "
+          "decoder) and the per-head attention products (forward and both backward products) as bf16 x bf16 -> "
+          "fp32 through oneDNN's matmul; weights, optimizer, LayerNorm, softmax, GELU and loss in fp32. HF: "
           "forward and loss under `torch.autocast(\"cpu\", dtype=torch.bfloat16)`. Each configuration was "
           "timed in fp32 and bf16 one after the other in the same run.")
         w()
