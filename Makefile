@@ -31,17 +31,16 @@ build: setup
 	$(SWIFT) build $(RELEASE) --product droplab
 
 # The main job: pretrain a `tiny` BERT without dropout on the default corpus (Wikipedia shards
-# under ../shared/data/wiki_en) for 10M tokens with the best settings of the pretraining sweep
-# (reports/sweep.md: lr 2e-3, Adam beta2 0.98, init std 0.05, sequences of 16 for the first
-# half), about 10 minutes on 2 cores; it ends with the validation curve and the model's
+# under ../shared/data/wiki_en) for 10M tokens with pretrain's defaults, the best settings of the
+# pretraining sweep (reports/sweep.md: lr 2e-3, Adam beta2 0.98, init std 0.05, sequences of 16
+# for the first half), about 10 minutes on 2 cores; it ends with the validation curve and the model's
 # guesses at [MASK] in a few sentences. Each run gets its own directory, so a second
 # `make demo` never overwrites the first.
 DEMO_SENTENCES = "the city is the [MASK] of the province ." "he was born in [MASK] , england ." \
   "she played the [MASK] in the band ." "the war ended in [MASK] ." "paris is the capital of [MASK] ."
 demo: build
 	out=checkpoints/demo-p0.0-$$(date +%Y%m%d-%H%M%S) && \
-	$(DROPLAB) pretrain --dropout 0.0 --preset tiny --tokens 10000000 --lr 2e-3 --beta2 0.98 --init-range 0.05 \
-	  --short-seq-len 16 --short-seq-fraction 0.5 --eval-every 500 --log-every 100 --out $$out && \
+	$(DROPLAB) pretrain --dropout 0.0 --preset tiny --tokens 10000000 --eval-every 500 --log-every 100 --out $$out && \
 	$(DROPLAB) predict $$out/last.h5 $(DEMO_SENTENCES)
 
 # Tests run with every check on (DROPLAB_CHECKED=1 drops -Ounchecked, see Package.swift), in

@@ -14,18 +14,18 @@ public struct PretrainOptions: CommandOptions, Equatable, Sendable {
     public var vocabSize = 8192
     public var preset = "mini"
     public var seqLen = 128
-    public var shortSeqLen = 0                // > 0: the first --short-seq-fraction of the steps at this length
-    public var shortSeqFraction: Float = 0
+    public var shortSeqLen = 16               // > 0: the first --short-seq-fraction of the steps at this length; 0: off
+    public var shortSeqFraction: Float = 0.5
     public var batch = 32
     public var accumulation = 1
     public var tokens = 20_000_000            // token budget
-    public var lr: Float = 5e-4
+    public var lr: Float = 2e-3
     public var warmup: Float = 0.06           // fraction of steps (< 1) or a step count (>= 1)
     public var decay: LRSchedule.Decay = .linear
     public var weightDecay: Float = 0.01
-    public var beta2: Float = 0.999           // AdamW second-moment decay
+    public var beta2: Float = 0.98            // AdamW second-moment decay
     public var adamEps: Float = 1e-6
-    public var initRange: Float = 0.02        // std of the normal initialisation (HF initializer_range)
+    public var initRange: Float = 0.05        // std of the normal initialisation (HF initializer_range)
     public var dropout: Float = 0.1
     public var attentionDropout: Float? = nil // default: same as dropout
     public var earlyDropoutSteps: Int? = nil
@@ -52,8 +52,9 @@ public struct PretrainOptions: CommandOptions, Equatable, Sendable {
                        "'\(preset)' is unknown (known: \(BertConfig.presets.map(\.name).joined(separator: ", ")))")
         try Check.range(seqLen, 8...Pretrain.maxPositions, "seq-len")
         try Check.range(batch, 1...Check.maxBatch, "batch")
-        if shortSeqLen != 0 || shortSeqFraction != 0 {
-            try Check.range(shortSeqLen, 8...(seqLen / 2 + 1), "short-seq-len")
+        if shortSeqLen != 0 {
+            try Check.that(shortSeqLen >= 8 && shortSeqLen <= seqLen / 2 + 1, "short-seq-len",
+                           "must be in 8...\(seqLen / 2 + 1) (at most half of --seq-len \(seqLen), plus 1), got \(shortSeqLen); 0 trains at --seq-len throughout")
             try Check.that(shortSeqFraction > 0 && shortSeqFraction < 1, "short-seq-fraction", "must be in (0, 1) with --short-seq-len, got \(shortSeqFraction)")
         }
         try Check.range(accumulation, 1...1024, "accumulation")
