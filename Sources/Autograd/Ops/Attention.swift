@@ -47,7 +47,7 @@ extension Tape {
                 let dq = q.grad, dk = k.grad
                 let keep = 1 / (1 - p)
                 let scratch = Storage(count: Parallel.threads * T * T, zeroed: false)   // one dS [T, T] per thread
-                let scratchh = qh.map { _ in Storage(count: Parallel.threads * T * T / 2, zeroed: false) }   // and its bf16 copy
+                let scratchh = qh.map { _ in Storage(count: (Parallel.threads * T * T + 1) / 2, zeroed: false) }   // and its bf16 copy
                 forEachHead(B * NH) { t, bh in
                     let b = bh / NH, h = bh % NH, off = b * T * C + h * HS, poff = b * T * W + h * T
                     let dS = scratch.pointer + t * T * T
