@@ -35,27 +35,33 @@ public enum BF16 {
     /// The bf16 values of `count` floats, packed two per slot of a storage block.
     public static func copy(_ x: UnsafePointer<Float>, count n: Int) -> Storage {
         let s = Storage(count: (n + 1) / 2, zeroed: false)
-        s.pointer.withMemoryRebound(to: UInt16.self, capacity: n) { out in
-            Parallel.forEach(n, grain: 1 << 16) { r in for i in r { out[i] = bits(x[i]) } }
-        }
+        let out = UnsafeMutableRawPointer(s.pointer).assumingMemoryBound(to: UInt16.self)
+        Parallel.forEach(n, grain: 1 << 16) { r in round(x + r.lowerBound, count: r.count, into: out + r.lowerBound) }
         return s
+    }
+
+    /// out[i] = bits(x[i]) for i in 0..<n, on the calling thread.
+    @inline(__always)
+    public static func round(_ x: UnsafePointer<Float>, count n: Int, into out: UnsafeMutablePointer<UInt16>) {
+        for i in 0..<n { out[i] = bits(x[i]) }
     }
 }
 
 /// C[M,N] = op(A) op(B), plus C when `accumulate`: A and B bf16, C fp32, row-major with leading
-/// dimensions in elements (defaults: contiguous).
+/// dimensions in elements (defaults: contiguous). Split across threads, or (thread: t) one call
+/// on kernel thread t's slot.
 public func bf16gemm(_ transA: Bool, _ transB: Bool, _ M: Int, _ N: Int, _ K: Int, _ A: UnsafeRawPointer, _ B: UnsafeRawPointer,
-              accumulate: Bool, _ C: UnsafeMutablePointer<Float>, lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil) {
+              accumulate: Bool, _ C: UnsafeMutablePointer<Float>, lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil, thread: Int? = nil) {
     let lda = lda ?? (transA ? M : K), ldb = ldb ?? (transB ? K : N), ldc = ldc ?? N
     if M == 0 || N == 0 { return }
     if K == 0 {
         if !accumulate { for r in 0..<M { (C + r * ldc).update(repeating: 0, count: N) } }
         return
     }
-    forEachPart(M, N, K, parallel: true) { part, m0, m, n0, n in
+    forEachPart(M, N, K, parallel: thread == nil) { part, m0, m, n0, n in
         let a = A + 2 * (transA ? m0 : m0 * lda), b = B + 2 * (transB ? n0 * ldb : n0)
         let shape = OneDNN.Shape(transA: transA, transB: transB, M: m, N: n, K: K, lda: lda, ldb: ldb, ldc: ldc, accumulate: accumulate)
-        OneDNN.matmul(shape).run(a, b, C + m0 * ldc + n0, OneDNN.slots[part])
+        OneDNN.matmul(shape).run(a, b, C + m0 * ldc + n0, OneDNN.slots[thread ?? part])
     }
 }
 

@@ -34,7 +34,7 @@ extension Tape {
         forEachHead(B * NH) { t, bh in
             let b = bh / NH, h = bh % NH
             let P = P0 + b * T * W + h * T, off = b * T * C + h * HS
-            headProduct(t, false, true, T, T, HS, q.data + off, bf16At(qh, off), k.data + off, bf16At(kh, off), accumulate: false, P, lda: C, ldb: C, ldc: W)
+            product(false, true, T, T, HS, q.data + off, bf16At(qh, off), k.data + off, bf16At(kh, off), 0, P, lda: C, ldb: C, ldc: W, thread: t)
             for i in 0..<T { softmaxRow(P + i * W, T, scale: scale, mask: maskData.map { $0 + b * T }) }
             if let dropMask {
                 let Pd = out.data + b * T * W + h * T, M = dropMask.pointer + bh * T * T
@@ -59,11 +59,11 @@ extension Tape {
                     }
                     let dSh = scratchh.map { s in
                         let h16 = UnsafeMutableRawPointer(s.pointer).assumingMemoryBound(to: UInt16.self) + t * T * T
-                        for i in 0..<(T * T) { h16[i] = BF16.bits(dS[i]) }
+                        BF16.round(dS, count: T * T, into: h16)
                         return UnsafeRawPointer(h16)
                     }
-                    headProduct(t, false, false, T, HS, T, dS, dSh, k.data + off, bf16At(kh, off), accumulate: true, dq + off, lda: T, ldb: C, ldc: C)
-                    headProduct(t, true, false, T, HS, T, dS, dSh, q.data + off, bf16At(qh, off), accumulate: true, dk + off, lda: T, ldb: C, ldc: C)
+                    product(false, false, T, HS, T, dS, dSh, k.data + off, bf16At(kh, off), 1, dq + off, lda: T, ldb: C, ldc: C, thread: t)
+                    product(true, false, T, HS, T, dS, dSh, q.data + off, bf16At(qh, off), 1, dk + off, lda: T, ldb: C, ldc: C, thread: t)
                 }
                 _ = probs   // P lives as long as this step
             }
@@ -79,8 +79,8 @@ extension Tape {
         let ph = bf16Copy(probs), vh = bf16Copy(v)
         forEachHead(B * NH) { t, bh in
             let b = bh / NH, h = bh % NH, off = b * T * C + h * HS, poff = b * T * W + h * T
-            headProduct(t, false, false, T, HS, T, probs.data + poff, bf16At(ph, poff), v.data + off, bf16At(vh, off), accumulate: false, out.data + off,
-                        lda: W, ldb: C, ldc: C)
+            product(false, false, T, HS, T, probs.data + poff, bf16At(ph, poff), v.data + off, bf16At(vh, off), 0, out.data + off,
+                        lda: W, ldb: C, ldc: C, thread: t)
         }
         if needsGrad(probs, v) {
             record(out) {
@@ -88,8 +88,8 @@ extension Tape {
                 let dP = probs.requiresGrad ? probs.grad : nil, dv = v.requiresGrad ? v.grad : nil
                 forEachHead(B * NH) { t, bh in
                     let b = bh / NH, h = bh % NH, off = b * T * C + h * HS, poff = b * T * W + h * T
-                    if let dP { headProduct(t, false, true, T, T, HS, dctx + off, bf16At(dctxh, off), v.data + off, bf16At(vh, off), accumulate: true, dP + poff, lda: C, ldb: C, ldc: W) }
-                    if let dv { headProduct(t, true, false, T, HS, T, probs.data + poff, bf16At(ph, poff), dctx + off, bf16At(dctxh, off), accumulate: true, dv + off, lda: W, ldb: C, ldc: C) }
+                    if let dP { product(false, true, T, T, HS, dctx + off, bf16At(dctxh, off), v.data + off, bf16At(vh, off), 1, dP + poff, lda: C, ldb: C, ldc: W, thread: t) }
+                    if let dv { product(true, false, T, HS, T, probs.data + poff, bf16At(ph, poff), dctx + off, bf16At(dctxh, off), 1, dv + off, lda: W, ldb: C, ldc: C, thread: t) }
                 }
             }
         }
@@ -99,25 +99,6 @@ extension Tape {
     /// The bf16 copy of an attention operand on a bf16 tape (nil: fp32).
     func bf16Copy(_ t: Tensor) -> Storage? { precision == .bf16 ? BF16.copy(t.data, count: t.count) : nil }
 }
-
-/// One head's product on thread t, C = op(A) op(B) (+ C when accumulating), with leading
-/// dimensions: in bf16 by oneDNN (on the thread's slot) when both operands' bf16 copies are
-/// given, else by sgemm.
-@inline(__always)
-func headProduct(_ t: Int, _ transA: Bool, _ transB: Bool, _ M: Int, _ N: Int, _ K: Int,
-                 _ A: UnsafePointer<Float>, _ Ah: UnsafeRawPointer?, _ B: UnsafePointer<Float>, _ Bh: UnsafeRawPointer?,
-                 accumulate: Bool, _ C: UnsafeMutablePointer<Float>, lda: Int, ldb: Int, ldc: Int) {
-    if let Ah, let Bh {
-        let shape = OneDNN.Shape(transA: transA, transB: transB, M: M, N: N, K: K, lda: lda, ldb: ldb, ldc: ldc, accumulate: accumulate)
-        OneDNN.matmul(shape).run(Ah, Bh, C, OneDNN.slots[t])
-    } else {
-        sgemm(transA, transB, M, N, K, 1, A, B, accumulate ? 1 : 0, C, lda: lda, ldb: ldb, ldc: ldc, parallel: false)
-    }
-}
-
-/// Element `offset` of a bf16 copy.
-@inline(__always)
-func bf16At(_ copy: Storage?, _ offset: Int) -> UnsafeRawPointer? { copy.map { UnsafeRawPointer($0.pointer) + 2 * offset } }
 
 /// Run `body(thread, i)` for i in 0..<n, split into contiguous ranges over the kernel threads.
 @inline(__always)

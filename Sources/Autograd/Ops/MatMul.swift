@@ -40,13 +40,19 @@ func forEachPart(_ M: Int, _ N: Int, _ K: Int, parallel: Bool, _ body: (Int, Int
 }
 
 /// C = op(A) op(B) + beta C (beta 0 or 1) with the fp32 operands, or in bf16 when both bf16
-/// copies are given.
+/// copies are given (pointing at the same elements as A and B), with leading dimensions
+/// (defaults: contiguous). Split across threads, or (thread: t) one call on kernel thread t.
 @inline(__always)
-func product(_ transA: Bool, _ transB: Bool, _ M: Int, _ N: Int, _ K: Int, _ A: UnsafePointer<Float>, _ Ah: Storage?,
-             _ B: UnsafePointer<Float>, _ Bh: Storage?, _ beta: Float, _ C: UnsafeMutablePointer<Float>) {
-    if let Ah, let Bh { bf16gemm(transA, transB, M, N, K, Ah.pointer, Bh.pointer, accumulate: beta != 0, C) }
-    else { sgemm(transA, transB, M, N, K, 1, A, B, beta, C) }
+func product(_ transA: Bool, _ transB: Bool, _ M: Int, _ N: Int, _ K: Int, _ A: UnsafePointer<Float>, _ Ah: UnsafeRawPointer?,
+             _ B: UnsafePointer<Float>, _ Bh: UnsafeRawPointer?, _ beta: Float, _ C: UnsafeMutablePointer<Float>,
+             lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil, thread: Int? = nil) {
+    if let Ah, let Bh { bf16gemm(transA, transB, M, N, K, Ah, Bh, accumulate: beta != 0, C, lda: lda, ldb: ldb, ldc: ldc, thread: thread) }
+    else { sgemm(transA, transB, M, N, K, 1, A, B, beta, C, lda: lda, ldb: ldb, ldc: ldc, parallel: thread == nil) }
 }
+
+/// Element `offset` of a bf16 copy.
+@inline(__always)
+func bf16At(_ copy: Storage?, _ offset: Int = 0) -> UnsafeRawPointer? { copy.map { UnsafeRawPointer($0.pointer) + 2 * offset } }
 
 extension Tape {
     /// Batched matrix product: a [..., r, c] and b [..., r', c'] with the same leading dims.
@@ -92,12 +98,12 @@ extension Tape {
             for r in 0..<R { (out.data + r * O).update(from: b.data, count: O) }
         }
         let xh = precision == .bf16 ? bf16(x) : nil, wh = precision == .bf16 ? bf16(w) : nil
-        product(false, true, R, O, I, x.data, xh, w.data, wh, b == nil ? 0 : 1, out.data)
+        product(false, true, R, O, I, x.data, bf16At(xh), w.data, bf16At(wh), b == nil ? 0 : 1, out.data)
         if needsGrad(x, w, b) {
             record(out) {
                 let dy = out.grad, dyh = xh.map { _ in BF16.copy(dy, count: R * O) }
-                if x.requiresGrad { product(false, false, R, I, O, dy, dyh, w.data, wh, 1, x.grad) }
-                if w.requiresGrad { product(true, false, O, I, R, dy, dyh, x.data, xh, 1, w.grad) }
+                if x.requiresGrad { product(false, false, R, I, O, dy, bf16At(dyh), w.data, bf16At(wh), 1, x.grad) }
+                if w.requiresGrad { product(true, false, O, I, R, dy, bf16At(dyh), x.data, bf16At(xh), 1, w.grad) }
                 if let b, b.requiresGrad { sumRows(dy, rows: R, cols: O, into: b.grad) }
             }
         }
