@@ -6,7 +6,8 @@
 @inline(__always)
 public func fastExp(_ x0: Float) -> Float {
     let x = Swift.min(Swift.max(x0, -87.3), 88.7)
-    let n = (x * 1.442_695_04 + 12_582_912) - 12_582_912          // round to nearest (1.5 * 2^23 trick)
+    let t = x * 1.442_695_04 + 12_582_912                          // round to nearest (1.5 * 2^23 trick):
+    let n = t - 12_582_912                                         // t's low mantissa bits hold n
     let r = x - n * 0.693_359_375 + n * 2.121_944_4e-4
     var p: Float = 1.987_569_15e-4
     p = p * r + 1.398_199_950_7e-3
@@ -15,7 +16,8 @@ public func fastExp(_ x0: Float) -> Float {
     p = p * r + 1.666_666_545_9e-1
     p = p * r + 5.000_000_120_1e-1
     let e = p * r * r + r + 1
-    let scale = Float(bitPattern: UInt32(bitPattern: Int32(n) &+ 127) &<< 23)
+    // 2^n from t's bits, not Int32(n), whose overflow check keeps LLVM from vectorising callers
+    let scale = Float(bitPattern: (t.bitPattern &- 0x4B40_0000 &+ 127) &<< 23)
     return x0 < -87.3 ? 0 : e * scale
 }
 

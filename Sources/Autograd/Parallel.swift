@@ -33,4 +33,9 @@ public enum Parallel {
             body((n * p / parts)..<(n * (p + 1) / parts))
         }
     }
+
+    /// p[0..<n] = 0, split across the threads (gradient buffers are zeroed on the tape's thread).
+    public static func zero(_ p: UnsafeMutablePointer<Float>, count n: Int) {
+        forEach(n, grain: 1 << 16) { r in (p + r.lowerBound).update(repeating: 0, count: r.count) }
+    }
 }

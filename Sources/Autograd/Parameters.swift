@@ -53,7 +53,7 @@ public final class Parameters {
         for (i, e) in entries.enumerated() { views[i].requiresGrad = trainable(e.name) }
     }
 
-    public func zeroGrads() { grads.pointer.update(repeating: 0, count: grads.count) }
+    public func zeroGrads() { Parallel.zero(grads.pointer, count: grads.count) }
 
     /// Global L2 norm of all gradients (accumulated in Double, in fixed chunks so the result
     /// does not depend on timing).

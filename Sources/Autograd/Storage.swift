@@ -12,7 +12,7 @@ public final class Storage {
     public init(count: Int, zeroed: Bool = true) {
         self.count = count
         (pointer, capacity) = StoragePool.take(count)
-        if zeroed { pointer.initialize(repeating: 0, count: count) }
+        if zeroed { Parallel.zero(pointer, count: count) }
     }
 
     deinit { StoragePool.give(pointer, capacity) }

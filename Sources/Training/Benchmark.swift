@@ -77,7 +77,7 @@ public enum Benchmark {
         let N = Double(B * T), C = Double(c.hiddenSize), F = Double(c.intermediateSize)
         let drop = p > 0 ? 2.0 : 0.0                      // mask + output per dropout site
         let probs = Double(B * c.numHeads * T * T) * (p > 0 ? 2 : 1)
-        let perLayer = N * C * (3 + 1 + 1 + drop + 1 + 1 + 1 + drop + 1 + 1) + 2 * N * F + probs
+        let perLayer = N * C * (3 + 1 + 1 + drop + 1 + 1 + 1 + drop + 1 + 1) + 3 * N * F + probs   // F: FFN in, GELU and its slope
         let embeddings = N * C * (3 + 2 + 1 + drop)
         let M = maskedFraction * N
         let head = M * C * 4 + M * Double(c.vocabSize)

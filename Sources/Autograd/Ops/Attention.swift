@@ -25,10 +25,10 @@ extension Tape {
         precondition(p == 0 || rng != nil, "attention dropout needs an rng")
         let scale = 1 / Float(HS).squareRoot()
         let out = Tensor(uninitialized: [B * T, W])
-        // with dropout, P (kept for backward) and P' (out) are separate; the mask lives only here
+        // with dropout, P (kept for backward) and P' (out) are separate; the mask is drawn a row
+        // at a time where it is applied (backward finds the dropped weights as P' = 0)
         let probs = p > 0 ? Storage(count: B * T * W, zeroed: false) : nil
-        let dropMask = p > 0 ? Storage(count: B * NH * T * T, zeroed: false) : nil
-        if let dropMask { dropoutMask(rng!, p: p, into: dropMask.pointer, count: dropMask.count) }
+        let rowMask = p > 0 ? Storage(count: Parallel.threads * T, zeroed: false) : nil   // one mask row per thread
         let P0 = probs?.pointer ?? out.data, maskData = mask?.data
         let qh = bf16Copy(q), kh = bf16Copy(k)
         forEachHead(B * NH) { t, bh in
@@ -36,9 +36,12 @@ extension Tape {
             let P = P0 + b * T * W + h * T, off = b * T * C + h * HS
             product(false, true, T, T, HS, q.data + off, bf16At(qh, off), k.data + off, bf16At(kh, off), 0, P, lda: C, ldb: C, ldc: W, thread: t)
             for i in 0..<T { softmaxRow(P + i * W, T, scale: scale, mask: maskData.map { $0 + b * T }) }
-            if let dropMask {
-                let Pd = out.data + b * T * W + h * T, M = dropMask.pointer + bh * T * T
-                for i in 0..<T { for j in 0..<T { Pd[i * W + j] = P[i * W + j] * M[i * T + j] } }
+            if let rowMask {
+                let Pd = out.data + b * T * W + h * T, M = rowMask.pointer + t * T
+                for i in 0..<T {
+                    dropoutMask(rng!, p: p, into: M, counters: (bh * T + i) * T ..< (bh * T + i + 1) * T)
+                    for j in 0..<T { Pd[i * W + j] = P[i * W + j] * M[j] }
+                }
             }
         }
         if needsGrad(q, k) {

@@ -22,14 +22,26 @@ extension Tape {
 
 /// m[i] = 0 when uniform(rng, i) < p, else 1/(1-p), for i in 0..<count (in parallel).
 func dropoutMask(_ rng: CounterRNG, p: Float, into m: UnsafeMutablePointer<Float>, count: Int) {
+    Parallel.forEach((count + 3) / 4, grain: 4096) { blocks in
+        let lo = 4 * blocks.lowerBound, hi = min(4 * blocks.upperBound, count)
+        dropoutMask(rng, p: p, into: m + lo, counters: lo..<hi)
+    }
+}
+
+/// m[i - counters.lowerBound] = 0 when uniform(rng, i) < p, else 1/(1-p), for i in `counters`
+/// (on the calling thread). Whole blocks of four counters share one hash, unrolled.
+@inline(__always)
+func dropoutMask(_ rng: CounterRNG, p: Float, into m: UnsafeMutablePointer<Float>, counters: Range<Int>) {
     let keep = 1 / (1 - p)
     let threshold = UInt64((p * 65536).rounded(.up))   // uniform < p  <=>  16-bit value < ceil(p * 2^16)
-    Parallel.forEach((count + 3) / 4, grain: 4096) { blocks in
-        for b in blocks {
-            let bits = rng.bits16(b)
-            for k in 0..<min(4, count - 4 * b) {
-                m[4 * b + k] = (bits >> UInt64(16 * k)) & 0xFFFF < threshold ? 0 : keep
-            }
-        }
+    @inline(__always) func value(_ bits: UInt64, _ k: Int) -> Float { (bits >> UInt64(16 * k)) & 0xFFFF < threshold ? 0 : keep }
+    let o = counters.lowerBound
+    var i = o
+    while i < counters.upperBound && i & 3 != 0 { m[i - o] = value(rng.bits16(i >> 2), i & 3); i += 1 }
+    while i + 4 <= counters.upperBound {
+        let bits = rng.bits16(i >> 2), d = m + (i - o)
+        d[0] = value(bits, 0); d[1] = value(bits, 1); d[2] = value(bits, 2); d[3] = value(bits, 3)
+        i += 4
     }
+    while i < counters.upperBound { m[i - o] = value(rng.bits16(i >> 2), i & 3); i += 1 }
 }

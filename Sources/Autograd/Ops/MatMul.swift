@@ -95,7 +95,7 @@ extension Tape {
         precondition(w.shape == [O, I] && (b == nil || b!.shape == [O]), "linear \(x.shape) \(w.shape) \(b?.shape ?? [])")
         let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [O])
         if let b {
-            for r in 0..<R { (out.data + r * O).update(from: b.data, count: O) }
+            Parallel.forEach(R, grain: max(1, 16384 / O)) { rows in for r in rows { (out.data + r * O).update(from: b.data, count: O) } }
         }
         let xh = precision == .bf16 ? bf16(x) : nil, wh = precision == .bf16 ? bf16(w) : nil
         product(false, true, R, O, I, x.data, bf16At(xh), w.data, bf16At(wh), b == nil ? 0 : 1, out.data)
