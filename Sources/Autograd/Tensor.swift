@@ -1,5 +1,6 @@
 // Tensor: a shaped view of Float32 storage, with an optional gradient of the same shape.
-// Row-major (C order). Gradients are allocated on first use and accumulated (+=).
+// Row-major (C order). Gradients are allocated on first use and accumulated (+=); the first
+// op to reach a gradient may write it instead (`gradTarget`), which saves zeroing it.
 
 public final class Tensor {
     public let shape: [Int]
@@ -71,6 +72,16 @@ public final class Tensor {
         let s = Storage(count: count)
         gradStorage = s; gradPointer = s.pointer
         return s.pointer
+    }
+
+    /// The gradient buffer for a backward step that covers every element: `fresh` when no
+    /// gradient has reached this tensor yet, and then the buffer is uninitialised and the step
+    /// must write (=) every element instead of adding (+=).
+    public func gradTarget() -> (pointer: UnsafeMutablePointer<Float>, fresh: Bool) {
+        if let g = gradPointer { return (g, false) }
+        let s = Storage(count: count, zeroed: false)
+        gradStorage = s; gradPointer = s.pointer
+        return (s.pointer, true)
     }
 
     public var values: [Float] { Array(UnsafeBufferPointer(start: data, count: count)) }

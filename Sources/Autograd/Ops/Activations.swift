@@ -17,8 +17,8 @@ extension Tape {
             for i in r { let (cdf, pdf) = normalCdfPdf(xs[i]); ys[i] = xs[i] * cdf; d[i] = cdf + xs[i] * pdf }
         }
         record(out) {
-            let g = x.grad, dy = out.grad, d = slope.pointer   // the closure keeps `slope` alive
-            Parallel.forEach(x.count) { r in for i in r { g[i] += dy[i] * d[i] } }
+            let (g, fresh) = x.gradTarget(), dy = out.grad, d = slope.pointer   // the closure keeps `slope` alive
+            Parallel.forEach(x.count) { r in store(g, fresh: fresh, r) { dy[$0] * d[$0] } }
         }
         return out
     }

@@ -47,7 +47,7 @@ extension Tape {
         if needsGrad(q, k) {
             record(out) {
                 let dPd = out.grad
-                let dq = q.grad, dk = k.grad
+                let (dq, dqFresh) = q.gradTarget(), (dk, dkFresh) = k.gradTarget()
                 let keep = 1 / (1 - p)
                 let scratch = Storage(count: Parallel.threads * T * T, zeroed: false)   // one dS [T, T] per thread
                 let scratchh = qh.map { _ in Storage(count: (Parallel.threads * T * T + 1) / 2, zeroed: false) }   // and its bf16 copy
@@ -65,8 +65,8 @@ extension Tape {
                         BF16.round(dS, count: T * T, into: h16)
                         return UnsafeRawPointer(h16)
                     }
-                    product(false, false, T, HS, T, dS, dSh, k.data + off, bf16At(kh, off), 1, dq + off, lda: T, ldb: C, ldc: C, thread: t)
-                    product(true, false, T, HS, T, dS, dSh, q.data + off, bf16At(qh, off), 1, dk + off, lda: T, ldb: C, ldc: C, thread: t)
+                    product(false, false, T, HS, T, dS, dSh, k.data + off, bf16At(kh, off), dqFresh ? 0 : 1, dq + off, lda: T, ldb: C, ldc: C, thread: t)
+                    product(true, false, T, HS, T, dS, dSh, q.data + off, bf16At(qh, off), dkFresh ? 0 : 1, dk + off, lda: T, ldb: C, ldc: C, thread: t)
                 }
                 _ = probs   // P lives as long as this step
             }
@@ -88,11 +88,11 @@ extension Tape {
         if needsGrad(probs, v) {
             record(out) {
                 let dctx = out.grad, dctxh = ph.map { _ in BF16.copy(dctx, count: B * T * C) }
-                let dP = probs.requiresGrad ? probs.grad : nil, dv = v.requiresGrad ? v.grad : nil
+                let dP = probs.requiresGrad ? probs.gradTarget() : nil, dv = v.requiresGrad ? v.gradTarget() : nil
                 forEachHead(B * NH) { t, bh in
                     let b = bh / NH, h = bh % NH, off = b * T * C + h * HS, poff = b * T * W + h * T
-                    if let dP { product(false, true, T, T, HS, dctx + off, bf16At(dctxh, off), v.data + off, bf16At(vh, off), 1, dP + poff, lda: C, ldb: C, ldc: W, thread: t) }
-                    if let dv { product(true, false, T, HS, T, probs.data + poff, bf16At(ph, poff), dctx + off, bf16At(dctxh, off), 1, dv + off, lda: W, ldb: C, ldc: C, thread: t) }
+                    if let dP { product(false, true, T, T, HS, dctx + off, bf16At(dctxh, off), v.data + off, bf16At(vh, off), dP.fresh ? 0 : 1, dP.pointer + poff, lda: C, ldb: C, ldc: W, thread: t) }
+                    if let dv { product(true, false, T, HS, T, probs.data + poff, bf16At(ph, poff), dctx + off, bf16At(dctxh, off), dv.fresh ? 0 : 1, dv.pointer + off, lda: W, ldb: C, ldc: C, thread: t) }
                 }
             }
         }

@@ -39,12 +39,16 @@ extension Tape {
         if needsGrad(logits) && valid > 0 {
             record(out) {
                 let scale = out.grad[0] / Float(valid)
-                let g = logits.grad
+                let (g, fresh) = logits.gradTarget()
                 targets.withUnsafeBufferPointer { tg in
                     Parallel.forEach(N, grain: 16) { rows in
-                        for n in rows where tg[n] != ignoreIndex {
+                        for n in rows {
                             let row = logits.data + n * V, gr = g + n * V, l = lse.pointer[n]
-                            for v in 0..<V { gr[v] += scale * fastExp(row[v] - l) }
+                            guard tg[n] != ignoreIndex else {   // an ignored row adds nothing
+                                if fresh { gr.update(repeating: 0, count: V) }
+                                continue
+                            }
+                            store(gr, fresh: fresh, 0..<V) { v in scale * fastExp(row[v] - l) }
                             gr[Int(tg[n])] -= scale
                         }
                     }

@@ -12,8 +12,8 @@ extension Tape {
         Parallel.forEach(x.count) { r in for i in r { ys[i] = xs[i] * mask.pointer[i] } }
         if needsGrad(x) {
             record(out) {
-                let g = x.grad, dy = out.grad, m = mask.pointer   // the closure keeps `mask` alive
-                Parallel.forEach(x.count) { r in for i in r { g[i] += dy[i] * m[i] } }
+                let (g, fresh) = x.gradTarget(), dy = out.grad, m = mask.pointer   // the closure keeps `mask` alive
+                Parallel.forEach(x.count) { r in store(g, fresh: fresh, r) { dy[$0] * m[$0] } }
             }
         }
         return out

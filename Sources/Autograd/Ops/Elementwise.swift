@@ -10,8 +10,8 @@ extension Tape {
         if needsGrad(a, b) {
             record(out) {
                 let dy = out.grad
-                if a.requiresGrad { accumulate(a.grad, dy, a.count) }
-                if b.requiresGrad { accumulate(b.grad, dy, b.count) }
+                if a.requiresGrad { accumulate(into: a, dy) }
+                if b.requiresGrad { accumulate(into: b, dy) }
             }
         }
         return out
@@ -50,7 +50,7 @@ extension Tape {
         for r in 0..<R { for c in 0..<C { out.data[r * C + c] = x.data[r * C + c] + b.data[c] } }
         if needsGrad(x, b) {
             record(out) {
-                if x.requiresGrad { accumulate(x.grad, out.grad, x.count) }
+                if x.requiresGrad { accumulate(into: x, out.grad) }
                 if b.requiresGrad { sumRows(out.grad, rows: R, cols: C, into: b.grad) }
             }
         }
@@ -77,6 +77,18 @@ extension Tape {
 @inline(__always)
 func accumulate(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int) {
     Parallel.forEach(n) { r in for i in r { dst[i] += src[i] } }
+}
+
+/// t's gradient += src (every element; a copy when t has no gradient yet).
+func accumulate(into t: Tensor, _ src: UnsafePointer<Float>) {
+    let (g, fresh) = t.gradTarget()
+    Parallel.forEach(t.count) { r in store(g, fresh: fresh, r) { src[$0] } }
+}
+
+/// g[i] = value(i) when `fresh` (see `Tensor.gradTarget`), else g[i] += value(i), for i in r.
+@inline(__always)
+func store(_ g: UnsafeMutablePointer<Float>, fresh: Bool, _ r: Range<Int>, _ value: (Int) -> Float) {
+    if fresh { for i in r { g[i] = value(i) } } else { for i in r { g[i] += value(i) } }
 }
 
 extension Tape {

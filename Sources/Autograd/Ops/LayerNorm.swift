@@ -32,7 +32,7 @@ extension Tape {
                     }
                 }
                 guard x.requiresGrad else { return }
-                let dx = x.grad   // allocated here, before the threads write to it
+                let (dx, fresh) = x.gradTarget()   // allocated here, before the threads write to it
                 Parallel.forEach(R, grain: 256) { rows in
                     for r in rows {
                         // dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dy * gamma
@@ -41,7 +41,7 @@ extension Tape {
                         var b: Float = 0
                         for c in 0..<C { b += dyr[c] * gamma.data[c] * (xr[c] - m) }
                         b *= s / Float(C)
-                        for c in 0..<C { dxr[c] += s * (dyr[c] * gamma.data[c] - a - (xr[c] - m) * s * b) }
+                        store(dxr, fresh: fresh, 0..<C) { c in s * (dyr[c] * gamma.data[c] - a - (xr[c] - m) * s * b) }
                     }
                 }
             }

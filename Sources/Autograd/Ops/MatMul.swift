@@ -102,7 +102,10 @@ extension Tape {
         if needsGrad(x, w, b) {
             record(out) {
                 let dy = out.grad, dyh = xh.map { _ in BF16.copy(dy, count: R * O) }
-                if x.requiresGrad { product(false, false, R, I, O, dy, bf16At(dyh), w.data, bf16At(wh), 1, x.grad) }
+                if x.requiresGrad {
+                    let (dx, fresh) = x.gradTarget()
+                    product(false, false, R, I, O, dy, bf16At(dyh), w.data, bf16At(wh), fresh ? 0 : 1, dx)
+                }
                 if w.requiresGrad { product(true, false, O, I, R, dy, bf16At(dyh), x.data, bf16At(xh), 1, w.grad) }
                 if let b, b.requiresGrad { sumRows(dy, rows: R, cols: O, into: b.grad) }
             }
