@@ -51,6 +51,20 @@ public func vsum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
     return s
 }
 
+/// sum of term(i) for i in 0..<n
+@inline(__always)
+public func vsum(_ n: Int, _ term: (Int) -> Float) -> Float {
+    var acc = SIMD8<Float>(repeating: 0)
+    var i = 0
+    while i + 8 <= n {
+        acc += SIMD8(term(i), term(i + 1), term(i + 2), term(i + 3), term(i + 4), term(i + 5), term(i + 6), term(i + 7))
+        i += 8
+    }
+    var s = acc.sum()
+    while i < n { s += term(i); i += 1 }
+    return s
+}
+
 /// sum of a[i] * b[i]
 @inline(__always)
 public func vdot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {

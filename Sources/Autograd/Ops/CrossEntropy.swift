@@ -16,16 +16,7 @@ extension Tape {
                 for n in rows where tg[n] != ignoreIndex {
                     let row = logits.data + n * V
                     let mx = vmax(row, V)
-                    var s8 = SIMD8<Float>(repeating: 0)
-                    var v = 0
-                    while v + 8 <= V {
-                        s8 += SIMD8(fastExp(row[v] - mx), fastExp(row[v + 1] - mx), fastExp(row[v + 2] - mx), fastExp(row[v + 3] - mx),
-                                    fastExp(row[v + 4] - mx), fastExp(row[v + 5] - mx), fastExp(row[v + 6] - mx), fastExp(row[v + 7] - mx))
-                        v += 8
-                    }
-                    var s = s8.sum()
-                    while v < V { s += fastExp(row[v] - mx); v += 1 }
-                    lse.pointer[n] = mx + log(s)
+                    lse.pointer[n] = mx + log(vsum(V) { fastExp(row[$0] - mx) })
                 }
             }
         }
