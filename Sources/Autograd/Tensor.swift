@@ -68,10 +68,9 @@ public final class Tensor {
 
     /// Gradient buffer, allocated zeroed on first access.
     public var grad: UnsafeMutablePointer<Float> {
-        if let g = gradPointer { return g }
-        let s = Storage(count: count)
-        gradStorage = s; gradPointer = s.pointer
-        return s.pointer
+        let (g, fresh) = gradTarget()
+        if fresh { Parallel.zero(g, count: count) }
+        return g
     }
 
     /// The gradient buffer for a backward step that covers every element: `fresh` when no
