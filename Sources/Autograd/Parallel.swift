@@ -34,7 +34,7 @@ public enum Parallel {
         }
     }
 
-    /// p[0..<n] = 0, split across the threads (gradient buffers are zeroed on the tape's thread).
+    /// p[0..<n] = 0, split across the threads (zeroed gradient buffers and parameter gradients).
     public static func zero(_ p: UnsafeMutablePointer<Float>, count n: Int) {
         forEach(n, grain: 1 << 16) { r in (p + r.lowerBound).update(repeating: 0, count: r.count) }
     }
