@@ -44,9 +44,18 @@ demo: build
 	$(DROPLAB) predict $$out/last.h5 $(DEMO_SENTENCES)
 
 # Tests run with every check on (DROPLAB_CHECKED=1 drops -Ounchecked, see Package.swift), in
-# their own build directory so `make build` keeps the unchecked binary.
+# their own build directory so `make build` keeps the unchecked binary. The test process gets
+# the OpenBLAS kernel droplab itself runs (`droplab inspect --system`: on a CPU that OpenBLAS
+# does not know, the kernel its features allow instead of a generic SSE fallback), unless
+# OPENBLAS_CORETYPE is set. TEST_FILTER selects test classes (a regular expression).
+CHECKED_BUILD = DROPLAB_CHECKED=1 $(SWIFT) build $(RELEASE) --scratch-path .build-checked --build-tests
+TEST_FILTER ?=
 test: test-setup
-	DROPLAB_CHECKED=1 $(SWIFT) test $(RELEASE) --scratch-path .build-checked --disable-swift-testing
+	$(CHECKED_BUILD)
+	@.build-checked/release/droplab inspect --system | sed 's/^/  /'
+	core=$$(.build-checked/release/droplab inspect --system | sed -n 's/^openblas_core: \([A-Za-z0-9]*\).*/\1/p'); \
+	OPENBLAS_CORETYPE=$${OPENBLAS_CORETYPE:-$$core} DROPLAB_CHECKED=1 $(SWIFT) test $(RELEASE) --scratch-path .build-checked \
+	  --disable-swift-testing --skip-build $(if $(TEST_FILTER),--filter '$(TEST_FILTER)')
 
 clean:
 	rm -rf .build

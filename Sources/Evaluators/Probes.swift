@@ -21,18 +21,19 @@ public struct Probe: Codable, Equatable, Sendable {
     public var pattern: Int            // pattern index within the relation (-1 for user probes)
     public var tuple: String           // fact id: T-REx uuid, or "user:<line>"
     public var split: String? = nil    // the user file's "split" (e.g. "train" / "held-out" templates)
+    public var bucket: Int? = nil      // the user file's "bucket": times the corpus stated the fact (corpus facts)
     public var concept: String { target }
 
     /// A user probe, checked: the prompt holds [MASK] exactly once and the subject, if any,
     /// occurs in it. `place` (a file:line or a flag) starts the error message.
     public static func user(prompt: String, target: String, subject: String?, relation: String = "user", pattern: Int = -1,
-                            fact: String? = nil, split: String? = nil, place: String) throws -> Probe {
+                            fact: String? = nil, split: String? = nil, bucket: Int? = nil, place: String) throws -> Probe {
         guard prompt.components(separatedBy: "[MASK]").count == 2 else {
             throw ProbeError("\(place): the prompt must contain [MASK] exactly once")
         }
         if let s = subject, !prompt.contains(s) { throw ProbeError("\(place): subject '\(s)' does not occur in the prompt") }
         return Probe(prompt: prompt, target: target, subject: subject, relation: relation, pattern: pattern,
-                     tuple: fact ?? "\(relation):\(subject ?? prompt):\(target)", split: split)
+                     tuple: fact ?? "\(relation):\(subject ?? prompt):\(target)", split: split, bucket: bucket)
     }
 }
 
@@ -192,7 +193,8 @@ public struct ProbeSet {
     /// User probes: one JSON object per line, {"prompt": "... [MASK] ...", "target": "...",
     /// "subject": "..." (optional), "relation": "..." (optional), "fact": "..." (optional: lines
     /// with the same fact are paraphrases of one fact; default: prompt with the subject),
-    /// "pattern": N (optional), "split": "..." (optional: consistency reports each split)}.
+    /// "pattern": N (optional), "split": "..." (optional: consistency reports each split), "bucket": N
+    /// (optional: how often `corpus facts` stated the fact); other keys ("concept") are ignored}.
     static func readJSONL(_ path: String) throws -> [Probe] {
         var out: [Probe] = []
         try forEachObject(path) { o, where_ in
@@ -201,7 +203,7 @@ public struct ProbeSet {
             }
             out.append(try Probe.user(prompt: prompt, target: target, subject: o["subject"] as? String, relation: o["relation"] as? String ?? "user",
                                       pattern: o["pattern"] as? Int ?? -1, fact: o["fact"] as? String,
-                                      split: o["split"] as? String, place: where_))
+                                      split: o["split"] as? String, bucket: o["bucket"] as? Int, place: where_))
         }
         if out.isEmpty { throw ProbeError("\(path): no probes") }
         return out

@@ -365,22 +365,7 @@ public enum Rome {
     static func optimiseValues(_ model: BertModel, vocab: [String], _ cases: [PreparedCase], layer: Int, base: DenseEdit?,
                                o: RomeOptions, pad: Int32) throws -> [(delta: [Float], value: [Float], loss: Double)] {
         let C = model.config.hiddenSize, n = cases.count
-        let site = Site(.ffnOut, layer)
-        let values = cases.map { meanAtSubject(model, $0, site, base, pad: pad) }
-        let hNorms = cases.map { c in
-            max(meanAtSubject(model, c, Site(.block, layer), base, pad: pad).reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-6)
-        }
-        // items: every case's rewrite prompts, then every case's essence prompt
-        let pb = ProbeBatch(cases.flatMap(\.rewrite) + cases.map(\.essence), padId: pad)
-        var owner: [Int32] = [], rewriteRows: [[Int32]] = Array(repeating: [], count: n)
-        for (i, c) in cases.enumerated() {
-            for _ in c.rewrite { rewriteRows[i].append(Int32(owner.count)); owner.append(Int32(i)) }
-        }
-        let essenceRows = (0..<n).map { Int32(owner.count + $0) }
-        owner += (0..<n).map(Int32.init)
-        let essenceBefore = ProbeScoring.distributions(model, ProbeBatch(cases.map(\.essence), padId: pad), base?.interventions()).values
-        let V = model.config.vocabSize
-        let rows = pb.items.indices.map { pb.row($0, Position.subjectLast.positions(in: pb.items[$0])[0]) }
+        let objective = ValueObjective(model, cases, layer: layer, base: base, o: o, pad: pad)
         let delta = Parameters([("delta", [n, C])])
         let group = ParameterGroup().adding(delta, decays: { _ in false })
         let d = delta["delta"]
@@ -391,36 +376,75 @@ public enum Rome {
         let runDir = NSTemporaryDirectory() + "droplab-rome-\(getpid())-\(cases[0].source.id)"
         defer { try? FileManager.default.removeItem(atPath: runDir) }
         var losses = [Double](repeating: .nan, count: n)
-        let trainer = Trainer(model: model, vocab: vocab, data: FixedBatch(item: pb, steps: o.steps), options: topt, runDir: runDir,
-                              parameters: group, loss: { tape, model, item, _ in
-            let iv = base?.interventions() ?? Interventions()
-            iv.add(site) { x, tape in tape.replaceRows(x, rows, with: tape.add(tape.gatherRows(x, rows), tape.gatherRows(d, owner))) }
-            let logits = model.mlmLogits(tape, model.encode(tape, item.batch, interventions: iv), rows: item.maskRows)
-            var total: Tensor? = nil
-            for i in 0..<n {
-                let nll = tape.crossEntropy(tape.gatherRows(logits, rewriteRows[i]),
-                                            targets: [Int32](repeating: cases[i].newId, count: rewriteRows[i].count))
-                let kl = tape.crossEntropy(tape.gatherRows(logits, [essenceRows[i]]),
-                                           distributions: Tensor(Array(essenceBefore[(i * V)..<((i + 1) * V)]), shape: [1, V]))
-                let di = tape.gatherRows(d, [Int32(i)])
-                let l2 = tape.scale(tape.sum(tape.mul(di, di)), o.weightDecay / (hNorms[i] * hNorms[i]))
-                let loss = tape.add(tape.add(nll, tape.scale(kl, o.klFactor)), l2)
-                losses[i] = Double(loss.data[0])
-                total = total.map { tape.add($0, loss) } ?? loss
-            }
-            return tape.scale(total!, 1 / Float(n))
+        let trainer = Trainer(model: model, vocab: vocab, data: FixedBatch(item: objective.batch, steps: o.steps), options: topt, runDir: runDir,
+                              parameters: group, loss: { tape, model, _, _ in
+            let (mean, each) = objective.loss(tape, d)
+            losses = each.map { Double($0.data[0]) }
+            return mean
         })
         trainer.saveCheckpoints = false
         trainer.log = { _ in }
         trainer.afterStep = { _ in
             for i in 0..<n {
                 let norm = (0..<C).reduce(Float(0)) { $0 + d.data[i * C + $1] * d.data[i * C + $1] }.squareRoot()
-                let cap = o.clampNorm * hNorms[i]
+                let cap = o.clampNorm * objective.hNorms[i]
                 if norm > cap { for j in 0..<C { d.data[i * C + j] *= cap / norm } }
             }
         }
         _ = try trainer.run()
-        return (0..<n).map { (Array(d.values[(($0) * C)..<(($0 + 1) * C)]), values[$0], losses[$0]) }
+        return (0..<n).map { (Array(d.values[(($0) * C)..<(($0 + 1) * C)]), objective.values[$0], losses[$0]) }
+    }
+
+    /// The value optimisation's objective for a batch of cases: every case's rewrite prompts
+    /// and essence prompt in one batch, each case's delta row [n, C] added at ffn.out@layer (last
+    /// subject token). `loss` returns the mean over cases and each case's loss (NLL of the new
+    /// object + klFactor x KL to the essence distribution before the edit + weightDecay x
+    /// |delta|^2 / |h|^2).
+    struct ValueObjective {
+        let model: BertModel, cases: [PreparedCase], site: Site, base: DenseEdit?, o: RomeOptions
+        let values: [[Float]]                 // ffn.out at the subject before the edit, per case
+        let hNorms: [Float]                   // |block output| at the subject, per case (the clamp's scale)
+        let batch: ProbeBatch
+        let owner: [Int32], rewriteRows: [[Int32]], essenceRows: [Int32], rows: [Int32]
+        let essenceBefore: [Float]            // [n, V]
+
+        init(_ model: BertModel, _ cases: [PreparedCase], layer: Int, base: DenseEdit?, o: RomeOptions, pad: Int32) {
+            let n = cases.count
+            self.model = model; self.cases = cases; self.base = base; self.o = o
+            site = Site(.ffnOut, layer)
+            values = cases.map { meanAtSubject(model, $0, Site(.ffnOut, layer), base, pad: pad) }
+            hNorms = cases.map { c in
+                max(meanAtSubject(model, c, Site(.block, layer), base, pad: pad).reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-6)
+            }
+            // items: every case's rewrite prompts, then every case's essence prompt
+            let pb = ProbeBatch(cases.flatMap(\.rewrite) + cases.map(\.essence), padId: pad)
+            var owner: [Int32] = [], rewriteRows: [[Int32]] = Array(repeating: [], count: n)
+            for (i, c) in cases.enumerated() {
+                for _ in c.rewrite { rewriteRows[i].append(Int32(owner.count)); owner.append(Int32(i)) }
+            }
+            essenceRows = (0..<n).map { Int32(owner.count + $0) }
+            owner += (0..<n).map(Int32.init)
+            self.owner = owner; self.rewriteRows = rewriteRows; batch = pb
+            essenceBefore = ProbeScoring.distributions(model, ProbeBatch(cases.map(\.essence), padId: pad), base?.interventions()).values
+            rows = pb.items.indices.map { pb.row($0, Position.subjectLast.positions(in: pb.items[$0])[0]) }
+        }
+
+        func loss(_ tape: Tape, _ d: Tensor) -> (mean: Tensor, each: [Tensor]) {
+            let V = model.config.vocabSize, n = cases.count
+            let iv = base?.interventions() ?? Interventions()
+            iv.add(site) { x, tape in tape.replaceRows(x, rows, with: tape.add(tape.gatherRows(x, rows), tape.gatherRows(d, owner))) }
+            let logits = model.mlmLogits(tape, model.encode(tape, batch.batch, interventions: iv), rows: batch.maskRows)
+            let each = (0..<n).map { i in
+                let nll = tape.crossEntropy(tape.gatherRows(logits, rewriteRows[i]),
+                                            targets: [Int32](repeating: cases[i].newId, count: rewriteRows[i].count))
+                let kl = tape.crossEntropy(tape.gatherRows(logits, [essenceRows[i]]),
+                                           distributions: Tensor(Array(essenceBefore[(i * V)..<((i + 1) * V)]), shape: [1, V]))
+                let di = tape.gatherRows(d, [Int32(i)])
+                let l2 = tape.scale(tape.sum(tape.mul(di, di)), o.weightDecay / (hNorms[i] * hNorms[i]))
+                return tape.add(tape.add(nll, tape.scale(kl, o.klFactor)), l2)
+            }
+            return (tape.scale(each.dropFirst().reduce(each[0]) { tape.add($0, $1) }, 1 / Float(n)), each)
+        }
     }
 
     /// `optimiseValues` over all `cases` (from the unedited model), in groups of about `batch`

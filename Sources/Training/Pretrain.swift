@@ -197,6 +197,8 @@ public enum Pretrain {
         log("pretraining \(o.preset) (\(model.params.totalCount) parameters, vocab \(tok.vocab.count)) on \(files.count) file(s): "
             + "\(steps) steps of \(o.batch)x\(o.seqLen) tokens, dropout \(config.hiddenDropout)/\(config.attentionDropout), out \(o.out)"
             + (ranks > 1 ? ", data parallel over \(ranks) ranks (\(o.accumulation / ranks) micro-batches each per step)" : ""))
+        log("machine: \(Machine.cpu.model) (\(Machine.cpu.isaSummary)), \(Parallel.threads) kernel threads, OpenBLAS \(Machine.openBLASDescription), "
+            + "oneDNN \(Machine.oneDNNISA), precision \((o.precision ?? .fp32).rawValue)")
         let trainer = Trainer(model: model, vocab: tok.vocab, data: data, options: topt, runDir: o.out,
                               loss: mlmLoss,
                               evaluate: { model in

@@ -61,8 +61,8 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         let peak = Benchmark.sgemm()
-        var r = Report(machine: ["cores": String(ProcessInfo.processInfo.activeProcessorCount)], threads: Parallel.threads,
-                       sgemm_gflops: peak, steps: steps)
+        var r = Report(machine: Dictionary(uniqueKeysWithValues: Machine.summary), threads: Parallel.threads, sgemm_gflops: peak, steps: steps)
+        for (k, v) in Machine.summary { say("\(k): \(v)") }
         say(String(format: "sgemm 2048^3: %.1f GFLOP/s (%d threads)", peak, Parallel.threads))
         if precision.contains(.bf16) {
             r.bf16_gemm_gflops = Benchmark.bf16gemm()

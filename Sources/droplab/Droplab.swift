@@ -16,6 +16,7 @@ struct Droplab: ParsableCommand {
     /// Every failure, from parsing or from the work, is one line on stderr
     /// (`droplab: error: ...`, never a usage block) and a non-zero exit; help goes to stdout.
     static func main() {
+        Machine.ensureBestBLASKernel()
         do {
             var command = try parseAsRoot(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
             try command.run()
@@ -57,9 +58,17 @@ func useThreads(_ n: Int?) throws {
 
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "inspect",
-        abstract: "Print a checkpoint's config, training state and every tensor's shape and norm.")
-    @Argument(help: "Checkpoint (.h5).") var checkpoint: String
-    func run() throws { print(try Checkpoint.describe(checkpoint)) }
+        abstract: "Print a checkpoint's config, training state and every tensor's shape and norm (--system: this machine's CPU and kernels).")
+    @Argument(help: "Checkpoint (.h5).") var checkpoint: String?
+    @Flag(help: "Print the CPU, its vector ISA, the OpenBLAS kernel in use (and where it came from), oneDNN's ISA and bf16 support.") var system = false
+
+    func validate() throws {
+        try Check.that((checkpoint != nil) != system, nil, system ? "inspect --system takes no checkpoint" : "inspect needs a checkpoint (or --system)")
+    }
+
+    func run() throws {
+        if system { for (k, v) in Machine.summary { print("\(k): \(v)") } } else { print(try Checkpoint.describe(checkpoint!)) }
+    }
 }
 
 struct ExportCommand: ParsableCommand {

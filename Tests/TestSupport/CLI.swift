@@ -25,19 +25,21 @@ public func droplabExecutable() -> URL {
     return URL(fileURLWithPath: ".build/debug/droplab")
 }
 
-/// Run `droplab args...` in `cwd`, optionally sending `signal` after `after` seconds.
+/// Run `droplab args...` in `cwd`, with `environment` added to this process's and the
+/// variables in `removing` taken out of it.
 @discardableResult
-public func runDroplab(_ args: [String], cwd: String? = nil, environment: [String: String] = [:]) throws -> CLIResult {
-    try run(droplabExecutable(), args, cwd: cwd, environment: environment)
+public func runDroplab(_ args: [String], cwd: String? = nil, environment: [String: String] = [:], removing: [String] = []) throws -> CLIResult {
+    try run(droplabExecutable(), args, cwd: cwd, environment: environment, removing: removing)
 }
 
 /// Run `executable args...` in `cwd` to its end.
-public func run(_ executable: URL, _ args: [String], cwd: String? = nil, environment: [String: String] = [:]) throws -> CLIResult {
+public func run(_ executable: URL, _ args: [String], cwd: String? = nil, environment: [String: String] = [:],
+                removing: [String] = []) throws -> CLIResult {
     let p = Process()
     p.executableURL = executable
     p.arguments = args
     if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-    p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }.filter { !removing.contains($0.key) }
     let out = Pipe(), err = Pipe()
     p.standardOutput = out; p.standardError = err
     try p.run()
