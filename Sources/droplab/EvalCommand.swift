@@ -9,7 +9,8 @@ struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "eval",
         abstract: "Evaluate a checkpoint; results go to results/<run>-<path hash>/<eval>.json.",
         subcommands: [MLM.self, BLiMP.self, SQuAD.self, ConsistencyCmd.self, IG.self, KN.self, Lens.self,
-                       Trace.self, InterchangeCmd.self, RomeCmd.self, MemitCmd.self, MendCmd.self, BMask.self, FT.self, LoRA.self, ReFT.self])
+                       Trace.self, InterchangeCmd.self, RomeCmd.self, MemitCmd.self, MendCmd.self, BMask.self, FT.self, LoRA.self, ReFT.self,
+                       AcquisitionCmd.self])
 
     struct MLM: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "mlm",
