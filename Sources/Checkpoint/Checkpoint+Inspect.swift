@@ -5,6 +5,17 @@ import BERT
 import Foundation
 
 extension Checkpoint {
+    /// (step, tokens) of a training checkpoint's state, read without loading its tensors; nil
+    /// for an evaluation-only checkpoint.
+    public static func trainingProgress(_ path: String) throws -> (step: Int, tokens: Int)? {
+        let f = try HDF5File.open(path)
+        defer { f.close() }
+        guard f.contains("training/state.json") else { return nil }
+        let state = (try? JSONSerialization.jsonObject(with: Data(try f.readBytes("training/state.json")))) as? [String: Any] ?? [:]
+        guard let step = state["step"] as? Int, let tokens = state["tokens"] as? Int else { return nil }
+        return (step, tokens)
+    }
+
     /// Human-readable summary: config, training progress, and every tensor's shape and norm.
     public static func describe(_ path: String) throws -> String {
         let ck = try load(path)

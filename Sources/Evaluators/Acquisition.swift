@@ -56,7 +56,7 @@ public struct AcquisitionGroup: Codable, Equatable, Sendable {
 public struct AcquisitionPoint: Codable, Equatable, Sendable {
     public var checkpoint: String          // file name inside the run directory
     public var step: Int
-    public var tokens: Int?                // training tokens at that step (metrics.jsonl)
+    public var tokens: Int?                // training tokens at that step (the checkpoint's training state)
     public var groups: [AcquisitionGroup]
 }
 
@@ -97,28 +97,17 @@ public enum Acquisition {
         }
     }
 
-    /// The run's checkpoints in step order: step-NNNNNN.h5 by their number, then last.h5 when
-    /// it is a later step than every step file (its step from the last metrics line).
-    static func checkpoints(_ runDir: String) throws -> [(name: String, step: Int)] {
+    /// The run's training checkpoints (step-NNNNNN.h5 and last.h5) by the step their state
+    /// records, one per step (last.h5 is usually a copy of the latest step file, or the run's end).
+    static func checkpoints(_ runDir: String) throws -> [(name: String, step: Int, tokens: Int)] {
         let names = try FileManager.default.contentsOfDirectory(atPath: runDir)
-        var out = names.compactMap { n -> (String, Int)? in
-            guard n.hasPrefix("step-"), n.hasSuffix(".h5"), let s = Int(n.dropFirst(5).dropLast(3)) else { return nil }
-            return (n, s)
-        }.sorted { $0.1 < $1.1 }
-        if names.contains("last.h5"), let last = metricSteps(runDir).keys.max(), last > (out.last?.1 ?? -1) { out.append(("last.h5", last)) }
-        return out
-    }
-
-    /// step -> tokens from the run's metrics.jsonl (lines that carry both).
-    static func metricSteps(_ runDir: String) -> [Int: Int] {
-        guard let text = try? String(contentsOfFile: runDir + "/metrics.jsonl", encoding: .utf8) else { return [:] }
-        var out: [Int: Int] = [:]
-        for line in text.split(separator: "\n") {
-            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let s = o["step"] as? Int, let t = o["tokens"] as? Int else { continue }
-            out[s] = t
+            .filter { ($0.hasPrefix("step-") && $0.hasSuffix(".h5")) || $0 == "last.h5" }.sorted()
+        var byStep: [Int: (name: String, step: Int, tokens: Int)] = [:]
+        for n in names {
+            guard let p = try Checkpoint.trainingProgress(runDir + "/" + n) else { continue }
+            if byStep[p.step] == nil || byStep[p.step]!.name == "last.h5" { byStep[p.step] = (n, p.step, p.tokens) }
         }
-        return out
+        return byStep.values.sorted { $0.step < $1.step }
     }
 
     /// Measure every checkpoint of `runDir`; `done` are points already measured (kept, not redone).
@@ -137,7 +126,6 @@ public enum Acquisition {
         let groups = try groups(set, perGroup: o.perGroup, seed: o.seed)
         log("acquisition: \(cks.count) checkpoints of \(runDir); \(groups.count) groups of up to \(o.perGroup) probes ("
             + groups.map { "x\($0.bucket) \($0.split) \($0.items.count)" }.joined(separator: ", ") + ")")
-        let tokens = metricSteps(runDir)
         var points: [AcquisitionPoint] = []
         for ck in cks {
             if let p = done.first(where: { $0.checkpoint == ck.name && $0.step == ck.step }) { points.append(p); continue }
@@ -145,7 +133,7 @@ public enum Acquisition {
             let (model, ckTok) = try KnowledgeSetup.frozenModel(runDir + "/" + ck.name)
             guard ckTok.vocab == tok.vocab else { throw CheckpointError(ck.name, "has another vocabulary than \(first.name)") }
             let g = measure(model, groups, batch: o.batch, pad: tok.padId)
-            points.append(AcquisitionPoint(checkpoint: ck.name, step: ck.step, tokens: tokens[ck.step], groups: g))
+            points.append(AcquisitionPoint(checkpoint: ck.name, step: ck.step, tokens: ck.tokens, groups: g))
             log(String(format: "acquisition: %@ (step %d): ", ck.name, ck.step)
                 + g.map { String(format: "x%d %@ %.3f", $0.bucket, $0.split, $0.accuracy) }.joined(separator: ", ")
                 + String(format: " (%.0fs)", Date().timeIntervalSince(t0)))
