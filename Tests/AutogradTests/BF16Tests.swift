@@ -90,6 +90,9 @@ final class BF16Tests: XCTestCase {
                         }
                         let want = referenceProduct(ta, tb, M, N, K, A, lda: lda, B, ldb: ldb, accumulate ? C0 : nil, ldc: ldc)
                         let rows = (0..<M).flatMap { m in (0..<N).map { m * ldc + $0 } }
+                        // A product of two bf16 values is exact in fp32 (8 + 8 <= 24 bits), so only the fp32
+                        // accumulation of K <= 256 terms differs: RMS u √(K/6) = 3.9e-7 relative in the worst
+                        // (sequential) order of any kernel (Tolerance.rms); 1e-6 is 2.6x (measured 1.1e-7).
                         assertNormClose(rows.map { C[$0] }, rows.map { want[$0] }, rtol: 1e-6, "M\(M) N\(N) K\(K) ta \(ta) tb \(tb) acc \(accumulate)")
                         let padding = (0..<M).flatMap { m in (N..<ldc).map { m * ldc + $0 } }
                         XCTAssertEqual(padding.map { C[$0] }, padding.map { C0[$0] }, "columns past N untouched")
@@ -119,6 +122,10 @@ final class BF16Tests: XCTestCase {
             tape.backward(tape.sum(tape.mul(out, Tensor(dy, shape: [R, O]))))
             outs[precision] = out.values
             guard precision == .bf16 else { continue }
+            // as in testProductsAgainstFloat64: exact bf16 products, fp32 accumulation of K = 96 (out),
+            // 160 (dx), 300 (dw) terms: RMS u √(K/6) <= 4.2e-7 relative, 2.4x below 1e-6. db sums R = 300
+            // fp32 values N(0, 1): RMS u √(R²/6) = 7.3e-6 absolute in the worst order, 6 RMS = 4.4e-5
+            // against atol 1e-4 + rtol 1e-5 |db| (|db| ~ √300 = 17: 2.7e-4).
             let bias = (0..<R).flatMap { _ in b }
             assertNormClose(out.values, referenceProduct(false, true, R, O, I, x0, lda: I, w, ldb: I, bias, ldc: O), rtol: 1e-6, "out")
             assertNormClose(x.gradValues, referenceProduct(false, false, R, I, O, dy, lda: O, w, ldb: I, nil, ldc: I), rtol: 1e-6, "dx")
@@ -127,6 +134,10 @@ final class BF16Tests: XCTestCase {
         }
         let gap = difference(outs[.bf16]!, outs[.fp32]!, rtol: 0, atol: 0)
         let scale = outs[.fp32]!.map { abs(Double($0)) }.max()!
+        // Rounding x and w to bf16 (u_bf16 = 2^-8) perturbs out = x w^T + b by at most 2 u_bf16 Σ|x_i w_i|
+        // <= 7.8e-3 * 0.64 * 96 = 0.48 (I = 96 normal terms), 0.011 of max|out| ~ 4.3 * √96 = 42 (5x
+        // below 0.05); its RMS, u_bf16 √(2/3) √96 = 0.031, makes the largest of 48000 elements ~0.13,
+        // 3e-3 of max|out|, 30x above the 1e-4 that would mean nothing was rounded.
         XCTAssertGreaterThan(gap.maxAbs, 1e-4 * scale, "bf16 and fp32 products agree too closely: no rounding happened")
         XCTAssertLessThan(gap.maxAbs, 0.05 * scale, "bf16 and fp32 products differ by more than bf16 precision")
     }
@@ -139,6 +150,7 @@ final class BF16Tests: XCTestCase {
         params.values.pointer.update(from: [1, 2, 3, 4], count: 4)
         let tape = Tape(recording: false, precision: .bf16)
         let x = Tensor([1, 1], shape: [1, 2])
+        // exact equalities: small integers and their products are exact in bf16 and fp32
         XCTAssertEqual(tape.linear(x, params["w"], nil).values, [3, 7])
         params.values.pointer.update(from: [10, 20, 30, 40], count: 4)
         XCTAssertEqual(tape.linear(x, params["w"], nil).values, [3, 7], "the step's copy")

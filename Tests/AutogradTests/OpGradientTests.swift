@@ -188,6 +188,9 @@ final class OpGradientTests: XCTestCase {
                     XCTAssertEqual(gv[r * Tk + k], 0, "row \(r) key \(k) gradient should be 0")
                 }
             }
+            // p_k = e_k / sum e: the exp errors cancel between numerator and denominator; the
+            // engine's sum of Tk = 6 terms, the divisions and this float sum of 6 leave <= 13u = 7.7e-7
+            // (no BLAS: the same on every CPU); 1e-5 is 13x that.
             XCTAssertEqual(s, 1, accuracy: 1e-5, "row \(r) sums to \(s)")
         }
     }
@@ -362,6 +365,9 @@ final class OpGradientTests: XCTestCase {
         let key = CounterRNG(seed: 42, 5, 2)
         let a = tape.dropout(x, p: p, rng: key).values
         let dropped = a.filter { $0 == 0 }.count
+        // Binomial margins, n = 1e5 (the counter RNG is integer arithmetic: the same mask on every
+        // CPU): the drop fraction's SE is sqrt(0.3 * 0.7 / n) = 1.4e-3 (0.01 = 6.9 SE); the mean of
+        // 0 or 1/(1-p) has variance 1/(1-p) - 1 = 0.43, SE 2.1e-3 (0.02 = 9.7 SE).
         XCTAssertEqual(Double(dropped) / Double(n), Double(p), accuracy: 0.01, "drop fraction")
         let keep = 1 / (1 - p)
         XCTAssertTrue(a.allSatisfy { $0 == 0 || $0 == keep }, "kept values are scaled by 1/(1-p)")
@@ -372,7 +378,8 @@ final class OpGradientTests: XCTestCase {
         for other in [CounterRNG(seed: 42, 6, 2), CounterRNG(seed: 42, 5, 3), CounterRNG(seed: 43, 5, 2)] {
             let b = tape.dropout(x, p: p, rng: other).values
             let differ = zip(a, b).filter { ($0.0 == 0) != ($0.1 == 0) }.count
-            // Independent masks disagree on a fraction 2p(1-p) = 0.42.
+            // Independent masks disagree on a fraction 2p(1-p) = 0.42; SE sqrt(0.42 * 0.58 / n) =
+            // 1.6e-3, so 0.02 is 12.8 SE.
             XCTAssertEqual(Double(differ) / Double(n), 2 * 0.3 * 0.7, accuracy: 0.02, "different key, different mask")
         }
         XCTAssertTrue(tape.dropout(x, p: 0, rng: key) === x, "p = 0 is the identity")
@@ -482,6 +489,8 @@ final class OpGradientTests: XCTestCase {
         let t2 = Tape()
         let total = t2.add(t2.crossEntropy(logits, targets: [-1, -1, -1], ignoreIndex: -1), t2.mean(logits))
         t2.backward(total)
+        // each gradient is Float(1/12) (one rounding, <= u = 6e-8 relative) plus the exact 0 of the
+        // all-ignored term; 1e-6 is 16u
         assertClose(logits.gradValues, [Float](repeating: 1.0 / 12, count: 12), rtol: 1e-6, atol: 0, "only mean's gradient")
     }
 
@@ -534,6 +543,9 @@ final class OpGradientTests: XCTestCase {
         pass()
         let gx1 = x.gradValues, gw1 = w.gradValues
         pass()
+        // Exactly 2 g1 on any kernel: both passes run the same products on the same shapes
+        // (deterministic), the second adds them to g1 in one rounding (beta = 1), and g1 + g1 = 2 g1
+        // is exact in binary floating point. rtol 1e-6 = 16u only admits a few extra roundings.
         assertClose(x.gradValues, gx1.map { 2 * $0 }, rtol: 1e-6, atol: 1e-7, "x grad after two passes")
         assertClose(w.gradValues, gw1.map { 2 * $0 }, rtol: 1e-6, atol: 1e-7, "w grad after two passes")
     }

@@ -13,7 +13,17 @@
 // and two of them (droplab, autocast) within 2 eps of each other. That bf16 arithmetic really
 // ran is checked too: the logits differ from fp32 by more than u / 10.
 // Against the emulation of the same scheme only fp32 rounding differs (a different summation
-// order now and then moves a value across a bf16 rounding boundary): 1e-3 relative norm.
+// order now and then moves a value across a bf16 rounding boundary): 1e-3 relative norm. The
+// fp32 difference of an operand, ~u32 √(l K / 6) after l stages of K <= 64 terms (2e-7 to 8e-7
+// relative), crosses a boundary with probability ~δ / ulp_bf16 (ulp 2^-7 = 7.8e-3): 3e-5 to 1e-4;
+// a K-term product then has ~2K of them flipped, each moving the output by 7.8e-3 / √K of its RMS,
+// a relative RMS of 6e-5 to 1.1e-4 per stage, √14 or √28 stages: 2e-4 to 6e-4, below 1e-3
+// (measured: logits 2.9e-4, gradients 2.5e-7). The loss averages 12 labelled positions' cross-
+// entropies, each moved by ~√2 δz (δz ~ 3e-4 at RMS |z| = 1.5): ~1.3e-4 nats, 3e-5 of the
+// 4.6-nat loss against 1e-4 (measured 1e-7).
+// The bf16 roundings are droplab's own conversion (the same on every CPU) and a product of bf16
+// values is exact in fp32, so oneDNN kernels differ only in fp32 accumulation (~1e-7): none of
+// these margins depends on the CPU.
 
 import Autograd
 import BERT
@@ -61,6 +71,7 @@ final class BF16ParityTests: XCTestCase {
         let ours = try bf16Run(ref)
         let eps = (logits: 14.0.squareRoot() * Self.u, grads: 28.0.squareRoot() * Self.u)
         let fp32Logits = try ref.floats("logits"), fp32Loss = try ref.doubles("loss")[0]
+        // eps, 2 eps and u / 10: see the header (measured 6.1e-3 vs fp32, 6.7e-3 vs autocast)
         let vsFP32 = assertNormClose(ours.logits, fp32Logits, rtol: eps.logits, "logits vs fp32")
         XCTAssertGreaterThan(vsFP32, Self.u / 10, "bf16 logits equal the fp32 ones: no bf16 arithmetic ran")
         let vsAutocast = assertNormClose(ours.logits, try file.readFloats("autocast/logits").values, rtol: 2 * eps.logits, "logits vs autocast")
@@ -84,6 +95,7 @@ final class BF16ParityTests: XCTestCase {
         let ref = try ReferenceParityTests.Reference()
         let file = try HDF5File.open(Self.path)
         let ours = try bf16Run(ref)
+        // 1e-3 and 1e-4: boundary flips of the bf16 roundings, see the header
         let logits = assertNormClose(ours.logits, try file.readFloats("emulated/logits").values, rtol: 1e-3, "logits vs emulation")
         let loss = try file.readDoubles("emulated/loss").values[0]
         XCTAssertEqual(ours.loss, loss, accuracy: 1e-4 * loss, "loss vs emulation")

@@ -22,13 +22,24 @@ import Text
 import Training
 import XCTest
 
+// Thresholds: the success and localization rates are shares of held-out probes (france: 10, so a
+// probe is 0.1; india, for bmask: 16, 0.0625; the other concepts' held-out probes: ~40, 0.025).
+// They are margins on outcomes, not rounding bounds. The edits run on a committed model
+// (Fixtures/concept_edit_model.h5, made by `train`), so every CPU edits the same weights: trained
+// in each test process (630 Adam steps), each BLAS kernel made a slightly different model (bmask
+// kept 6481 weights on average under Cooperlake and Haswell, 6479.5 under Prescott), and
+// thresholds with a margin of one probe are not safe on a model that moves. What remains between
+// kernels is the edits' own rounding. testTrainingTeachesTheFacts checks that `train` still
+// makes a model that knows the facts; DROPLAB_WRITE_FIXTURES=1 makes it rewrite the fixture.
+// Margins, in probes, are noted where each threshold is set.
 final class ConceptEditTests: XCTestCase {
     static let patterns = ["[X] is located in [Y] .", "[X] is in [Y] .", "the home of [X] is [Y] .", "[X] is from [Y] .",
                            "[X] , in the north of [Y] ."]
     static let known = ["paris", "germany", "spain", "japan", "china", "russia"]
     static let concept = "france", partial = "india"
 
-    struct World { let dir: String, checkpoint: String, probes: String, maskProbes: String, trainSeconds: Double }
+    struct World { let dir: String, checkpoint: String, probes: String, maskProbes: String, pretrain: String, vocab: [String] }
+    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/concept_edit_model.h5").path
     nonisolated(unsafe) static var cached: World?
 
     override class func tearDown() {
@@ -70,12 +81,19 @@ final class ConceptEditTests: XCTestCase {
         try maskLines.joined(separator: "\n").write(toFile: maskProbes, atomically: true, encoding: .utf8)
         try trainLines.joined(separator: "\n").write(toFile: pretrain, atomically: true, encoding: .utf8)
 
-        // Teach the known facts through the Trainer (all parameters, the edits' loss: the filled-in sentence).
-        let config = BertConfig(vocabSize: vocab.count, hiddenSize: 64, numLayers: 2, numHeads: 2, intermediateSize: 256, maxPositions: 32)
+        let w = World(dir: dir, checkpoint: Self.fixture, probes: probes, maskProbes: maskProbes, pretrain: pretrain, vocab: vocab)
+        cached = w
+        return w
+    }
+
+    /// Teach the known facts through the Trainer (all parameters, the edits' loss: the filled-in
+    /// sentence) and save the model to `path`.
+    static func train(_ w: World, to path: String) throws {
+        let config = BertConfig(vocabSize: w.vocab.count, hiddenSize: 64, numLayers: 2, numHeads: 2, intermediateSize: 256, maxPositions: 32)
         let model = BertModel(config: config, head: .mlm)
         model.initialize(seed: 3)
-        let tok = try WordPieceTokenizer(vocab: vocab)
-        var po = ProbeOptions(); po.probes = pretrain
+        let tok = try WordPieceTokenizer(vocab: w.vocab)
+        var po = ProbeOptions(); po.probes = w.pretrain
         let set = try ProbeSet.load(po, tokenizer: tok, maxLength: 32)
         precondition(set.probes.count == 210, "pretraining probes \(set.probes.count)")
         let epochs = 60, batch = 20, steps = epochs * set.probes.count / batch
@@ -83,19 +101,13 @@ final class ConceptEditTests: XCTestCase {
                                   hiddenDropout: 0, attentionDropout: 0, seed: 1)
         topt.adamw.weightDecay = 0
         topt.logEvery = 1000
-        let t0 = Date()
-        let trainer = Trainer(model: model, vocab: vocab, data: EditTrainData(set.tokenized, micro: batch, seed: 1, padId: tok.padId),
-                              options: topt, runDir: dir + "/pretrain") { tape, model, item, plan in
+        let trainer = Trainer(model: model, vocab: w.vocab, data: EditTrainData(set.tokenized, micro: batch, seed: 1, padId: tok.padId),
+                              options: topt, runDir: w.dir + "/pretrain-\(UUID().uuidString)") { tape, model, item, plan in
             model.mlmLoss(tape, item.batch, labels: item.labels, dropout: plan)
         }
         trainer.log = { _ in }
         _ = try trainer.run()
-        let seconds = Date().timeIntervalSince(t0)
-        let checkpoint = dir + "/facts/last.h5"
-        try Checkpoint.save(model, vocab: vocab, to: checkpoint)
-        let w = World(dir: dir, checkpoint: checkpoint, probes: probes, maskProbes: maskProbes, trainSeconds: seconds)
-        cached = w
-        return w
+        try Checkpoint.save(model, vocab: w.vocab, to: path)
     }
 
     /// The shared options of the tests: one concept, 20% held out.
@@ -116,20 +128,46 @@ final class ConceptEditTests: XCTestCase {
         print(String(format: "EDIT %@ total %.1fs", name, seconds))
     }
 
-    /// The pretrained model knows the known facts and not the concept's.
+    /// The pretrained model knows the known facts and not the concept's. Measured before every
+    /// edit: concept success 0 (1 france probe of margin against 0.1; bmask's india: 11/16 against
+    /// 0.75, 1 probe), other concepts 1.0 (4 probes of margin against 0.9).
     func assertBefore(_ r: EditRow, unknown: Double = 0.1, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertLessThanOrEqual(r.before.maskEditSuccess, unknown, "the concept is unknown before the edit", file: file, line: line)
         XCTAssertGreaterThanOrEqual(r.before.maskEditLocalization, 0.9, "the other facts are known", file: file, line: line)
     }
 
+    /// Accuracy at [MASK] and over the filled-in tokens of the known facts (36 subjects x 5 patterns).
+    func knownAccuracy(_ checkpoint: String, _ w: World) throws -> (mask: Double, tokens: Double) {
+        let k = try KnowledgeSetup.load(checkpoint: checkpoint, probes: { var o = ProbeOptions(); o.probes = w.probes; return o }(), log: { _ in })
+        let knownProbes = k.probes.tokenized.filter { k.probes.probes[$0.index].target != Self.concept && k.probes.probes[$0.index].target != Self.partial }
+        XCTAssertEqual(knownProbes.count, 210 - 6 * Self.patterns.count)
+        let acc = ConceptEdits.accuracy(k.model, knownProbes, edit: nil, batch: 64, padId: k.tokenizer.padId)
+        return (acc.mask, acc.tokens)
+    }
+
     func testModelKnowsTheFacts() throws {
         let w = try Self.world()
-        print(String(format: "EDIT tiny model trained in %.1fs", w.trainSeconds))
-        let k = try KnowledgeSetup.load(checkpoint: w.checkpoint, probes: { var o = ProbeOptions(); o.probes = w.probes; return o }(), log: { _ in })
-        let knownProbes = k.probes.tokenized.filter { k.probes.probes[$0.index].target != Self.concept && k.probes.probes[$0.index].target != Self.partial }
-        let acc = ConceptEdits.accuracy(k.model, knownProbes, edit: nil, batch: 64, padId: k.tokenizer.padId)
+        let acc = try knownAccuracy(w.checkpoint, w)
+        // measured 1.0 over the 180 known probes: 9 probes of margin
         XCTAssertGreaterThanOrEqual(acc.mask, 0.95)
         XCTAssertGreaterThanOrEqual(acc.tokens, 0.95)
+    }
+
+    /// `train` still teaches the facts (it made the committed model; with DROPLAB_WRITE_FIXTURES=1
+    /// its model replaces it). It memorises them (1.0 under every kernel tried), so 0.95 leaves 9
+    /// probes of margin for a kernel's rounding; chance is 1 in 8 objects.
+    func testTrainingTeachesTheFacts() throws {
+        let w = try Self.world()
+        let path = try temporaryDirectory(self) + "/model.h5"
+        try Self.train(w, to: path)
+        let acc = try knownAccuracy(path, w)
+        XCTAssertGreaterThanOrEqual(acc.mask, 0.95)
+        XCTAssertGreaterThanOrEqual(acc.tokens, 0.95)
+        if ProcessInfo.processInfo.environment["DROPLAB_WRITE_FIXTURES"] == "1" {
+            try? FileManager.default.removeItem(atPath: Self.fixture)
+            try FileManager.default.copyItem(atPath: path, toPath: Self.fixture)
+            print("wrote \(Self.fixture)")
+        }
     }
 
     func testBinaryMaskFlipsConcept() throws {
@@ -144,6 +182,7 @@ final class ConceptEditTests: XCTestCase {
         let r = out.result.rows[0], rec = out.records[0]
         XCTAssertEqual(out.records.count, 1); XCTAssertEqual(rec.concept, Self.partial)
         assertBefore(r, unknown: 0.75)                        // the known six of india's sixteen subjects (and a default guess)
+        // measured 16/16 (0.9 needs 15: 1 probe of margin) and localization 1.0 (0.8: ~7 probes)
         XCTAssertGreaterThanOrEqual(r.after.maskEditSuccess, max(0.9, r.before.maskEditSuccess + 0.2))
         XCTAssertGreaterThanOrEqual(r.after.maskEditLocalization, 0.8)
         // masks at logit > 0 reproduce mean_active: count the nonzero FFN output weights of the exported model
@@ -151,6 +190,7 @@ final class ConceptEditTests: XCTestCase {
         let L = 2
         let nonzero = (0..<L).map { l in tensors["bert.encoder.layer.\(l).output.dense.weight"]!.filter { $0 != 0 }.count }
         XCTAssertEqual(rec.keptPerMatrix, nonzero)
+        // integer counts over 2 and over 32768: exact, or one Float64 rounding (1e-16) of a value <= 1
         XCTAssertEqual(rec.meanActive!, Double(nonzero.reduce(0, +)) / Double(L), accuracy: 1e-9)
         XCTAssertEqual(rec.keptFraction!, Double(nonzero.reduce(0, +)) / Double(L * 64 * 256), accuracy: 1e-12)
         XCTAssertLessThan(rec.keptFraction!, 1, "the sparsity term removed some weights")
@@ -168,6 +208,7 @@ final class ConceptEditTests: XCTestCase {
         report("ft", out.result.rows, seconds: Date().timeIntervalSince(t0))
         let r = out.result.rows[0]
         assertBefore(r)
+        // measured 10/10 (0.7: 3 probes of margin) and localization 1.0 (0.8: ~8 probes)
         XCTAssertGreaterThanOrEqual(r.after.maskEditSuccess, 0.7)
         XCTAssertGreaterThanOrEqual(r.after.maskEditLocalization, 0.8)
         XCTAssertEqual(out.records[0].otherTrainProbes, out.records[0].trainProbes)
@@ -185,6 +226,7 @@ final class ConceptEditTests: XCTestCase {
         XCTAssertEqual(out.records.map(\.rank), [16, 4, 1])
         for r in out.result.rows {
             assertBefore(r)
+            // measured 10/10 at every rank (0.7: 3 probes of margin), localization 1.0 (0.8: ~8 probes)
             XCTAssertGreaterThanOrEqual(r.after.maskEditSuccess, 0.7, "rank \(r.rank!)")
             XCTAssertGreaterThanOrEqual(r.after.maskEditLocalization, 0.8, "rank \(r.rank!)")
         }
@@ -205,10 +247,14 @@ final class ConceptEditTests: XCTestCase {
         XCTAssertEqual(out.result.rows.map(\.rank), [8, 2])
         for (r, rec) in zip(out.result.rows, out.records) {
             assertBefore(r)
+            // measured 10/10 (rank 8) and 7/10 (rank 2): 2 probes of margin at 0.5; localization 1.0
             XCTAssertGreaterThanOrEqual(r.after.maskEditSuccess, 0.5, "rank \(r.rank!)")
             XCTAssertGreaterThanOrEqual(r.after.maskEditLocalization, 0.8, "rank \(r.rank!)")
+            // R is orthonormalised in Float64, then stored in float32: each entry off by <= u, so
+            // |(R Rᵀ)_ij - δ_ij| <= 2u Σ|r_ic r_jc| <= 2u = 1.2e-7 (Cauchy-Schwarz); 1e-5 is 80x
             XCTAssertLessThanOrEqual(rec.orthonormalityError!, 1e-5)
         }
+        // measured 10/10: 1 probe of margin
         XCTAssertGreaterThanOrEqual(out.result.rows[0].after.maskEditSuccess, 0.9)
         XCTAssertGreaterThanOrEqual(out.result.rows[0].after.maskEditSuccess, out.result.rows[1].after.maskEditSuccess,
                                     "success does not fall as the rank falls")
@@ -249,11 +295,12 @@ final class ConceptEditTests: XCTestCase {
             XCTAssertTrue(logits(edit) != plain, "\(name): the edit changes nothing")
             if name == "reft" {
                 XCTAssertThrowsError(try edit.bake(into: BertModel(config: c)))
-                XCTAssertLessThanOrEqual((edit as! LoReFTEdit).orthonormalityError, 1e-5)
+                XCTAssertLessThanOrEqual((edit as! LoReFTEdit).orthonormalityError, 1e-5)   // 2u = 1.2e-7, as in testReFTRankSweep
             } else {
                 let baked = BertModel(config: c, head: .mlm)
                 baked.params.copyValues(from: k.model.params)
                 try edit.bake(into: baked)
+                // exact: the baked weight is computed by the same ops on the same shapes as the installed one
                 XCTAssertEqual(logits(nil, model: baked), logits(edit), "\(name): baked model differs from the installed edit")
             }
         }

@@ -13,6 +13,13 @@ import Interventions
 import TestSupport
 import XCTest
 
+// Tolerances (Tolerances.swift): torch ran in float64, so only droplab's float32 rounding counts.
+// The model (hidden 16, FFN 32, 2 layers, V = 4336) has at most 14 product stages of K <= 32 terms
+// to the logits and 28 to a gradient: RMS u √(14 * 32 / 6) = 5.2e-7 and u √(28 * 32 / 6) = 7.3e-7
+// relative (Tolerance.rms, the worst summation order). A probability moves by δp/p <= 2 max|δz|;
+// this random model's logits are within ~2 of each other (P = 8e-5 .. 5e-4 ~ 1/V), so 6 RMS gives
+// δp/p <= 2 * 6 * 5.2e-7 * 2 = 1.2e-5 against rtol 1e-4; gradients and attributions (relative L2)
+// 7.3e-7 against 1e-4. Measured on four OpenBLAS kernels: <= 3.6e-7 and 9.4e-7.
 final class ProbeReferenceTests: XCTestCase {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").path
 
@@ -58,6 +65,7 @@ final class ProbeReferenceTests: XCTestCase {
         let per = LogitLens.scores(k, k.probes.tokenized, batch: 3).map { $0.map { $0[0] } }   // batches of 3 and 1: padding is exercised
         let expected = try ref.d("lens/prob"), top1 = try ref.i("lens/top1")
         assertClose(per.flatMap { $0.map(\.prob) }, expected, rtol: 1e-4, atol: 0, "lens P(target) per layer")
+        // exact argmax: the smallest gap between two best logits here is 7e-3, 1000x their 6-RMS error 6e-6
         XCTAssertEqual(per.flatMap { $0.map { Int($0.top1) } }, top1, "lens top-1")
         XCTAssertEqual(per[0].count, L + 1)
     }
@@ -90,6 +98,8 @@ final class ProbeReferenceTests: XCTestCase {
             }
         }
         XCTAssertTrue(pb.items.contains { $0.ids.count < T } && !padded.isEmpty, "the batch should be padded")
+        // softmax of K = 8 scores after <= 7 stages: δP/P <= 2 * 6 u √(7 * 16 / 6) |s| (|s| ~ 1) = 3e-6,
+        // so rtol 1e-4 is 30x; atol 1e-6 only matters for weights < 0.01, whose error is < 3e-8
         assertClose(got, want, rtol: 1e-4, atol: 1e-6, "attention weights")
         XCTAssertEqual(padded.filter { $0 != 0 }.count, 0, "padded keys get weight")
     }
@@ -103,6 +113,9 @@ final class ProbeReferenceTests: XCTestCase {
         _ = ProbeScoring.run(k.model, pb, iv)
         var got: [Float] = []
         for b in 0..<ref.P { for l in 0..<L { got += copyRows(cap[Site(.ffnPre, l)]!, [pb.maskRows[b]]).values } }
+        // <= 11 stages of K <= 32: RMS u √(11 * 32 / 6) = 4.6e-7 of RMS |x| ~ 0.5 = 2.3e-7; rtol 1e-4
+        // covers |x| > 0.03 at 17 RMS or more, atol 1e-6 the few values nearer 0 at 4.3 RMS
+        // (measured <= 8% of the bound on three OpenBLAS kernels)
         assertClose(got, try ref.d("ffn_pre"), rtol: 1e-4, atol: 1e-6, "ffn.pre at [MASK]")
     }
 
@@ -148,7 +161,7 @@ final class ProbeReferenceTests: XCTestCase {
                                             factor: Float(factor), batch: 64)
             for p in 0..<ref.P { got[p * factors.count + f] = r[p]!.prob }
         }
-        assertClose(got, try ref.d("scale/prob"), rtol: 1e-4, atol: 0, "P(target) with units scaled")
+        assertClose(got, try ref.d("scale/prob"), rtol: 1e-4, atol: 0, "P(target) with units scaled")   // δp/p <= 1.2e-5 (header)
     }
 
     func testCausalTraceRestorationMatchesTorch() throws {
@@ -165,11 +178,13 @@ final class ProbeReferenceTests: XCTestCase {
                 let expected = try ref.d("trace/prob_restored_\(name)")
                 for l in 0..<L {
                     let row = Array(expected[(p * L + l) * ref.Tmax..<(p * L + l) * ref.Tmax + t.ids.count])
-                    assertClose(restored[kind]![l], row, rtol: 1e-4, atol: 0, "restored \(name) probe \(p) layer \(l)")
+                    assertClose(restored[kind]![l], row, rtol: 1e-4, atol: 0, "restored \(name) probe \(p) layer \(l)")   // δp/p <= 1.2e-5 (header)
                 }
             }
         }
-        assertClose(corrupt, try ref.d("trace/prob_corrupt"), rtol: 1e-4, atol: 0, "P(target) corrupted")
+        assertClose(corrupt, try ref.d("trace/prob_corrupt"), rtol: 1e-4, atol: 0, "P(target) corrupted")   // as above
+        // a Float64 standard deviation of the 69k float32 embedding values on both sides: ~u64 √n =
+        // 3e-14 relative (measured 2.6e-15), far inside 1e-6
         XCTAssertEqual(CausalTrace.embeddingStd(k.model), try ref.d("trace/sigma")[0], accuracy: 1e-6)
     }
 

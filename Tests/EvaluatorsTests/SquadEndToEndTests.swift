@@ -82,6 +82,9 @@ final class SquadEndToEndTests: XCTestCase {
                      baselines.map { String(format: "%@ %.1f/%.1f", $0.0, $0.1, $0.2) }.joined(separator: ", ")))
 
         XCTAssertGreaterThanOrEqual(losses.count, 5)
+        // Margins on the run's outcome, which is the same on every OpenBLAS kernel (measured identical
+        // on Cooperlake, Haswell and Prescott): loss 4.89 -> 0.84 (2.9x inside the halving); EM 76.6
+        // and F1 79.9 against 4.7 + 25 and 12.5 + 25 (30 and 27 of the 64 questions of margin).
         XCTAssertLessThan(losses.last!, 0.5 * losses.first!, "training loss should fall")
         XCTAssertGreaterThan(em, bestEM + 25, "EM should beat the trivial baselines")
         XCTAssertGreaterThan(f1, bestF1 + 25, "F1 should beat the trivial baselines")
@@ -100,6 +103,8 @@ final class SquadEndToEndTests: XCTestCase {
         // the saved finetuned checkpoint (QA head) evaluates to the same scores without finetuning
         let saved = resultsDirectory(r) + "/squad-run/last.h5"
         XCTAssertEqual(try Checkpoint.load(saved).model.head, .qa)
+        // exact: the saved float32 weights are the finetuned ones, evaluated with the same --eval-batch
+        // (same shapes) by the same kernel on this machine
         let again = try runDroplab(["eval", "squad", saved, "--dev", slice, "--epochs", "0", "--max-seq-len", "128",
                                     "--doc-stride", "32", "--max-query-len", "32", "--results", dir + "/results2"])
         XCTAssertEqual(again.status, 0, again.stderr)
@@ -124,7 +129,10 @@ final class SquadEndToEndTests: XCTestCase {
             XCTAssertNotNil(m[k] as? Double, k)
         }
         XCTAssertEqual((m["HasAns_total"] as! Int) + (m["NoAns_total"] as! Int), 24)
-        XCTAssertGreaterThanOrEqual(m["best_f1"] as! Double, m["f1"] as! Double, "the best threshold is at least as good as 0")
+        // >= by construction, as the threshold sweep passes through the default threshold's predictions;
+        // but the sweep sums the 24 F1 values (<= 1) in another order than the mean, so equal scores may
+        // differ by <= 100 γ_24 * 24 / 24 = 2.7e-13 (Float64): 1e-9 of slack (was an exact comparison)
+        XCTAssertGreaterThanOrEqual((m["best_f1"] as! Double) + 1e-9, m["f1"] as! Double, "the best threshold is at least as good as 0")
         let odds = try json(resultsDirectory(r) + "/squad-null-odds.json")
         XCTAssertEqual(odds.count, 24)
         XCTAssertEqual(try json(resultsDirectory(r) + "/squad-predictions.json").count, 24)

@@ -45,6 +45,8 @@ final class SquadFeaturesTests: XCTestCase {
             print(String(format: "squad %@: %d gold answers, token span text == answer for %d (%.2f%%), equal after normalization %.2f%%, no token %d; e.g. %@",
                          file, total, exact, 100 * rate, 100 * Double(normalizedEqual) / Double(total), noToken, examples.joined(separator: ", ")))
             XCTAssertEqual(ds.answerStartMismatches, 0, file)
+            // string processing, no floating point: the same on every CPU; measured 99.58% (v1.1) and
+            // 99.53% (v2.0): the misses are answers that cut a word piece ('5' of '50')
             XCTAssertGreaterThan(rate, 0.98, file)
             XCTAssertEqual(noToken, 0, file)
         }
@@ -92,6 +94,8 @@ final class SquadFeaturesTests: XCTestCase {
             XCTAssertEqual(maxContextCount, [Int](repeating: 1, count: ctx.count), "each context token has exactly one max-context window")
             if hit { answered += 1 }
         }
+        // integer windowing of 300 questions (the same on every CPU): at most 10 answers may fall
+        // across window edges
         XCTAssertGreaterThan(answered, 290, "nearly every answer fits in some window")
         // a padded batch: token types 1 from the window on, mask 0 on padding
         let b = SquadFeatures.batch(Array(f.features.prefix(3)), padId: tok.padId)

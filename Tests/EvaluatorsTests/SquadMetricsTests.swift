@@ -48,6 +48,8 @@ final class SquadMetricsTests: XCTestCase {
 
         let v1 = SquadMetrics.evaluate(ref.cases.map { SquadMetrics.Item(id: $0.name, answers: $0.answers, prediction: $0.prediction) },
                                        version: .v1)
+        // percentages (<= 100) averaged over ~200 cases in Double, in another order than Python's:
+        // <= gamma_200 * 100 = 2e-12 (Float64, no BLAS); 1e-9 is 450x that
         XCTAssertEqual(v1.exact, ref.v1["exact_match"]!, accuracy: 1e-9)
         XCTAssertEqual(v1.f1, ref.v1["f1"]!, accuracy: 1e-9)
 
@@ -65,7 +67,7 @@ final class SquadMetricsTests: XCTestCase {
         XCTAssertEqual(Set(got.keys), Set(ref.v2.keys))
         for (k, expected) in ref.v2 {
             guard let g = got[k] ?? nil else { XCTFail("missing \(k)"); continue }
-            XCTAssertEqual(g, expected, accuracy: 1e-9, k)
+            XCTAssertEqual(g, expected, accuracy: 1e-9, k)   // as v1: <= 2e-12 (percentages); thresholds are input odds, exact
         }
         print("squad metrics: \(ref.cases.count) cases match the official definitions; v1 EM \(v1.exact) F1 \(v1.f1), v2 \(ref.v2)")
     }
@@ -95,6 +97,7 @@ final class SquadMetricsTests: XCTestCase {
         // multiple golds: max of each metric separately
         let m = s("Denver Broncos team", ["Denver Broncos", "the Broncos team of Denver"])
         XCTAssertEqual(m.0, 0)
+        // 2PR / (P + R) of values <= 1: four roundings, <= 4 u64 = 4.4e-16 < 1e-15
         XCTAssertEqual(m.1, 2 * 1.0 * 0.75 / 1.75, accuracy: 1e-15)   // vs gold 2: P 3/3, R 3/4
         XCTAssertTrue(s("Denver Broncos", ["x", "denver broncos."]) == (1, 1))
         // Counter overlap counts repeated tokens at most as often as on both sides
@@ -117,7 +120,7 @@ final class SquadMetricsTests: XCTestCase {
         let r = SquadMetrics.evaluate(items, version: .v2, bestThreshold: true)
         XCTAssertEqual(r.exact, 75)
         XCTAssertEqual(r.hasAnsTotal, 3); XCTAssertEqual(r.noAnsTotal, 1)
-        XCTAssertEqual(r.hasAnsExact!, 200.0 / 3, accuracy: 1e-12)
+        XCTAssertEqual(r.hasAnsExact!, 200.0 / 3, accuracy: 1e-12)   // a mean of 3 percentages: a few ulps of 67 (1.4e-14 each)
         XCTAssertEqual(r.noAnsExact, 100)
         // non-null predictions by odds: 1 (+1), 3 (x vs [""]: 0), 4 (+1), 2 (-1): best after 4 at odds 1
         XCTAssertEqual(r.bestExact, 75); XCTAssertEqual(r.bestExactThreshold, 1)

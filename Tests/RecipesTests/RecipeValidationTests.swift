@@ -103,7 +103,7 @@ final class RecipeValidationTests: XCTestCase {
         let lora = try JSONSerialization.jsonObject(with: r.jobs[1].config) as! [String: Any]
         let edit = lora["edit"] as! [String: Any], probes = edit["probes"] as! [String: Any]
         XCTAssertEqual(lora["ranks"] as? [Int], [8, 2]); XCTAssertEqual(edit["epochs"] as? Int, 2)
-        XCTAssertEqual(edit["concept"] as? [String], ["france"]); XCTAssertEqual(edit["lr"] as? Double ?? 0, 5e-4, accuracy: 1e-9)
+        XCTAssertEqual(edit["concept"] as? [String], ["france"]); XCTAssertEqual(edit["lr"] as? Double ?? 0, 5e-4, accuracy: 1e-9)   // a Float option: u32 * 5e-4 = 3e-11 off
         XCTAssertEqual(probes["limit"] as? Int, 40); XCTAssertEqual(probes["dataDir"] as? String, dir + "/data")
         assertError(recipe("[evaluators.lora]\nranks = [4, 0]"), line: 10, ["key 'ranks' in [evaluators.lora]", "--ranks must"])
         assertError(recipe("[evaluators.reft]\nplaces = [\"1:head\"]"), line: 10, ["key 'places' in [evaluators.reft]"])

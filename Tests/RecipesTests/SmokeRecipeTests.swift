@@ -130,6 +130,8 @@ final class SmokeRecipeTests: XCTestCase {
             XCTAssertEqual(row[6], "2 seeds")
         }
         let vocabSize = try String(contentsOfFile: TestData.fixtureVocab, encoding: .utf8).split(separator: "\n").count
+        // the budget of PretrainTests.testLossFallsWellBelowUniform (~300 steps of 16 x 64 tokens), which
+        // ends at 6.70 nats on every OpenBLAS kernel: ~1.7 nats below ln V = 8.37
         for m in means.first(where: { $0.key.hasPrefix("Pretraining: final validation MLM loss") })?.value ?? [] {
             XCTAssertLessThan(m, log(Double(vocabSize)), "pretraining should get below the uniform loss")
         }
@@ -170,38 +172,35 @@ final class SmokeRecipeTests: XCTestCase {
         let second = try ["smoke.md", "smoke-val-loss.svg", "smoke-train-loss.svg"].map { try Data(contentsOf: URL(fileURLWithPath: out + "/" + $0)) }
         XCTAssertEqual(first, second, "regenerated report differs")
 
-        // the same recipe under mpirun on 3 ranks (rank 0 keeps the queue, ranks 1 and 2 run the
-        // jobs, with the kernel threads of the run above: the thread count changes rounding) gives
-        // the same report and plots byte for byte, but for the lines that say when and how fast
-        // the jobs ran (measured, so they differ between any two runs)
+        // the pretrainings and the mlm evaluations under mpirun on 3 ranks (rank 0 keeps the
+        // queue, ranks 1 and 2 run the jobs, with the kernel threads of the run above: the thread
+        // count changes rounding) give the same tables and plots byte for byte (the BLiMP and
+        // SQuAD jobs are left out: spreading jobs does not depend on what a job computes)
         if (try? mpirun()) != nil {
             let threads = ProcessInfo.processInfo.environment["DROPLAB_THREADS"] ?? String(ProcessInfo.processInfo.activeProcessorCount)
             let mpiStarted = Date()
-            let mpi = try runDroplabMPI(ranks: 3, ["recipe", "run", recipe, "--root", dir + "/mpi", "--threads", threads], cwd: repo)
+            let mpi = try runDroplabMPI(ranks: 3, ["recipe", "run", recipe, "--root", dir + "/mpi", "--threads", threads, "--only", "mlm/*"], cwd: repo)
             XCTAssertEqual(mpi.status, 0, mpi.stderr)
-            print(String(format: "smoke recipe on 3 ranks: 16 jobs in %.1fs", Date().timeIntervalSince(mpiStarted)))
+            print(String(format: "smoke recipe on 3 ranks: 8 jobs in %.1fs", Date().timeIntervalSince(mpiStarted)))
             XCTAssertTrue(mpi.stderr.contains("on rank 1 in") && mpi.stderr.contains("on rank 2 in"), mpi.stderr)
-            XCTAssertTrue(mpi.stdout.contains("16 run, 0 already done"), mpi.stdout)
+            XCTAssertTrue(mpi.stdout.contains("8 run, 0 already done"), mpi.stdout)
             let mpiReport = try runDroplab(["report", recipe, "--root", dir + "/mpi", "--out", dir + "/mpi-reports"], cwd: repo)
             XCTAssertEqual(mpiReport.status, 0, mpiReport.stderr)
-            // the throughput rows (a metric's first row names it, the next row is its other variant's) and the times
-            func untimed(_ md: String) -> [Substring] {
-                let lines = md.split(separator: "\n")
-                return lines.indices.filter { i in
-                    let l = lines[i]
-                    let throughput = l.contains("tokens/s") || (i > 0 && lines[i - 1].contains("tokens/s") && l.hasPrefix("|  |"))
-                    return !throughput && !l.hasPrefix("- Jobs ran: ") && !l.hasPrefix("- Compute: ")
-                }.map { lines[$0] }
-            }
             let md2 = try String(contentsOfFile: dir + "/mpi-reports/smoke.md", encoding: .utf8)
-            XCTAssertEqual(untimed(md2), untimed(md))
-            XCTAssertEqual(md.split(separator: "\n").count - untimed(md).count, md2.split(separator: "\n").count - untimed(md2).count)
+            for h in ["Pretraining", "Held-out masked LM (eval mlm)"] {
+                // every row but the throughput one and the variant row after it (measured, so they differ between any two runs)
+                func untimed(_ rows: [[String]]) -> [[String]] {
+                    rows.indices.filter { i in !rows[i][0].contains("tokens/s") && !(i > 0 && rows[i - 1][0].contains("tokens/s")) }.map { rows[$0] }
+                }
+                XCTAssertEqual(untimed(table(md2, h).rows), untimed(table(md, h).rows), h)
+                XCTAssertFalse(table(md2, h).rows.isEmpty, h)
+            }
             for name in ["smoke-val-loss.svg", "smoke-train-loss.svg"] {
                 XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/mpi-reports/" + name)),
                                try Data(contentsOf: URL(fileURLWithPath: out + "/" + name)), name)
             }
-            let rerun = try runDroplabMPI(ranks: 3, ["recipe", "run", recipe, "--root", dir + "/mpi"], cwd: repo)
-            XCTAssertTrue(rerun.stdout.contains("0 run, 16 already done"), rerun.stdout + rerun.stderr)
+            let rerun = try runDroplabMPI(ranks: 3, ["recipe", "run", recipe, "--root", dir + "/mpi", "--only", "mlm/*"], cwd: repo)
+            XCTAssertTrue(rerun.stdout.contains("0 run, 4 already done"), rerun.stdout + rerun.stderr)   // the 4 mlm jobs (their pretrainings are done)
         }
 
         // the kept job files alone (no checkpoints root) give the same report

@@ -6,6 +6,10 @@
 import XCTest
 
 final class StatisticsTests: XCTestCase {
+    // Tolerances (Float64 scalar code, no BLAS: the same on every CPU). The continued fraction
+    // stops at a relative step below 1e-16 and lgamma is good to a few ulps, so exp(lnFront)
+    // (|lnFront| < 20 here) carries ~20 u64 = 2e-15 relative: 1e-12 absolute on values <= 1 is
+    // 500x that, 1e-18 on 7.9e-8 (1.3e-11 relative) likewise.
     func testIncompleteBeta() {
         XCTAssertEqual(Statistics.incompleteBeta(0.3, 2, 3), 0.34829999999999994, accuracy: 1e-12)
         XCTAssertEqual(Statistics.incompleteBeta(0.9, 0.5, 0.5), 0.7951672353008665, accuracy: 1e-12)
@@ -18,11 +22,13 @@ final class StatisticsTests: XCTestCase {
         let reference: [(Double, Double)] = [(1, 12.706204736174694), (2, 4.302652729749462), (3, 3.1824463052837078),
                                              (4, 2.7764451051977934), (5, 2.5705818356363146), (9, 2.262157162798205),
                                              (29, 2.045229642132703)]
+        // bisection to Double resolution: the quantile's error is the CDF's (~1e-14) over the
+        // density at the quantile (>= 2e-3 at df 1, q = 12.7): <= 5e-12, 200x below 1e-9
         for (df, q) in reference {
             XCTAssertEqual(Statistics.studentTQuantile(0.975, df: df), q, accuracy: 1e-9, "df \(df)")
             XCTAssertEqual(Statistics.studentTQuantile(0.025, df: df), -q, accuracy: 1e-9, "df \(df)")
         }
-        // the values quoted in textbooks, to 4 decimals
+        // the values quoted in textbooks, to 4 decimals: half a unit of the 4th decimal, 5e-5
         XCTAssertEqual(Statistics.studentTQuantile(0.975, df: 1), 12.7062, accuracy: 5e-5)
         XCTAssertEqual(Statistics.studentTQuantile(0.975, df: 2), 4.3027, accuracy: 5e-5)
         XCTAssertEqual(Statistics.studentTQuantile(0.975, df: 4), 2.7764, accuracy: 5e-5)
@@ -33,15 +39,20 @@ final class StatisticsTests: XCTestCase {
             (2.0, 3, 0.13932596855884305), (0.5, 1, 0.7048327646991335), (3.7, 8, 0.0060426075049824024),
             (1.2, 2, 0.3530033607793695), (10.0, 4, 0.000562003622715991), (-2.5, 6, 0.0465282322841673),
         ]
+        // the incomplete beta's ~2e-15 relative error (testIncompleteBeta): 1e-12 absolute plus
+        // 1e-9 relative keeps 500x that for the smallest p (5.6e-4) too
         for r in reference {
             XCTAssertEqual(Statistics.studentTTwoSided(r.t, df: r.df), r.p, accuracy: 1e-12 + 1e-9 * r.p, "t \(r.t) df \(r.df)")
         }
+        // t = 0: I_1(a, b) returns exactly 1, and 1 - 1/2 is exact; 1e-15 allows one rounding
         XCTAssertEqual(Statistics.studentTTwoSided(0, df: 3), 1, accuracy: 1e-15)
         XCTAssertEqual(Statistics.studentTCDF(0, df: 7), 0.5, accuracy: 1e-15)
     }
 
     func testSummaryAndPairedTest() {
         let x = [5.1, 5.3, 4.9, 5.6], y = [5.0, 5.05, 4.95, 5.2]
+        // Means and standard deviations of 4 values ~5 carry a few u64 * 5 ~ 1e-15 (1e-12: 1000x);
+        // quantities through the t quantile or CDF (half-width, t, p, CI) carry its <= 5e-12 (1e-9).
         let s = Statistics.summarize(x)
         XCTAssertEqual(s.n, 4)
         XCTAssertEqual(s.mean, 5.225, accuracy: 1e-12)
@@ -74,6 +85,7 @@ final class StatisticsTests: XCTestCase {
         let a = (x: ["a": 3.0, "b": 5, "c": 9], y: ["a": 1.0, "b": 2, "d": 7])
         let b = (x: ["a": 4.0, "b": 6, "c": 1], y: ["a": 4.0, "b": 3, "c": 0])
         let c = (x: ["a": 2.0, "b": 2], y: ["a": 1.0, "b": 0])
+        // tolerances as in testSummaryAndPairedTest: 1e-12 for means, 1e-9 through the t distribution
         let t = Statistics.unitPaired([a, b, c])
         XCTAssertEqual(t.n, 3)
         XCTAssertEqual(t.units, [2, 3, 2])
@@ -105,6 +117,8 @@ final class StatisticsTests: XCTestCase {
     /// 0.03; 0.03 x 2 = 0.06; 0.04 x 1 = 0.04, raised to 0.06 (step-down: never below an earlier
     /// one). Untested rows stay nil and do not count in m; adjusted values are capped at 1.
     func testHolm() {
+        // each adjusted p is one product p * k (k <= 4) or a max/min of them: one rounding, <= 1 ulp
+        // of 0.06 = 7e-18 from the Double literal; 1e-15 is 100x that
         let adjusted = Statistics.holm([0.01, 0.04, 0.03, 0.005])
         for (a, e) in zip(adjusted, [0.03, 0.06, 0.06, 0.02]) { XCTAssertEqual(a!, e, accuracy: 1e-15) }
         let withGaps = Statistics.holm([nil, 0.01, nil, 0.04, 0.03, 0.005])

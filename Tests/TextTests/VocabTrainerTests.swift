@@ -35,6 +35,8 @@ final class VocabTrainerTests: XCTestCase {
             total += ids.count
             unknown += ids.filter { $0 == tok.unkId }.count
         }
+        // integer and string work only (the same on every CPU): every character of the corpus is in the
+        // alphabet unless the 600-entry budget cut it, so [UNK] stays rare; 1% is the requirement
         XCTAssertLessThan(Double(unknown), 0.01 * Double(total), "\(unknown) [UNK] in \(total) tokens")
         XCTAssertTrue(messages.contains { $0.contains("merges") }, "\(messages)")
     }

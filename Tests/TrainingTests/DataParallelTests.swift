@@ -45,12 +45,23 @@ final class DataParallelTests: XCTestCase {
         try MetricsLog.read(run + "/metrics.jsonl").map { $0.filter { !["tokens_per_s", "allreduce_s", "step_s"].contains($0.key) } }
     }
 
-    /// Every metrics field equal to rounding (1e-4 relative).
+    /// Every metrics field equal to rounding (1e-4 relative): the weights differ by <= weightBound,
+    /// which moves a loss by ~||∇L|| ||δw|| / √N (δw random in direction, N = 1e6 weights), far below
+    /// 1e-4; step, tokens and lr are the same integer and float32 arithmetic on both sides, and a
+    /// gradient norm carries the gradients' ~1e-6 relative difference.
+    /// val_accuracy counts argmax hits among the ~580 masked validation tokens: logits that differ by
+    /// ~1e-6 flip a token only at a top-2 gap below that, ~2e-6 of tokens (gaps spread over ~0.5 nat),
+    /// so the 2 x 580 evaluated tokens flip ~2e-3 times a run; one flip moves the accuracy by 1/580 =
+    /// 1.7e-3, 17x the 1e-4 it had. It gets 3 flips (0.005): (2e-3)^3 / 6 ~ 1e-9 a run to exceed.
+    static let accuracyBound = 3.0 / 580
     func assertSameMetrics(_ m1: [[String: Double]], _ m2: [[String: Double]], file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(m1.count, m2.count, file: file, line: line)
         for (x, y) in zip(m1, m2) {
             XCTAssertEqual(x.keys.sorted(), y.keys.sorted(), file: file, line: line)
-            for (k, v) in x { XCTAssertEqual(v, y[k] ?? .nan, accuracy: 1e-4 * max(1, abs(v)), "\(k) at step \(x["step"]!)", file: file, line: line) }
+            for (k, v) in x {
+                let bound = k.hasSuffix("accuracy") ? Self.accuracyBound : 1e-4 * max(1, abs(v))
+                XCTAssertEqual(v, y[k] ?? .nan, accuracy: bound, "\(k) at step \(x["step"]!)", file: file, line: line)
+            }
         }
     }
 
@@ -59,6 +70,12 @@ final class DataParallelTests: XCTestCase {
     /// sums, where one process adds every micro-batch's contributions into the same buffer), so
     /// the weights differ by rounding only; measured over these 24 steps: at most 2e-7 (the
     /// weights move by up to 3e-2). Leaving out part of the reduction moves weights by 1e-3 and more.
+    /// NOT DERIVED: 1e-6 is an observation (now 3.1e-7 to 3.5e-7 on the OpenBLAS Cooperlake,
+    /// Prescott and Haswell kernels, 2.9x margin). The one extra rounding of g1 + g2 is <= 2u
+    /// (|g1| + |g2|) per weight, but Adam divides it by sqrt(v) + eps, so weights whose micro-batch
+    /// gradients cancel (|g| << |g1| + |g2|, or |g| ~ eps = 1e-6) move by up to lr 2u (|g1| + |g2|) /
+    /// eps a step: the bound depends on gradient magnitudes the test does not see (see the report of
+    /// the tolerance review for a redesign).
     static let weightBound: Float = 1e-6
 
     func testTwoRanksEqualOneProcessWithTwiceTheAccumulation() throws {
@@ -82,7 +99,7 @@ final class DataParallelTests: XCTestCase {
         let d = try difference(dir + "/one/last.h5", dir + "/two/last.h5")
         print(String(format: "2 ranks vs 1 process: largest weight difference %.3g (bound %.0e); %d of %d weights differ",
                      d, Self.weightBound, zip(a.weights, b.weights).filter { $0 != $1 }.count, a.weights.count))
-        XCTAssertLessThanOrEqual(d, Self.weightBound)
+        XCTAssertLessThanOrEqual(d, Self.weightBound)   // not derived: see weightBound
     }
 
     /// A 2-rank run's checkpoint of step 12 resumes on one process with --accumulation 2 and
@@ -101,7 +118,7 @@ final class DataParallelTests: XCTestCase {
         XCTAssertTrue(resumed.stderr.contains("resumed from \(dir)/two/last.h5 at step 12"), resumed.stderr)
         XCTAssertEqual(try load(dir + "/two/last.h5").state, try load(dir + "/ref/last.h5").state)
         assertSameMetrics(try metrics(dir + "/two"), try metrics(dir + "/ref"))
-        XCTAssertLessThanOrEqual(try difference(dir + "/two/last.h5", dir + "/ref/last.h5"), Self.weightBound)
+        XCTAssertLessThanOrEqual(try difference(dir + "/two/last.h5", dir + "/ref/last.h5"), Self.weightBound)   // not derived: see weightBound
 
         let before = try Data(contentsOf: URL(fileURLWithPath: dir + "/two/last.h5"))
         let refused = try runDroplabMPI(ranks: 2, args(dir, out: dir + "/two", accumulation: 2, extra: extra + ["--resume"]))
@@ -201,10 +218,11 @@ final class DataParallelTests: XCTestCase {
         XCTAssertEqual((p1 as NSString).lastPathComponent, (p2 as NSString).lastPathComponent, "the same job")
         XCTAssertEqual(try load(p1 + "/last.h5").state, try load(p2 + "/last.h5").state)
         assertSameMetrics(try metrics(p1), try metrics(p2))
-        XCTAssertLessThanOrEqual(try difference(p1 + "/last.h5", p2 + "/last.h5"), Self.weightBound)
+        XCTAssertLessThanOrEqual(try difference(p1 + "/last.h5", p2 + "/last.h5"), Self.weightBound)   // not derived: see weightBound
         let r1 = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: try job(dir + "/one", "mlm") + "/result.json"))) as! [String: Any]
         let r2 = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: try job(dir + "/two", "mlm") + "/result.json"))) as! [String: Any]
         let loss1 = (r1["metrics"] as? [String: Any])?["loss"] as? Double, loss2 = (r2["metrics"] as? [String: Any])?["loss"] as? Double
+        // the mlm evaluator's loss on weights within weightBound: ~||∇L|| ||δw|| / √N, far below 1e-4
         XCTAssertEqual(try XCTUnwrap(loss1), try XCTUnwrap(loss2), accuracy: 1e-4)
 
         let rerun = try runDroplabMPI(ranks: 2, ["recipe", "run", recipe, "--root", dir + "/two", "--threads", "1", "--data-parallel"])

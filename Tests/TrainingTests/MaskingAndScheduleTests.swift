@@ -28,7 +28,11 @@ final class MaskingAndScheduleTests: XCTestCase {
             }
         }
         let n = Double(chosen)
-        // 100k maskable tokens: binomial standard errors are ~0.1% for the rate
+        // Binomial margins (the masker draws from the integer RNG with a fixed seed: the same
+        // counts on every CPU). 1e5 maskable tokens: the rate's SE is sqrt(0.15 * 0.85 / 1e5) =
+        // 1.1e-3, so 0.005 is 4.4 SE. Of the ~15000 chosen, SE sqrt(0.8 * 0.2 / 15000) = 3.3e-3 for
+        // [MASK] (0.01 = 3.1 SE) and sqrt(0.1 * 0.9 / 15000) = 2.4e-3 for random and kept (4.1 SE);
+        // a random replacement equal to the original (1/995 of them) shifts 0.1 by 1e-4 only.
         XCTAssertEqual(Double(chosen) / Double(maskable), 0.15, accuracy: 0.005)
         XCTAssertEqual(Double(toMask) / n, 0.8, accuracy: 0.01)
         XCTAssertEqual(Double(toRandom) / n, 0.1, accuracy: 0.01)   // random may hit the original: ~0.1% of them
@@ -62,6 +66,9 @@ final class MaskingAndScheduleTests: XCTestCase {
     }
 
     func testSchedules() {
+        // lr(at:) is float32 arithmetic on exactly representable values: every expected value
+        // here is exact but 0.1 = 1/10 (one rounding, u * 0.1 = 6e-9 from Double 0.1) and the
+        // cosine's 1 + cos(pi / 2) (cos in Double, then a float32 rounding: 2u * 2 = 2.4e-7 at most).
         let lin = LRSchedule(peak: 1, warmupSteps: 10, totalSteps: 110, decay: .linear)
         XCTAssertEqual(lin.lr(at: 0), 0.1, accuracy: 1e-7)
         XCTAssertEqual(lin.lr(at: 9), 1, accuracy: 1e-7)
