@@ -74,14 +74,14 @@ final class PretrainTests: XCTestCase {
 
     /// --precision bf16: the run of testLossFallsWellBelowUniform (tiny, 300 steps of 16x64
     /// tokens, validation every 60 steps) in bf16 and in fp32 on the same data and initial weights.
-    /// The validation losses stay within 0.05 nats of each other at every evaluation, while both
-    /// fall below ln V - 1.5 as in testLossFallsWellBelowUniform. A bf16 run's metrics lines and
-    /// checkpoint record its precision, and --resume refuses to change it.
-    /// The 0.05 is NOT derived: it was twice the largest gap measured when it was set (0.025 at
-    /// step 240); it measures 0.0068 now. bf16 rounding (u = 2^-8) perturbs every step, and no bound
-    /// relates that to the gap between two 300-step training curves; a derived check would compare
-    /// the gap with the spread of fp32 runs that differ only in another perturbation (see the
-    /// report of the tolerance review).
+    /// bf16 rounding (u = 2^-8) perturbs every step; no bound relates that to the gap between two
+    /// 300-step training curves, so the gap is compared with a reference perturbation of the same
+    /// run: fp32 with another --data-seed (other batches and masks, the same initial weights and
+    /// validation set). bf16's largest gap over the 5 evaluations must stay below that run's largest
+    /// gap (measured on Zen 4: 0.0068 vs 0.042 nats): a model trained in bf16 follows fp32 more closely than
+    /// fp32 follows itself on other data, while both fall below ln V - 1.5 as in
+    /// testLossFallsWellBelowUniform. A bf16 run's metrics lines and checkpoint record its
+    /// precision, and --resume refuses to change it.
     func testBF16TrainingCurveFollowsFP32() throws {
         try XCTSkipUnless(BF16.isSupported, "no AVX512-BF16")
         let dir = try temporaryDirectory(self)
@@ -91,17 +91,19 @@ final class PretrainTests: XCTestCase {
             try runDroplab(args(dir, corpus: corpus, out: dir + "/" + p, tokens: 300 * 1024, extra: extra + more))
         }
         var val: [String: [Double]] = [:]
-        for p in ["fp32", "bf16"] {
-            let r = try run(p, ["--precision", p])
+        for (name, p, more) in [("fp32", "fp32", []), ("bf16", "bf16", []), ("fp32-data", "fp32", ["--data-seed", "4"])] {
+            let r = try run(name, ["--precision", p] + more)
             XCTAssertEqual(r.status, 0, r.stderr)
-            let m = try metrics(dir + "/" + p)
+            let m = try metrics(dir + "/" + name)
             XCTAssertEqual(Set(m.map { $0["precision"] as? String }), [p], "metrics lines record the precision")
-            val[p] = m.compactMap { $0["val_loss"] as? Double }
+            val[name] = m.compactMap { $0["val_loss"] as? Double }
         }
         let gaps = zip(val["bf16"]!, val["fp32"]!).map { abs($0 - $1) }
-        print("bf16 training curve: validation loss bf16 \(val["bf16"]!), fp32 \(val["fp32"]!), largest gap \(gaps.max()!) nats")
+        let reference = zip(val["fp32-data"]!, val["fp32"]!).map { abs($0 - $1) }
+        print("bf16 training curve: validation loss bf16 \(val["bf16"]!), fp32 \(val["fp32"]!), fp32 on other data \(val["fp32-data"]!); "
+              + "largest gap \(gaps.max()!) nats, reference \(reference.max()!)")
         XCTAssertEqual(val["bf16"]!.count, 5)
-        XCTAssertLessThan(gaps.max()!, 0.05)   // observed, not derived: see the doc comment
+        XCTAssertLessThan(gaps.max()!, reference.max()!, "bf16 moves the curve more than other data does")
         XCTAssertGreaterThan(gaps.max()!, 0, "identical curves: the bf16 run did not compute in bf16")
         let vocabSize = try String(contentsOfFile: TestData.fixtureVocab, encoding: .utf8).split(separator: "\n").count
         XCTAssertLessThan(val["bf16"]!.last!, log(Double(vocabSize)) - 1.5)
