@@ -92,8 +92,12 @@ public struct Recipe {
 
     /// Read and check a recipe and resolve its jobs; nothing is written. `digests` may carry a
     /// cache of earlier digests (see DataDigests).
+    /// `path` may be a recipe's name as `recipe list` shows it: `paper` is recipes/paper.toml.
     public init(path: String, digests: DataDigests = DataDigests()) throws {
-        try self.init(source: RecipeSource(path: path), digests: digests)
+        let fm = FileManager.default
+        let named = "recipes/\(path).toml"
+        let file = !fm.fileExists(atPath: path) && !path.contains("/") && fm.fileExists(atPath: named) ? named : path
+        try self.init(source: RecipeSource(path: file), digests: digests)
     }
 
     public init(source: RecipeSource, digests: DataDigests = DataDigests()) throws {

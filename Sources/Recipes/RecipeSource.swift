@@ -208,8 +208,9 @@ public struct RecipeSource {
     func tableLine(_ path: [String]) -> Int { index.tableLine(path) ?? Int.max }
 }
 
-enum Suggest {
-    static func closest(_ word: String, among candidates: [String]) -> String? {
+/// The closest of some names to a mistyped one (edit distance at most max(2, a third of its length)).
+public enum Suggest {
+    public static func closest(_ word: String, among candidates: [String]) -> String? {
         let scored = candidates.map { ($0, distance(word.lowercased(), $0.lowercased())) }.sorted { ($0.1, $0.0) < ($1.1, $1.0) }
         guard let best = scored.first, best.1 <= max(2, word.count / 3) else { return nil }
         return best.0

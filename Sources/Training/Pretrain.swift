@@ -30,6 +30,7 @@ public struct PretrainOptions: CommandOptions, Equatable, Sendable {
     public var attentionDropout: Float? = nil // default: same as dropout
     public var earlyDropoutSteps: Int? = nil
     public var wholeWordMasking = false
+    public var maskRate: Float? = nil         // share of tokens chosen for the training loss; nil: BERT's 0.15 (validation always 0.15)
     public var seed: UInt64 = 0
     public var initSeed: UInt64? = nil        // initial weights (default: seed)
     public var dataSeed: UInt64? = nil        // data order and masking (default: seed)
@@ -69,6 +70,7 @@ public struct PretrainOptions: CommandOptions, Equatable, Sendable {
         try Check.that(initRange > 0 && initRange <= 1, "init-range", "must be in (0, 1], got \(initRange)")
         try Check.probability(dropout, "dropout")
         if let a = attentionDropout { try Check.probability(a, "attention-dropout") }
+        if let r = maskRate { try Check.that(r > 0 && r < 1, "mask-rate", "must be in (0, 1), got \(r)") }
         try Check.optionalRange(earlyDropoutSteps, 0...Check.maxSteps, "early-dropout-steps")
         try Check.range(vocabSize, 64...(1 << 20), "vocab-size")
         try Check.range(saveEvery, 0...Check.maxSteps, "save-every")
@@ -125,8 +127,8 @@ public enum Pretrain {
         return try WordPieceTokenizer(vocabFile: path)
     }
 
-    public static func masker(_ tok: WordPieceTokenizer, wholeWord: Bool) -> Masker {
-        Masker(maskId: tok.maskId, vocabSize: tok.vocab.count,
+    public static func masker(_ tok: WordPieceTokenizer, wholeWord: Bool, rate: Float = MaskingConfig().rate) -> Masker {
+        Masker(config: MaskingConfig(rate: rate), maskId: tok.maskId, vocabSize: tok.vocab.count,
                special: [tok.padId, tok.unkId, tok.clsId, tok.sepId, tok.maskId],
                continuation: wholeWord ? tok.vocab.map { $0.hasPrefix("##") } : nil)
     }
@@ -230,7 +232,7 @@ public enum Pretrain {
     static func trainingData(_ o: PretrainOptions, cache: TokenShardCache, tokenizer tok: WordPieceTokenizer,
                              short: (seqLen: Int, batches: Int)? = nil, log: @escaping (String) -> Void) -> PretrainData {
         PretrainData(cache: cache, tokenizer: tok, seqLen: o.seqLen, batchSize: o.batch, seed: o.seeds.data,
-                     masker: masker(tok, wholeWord: o.wholeWordMasking), short: short, log: log)
+                     masker: masker(tok, wholeWord: o.wholeWordMasking, rate: o.maskRate ?? MaskingConfig().rate), short: short, log: log)
     }
 
     /// The initial weights (`init.h5`) and the micro-batches of the first `steps` optimizer steps

@@ -4,6 +4,7 @@ import ArgumentParser
 import Autograd
 import Checkpoint
 import Foundation
+import Recipes
 import Training
 
 @main
@@ -18,7 +19,9 @@ struct Droplab: ParsableCommand {
     static func main() {
         Machine.ensureBestBLASKernel()
         do {
-            var command = try parseAsRoot(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
+            let args = Array(CommandLine.arguments.dropFirst())
+            try checkSubcommandNames(args)
+            var command = try parseAsRoot(joiningNegativeValues(args))
             try command.run()
             MPIWorld.finish()
         } catch {
@@ -29,6 +32,26 @@ struct Droplab: ParsableCommand {
                 .joined(separator: " ")
             if !message.isEmpty { log("droplab: error: " + message) }
             Foundation.exit(code.rawValue == 0 ? 1 : code.rawValue)
+        }
+    }
+
+    /// A word where a command group expects one of its subcommands (`droplab eval lense`,
+    /// `droplab help eval lense`) that names none: an error with the closest name, instead of
+    /// "unexpected arguments" or the group's help.
+    static func checkSubcommandNames(_ args: [String]) throws {
+        var command: ParsableCommand.Type = Droplab.self
+        var path = ["droplab"]
+        for word in args.first == "help" ? Array(args.dropFirst()) : args {
+            let c = command.configuration
+            guard !c.subcommands.isEmpty, c.defaultSubcommand == nil, !word.hasPrefix("-"), word != "help" else { return }
+            let names = c.subcommands.map { $0._commandName }
+            guard let i = names.firstIndex(of: word) else {
+                throw ValidationError("'\(word)' is not a subcommand of '\(path.joined(separator: " "))'"
+                    + (Suggest.closest(word, among: names).map { "; did you mean '\($0)'?" } ?? "")
+                    + " (known: \(names.joined(separator: ", ")))")
+            }
+            command = c.subcommands[i]
+            path.append(word)
         }
     }
 

@@ -61,6 +61,8 @@ final class SmokeRecipeTests: XCTestCase {
         XCTAssertEqual(listed.count, 16, dry.stdout)
         XCTAssertTrue(listed.allSatisfy { $0.state == "pending" }, dry.stdout)
         XCTAssertFalse(fm.fileExists(atPath: root), "--dry-run writes nothing")
+        let named = try runDroplab(["recipe", "run", "smoke", "--dry-run", "--root", root], cwd: repo)
+        XCTAssertEqual(named.stdout, dry.stdout, "the name `recipe list` shows resolves to \(recipe): \(named.stderr)")
 
         let started = Date()
         let run = try runDroplab(["recipe", "run", recipe, "--root", root], cwd: repo)

@@ -175,6 +175,9 @@ final class BadInputTests: XCTestCase {
             (synth + ["--repetitions", "1000000"], "--repetitions"), (synth + ["--filler", "1"], "--filler"),
             (synth + ["--filler", "-0.1"], "--filler"), (synth + ["--seed", "-1"], "--seed"), (synth + ["--out", "."], "--out"),
             (synth + ["--out", "file.txt/syn"], "file.txt"),
+            // a mistyped subcommand, run or asked for help: its closest name
+            (["eval", "lense", "ck.h5"], "did you mean 'lens'?"), (["help", "eval", "lense"], "did you mean 'lens'?"),
+            (["evl", "lens", "ck.h5"], "did you mean 'eval'?"), (["recipe", "rn", "paper"], "did you mean 'run'?"),
         ]
         let before = snapshot(dir)
         var table: [String] = []
