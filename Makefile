@@ -20,7 +20,7 @@ if [ -n "$$missing" ]; then \
 fi
 endef
 
-.PHONY: setup test-setup build demo test bench clean
+.PHONY: setup test-setup build demo test test-fast bench clean
 setup:
 	@$(call apt_install,$(APT_PACKAGES))
 
@@ -50,12 +50,20 @@ demo: build
 # OPENBLAS_CORETYPE is set. TEST_FILTER selects test classes (a regular expression).
 CHECKED_BUILD = DROPLAB_CHECKED=1 $(SWIFT) build $(RELEASE) --scratch-path .build-checked --build-tests
 TEST_FILTER ?=
+TEST_SKIP ?=
 test: test-setup
 	$(CHECKED_BUILD)
 	@.build-checked/release/droplab inspect --system | sed 's/^/  /'
 	core=$$(.build-checked/release/droplab inspect --system | sed -n 's/^openblas_core: \([A-Za-z0-9]*\).*/\1/p'); \
 	OPENBLAS_CORETYPE=$${OPENBLAS_CORETYPE:-$$core} DROPLAB_CHECKED=1 $(SWIFT) test $(RELEASE) --scratch-path .build-checked \
-	  --disable-swift-testing --skip-build $(if $(TEST_FILTER),--filter '$(TEST_FILTER)')
+	  --disable-swift-testing --skip-build $(if $(TEST_FILTER),--filter '$(TEST_FILTER)') $(if $(TEST_SKIP),--skip '$(TEST_SKIP)')
+
+# The fast tier, to iterate with: unit, gradient, parity and evaluator tests (~40 s of tests on
+# Zen 4 after the build); it leaves out the end-to-end classes that pretrain, run recipes or
+# drive every command (~400 s). `make test` runs everything, as CI does.
+END_TO_END = SmokeRecipeTests|PretrainTests|BadInputTests|DataParallelTests|AcquisitionTests|FactsCorpusTests|SquadEndToEndTests
+test-fast:
+	@$(MAKE) --no-print-directory test TEST_SKIP='$(END_TO_END)'
 
 clean:
 	rm -rf .build
