@@ -75,7 +75,7 @@ final class BadInputTests: XCTestCase {
             (pre + ["--batch", "99999999999999999999999"], "--batch"), (pre + ["--seq-len", "2"], "--seq-len"),
             (pre + ["--seq-len", "100000"], "--seq-len"), (pre + ["--tokens", "0"], "--tokens"),
             (pre + ["--tokens", "9223372036854775807"], "--tokens"), (pre + ["--lr", "0"], "--lr"), (pre + ["--lr", "nan"], "--lr"),
-            (pre + ["--dropout", "1"], "--dropout"), (pre + ["--attention-dropout", "-0.5"], "--attention-dropout"),
+            (pre + ["--dropout", "1"], "--dropout"), (pre + ["--mask-rate", "1"], "--mask-rate"), (pre + ["--mask-rate", "0"], "--mask-rate"), (pre + ["--attention-dropout", "-0.5"], "--attention-dropout"),
             (pre + ["--warmup", "-1"], "--warmup"), (pre + ["--accumulation", "0"], "--accumulation"),
             (pre + ["--vocab-size", "10"], "--vocab-size"), (pre + ["--save-every", "-5"], "--save-every"),
             (pre + ["--eval-every", "abc"], "--eval-every"), (pre + ["--val-sequences", "0"], "--val-sequences"),

@@ -6,8 +6,8 @@ import XCTest
 final class MaskingAndScheduleTests: XCTestCase {
     func testMaskingStatistics() { checkMaskingStatistics(rate: 0.15) }
 
-    /// pretrain --mask-rate 0.4 (Wettig et al. 2023): the rate reaches the training masker;
-    /// the 80/10/10 split of the chosen tokens is unchanged.
+    /// pretrain --mask-rate 0.4 (Wettig et al. 2023): accepted, 1 rejected; a masker at that rate
+    /// chooses 40% and keeps the 80/10/10 split of the chosen tokens.
     func testPretrainMaskRate() throws {
         var o = PretrainOptions(); o.maskRate = 0.4
         try o.validate()
