@@ -22,6 +22,14 @@ public struct BlimpOptions: CommandOptions, Sendable {
     }
 }
 
+extension BlimpOptions: OptionHelp {
+    public static let help: [String: String] = [
+        "dataDir": "Dataset root (BLiMP in <root>/blimp/data).",
+        "limit": "Pairs per paradigm (unset: all 1000).",
+        "batch": "Masked copies per forward pass.",
+    ]
+}
+
 public struct Accuracy: Codable, Sendable {
     public var correct = 0
     public var total = 0

@@ -34,6 +34,16 @@ public struct TraceOptions: ProbeEvaluatorOptions, Equatable {
     }
 }
 
+extension TraceOptions: OptionHelp {
+    public static let help: [String: String] = [
+        "source": "The probes (see the probe options).",
+        "samples": "Noise samples per probe.",
+        "noise": "Noise standard deviation, in word-embedding standard deviations.",
+        "kinds": "States restored: block, ffn.out, attn.out.",
+        "window": "Consecutive layers restored together.",
+    ]
+}
+
 /// Where a position sits relative to the subject.
 public enum TraceClass: String, CaseIterable, Codable, Sendable {
     case beforeSubject = "before-subject", subjectFirst = "subject-first", subjectMiddle = "subject-middle"

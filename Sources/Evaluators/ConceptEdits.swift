@@ -60,6 +60,25 @@ public struct EditOptions: Codable, Equatable, Sendable {
     }
 }
 
+extension EditOptions: OptionHelp {
+    public static let help: [String: String] = [
+        "probes": "The probes (see the probe options).",
+        "concepts": "Concepts edited, most frequent first (unset: all).",
+        "concept": "Edit these concepts (object words) instead of the most frequent ones.",
+        "minProbes": "Concepts with fewer probes are skipped.",
+        "heldOut": "Share of each concept's probes held out.",
+        "splitSeed": "Seed of the per-concept split.",
+        "epochs": "Training epochs.",
+        "lr": "Adam learning rate.",
+        "trainBatch": "Training batch size.",
+        "weightDecay": "Weight decay on the edit's tensors.",
+        "maxGradNorm": "Global gradient-norm clipping (0: none).",
+        "dropout": "Hidden and attention dropout while editing.",
+        "saveEdited": "Write the model edited for one concept as a Hugging Face directory.",
+        "saveConcept": "The concept --save-edited exports (unset: the first).",
+    ]
+}
+
 /// The four accuracies (fractions in [0, 1]).
 public struct EditMetrics: Codable, Equatable, Sendable {
     public var editSuccess: Double

@@ -12,11 +12,18 @@ import Autograd
 import BERT
 import Foundation
 import Interventions
+import Training
 
 public struct ConsistencyOptions: ProbeEvaluatorOptions, Equatable {
     public var source = ProbeOptions()
     public init() {}
     public func validate() throws { try source.validate() }
+}
+
+extension ConsistencyOptions: OptionHelp {
+    public static let help: [String: String] = [
+        "source": "The probes (see the probe options).",
+    ]
 }
 
 public struct ConsistencyResult: Codable, Sendable {

@@ -40,6 +40,17 @@ public struct BMaskOptions: CommandOptions, Equatable, Sendable {
     }
 }
 
+extension BMaskOptions: OptionHelp {
+    public static let help: [String: String] = [
+        "edit": "The concept-edit settings (see the edit options).",
+        "beta": "Sparsity weight beta (loss + beta/batch * sum of logits).",
+        "temperature": "Gumbel-sigmoid temperature.",
+        "initialLogit": "Initial mask logit.",
+        "modules": "Masked matrices: query, key, value, attention-output, intermediate, output.",
+        "layers": "Layers (empty: all).",
+    ]
+}
+
 public struct FinetuneOptions: CommandOptions, Equatable, Sendable {
     public var edit = EditOptions(epochs: 1, lr: 1e-4, trainBatch: 10)
     public var params = ["*"]                 // glob patterns over Hugging Face parameter names
@@ -48,6 +59,13 @@ public struct FinetuneOptions: CommandOptions, Equatable, Sendable {
         try edit.validate()
         if params.isEmpty { throw OptionError(key: "params", "at least one pattern is needed") }
     }
+}
+
+extension FinetuneOptions: OptionHelp {
+    public static let help: [String: String] = [
+        "edit": "The concept-edit settings (see the edit options).",
+        "params": "Glob patterns over Hugging Face parameter names: the parameters trained.",
+    ]
 }
 
 public struct LoRAOptions: CommandOptions, Equatable, Sendable {
@@ -65,6 +83,17 @@ public struct LoRAOptions: CommandOptions, Equatable, Sendable {
     }
 }
 
+extension LoRAOptions: OptionHelp {
+    public static let help: [String: String] = [
+        "edit": "The concept-edit settings (see the edit options).",
+        "ranks": "Ranks swept (one result row per rank).",
+        "alpha": "LoRA alpha (the update is scaled by alpha/r).",
+        "modules": "Adapted matrices: query, key, value, attention-output, intermediate, output.",
+        "layers": "Layers (empty: all).",
+        "saveRank": "The rank --save-edited exports (unset: the first).",
+    ]
+}
+
 public struct ReFTOptions: CommandOptions, Equatable, Sendable {
     public var edit = EditOptions(epochs: 1, lr: 5e-4, trainBatch: 10)
     public var ranks = [64, 32, 16, 8, 4, 2, 1]
@@ -78,6 +107,14 @@ public struct ReFTOptions: CommandOptions, Equatable, Sendable {
         }
         _ = try ReFTEval.parsePlaces(places)
     }
+}
+
+extension ReFTOptions: OptionHelp {
+    public static let help: [String: String] = [
+        "edit": "The concept-edit settings (see the edit options).",
+        "ranks": "Ranks swept (one result row per rank).",
+        "places": "Interventions as layer:position (cls, sep, mask), e.g. 1:cls 3:sep (empty: the study's layout scaled to the model's depth).",
+    ]
 }
 
 func validateRanks(_ ranks: [Int], saveRank: Int?) throws {

@@ -42,6 +42,18 @@ public struct IGOptions: ProbeEvaluatorOptions, Equatable {
     }
 }
 
+extension IGOptions: OptionHelp {
+    public static let help: [String: String] = [
+        "source": "The probes (see the probe options).",
+        "site": "Site: emb.word, emb, attn.out, ffn.pre, ffn.act, ffn.out or block.",
+        "layers": "Layers (empty: all).",
+        "position": "Positions attributed: mask, subject, subject-first, subject-last, cls, sep, all.",
+        "steps": "Integration points (midpoint rule: alpha = (k - 1/2)/steps, k = 1..steps).",
+        "alphas": "Explicit alphas in [0, 1] (override --steps).",
+        "top": "Units listed per probe in ig-probes.jsonl.",
+    ]
+}
+
 /// One probe's attributions: per layer, [positions x D] values.
 public struct ProbeAttribution {
     public var prob: Double                 // F(x)

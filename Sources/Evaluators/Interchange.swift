@@ -31,6 +31,15 @@ public struct InterchangeOptions: ProbeEvaluatorOptions, Equatable {
     }
 }
 
+extension InterchangeOptions: OptionHelp {
+    public static let help: [String: String] = [
+        "source": "The probes (see the probe options).",
+        "kinds": "Site kinds patched: emb, attn.out, ffn.pre, ffn.act, ffn.out, block.",
+        "positions": "Positions patched: subject-first, subject-last, mask, cls, sep.",
+        "pairs": "At most this many pairs (unset: one per probe).",
+    ]
+}
+
 public struct InterchangeCell: Codable, Equatable, Sendable {
     public var kind: String, layer: Int, position: String
     public var interchangeAccuracy: Double     // base top-1 becomes the source's answer

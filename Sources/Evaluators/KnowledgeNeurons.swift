@@ -49,6 +49,22 @@ public struct KNOptions: ProbeEvaluatorOptions, Equatable {
     }
 }
 
+extension KNOptions: OptionHelp {
+    public static let help: [String: String] = [
+        "source": "The probes (see the probe options).",
+        "site": "FFN site: ffn.pre (the study) or ffn.act (Dai et al.).",
+        "steps": "Integrated-gradients steps.",
+        "alphas": "Explicit alphas in [0, 1] (override --steps).",
+        "threshold": "Keep units above this share of the probe's largest attribution.",
+        "share": "Refinement: keep units shared by this share of a fact's paraphrases.",
+        "maxClusters": "Largest k tried when clustering a concept's probes.",
+        "topNeurons": "Neurons suppressed/amplified per cluster.",
+        "suppress": "Factor a cluster's top neurons are scaled by at [MASK] to suppress them.",
+        "amplify": "Factor a cluster's top neurons are scaled by at [MASK] to amplify them.",
+        "concepts": "Concepts analysed, most frequent first (unset: all).",
+    ]
+}
+
 public struct Neuron: Codable, Hashable, Comparable, Sendable {
     public var layer: Int, unit: Int
     public static func < (a: Neuron, b: Neuron) -> Bool { (a.layer, a.unit) < (b.layer, b.unit) }

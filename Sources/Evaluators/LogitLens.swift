@@ -8,11 +8,18 @@ import Autograd
 import BERT
 import Foundation
 import Interventions
+import Training
 
 public struct LensOptions: ProbeEvaluatorOptions, Equatable {
     public var source = ProbeOptions()
     public init() {}
     public func validate() throws { try source.validate() }
+}
+
+extension LensOptions: OptionHelp {
+    public static let help: [String: String] = [
+        "source": "The probes (see the probe options).",
+    ]
 }
 
 public struct LensLayer: Codable, Equatable, Sendable {

@@ -27,6 +27,19 @@ public struct MLMEvalOptions: CommandOptions, Sendable {
     }
 }
 
+extension MLMEvalOptions: OptionHelp {
+    public static let help: [String: String] = [
+        "corpus": "Corpus files or directories (empty: <data root>/wiki_en).",
+        "dataDir": "Dataset root.",
+        "seqLen": "Sequence length.",
+        "sequences": "Validation sequences to score.",
+        "batch": "Sequences per forward pass.",
+        "maskSeed": "Masking seed.",
+        "valFraction": "Share of documents held out (must match pretraining's --val-fraction).",
+        "cacheDir": "Cache directory for token shards (in recipes: the runner's cache).",
+    ]
+}
+
 public struct MLMEvalResult: Codable, Sendable {
     public var checkpoint: String
     public var corpus: [String]

@@ -63,6 +63,23 @@ public struct MendOptions: ProbeEvaluatorOptions, Equatable {
     }
 }
 
+extension MendOptions: OptionHelp {
+    public static let help: [String: String] = [
+        "source": "The probes (see the probe options).",
+        "layers": "Edited layers (empty: the last quarter, at least one).",
+        "rank": "Editor hidden width.",
+        "steps": "Editor optimizer steps.",
+        "batchFacts": "Facts per editor step.",
+        "lr": "Editor learning rate (Adam).",
+        "editLr": "Initial per-layer edit step size.",
+        "editWeight": "Weight c of L_edit in L_loc + c L_edit.",
+        "unrelated": "Unrelated probes per fact (L_loc and localization).",
+        "trainShare": "Share of concepts whose facts train the editor.",
+        "splitSeed": "Seed of the concept split.",
+        "testFacts": "Test facts evaluated (unset: all).",
+    ]
+}
+
 public struct MendMetrics: Codable, Equatable, Sendable {
     public var maskEditSuccess = 0.0
     public var maskParaphraseSuccess = 0.0

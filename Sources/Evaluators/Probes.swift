@@ -55,6 +55,17 @@ public struct ProbeOptions: Codable, Equatable, Sendable {
     }
 }
 
+extension ProbeOptions: OptionHelp {
+    public static let help: [String: String] = [
+        "dataDir": "Dataset root (ParaRel in <root>/pararel).",
+        "probes": "User probes: JSONL of {\"prompt\": \"... [MASK] ...\", \"target\": ..., \"subject\": ...} (unset: ParaRel).",
+        "relations": "ParaRel relations to use, e.g. P17 P19 (empty: all).",
+        "limit": "Facts to sample (all their paraphrases are kept; unset: all).",
+        "seed": "Seed for sampling facts, pairs and noise.",
+        "batch": "Sequences per forward pass.",
+    ]
+}
+
 /// The options of a probe evaluator: its probe source plus its own settings, checked by
 /// `validate` (messages name the flag) for the command line and recipes alike.
 public protocol ProbeEvaluatorOptions: CommandOptions, Sendable {

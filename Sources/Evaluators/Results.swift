@@ -1,7 +1,8 @@
-// Where evaluator results go: <root>/<name>/<eval>.json, where the name is the checkpoint's
-// run directory name (plus "-<stem>" unless the file is last.h5) and the first 8 hex digits
-// of the sha256 of the checkpoint's absolute path, so `a/run/last.h5` and `b/run/last.h5`
-// never share a directory. Files are written atomically; replacing one is logged.
+// Where a checkpoint's results go: <root>/<name>/ (an evaluator's job directory <name>/<eval>/,
+// see Recipes/EvalArguments; explore's pages), where the name is the checkpoint's run directory
+// name (plus "-<stem>" unless the file is last.h5) and the first 8 hex digits of the sha256 of
+// the checkpoint's absolute path, so `a/run/last.h5` and `b/run/last.h5` never share a
+// directory. Files are written atomically; replacing one is logged.
 
 import Checkpoint
 import Foundation
@@ -18,22 +19,6 @@ public enum Results {
 
     public static func directory(for checkpoint: String, root: String = "results") -> String {
         root + "/" + checkpointName(checkpoint)
-    }
-
-    /// Write `value` as pretty JSON (sorted keys) atomically; returns the path.
-    @discardableResult
-    public static func write<T: Encodable>(_ value: T, name: String, checkpoint: String, root: String = "results",
-                                           log: (String) -> Void) throws -> String {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try store(try enc.encode(value), file: name + ".json", checkpoint: checkpoint, root: root, log: log)
-    }
-
-    /// Write one JSON object per line (sorted keys) atomically; returns the path.
-    @discardableResult
-    public static func writeLines<T: Encodable>(_ values: [T], name: String, checkpoint: String, root: String = "results",
-                                                log: (String) -> Void) throws -> String {
-        try store(jsonLines(values), file: name + ".jsonl", checkpoint: checkpoint, root: root, log: log)
     }
 
     /// Bytes into the checkpoint's results directory, atomically; says when a file is replaced.

@@ -91,6 +91,33 @@ public struct RomeOptions: CommandOptions, Equatable, Sendable {
     }
 }
 
+extension RomeOptions: OptionHelp {
+    public static let help: [String: String] = [
+        "dataDir": "Dataset root (CounterFact in <root>/counterfact).",
+        "probes": "Edit cases from a user probe file (JSONL, as --pararel makes them from ParaRel) instead of CounterFact.",
+        "pararel": "Edit cases from ParaRel (a fact's first pattern, a paraphrase, a neighbour with the same object, a new object of the relation) instead of CounterFact.",
+        "relations": "With --pararel: ParaRel relations (empty: all).",
+        "split": "CounterFact split: edit, train or val.",
+        "limit": "Edit cases, the first usable ones (unset: all; memit: its largest count).",
+        "seed": "Seed for the prefixes, the layer trace's noise and the new objects of ParaRel or probe cases.",
+        "layer": "Edited FFN layer (unset: the causal trace's ffn.out peak at the last subject token).",
+        "traceCases": "Cases traced to choose the layer.",
+        "corpus": "Text for the key covariance and the prefixes, from the first file (empty: <root>/wiki_en).",
+        "covSamples": "Corpus sequences for the key covariance.",
+        "covSeqLen": "Tokens per covariance sequence.",
+        "prefixes": "Random corpus prefixes per prompt.",
+        "prefixWords": "Words per prefix.",
+        "steps": "Adam steps of the value optimisation.",
+        "lr": "Learning rate of the value optimisation.",
+        "klFactor": "Weight of the KL term on '<subject> is a [MASK] .'.",
+        "weightDecay": "Weight of |delta|^2 / |h|^2.",
+        "clampNorm": "|delta| is clamped to this x |h|.",
+        "cacheDir": "Cache directory (key covariances; in recipes: the runner's cache).",
+        "batch": "Sequences per forward pass.",
+        "saveEdited": "Write the edited model as a Hugging Face directory (rome: after the first edit; memit: after all edits).",
+    ]
+}
+
 public struct MemitOptions: CommandOptions, Equatable, Sendable {
     public var edit = RomeOptions()
     public var layers: [Int] = []             // default: the ROME layer and the one below
@@ -105,6 +132,16 @@ public struct MemitOptions: CommandOptions, Equatable, Sendable {
         if let l = lambda, !(l >= 0 && l.isFinite) { throw OptionError(key: "lambda", "must be >= 0, got \(l)") }
         guard !counts.isEmpty, counts.allSatisfy({ $0 >= 1 }) else { throw OptionError(key: "counts", "must be positive edit counts") }
     }
+}
+
+extension MemitOptions: OptionHelp {
+    public static let help: [String: String] = [
+        "edit": "The ROME settings (see the rome options).",
+        "layers": "Edited layers (empty: the ROME layer and the one below).",
+        "lambda": "Covariance weight (unset: MEMIT's 15000 scaled to the FFN width).",
+        "counts": "Numbers of simultaneous edits.",
+        "sequential": "Also run sequential ROME edits for comparison.",
+    ]
 }
 
 /// CounterFact metrics over a set of cases (rates in [0, 1]).

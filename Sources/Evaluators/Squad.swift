@@ -8,11 +8,11 @@
 // null score = min over windows of start[CLS] + end[CLS]; predict "" when null score - best
 // non-null score > the threshold.
 //
-// Outputs (only after success): <results>/<run>-<hash>/squad.json (see Results) (metrics, settings,
-// data hashes, skips, timing, training curve), squad-predictions.json (official format:
-// question id -> answer text), for v2.0 squad-null-odds.json (id -> null odds, the
-// official script's --na-prob-file), and with --save the finetuned checkpoint in
-// <results>/<run>-<hash>/squad-run/last.h5 (+ metrics.jsonl).
+// Outputs (the job directory of `droplab eval squad` or of a recipe, see Recipes/EvalArguments):
+// result.json (metrics, settings, data hashes, skips, timing, training curve), predictions.json
+// (official format: question id -> answer text), for v2.0 null-odds.json (id -> null odds, the
+// official script's --na-prob-file), and with --save the finetuned checkpoint in finetune/last.h5
+// (+ metrics.jsonl).
 
 import Autograd
 import BERT
@@ -65,6 +65,33 @@ public struct SquadOptions: CommandOptions, Sendable {
         try Check.that(!bestThreshold || v == .v2, "best-threshold", "needs --version 2.0 (v1.1 has no unanswerable questions)")
         try Check.precision(precision)
     }
+}
+
+extension SquadOptions: OptionHelp {
+    public static let help: [String: String] = [
+        "dataDir": "Dataset root (SQuAD in <root>/squad).",
+        "train": "Training file (SQuAD JSON; unset: <data root>/squad/train-v1.1.json, also for v2.0).",
+        "dev": "Evaluation file (SQuAD JSON; unset: <data root>/squad/dev-v1.1.json or dev-v2.0.json, by version).",
+        "version": "SQuAD version: 1.1 or 2.0.",
+        "epochs": "Passes over the training features (0: evaluate the checkpoint as is).",
+        "lr": "Peak learning rate.",
+        "batch": "Training batch size (features per optimizer step).",
+        "evalBatch": "Evaluation batch size.",
+        "warmup": "Warmup: fraction of steps (< 1) or steps (>= 1); then linear decay to 0.",
+        "weightDecay": "AdamW weight decay.",
+        "finetuneDropout": "Hidden and attention dropout while finetuning.",
+        "maxTrainExamples": "Use only the first N training questions (unset: all).",
+        "maxDevExamples": "Evaluate only the first N dev questions (unset: all).",
+        "seed": "Seed for the QA head, data order and dropout.",
+        "save": "Keep the finetuned checkpoint in the results directory (squad-run/).",
+        "features": "The windows over question and context (see the SQuAD feature options).",
+        "maxAnswerLen": "Longest answer in tokens.",
+        "nBest": "Start and end candidates per window.",
+        "nullThreshold": "v2.0: predict no answer when null score - best span score exceeds this.",
+        "bestThreshold": "v2.0: also report the best threshold and its EM/F1 (official best_exact/best_f1).",
+        "logEvery": "Log a training metrics line every N steps.",
+        "precision": "Finetuning's matrix products: fp32 or bf16 (as pretrain --precision; evaluation stays fp32; unset: fp32).",
+    ]
 }
 
 public struct SquadDataSummary: Codable, Sendable {
@@ -307,36 +334,5 @@ public enum Squad {
                   let step = (o["step"] as? NSNumber)?.doubleValue, let loss = (o["train_loss"] as? NSNumber)?.doubleValue else { return nil }
             return [step, loss]
         }
-    }
-
-    /// The whole command: finetune in a temporary run directory, evaluate, write the results
-    /// (and with --save the finetuned checkpoint). Returns the result and the squad.json path.
-    public static func run(checkpoint: String, options o: SquadOptions, resultsRoot: String = "results",
-                           log: @escaping (String) -> Void) throws -> (result: SquadResult, path: String) {
-        let fm = FileManager.default
-        let tmp = fm.temporaryDirectory.appendingPathComponent("droplab-squad-\(UUID().uuidString)").path
-        defer { try? fm.removeItem(atPath: tmp) }
-        var out = try finetuneAndEvaluate(checkpoint: checkpoint, options: o, runDir: tmp, log: log)
-        let dir = Results.directory(for: checkpoint, root: resultsRoot)
-        if o.save, out.result.finetune != nil {
-            let keep = dir + "/squad-run", staging = dir + "/.squad-run-\(UUID().uuidString)"
-            try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
-            do {
-                for name in ["last.h5", "metrics.jsonl"] where fm.fileExists(atPath: tmp + "/" + name) {
-                    try fm.copyItem(atPath: tmp + "/" + name, toPath: staging + "/" + name)
-                }
-                if fm.fileExists(atPath: keep) { try fm.removeItem(atPath: keep) }
-                try fm.moveItem(atPath: staging, toPath: keep)
-            } catch {
-                try? fm.removeItem(atPath: staging)
-                throw error
-            }
-            out.result.savedCheckpoint = keep + "/last.h5"
-            log("finetuned checkpoint saved to \(keep)/last.h5")
-        }
-        try Results.write(out.predictions, name: "squad-predictions", checkpoint: checkpoint, root: resultsRoot, log: log)
-        if let odds = out.nullOdds { try Results.write(odds, name: "squad-null-odds", checkpoint: checkpoint, root: resultsRoot, log: log) }
-        let path = try Results.write(out.result, name: "squad", checkpoint: checkpoint, root: resultsRoot, log: log)
-        return (out.result, path)
     }
 }

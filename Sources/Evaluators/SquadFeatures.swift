@@ -46,6 +46,14 @@ public struct SquadFeatureOptions: Codable, Sendable, Equatable {
     }
 }
 
+extension SquadFeatureOptions: OptionHelp {
+    public static let help: [String: String] = [
+        "maxSeqLen": "Tokens per window.",
+        "docStride": "Tokens between the starts of consecutive context windows.",
+        "maxQueryLen": "Question tokens kept.",
+    ]
+}
+
 /// The WordPiece tokens of one context with their unicode-scalar ranges in the original text.
 public struct ContextTokens: Sendable {
     public var ids: [Int32]

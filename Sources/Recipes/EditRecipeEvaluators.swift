@@ -78,6 +78,7 @@ enum EditKeys {
 
 public enum BMaskRecipeEvaluator: RecipeEvaluator {
     public static let name = "bmask"
+    public static let abstract = "Binary-mask edits: per concept, learn a mask over weight matrices (hard Gumbel-sigmoid, straight-through); edit success, localization, mean active weights."
     public static let title = "Binary masks"
     public static var defaults: BMaskOptions { BMaskOptions() }
     public static let part = ReportPart.knowledge
@@ -96,6 +97,7 @@ public enum BMaskRecipeEvaluator: RecipeEvaluator {
 
 public enum FinetuneRecipeEvaluator: RecipeEvaluator {
     public static let name = "ft"
+    public static let abstract = "Finetuning edits: per concept, train W + dW on the chosen parameters."
     public static let title = "Finetune edits"
     public static var defaults: FinetuneOptions { FinetuneOptions() }
     public static let part = ReportPart.editing
@@ -114,6 +116,7 @@ public enum FinetuneRecipeEvaluator: RecipeEvaluator {
 
 public enum LoRARecipeEvaluator: RecipeEvaluator {
     public static let name = "lora"
+    public static let abstract = "LoRA edits with a rank sweep (one row per rank): W + (alpha/r) B A on the chosen matrices."
     public static let title = "LoRA edits"
     public static var defaults: LoRAOptions { LoRAOptions() }
     public static let part = ReportPart.editing
@@ -133,6 +136,7 @@ public enum LoRARecipeEvaluator: RecipeEvaluator {
 
 public enum ReFTRecipeEvaluator: RecipeEvaluator {
     public static let name = "reft"
+    public static let abstract = "LoReFT edits with a rank sweep (one row per rank) on block outputs at [CLS]/[SEP]/[MASK] (default places: the study's layers 4, 6, 8, 11 of 12 scaled to the model's depth)."
     public static let title = "LoReFT edits"
     public static var defaults: ReFTOptions { ReFTOptions() }
     public static let part = ReportPart.editing

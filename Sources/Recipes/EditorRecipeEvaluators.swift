@@ -34,6 +34,7 @@ enum EditorKeys {
 
 public enum RomeRecipeEvaluator: RecipeEvaluator {
     public static let name = "rome"
+    public static let abstract = "ROME rank-one edits of CounterFact facts, one at a time (each from the unedited model)."
     public static let title = "ROME"
     public static var defaults: RomeOptions { RomeOptions() }
     public static let part = ReportPart.mechanisms
@@ -54,13 +55,13 @@ public enum RomeRecipeEvaluator: RecipeEvaluator {
 
 public enum MemitRecipeEvaluator: RecipeEvaluator {
     public static let name = "memit"
+    public static let abstract = "MEMIT: many CounterFact edits at once over a range of layers; scaling curve against sequential ROME."
     public static let title = "MEMIT"
     public static var defaults: MemitOptions { MemitOptions() }
     public static let part = ReportPart.mechanisms
     public static var managedKeys: [String: String] { EditorKeys.managed }
     public static var aliases: [String: [String]] {
-        let keys = (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(RomeOptions())) as? [String: Any])?.keys.map { $0 } ?? []
-        return Dictionary(uniqueKeysWithValues: Set(keys + ["dataDir", "layer", "saveEdited", "limit"]).map { ($0, ["edit", $0]) })
+        Dictionary(uniqueKeysWithValues: Mirror(reflecting: RomeOptions()).children.compactMap(\.label).map { ($0, ["edit", $0]) })
     }
     public static func resolve(_ o: inout MemitOptions, explicit: Set<String>, context c: ResolveContext) { EditorKeys.resolve(&o.edit, explicit, c) }
     public static func datasets(_ o: MemitOptions) -> [DatasetRef] { EditorKeys.datasets(o.edit) }

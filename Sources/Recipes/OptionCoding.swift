@@ -29,7 +29,17 @@ enum KeyStyle {
     }
 }
 
-/// How a recipe table maps onto an options struct.
+/// Where option keys come from, for errors that point at them: a recipe's lines, or the
+/// command line's flags (`ArgumentSource`).
+protocol OptionSource {
+    func error(_ path: [String], _ message: String) -> RecipeError
+    func keyError(_ path: [String], _ message: String) -> RecipeError
+    func unknownKey(_ path: [String], known: [String]) -> RecipeError
+}
+
+extension RecipeSource: OptionSource {}
+
+/// How a recipe table (or the command line's flags) maps onto an options struct.
 struct OptionTable {
     /// camelCase key -> why the recipe may not set it (the runner does).
     var managed: [String: String] = [:]
@@ -44,7 +54,7 @@ struct OptionTable {
     }
 
     /// Decode `defaults` overridden by `table` (kebab-case keys) found at `tablePath` in `source`.
-    func decode<T: Codable>(_ defaults: T, table: [String: Any], tablePath: [String], source: RecipeSource,
+    func decode<T: Codable>(_ defaults: T, table: [String: Any], tablePath: [String], source: some OptionSource,
                             layers: [(table: [String: Any], path: [String])] = []) throws -> Decoded<T> {
         let enc = JSONEncoder(); enc.outputFormatting = .sortedKeys
         var merged = try JSONSerialization.jsonObject(with: enc.encode(defaults)) as! [String: Any]
@@ -98,7 +108,7 @@ struct OptionTable {
     }
 
     /// Nested tables: kebab-case keys -> camelCase.
-    func convertKeys(_ v: Any, keyPath: [String], source: RecipeSource) throws -> Any {
+    func convertKeys(_ v: Any, keyPath: [String], source: some OptionSource) throws -> Any {
         guard let d = v as? [String: Any] else { return v }
         var out: [String: Any] = [:]
         for (k, x) in d {
@@ -133,6 +143,7 @@ struct OptionTable {
 
     /// The recipe key path of the first value set in `sent` that did not come back in `back`.
     static func missingLeaf(_ sent: Any?, _ back: Any?, _ keyPath: [String]) -> [String]? {
+        if sent is NSNull { return nil }              // an optional set to unset (`--limit all`)
         guard back != nil else { return keyPath }
         guard let s = sent as? [String: Any] else { return nil }
         let b = back as? [String: Any] ?? [:]
@@ -142,7 +153,7 @@ struct OptionTable {
         return nil
     }
 
-    func describe(_ e: DecodingError, origin: [[String]: [String]], fallback: [String], source: RecipeSource) -> RecipeError {
+    func describe(_ e: DecodingError, origin: [[String]: [String]], fallback: [String], source: some OptionSource) -> RecipeError {
         let (path, what): ([CodingKey], String)
         switch e {
         case let .typeMismatch(t, c): (path, what) = (c.codingPath, "expected \(OptionTable.typeName(t))")

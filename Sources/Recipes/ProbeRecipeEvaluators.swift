@@ -19,7 +19,7 @@ public protocol ProbeRecipeEvaluator: RecipeEvaluator where Options: ProbeEvalua
 public extension ProbeRecipeEvaluator {
     static var managedKeys: [String: String] { ["dataDir": "the recipe's data-dir", "seed": "the recipe's seeds"] }
     static var aliases: [String: [String]] {
-        Dictionary(uniqueKeysWithValues: ["probes", "relations", "limit", "batch"].map { ($0, ["source", $0]) })
+        Dictionary(uniqueKeysWithValues: ["dataDir", "probes", "relations", "limit", "seed", "batch"].map { ($0, ["source", $0]) })
     }
     static func extraFiles(_ result: Result) -> [(name: String, text: String)] { [] }
 
@@ -51,6 +51,7 @@ public extension ProbeRecipeEvaluator {
 
 public enum ConsistencyRecipeEvaluator: ProbeRecipeEvaluator {
     public static let name = "consistency"
+    public static let abstract = "Accuracy at [MASK], ParaRel consistency across paraphrases, distinct predictions per (relation, object)."
     public static let title = "ParaRel consistency"
     public static var defaults: ConsistencyOptions { ConsistencyOptions() }
     public static let part = ReportPart.editing
@@ -82,6 +83,7 @@ public enum ConsistencyRecipeEvaluator: ProbeRecipeEvaluator {
 
 public enum IGRecipeEvaluator: ProbeRecipeEvaluator {
     public static let name = "ig"
+    public static let abstract = "Integrated gradients of P(target at [MASK]) over a site's units, one layer at a time (midpoint rule; the study's 5 points: --alphas 0 0.25 0.5 0.75 1)."
     public static let title = "Integrated gradients"
     public static var defaults: IGOptions { IGOptions() }
     public static let part = ReportPart.knowledge
@@ -106,6 +108,7 @@ public enum IGRecipeEvaluator: ProbeRecipeEvaluator {
 
 public enum KNRecipeEvaluator: ProbeRecipeEvaluator {
     public static let name = "kn"
+    public static let abstract = "Knowledge neurons (Dai et al. 2022) and per-concept clusters with suppress/amplify effects."
     public static let title = "Knowledge neurons"
     public static var defaults: KNOptions { KNOptions() }
     public static let part = ReportPart.knowledge
@@ -131,6 +134,7 @@ public enum KNRecipeEvaluator: ProbeRecipeEvaluator {
 
 public enum LensRecipeEvaluator: ProbeRecipeEvaluator {
     public static let name = "lens"
+    public static let abstract = "Logit lens: the [MASK] state after each layer through the MLM head (target rank, probability, accuracy)."
     public static let title = "Logit lens"
     public static var defaults: LensOptions { LensOptions() }
     public static let part = ReportPart.mechanisms
@@ -163,6 +167,7 @@ public enum LensRecipeEvaluator: ProbeRecipeEvaluator {
 
 public enum TraceRecipeEvaluator: ProbeRecipeEvaluator {
     public static let name = "trace"
+    public static let abstract = "Causal tracing (ROME): corrupt the subject, restore one state at a time; mean indirect effect by layer and position."
     public static let title = "Causal tracing"
     public static var defaults: TraceOptions { TraceOptions() }
     public static let part = ReportPart.mechanisms
@@ -195,6 +200,7 @@ public enum TraceRecipeEvaluator: ProbeRecipeEvaluator {
 
 public enum InterchangeRecipeEvaluator: ProbeRecipeEvaluator {
     public static let name = "interchange"
+    public static let abstract = "Interchange interventions between probe pairs (same pattern, other subject and answer)."
     public static let title = "Interchange interventions"
     public static var defaults: InterchangeOptions { InterchangeOptions() }
     public static let part = ReportPart.mechanisms
@@ -210,6 +216,7 @@ public enum InterchangeRecipeEvaluator: ProbeRecipeEvaluator {
 
 public enum MendRecipeEvaluator: ProbeRecipeEvaluator {
     public static let name = "mend"
+    public static let abstract = "MEND: train an editor of FFN gradient factors on some concepts' facts, edit the others' facts."
     public static let title = "MEND edits"
     public static var defaults: MendOptions { MendOptions() }
     public static let part = ReportPart.editing

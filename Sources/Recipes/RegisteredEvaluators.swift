@@ -11,6 +11,7 @@ import Training
 /// validation split (the same split as pretraining; more sequences than its running check).
 public enum MLMRecipeEvaluator: RecipeEvaluator {
     public static let name = "mlm"
+    public static let abstract = "Held-out masked-LM loss, perplexity and accuracy (fixed masking seed)."
     public static let title = "Held-out masked LM (eval mlm)"
     public static var defaults: MLMEvalOptions { MLMEvalOptions() }
     public static let part = ReportPart.language
@@ -45,6 +46,7 @@ public enum MLMRecipeEvaluator: RecipeEvaluator {
 /// `[evaluators.blimp]`: BLiMP minimal pairs by pseudo-log-likelihood.
 public enum BlimpRecipeEvaluator: RecipeEvaluator {
     public static let name = "blimp"
+    public static let abstract = "BLiMP minimal pairs by pseudo-log-likelihood: accuracy overall, per paradigm and per phenomenon."
     public static let title = "BLiMP"
     public static var defaults: BlimpOptions { BlimpOptions() }
     public static let part = ReportPart.language
@@ -84,6 +86,7 @@ public enum BlimpRecipeEvaluator: RecipeEvaluator {
 /// official EM/F1 on dev. The finetuned weights are not kept; predictions are.
 public enum SquadRecipeEvaluator: RecipeEvaluator {
     public static let name = "squad"
+    public static let abstract = "Finetune on SQuAD v1.1/v2.0 (fresh QA head) and score the dev set with the official EM/F1."
     public static let title = "SQuAD"
     public static var defaults: SquadOptions { SquadOptions() }
     public static let part = ReportPart.language
@@ -115,8 +118,12 @@ public enum SquadRecipeEvaluator: RecipeEvaluator {
         let fm = FileManager.default
         let runDir = context.directory + "/finetune"
         try? fm.removeItem(atPath: runDir)
-        defer { try? fm.removeItem(atPath: runDir) }
-        let out = try Squad.finetuneAndEvaluate(checkpoint: checkpoint, options: options, runDir: runDir, log: context.log)
+        defer { if !options.save { try? fm.removeItem(atPath: runDir) } }
+        var out = try Squad.finetuneAndEvaluate(checkpoint: checkpoint, options: options, runDir: runDir, log: context.log)
+        if options.save, out.result.finetune != nil {
+            out.result.savedCheckpoint = "finetune/last.h5"          // in the job directory
+            context.log("the finetuned checkpoint is kept in the job directory: finetune/last.h5")
+        }
         try AtomicFile.write(Canonical.json(out.predictions, pretty: true), to: context.directory + "/predictions.json")
         if let odds = out.nullOdds {
             try AtomicFile.write(Canonical.json(odds, pretty: true), to: context.directory + "/null-odds.json")

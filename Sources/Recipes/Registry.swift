@@ -128,6 +128,8 @@ public protocol RecipeEvaluator {
     associatedtype Result: Codable
     /// `[evaluators.<name>]` in recipes, the job kind, the result's name.
     static var name: String { get }
+    /// One line: what the evaluator measures (`droplab eval --help`).
+    static var abstract: String { get }
     static var defaults: Options { get }
     /// camelCase option -> why a recipe may not set it (the runner fills it in).
     static var managedKeys: [String: String] { get }
@@ -159,11 +161,20 @@ public extension RecipeEvaluator {
 /// A registered evaluator with its types erased: options travel as canonical JSON.
 public struct AnyEvaluator {
     public let name: String
+    public let abstract: String
     let aliases: [String: [String]]
     let decodeTable: (_ table: [String: Any], _ path: [String], _ source: RecipeSource, _ context: ResolveContext) throws -> Data
     let validateJSON: (Data) throws -> Void
     let datasetsJSON: (Data) throws -> [DatasetRef]
     let runJSON: (_ checkpoint: String, _ options: Data, _ context: JobContext) throws -> Data
+    /// The command line's flags (`droplab eval NAME CHECKPOINT --flag value ...`) -> validated options JSON.
+    let commandLine: (_ arguments: [String]) throws -> Data
+    /// The options struct's defaults (canonical JSON), and the keys a recipe table may set
+    /// (kebab-case, nested tables left out): what the one-declaration test compares.
+    let defaultsJSON: Data
+    let recipeKeys: Set<String>
+    /// The command line's flags: (`--key <type>`, `help (default: value)`), sorted by flag.
+    public let flagHelp: [(flag: String, text: String)]
     public let part: ReportPart
     public let title: String
     /// Rows (with their units) and figures of a finished job: its result.json and directory.
@@ -179,6 +190,7 @@ public struct AnyEvaluator {
 
     public init<E: RecipeEvaluator>(_ e: E.Type) {
         name = E.name
+        abstract = E.abstract
         aliases = E.aliases
         decodeTable = { table, path, source, context in
             let spec = OptionTable(managed: E.managedKeys, aliases: E.aliases)
@@ -191,6 +203,18 @@ public struct AnyEvaluator {
         runJSON = { checkpoint, options, context in
             let o = try JSONDecoder().decode(E.Options.self, from: options)
             return try Canonical.json(E.run(checkpoint: checkpoint, options: o, context: context), pretty: true)
+        }
+        let fields = ArgumentFields(E.defaults, aliases: E.aliases)
+        defaultsJSON = (try? Canonical.json(E.defaults)) ?? Data()
+        let encoded = (try? JSONSerialization.jsonObject(with: defaultsJSON)) as? [String: Any] ?? [:]
+        recipeKeys = OptionTable(managed: E.managedKeys, aliases: E.aliases).knownKeys(E.defaults, encoded: encoded)
+            .filter { !(encoded[KeyStyle.camel($0)] is [String: Any]) }
+        flagHelp = fields.helpRows
+        commandLine = { args in
+            let source = ArgumentSource(command: "eval \(E.name)")
+            let d = try OptionTable(aliases: E.aliases).decode(E.defaults, table: try fields.table(args, source: source), tablePath: [], source: source)
+            try d.value.validate()
+            return try Canonical.json(d.value)
         }
         part = E.part
         title = E.title

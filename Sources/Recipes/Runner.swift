@@ -35,8 +35,8 @@ public struct DoneRecord: Codable, Sendable {
     }
     public var job: String
     public var kind: String
-    public var variant: String
-    public var seed: UInt64
+    public var variant: String?         // nil: a command-line run (`droplab eval`)
+    public var seed: UInt64?
     public var started: String          // ISO 8601, UTC
     public var finished: String
     public var seconds: Double
@@ -47,6 +47,16 @@ public struct DoneRecord: Codable, Sendable {
     public var machine: Machine
     public var data: [String: String]   // dataset path -> sha256
     public var summary: [String: String]
+}
+
+extension DoneRecord {
+    /// The record of a job finished now: timing, the code version baked in at build time, the machine.
+    static func finished(job: String, kind: String, variant: String?, seed: UInt64?, started: Date, resumed: Bool,
+                         machine: Machine = Provenance.current().machine, data: [String: String], summary: [String: String]) -> DoneRecord {
+        DoneRecord(job: job, kind: kind, variant: variant, seed: seed, started: RecipeRunner.iso(started), finished: RecipeRunner.iso(Date()),
+                   seconds: Date().timeIntervalSince(started), resumed: resumed, code: BuildInfo.sourceHash, commit: BuildInfo.commit,
+                   dirty: BuildInfo.dirty, machine: machine, data: data, summary: summary)
+    }
 }
 
 public enum JobState: Equatable {
@@ -377,11 +387,8 @@ public final class RecipeRunner {
         guard leader else { return }
         var hashes: [String: String] = [:]
         for path in job.data { hashes[path] = try recipe.digests.digest(path) }
-        let p = provenance
-        let record = DoneRecord(job: job.dirName, kind: job.kind, variant: job.variant, seed: job.seed,
-                                started: Self.iso(started), finished: Self.iso(Date()), seconds: Date().timeIntervalSince(started),
-                                resumed: resumed, code: BuildInfo.sourceHash, commit: BuildInfo.commit, dirty: BuildInfo.dirty,
-                                machine: p.machine, data: hashes, summary: summary)
+        let record = DoneRecord.finished(job: job.dirName, kind: job.kind, variant: job.variant, seed: job.seed, started: started,
+                                         resumed: resumed, machine: provenance.machine, data: hashes, summary: summary)
         try AtomicFile.write(Canonical.json(record, pretty: true), to: dir + "/done.json")
     }
 

@@ -11,6 +11,13 @@ public protocol CommandOptions: Codable {
     func validate() throws
 }
 
+/// One line of help per option, beside the struct that declares it: keys are the struct's
+/// camelCase stored properties (a nested options struct has its own table). `droplab eval NAME
+/// --help` prints these with the defaults of the same struct.
+public protocol OptionHelp {
+    static var help: [String: String] { get }
+}
+
 /// A bad option value. `key` is the flag / recipe key (kebab-case, "seq-len"), nil when the
 /// problem involves no single option.
 public struct OptionError: Error, CustomStringConvertible {

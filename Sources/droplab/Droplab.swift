@@ -20,6 +20,12 @@ struct Droplab: ParsableCommand {
         Machine.ensureBestBLASKernel()
         do {
             let args = Array(CommandLine.arguments.dropFirst())
+            if let e = EvalCommand.registered(joiningNegativeValues(args)) {
+                if e.help { print(EvalCommand.help(e.evaluator)); Foundation.exit(0) }
+                try EvalCommand.run(e.evaluator, e.arguments)
+                MPIWorld.finish()
+                return
+            }
             try checkSubcommandNames(args)
             var command = try parseAsRoot(joiningNegativeValues(args))
             try command.run()
@@ -44,8 +50,9 @@ struct Droplab: ParsableCommand {
         for word in args.first == "help" ? Array(args.dropFirst()) : args {
             let c = command.configuration
             guard !c.subcommands.isEmpty, c.defaultSubcommand == nil, !word.hasPrefix("-"), word != "help" else { return }
-            let names = c.subcommands.map { $0._commandName }
-            guard let i = names.firstIndex(of: word) else {
+            let names = c.subcommands.map { $0._commandName } + (command == EvalCommand.self ? EvaluatorRegistry.names : [])
+            guard let i = names.firstIndex(of: word), i < c.subcommands.count else {
+                if names.contains(word) { return }          // a registered evaluator (EvalCommand.registered)
                 throw ValidationError("'\(word)' is not a subcommand of '\(path.joined(separator: " "))'"
                     + (Suggest.closest(word, among: names).map { "; did you mean '\($0)'?" } ?? "")
                     + " (known: \(names.joined(separator: ", ")))")

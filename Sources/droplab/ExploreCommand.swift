@@ -4,6 +4,44 @@ import Evaluators
 import Foundation
 import Training
 
+/// explore's probe flags.
+struct ProbeFlags: ParsableArguments {
+    @Option(help: "Dataset root (ParaRel in <root>/pararel).") var dataDir: String?
+    @Option(help: "User probes: JSONL of {\"prompt\": \"... [MASK] ...\", \"target\": ..., \"subject\": ...} (default: ParaRel).")
+    var probes: String?
+    @Option(parsing: .upToNextOption, help: "ParaRel relations to use, e.g. P17 P19 (default: all).") var relations: [String] = []
+    @Option(help: "Facts to sample (all their paraphrases are kept; default: all).") var limit: Int?
+    @Option(help: "Seed for sampling facts, pairs and noise.") var seed: UInt64 = 0
+    @Option(help: "Sequences per forward pass.") var batch = 64
+    @Option(help: "Results root directory.") var results = "results"
+
+    var options: ProbeOptions {
+        var o = ProbeOptions()
+        o.dataDir = dataDir; o.probes = probes; o.relations = relations; o.limit = limit; o.seed = seed; o.batch = batch
+        return o
+    }
+}
+
+/// explore's causal-trace flags.
+struct TraceFlags: ParsableArguments {
+    @Option(help: "Trace: noise samples per probe.") var samples = 10
+    @Option(help: "Trace: noise standard deviation, in word-embedding standard deviations.") var noise = 3.0
+    @Option(parsing: .upToNextOption, help: "Trace: states restored, block, ffn.out, attn.out.") var kinds = ["block", "ffn.out", "attn.out"]
+    @Option(help: "Trace: consecutive layers restored together.") var window = 1
+
+    func apply(to o: inout TraceOptions) { o.samples = samples; o.noise = noise; o.kinds = kinds; o.window = window }
+}
+
+/// explore's knowledge-neuron flags.
+struct NeuronFlags: ParsableArguments {
+    @Option(help: "Neurons: FFN site, ffn.pre (the study) or ffn.act (Dai et al.).") var site = "ffn.pre"
+    @Option(help: "Neurons: integrated-gradients steps.") var steps = 20
+    @Option(parsing: .upToNextOption, help: "Neurons: explicit alphas in [0, 1] (override --steps).") var alphas: [Double] = []
+    @Option(help: "Neurons: keep units above this share of the probe's largest attribution.") var threshold = 0.2
+
+    func apply(to o: inout KNOptions) { o.site = site; o.steps = steps; o.alphas = alphas; o.threshold = threshold }
+}
+
 struct ExploreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "explore",
         abstract: "One HTML page with every view of a prompt (predictions, logit lens, causal trace, knowledge neurons, attention), for one checkpoint or two side by side.",

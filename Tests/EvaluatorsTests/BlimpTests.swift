@@ -56,7 +56,7 @@ final class BlimpTests: XCTestCase {
         let r = try runDroplab(["eval", "blimp", dir + "/run/last.h5", "--limit", "2", "--data-dir", TestData.sharedData,
                                 "--results", dir + "/results"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: resultsDirectory(r) + "/blimp.json"))) as! [String: Any]
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: resultsDirectory(r) + "/result.json"))) as! [String: Any]
         let overall = json["overall"] as! [String: Any]
         XCTAssertEqual(overall["total"] as? Int, 134)   // 67 paradigms x 2
         XCTAssertEqual((json["perParadigm"] as! [String: Any]).count, 67)

@@ -61,7 +61,7 @@ final class SquadEndToEndTests: XCTestCase {
                                 "--max-query-len", "32", "--log-every", "4", "--results", dir + "/results", "--save"])
         let seconds = Date().timeIntervalSince(started)
         XCTAssertEqual(r.status, 0, r.stderr)
-        let out = try json(resultsDirectory(r) + "/squad.json")
+        let out = try json(resultsDirectory(r) + "/result.json")
         let metrics = out["metrics"] as! [String: Any]
         let em = metrics["exact"] as! Double, f1 = metrics["f1"] as! Double
         let finetune = out["finetune"] as! [String: Any]
@@ -95,23 +95,23 @@ final class SquadEndToEndTests: XCTestCase {
         XCTAssertEqual((dev["sha256"] as? String)?.count, 64)
         XCTAssertEqual(dev["skippedTotal"] as? Int, 0)
         XCTAssertEqual((out["options"] as? [String: Any])?["finetuneDropout"] as? Double, 0)
-        let preds = try json(resultsDirectory(r) + "/squad-predictions.json") as! [String: String]
+        let preds = try json(resultsDirectory(r) + "/predictions.json") as! [String: String]
         XCTAssertEqual(preds.count, 64)
         XCTAssertTrue(r.stderr.contains("SQuAD eval:"), "evaluation progress on stderr")
         XCTAssertTrue(r.stdout.contains("EM"), r.stdout)
 
         // the saved finetuned checkpoint (QA head) evaluates to the same scores without finetuning
-        let saved = resultsDirectory(r) + "/squad-run/last.h5"
+        let saved = resultsDirectory(r) + "/finetune/last.h5"
         XCTAssertEqual(try Checkpoint.load(saved).model.head, .qa)
         // exact: the saved float32 weights are the finetuned ones, evaluated with the same --eval-batch
         // (same shapes) by the same kernel on this machine
         let again = try runDroplab(["eval", "squad", saved, "--dev", slice, "--epochs", "0", "--max-seq-len", "128",
                                     "--doc-stride", "32", "--max-query-len", "32", "--results", dir + "/results2"])
         XCTAssertEqual(again.status, 0, again.stderr)
-        let m2 = try json(resultsDirectory(again) + "/squad.json")["metrics"] as! [String: Any]
+        let m2 = try json(resultsDirectory(again) + "/result.json")["metrics"] as! [String: Any]
         XCTAssertEqual(m2["exact"] as? Double, em)
         XCTAssertEqual(m2["f1"] as? Double, f1)
-        XCTAssertEqual(try json(resultsDirectory(again) + "/squad-predictions.json") as! [String: String], preds)
+        XCTAssertEqual(try json(resultsDirectory(again) + "/predictions.json") as! [String: String], preds)
     }
 
     func testVersion2ReportsSplitsAndBestThreshold() throws {
@@ -123,7 +123,7 @@ final class SquadEndToEndTests: XCTestCase {
                                 "--max-dev-examples", "24", "--epochs", "1", "--batch", "8", "--max-seq-len", "128", "--doc-stride", "32",
                                 "--max-query-len", "32", "--best-threshold", "--results", dir + "/results"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        let out = try json(resultsDirectory(r) + "/squad.json")
+        let out = try json(resultsDirectory(r) + "/result.json")
         let m = out["metrics"] as! [String: Any]
         for k in ["exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh"] {
             XCTAssertNotNil(m[k] as? Double, k)
@@ -133,10 +133,10 @@ final class SquadEndToEndTests: XCTestCase {
         // but the sweep sums the 24 F1 values (<= 1) in another order than the mean, so equal scores may
         // differ by <= 100 γ_24 * 24 / 24 = 2.7e-13 (Float64): 1e-9 of slack (was an exact comparison)
         XCTAssertGreaterThanOrEqual((m["best_f1"] as! Double) + 1e-9, m["f1"] as! Double, "the best threshold is at least as good as 0")
-        let odds = try json(resultsDirectory(r) + "/squad-null-odds.json")
+        let odds = try json(resultsDirectory(r) + "/null-odds.json")
         XCTAssertEqual(odds.count, 24)
-        XCTAssertEqual(try json(resultsDirectory(r) + "/squad-predictions.json").count, 24)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: resultsDirectory(r) + "/squad-run"), "no --save: the run directory is removed")
+        XCTAssertEqual(try json(resultsDirectory(r) + "/predictions.json").count, 24)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: resultsDirectory(r) + "/finetune"), "no --save: the run directory is removed")
     }
 
     func testBadInputsGiveOneLineErrorsAndWriteNothing() throws {

@@ -91,6 +91,5 @@ public func assertOneLineError(_ r: CLIResult, contains needles: [String], file:
 /// The results directory an `eval` command printed (its stdout ends with `-> <dir>/<eval>.json`).
 public func resultsDirectory(_ r: CLIResult) -> String {
     guard let arrow = r.stdout.range(of: "-> ", options: .backwards) else { return "(no results path in: \(r.stdout))" }
-    let path = r.stdout[arrow.upperBound...].trimmingCharacters(in: .whitespacesAndNewlines)
-    return (path as NSString).deletingLastPathComponent
+    return r.stdout[arrow.upperBound...].trimmingCharacters(in: .whitespacesAndNewlines)
 }

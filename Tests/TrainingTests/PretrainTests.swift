@@ -56,7 +56,7 @@ final class PretrainTests: XCTestCase {
         let e = try runDroplab(["eval", "mlm", dir + "/run/last.h5", "--corpus", corpus, "--seq-len", "128", "--sequences", "32",
                                 "--val-fraction", "0.15", "--cache-dir", dir + "/cache", "--results", dir + "/results"])
         XCTAssertEqual(e.status, 0, e.stderr)
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: resultsDirectory(e) + "/mlm.json"))) as! [String: Any]
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: resultsDirectory(e) + "/result.json"))) as! [String: Any]
         let metrics = json["metrics"] as! [String: Any]
         print("pretrain tiny: eval mlm loss \(metrics["loss"] ?? "-"), accuracy \(metrics["accuracy"] ?? "-"), masked tokens \(metrics["maskedTokens"] ?? "-")")
         // The same sequences and masks in other batch shapes (other GEMM summation orders): logits
