@@ -52,29 +52,23 @@ public final class BertModel {
     public static func parameterSpecs(_ c: BertConfig, head: Head) -> [(name: String, shape: [Int])] {
         let C = c.hiddenSize, F = c.intermediateSize
         var s: [(String, [Int])] = [
-            ("bert.embeddings.word_embeddings.weight", [c.vocabSize, C]),
-            ("bert.embeddings.position_embeddings.weight", [c.maxPositions, C]),
-            ("bert.embeddings.token_type_embeddings.weight", [c.typeVocabSize, C]),
-            ("bert.embeddings.LayerNorm.weight", [C]), ("bert.embeddings.LayerNorm.bias", [C]),
+            (BertModule.wordEmbeddings.weight, [c.vocabSize, C]),
+            (BertModule.positionEmbeddings.weight, [c.maxPositions, C]),
+            (BertModule.tokenTypeEmbeddings.weight, [c.typeVocabSize, C]),
+            (BertModule.embeddingsLayerNorm.weight, [C]), (BertModule.embeddingsLayerNorm.bias, [C]),
         ]
+        func linear(_ m: BertModule, out: Int, in n: Int) -> [(String, [Int])] { [(m.weight, [out, n]), (m.bias, [out])] }
+        func norm(_ m: BertModule) -> [(String, [Int])] { [(m.weight, [C]), (m.bias, [C])] }
         for i in 0..<c.numLayers {
-            let p = "bert.encoder.layer.\(i)."
-            for m in ["query", "key", "value"] {
-                s += [(p + "attention.self.\(m).weight", [C, C]), (p + "attention.self.\(m).bias", [C])]
-            }
-            s += [(p + "attention.output.dense.weight", [C, C]), (p + "attention.output.dense.bias", [C]),
-                  (p + "attention.output.LayerNorm.weight", [C]), (p + "attention.output.LayerNorm.bias", [C]),
-                  (p + "intermediate.dense.weight", [F, C]), (p + "intermediate.dense.bias", [F]),
-                  (p + "output.dense.weight", [C, F]), (p + "output.dense.bias", [C]),
-                  (p + "output.LayerNorm.weight", [C]), (p + "output.LayerNorm.bias", [C])]
+            s += linear(.query(i), out: C, in: C) + linear(.key(i), out: C, in: C) + linear(.value(i), out: C, in: C)
+            s += linear(.attentionOut(i), out: C, in: C) + norm(.attentionLayerNorm(i))
+            s += linear(.ffnIn(i), out: F, in: C) + linear(.ffnOut(i), out: C, in: F) + norm(.outputLayerNorm(i))
         }
         switch head {
         case .mlm:
-            s += [("cls.predictions.transform.dense.weight", [C, C]), ("cls.predictions.transform.dense.bias", [C]),
-                  ("cls.predictions.transform.LayerNorm.weight", [C]), ("cls.predictions.transform.LayerNorm.bias", [C]),
-                  ("cls.predictions.bias", [c.vocabSize])]
+            s += linear(.mlmTransform, out: C, in: C) + norm(.mlmLayerNorm) + [(BertModule.mlmBias, [c.vocabSize])]
         case .qa:
-            s += [("qa_outputs.weight", [2, C]), ("qa_outputs.bias", [2])]
+            s += linear(.qaOutputs, out: 2, in: C)
         }
         return s
     }
@@ -91,7 +85,7 @@ public final class BertModel {
                 t.buffer.update(repeating: 0)
             } else {
                 for k in 0..<t.count { t.data[k] = config.initializerRange * rng.normal() }
-                if e.name == "bert.embeddings.word_embeddings.weight", config.padTokenId < config.vocabSize {
+                if e.name == BertModule.wordEmbeddings.weight, config.padTokenId < config.vocabSize {
                     (t.data + config.padTokenId * config.hiddenSize).update(repeating: 0, count: config.hiddenSize)
                 }
             }
@@ -122,33 +116,30 @@ public final class BertModel {
             iv?.apply(Site(kind, l), x, tape) ?? x
         }
         let positions = (0..<B * T).map { Int32($0 % T) }
-        let words = at(.embWord, 0, tape.embedding(p("bert.embeddings.word_embeddings.weight", iv, tape), ids: batch.ids,
+        let words = at(.embWord, 0, tape.embedding(p(BertModule.wordEmbeddings.weight, iv, tape), ids: batch.ids,
                                                    paddingIndex: Int32(c.padTokenId)))
-        var x = tape.add(tape.add(words, tape.embedding(p("bert.embeddings.position_embeddings.weight", iv, tape), ids: positions)),
-                         tape.embedding(p("bert.embeddings.token_type_embeddings.weight", iv, tape), ids: batch.typeIds))
-        x = tape.layerNorm(x, p("bert.embeddings.LayerNorm.weight", iv, tape), p("bert.embeddings.LayerNorm.bias", iv, tape), eps: c.layerNormEps)
+        var x = tape.add(tape.add(words, tape.embedding(p(BertModule.positionEmbeddings.weight, iv, tape), ids: positions)),
+                         tape.embedding(p(BertModule.tokenTypeEmbeddings.weight, iv, tape), ids: batch.typeIds))
+        x = tape.layerNorm(x, p(BertModule.embeddingsLayerNorm.weight, iv, tape), p(BertModule.embeddingsLayerNorm.bias, iv, tape), eps: c.layerNormEps)
         x = at(.emb, 0, tape.dropout(x, p: dropout.hidden, rng: dropout.rng(0)))
 
         // Additive mask [B, T]: 0 for real tokens, the most negative float for padding (as HF).
         let mask = Tensor(batch.attentionMask.map { $0 != 0 ? 0 : -Float.greatestFiniteMagnitude }, shape: [B, T])
         for l in 0..<c.numLayers {
-            let pre = "bert.encoder.layer.\(l)."
-            func proj(_ name: String) -> Tensor {
-                tape.linear(x, p(pre + "attention.self.\(name).weight", iv, tape), p(pre + "attention.self.\(name).bias", iv, tape))
-            }
-            let probs = at(.attnProbs, l, tape.attentionProbs(q: proj("query"), k: proj("key"), batch: B, heads: NH, additiveMask: mask,
+            func linear(_ x: Tensor, _ m: BertModule) -> Tensor { tape.linear(x, p(m.weight, iv, tape), p(m.bias, iv, tape)) }
+            func norm(_ x: Tensor, _ m: BertModule) -> Tensor { tape.layerNorm(x, p(m.weight, iv, tape), p(m.bias, iv, tape), eps: c.layerNormEps) }
+            func proj(_ m: BertModule) -> Tensor { linear(x, m) }
+            let probs = at(.attnProbs, l, tape.attentionProbs(q: proj(.query(l)), k: proj(.key(l)), batch: B, heads: NH, additiveMask: mask,
                                                               dropout: dropout.attention, rng: dropout.rng(16 * l + 1)))
-            let ctx = at(.attnHeads, l, tape.attentionContext(probs, v: proj("value"), batch: B, heads: NH))
-            var a = tape.linear(ctx, p(pre + "attention.output.dense.weight", iv, tape), p(pre + "attention.output.dense.bias", iv, tape))
+            let ctx = at(.attnHeads, l, tape.attentionContext(probs, v: proj(.value(l)), batch: B, heads: NH))
+            var a = linear(ctx, .attentionOut(l))
             a = at(.attnOut, l, tape.dropout(a, p: dropout.hidden, rng: dropout.rng(16 * l + 2)))
-            x = at(.ffnIn, l, tape.layerNorm(tape.add(a, x), p(pre + "attention.output.LayerNorm.weight", iv, tape),
-                                             p(pre + "attention.output.LayerNorm.bias", iv, tape), eps: c.layerNormEps))
-            let hPre = at(.ffnPre, l, tape.linear(x, p(pre + "intermediate.dense.weight", iv, tape), p(pre + "intermediate.dense.bias", iv, tape)))
+            x = at(.ffnIn, l, norm(tape.add(a, x), .attentionLayerNorm(l)))
+            let hPre = at(.ffnPre, l, linear(x, .ffnIn(l)))
             let h = at(.ffnAct, l, tape.gelu(hPre))
-            var o = tape.linear(h, p(pre + "output.dense.weight", iv, tape), p(pre + "output.dense.bias", iv, tape))
+            var o = linear(h, .ffnOut(l))
             o = at(.ffnOut, l, tape.dropout(o, p: dropout.hidden, rng: dropout.rng(16 * l + 3)))
-            x = at(.block, l, tape.layerNorm(tape.add(o, x), p(pre + "output.LayerNorm.weight", iv, tape), p(pre + "output.LayerNorm.bias", iv, tape),
-                                             eps: c.layerNormEps))
+            x = at(.block, l, norm(tape.add(o, x), .outputLayerNorm(l)))
         }
         return x
     }
@@ -159,10 +150,9 @@ public final class BertModel {
     public func mlmLogits(_ tape: Tape, _ hidden: Tensor, rows: [Int32]? = nil, interventions iv: Interventions? = nil) -> Tensor {
         precondition(head == .mlm, "model has no MLM head")
         let h = rows.map { tape.gatherRows(hidden, $0) } ?? hidden
-        var t = tape.gelu(tape.linear(h, p("cls.predictions.transform.dense.weight", iv, tape), p("cls.predictions.transform.dense.bias", iv, tape)))
-        t = tape.layerNorm(t, p("cls.predictions.transform.LayerNorm.weight", iv, tape), p("cls.predictions.transform.LayerNorm.bias", iv, tape),
-                           eps: config.layerNormEps)
-        return tape.linear(t, p("bert.embeddings.word_embeddings.weight", iv, tape), p("cls.predictions.bias", iv, tape))
+        var t = tape.gelu(tape.linear(h, p(BertModule.mlmTransform.weight, iv, tape), p(BertModule.mlmTransform.bias, iv, tape)))
+        t = tape.layerNorm(t, p(BertModule.mlmLayerNorm.weight, iv, tape), p(BertModule.mlmLayerNorm.bias, iv, tape), eps: config.layerNormEps)
+        return tape.linear(t, p(BertModule.wordEmbeddings.weight, iv, tape), p(BertModule.mlmBias, iv, tape))
     }
 
     /// Masked-LM loss: mean cross-entropy over positions whose label is not -100. The head is
@@ -179,7 +169,7 @@ public final class BertModel {
     /// QA start and end logits, each [B, T], from the encoder output [B*T, C].
     public func qaLogits(_ tape: Tape, _ hidden: Tensor, batchSize B: Int) -> (start: Tensor, end: Tensor) {
         precondition(head == .qa, "model has no QA head")
-        let w = p("qa_outputs.weight"), b = p("qa_outputs.bias")
+        let w = p(BertModule.qaOutputs.weight), b = p(BertModule.qaOutputs.bias)
         func column(_ k: Int) -> Tensor {
             tape.linear(hidden, w.slice(rows: k..<k + 1), b.slice(rows: k..<k + 1)).reshaped([B, hidden.rows / B])
         }

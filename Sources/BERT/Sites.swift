@@ -5,7 +5,7 @@
 // forward pass is exactly the plain one. Evaluators never reach into the model otherwise.
 // The same object carries weight views (the weight level of the same mechanism): every
 // parameter the forward pass reads by its Hugging Face name is first offered to the views
-//     w = interventions?.weight("bert.encoder.layer.3.output.dense.weight", w, tape) ?? w
+//     w = interventions?.weight(BertModule.ffnOut(3).weight, w, tape) ?? w
 // and a view returns the tensor `linear` (or LayerNorm, embedding) uses instead: W ⊙ M, W + (α/r)·B·A,
 // W + ΔW, built from tape ops so gradients reach the edit's own tensors. One object for both
 // levels: an edit may combine them, and every forward entry point that takes interventions

@@ -167,7 +167,7 @@ public enum CausalTrace {
 
     /// Standard deviation of all entries of the word-embedding matrix.
     static func embeddingStd(_ model: BertModel) -> Double {
-        let w = model.params["bert.embeddings.word_embeddings.weight"]
+        let w = model.params[BertModule.wordEmbeddings.weight]
         var s = 0.0, s2 = 0.0
         for i in 0..<w.count { let x = Double(w.data[i]); s += x; s2 += x * x }
         let m = s / Double(w.count)

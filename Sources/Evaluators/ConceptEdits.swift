@@ -377,17 +377,17 @@ public enum ConceptEdits {
 
     /// Names of the given modules of the given layers (all layers when empty).
     public static func matrices(_ config: BertConfig, modules: [String], layers: [Int]) throws -> [String] {
-        let suffix = ["query": "attention.self.query.weight", "key": "attention.self.key.weight", "value": "attention.self.value.weight",
-                      "attention-output": "attention.output.dense.weight", "intermediate": "intermediate.dense.weight",
-                      "output": "output.dense.weight"]
-        for m in modules where suffix[m] == nil {
-            throw OptionError(key: "modules", "unknown module '\(m)' (known: \(suffix.keys.sorted().joined(separator: ", ")))")
+        let module: [String: (Int) -> BertModule] = ["query": BertModule.query, "key": BertModule.key, "value": BertModule.value,
+                                                     "attention-output": BertModule.attentionOut, "intermediate": BertModule.ffnIn,
+                                                     "output": BertModule.ffnOut]
+        for m in modules where module[m] == nil {
+            throw OptionError(key: "modules", "unknown module '\(m)' (known: \(module.keys.sorted().joined(separator: ", ")))")
         }
         for l in layers where l < 0 || l >= config.numLayers {
             throw OptionError(key: "layers", "layer \(l) out of range 0..<\(config.numLayers)")
         }
         if modules.isEmpty { throw OptionError(key: "modules", "at least one module is needed") }
         let ls = layers.isEmpty ? Array(0..<config.numLayers) : layers
-        return ls.flatMap { l in modules.map { "bert.encoder.layer.\(l).\(suffix[$0]!)" } }
+        return ls.flatMap { l in modules.map { module[$0]!(l).weight } }
     }
 }

@@ -6,8 +6,9 @@
 // (the midpoint rule, whose error falls as 1/m^2; Dai et al.'s right Riemann sum alpha_k = k/m
 // falls as 1/m: `--alphas` gives any grid, e.g. the drop-dropout study's 5 points
 // `--alphas 0 0.25 0.5 0.75 1`).
-// z replaces the site at those positions only (a `patch` intervention with a leaf tensor), so
-// the gradient is the ordinary backward pass; all steps of a probe run as one batch.
+// z replaces the site at those positions only (a `patch` intervention), and the `gradient`
+// intervention there gives dF/dz from the ordinary backward pass; all steps of a probe run as
+// one batch.
 // Completeness: sum(attr) should equal F(x) - F(0); we report the relative error.
 
 import Autograd
@@ -98,17 +99,18 @@ public enum IntegratedGradients {
                         scales.append(a < A ? Float(alphas[a]) : 0)
                     }
                 }
-                let z = copyRows(x, sources, requiresGrad: true)
+                let z = copyRows(x, sources)
                 for (i, s) in scales.enumerated() { for d in 0..<D { z.data[i * D + d] *= s } }
                 let piv = Interventions()
                 piv.patch(site, rows: rows, with: z)
+                let dz = piv.gradient(at: site, rows: rows, width: D)
                 let s = ProbeScoring.runWithGradient(model, replicated, piv)
                 var i = 0
                 for b in pb.items.indices {
                     let n = attrs[b].positions.count
                     var acc = [Double](repeating: 0, count: n * D)
                     for a in 0..<A {
-                        let p = s.prob[b * R + a], g = z.grad + i * D      // rows i..<i+n: this replica's positions
+                        let p = s.prob[b * R + a], g = dz.grad + i * D      // rows i..<i+n: this replica's positions
                         for j in 0..<n * D { acc[j] += p * Double(g[j]) }
                         i += n
                     }

@@ -4,7 +4,7 @@
 //    "last 3 of 12" scaled to depth, at least one). For one edit input (a probe with [MASK],
 //    label the gold object at [MASK]) the gradient of the NLL w.r.t. W [O, I] is
 //    sum_t delta_t u_t^T: u = the matrix's input (site ffn.in / ffn.act), delta = the gradient
-//    at its output (ffn.pre / ffn.out, through a zero leaf added there).
+//    at its output (ffn.pre / ffn.out, the `gradient` intervention).
 //  - Editor: z_t = [u_t; delta_t] normalised by running statistics (per layer and matrix),
 //    times a per-layer scale plus shift, then two residual low-rank blocks
 //    h + B gelu(A h + b) (one network per matrix shape, shared across layers; B starts at 0,
@@ -125,7 +125,7 @@ public final class MendEditor {
 
     static func shape(_ output: Bool) -> String { output ? "out" : "in" }
     public static func weightName(_ t: Target) -> String {
-        "bert.encoder.layer.\(t.layer)." + (t.output ? "output.dense.weight" : "intermediate.dense.weight")
+        (t.output ? BertModule.ffnOut(t.layer) : BertModule.ffnIn(t.layer)).weight
     }
     func dims(_ output: Bool) -> (I: Int, O: Int) { output ? (F, C) : (C, F) }
 
@@ -206,9 +206,7 @@ public final class MendEditor {
         for t in targets {
             iv.capture([Site(t.output ? .ffnAct : .ffnIn, t.layer)], into: cap)
             let outSite = Site(t.output ? .ffnOut : .ffnPre, t.layer), width = t.output ? C : F
-            let zero = Tensor([Float](repeating: 0, count: T * width), shape: [T, width], requiresGrad: true)
-            leaves[t] = zero
-            iv.add(outSite) { x, tape in tape.add(x, zero) }
+            leaves[t] = iv.gradient(at: outSite, rows: (0..<Int32(T)).map { $0 }, width: width)
         }
         let logits = model.mlmLogits(g, model.encode(g, pb.batch, interventions: iv), rows: pb.maskRows)
         g.backward(g.crossEntropy(logits, targets: [p.targetId]))

@@ -288,7 +288,7 @@ public enum Rome {
 
     // MARK: keys, values, covariance
 
-    static func weightName(_ l: Int) -> String { "bert.encoder.layer.\(l).output.dense.weight" }
+    static func weightName(_ l: Int) -> String { BertModule.ffnOut(l).weight }
 
     /// Mean over a case's rewrite prompts of `kind` at the last subject token, under `edit`.
     static func meanAtSubject(_ model: BertModel, _ c: PreparedCase, _ site: Site, _ edit: DenseEdit?, pad: Int32) -> [Float] {

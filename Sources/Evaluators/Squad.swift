@@ -257,7 +257,7 @@ public enum Squad {
         let dev = try SquadData.load(devPath, version: v, purpose: .evaluation, limit: o.maxDevExamples)
         let train = o.epochs > 0 ? try SquadData.load(trainPath, version: v, purpose: .training, limit: o.maxTrainExamples) : nil
         if let note, train != nil { log("note: " + note) }
-        if o.epochs == 0, let f = try? HDF5File.open(checkpoint), !f.contains("qa_outputs.weight") {
+        if o.epochs == 0, let f = try? HDF5File.open(checkpoint), !f.contains(BertModule.qaOutputs.weight) {
             log("note: --epochs 0 with an MLM checkpoint: the QA head is untrained (random)")
         }
         let devFeatures = SquadFeatures.build(dev, tokenizer: tok, options: o.features, training: false, log: log)

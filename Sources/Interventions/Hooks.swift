@@ -2,8 +2,9 @@
 // BERT/Sites.swift). Each is a composition of tape ops, so d(output)/d(anything upstream or
 // the intervention's own tensors) comes from the ordinary backward pass:
 //   capture  read the site (returned unchanged)
-//   patch    rows of the site take given values: another run's capture, or a leaf tensor
-//            whose gradient is then d(output)/d(site) at those rows
+//   patch    rows of the site take given values (another run's capture, scaled inputs)
+//   gradient a zero leaf added to rows of the site (the values stay exact): after backward, its
+//            gradient is d(output)/d(site) at those rows (integrated gradients, MEND's factors)
 //   scale    rows of the site multiplied elementwise by given factors (knowledge neurons x0/x3)
 //   noise    given noise added to rows of the site (causal tracing's corruption)
 // Rows index the site viewed as [B*T, D]: row b*T + t is position t of example b.
@@ -41,6 +42,14 @@ extension Interventions {
         var f = [Float](repeating: 1, count: rows.count * D)
         for (i, us) in units.enumerated() { for u in us { f[i * D + u] = k } }
         scale(site, rows: rows, factors: Tensor(f, shape: [rows.count, D]))
+    }
+
+    /// d(output)/d(site) at `rows`: the returned leaf [rows.count, D] of zeros is added there,
+    /// and after `backward` its `grad` row i is the gradient at row rows[i].
+    public func gradient(at site: Site, rows: [Int32], width D: Int) -> Tensor {
+        let leaf = Tensor([Float](repeating: 0, count: rows.count * D), shape: [rows.count, D], requiresGrad: true)
+        addNoise(site, rows: rows, noise: leaf)
+        return leaf
     }
 
     /// noise[i] ([rows.count, D]) added to row rows[i] of the site.

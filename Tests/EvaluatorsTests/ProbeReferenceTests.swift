@@ -139,15 +139,10 @@ final class ProbeReferenceTests: XCTestCase {
         let expected = try ref.d("grad_emb"), C = k.model.config.hiddenSize
         for (p, t) in k.probes.tokenized.enumerated() {
             let pb = ProbeBatch([t], padId: k.tokenizer.padId)
-            let cap = Captures(), civ = Interventions()
-            civ.capture([Site(.embWord)], into: cap)
-            _ = ProbeScoring.run(k.model, pb, civ)
-            let rows = t.ids.indices.map { Int32($0) }
-            let z = copyRows(cap[Site(.embWord)]!, rows, requiresGrad: true)
             let iv = Interventions()
-            iv.patch(Site(.embWord), rows: rows, with: z)
+            let dz = iv.gradient(at: Site(.embWord), rows: t.ids.indices.map { Int32($0) }, width: C)
             let s = ProbeScoring.runWithGradient(k.model, pb, iv)
-            let got = z.gradValues.map { Double($0) * s.prob[0] }       // d p = p d log p
+            let got = dz.gradValues.map { Double($0) * s.prob[0] }      // d p = p d log p
             assertNormClose(got, Array(expected[p * ref.Tmax * C..<(p * ref.Tmax + t.ids.count) * C]), rtol: 1e-4, "dP/d emb.word, probe \(p)")
         }
     }
