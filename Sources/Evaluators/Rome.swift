@@ -52,6 +52,16 @@ public struct RomeOptions: CommandOptions, Equatable, Sendable {
     public var seed: UInt64 = 0
     public var layer: Int? = nil              // default: the causal trace's ffn.out peak
     public var traceCases = 50
+    // The layer trace's noise: samples per case and standard deviation in word-embedding standard
+    // deviations. Unset: 3 and 3 (ROME's own trace; `eval trace` defaults to 10 samples). Optional
+    // so that recipes' job identities made before they were options stay the same.
+    public var traceSamples: Int? = nil
+    public var traceNoise: Double? = nil
+    public var traceWindow: Int? = nil        // consecutive layers restored together (unset: 1)
+    public static let layerTraceDefaults = (samples: 3, noise: 3.0, window: 1)
+    public var resolvedTraceSamples: Int { traceSamples ?? Self.layerTraceDefaults.samples }
+    public var resolvedTraceNoise: Double { traceNoise ?? Self.layerTraceDefaults.noise }
+    public var resolvedTraceWindow: Int { traceWindow ?? Self.layerTraceDefaults.window }
     public var corpus: [String] = []          // covariance and prefix text (default: <root>/wiki_en, first file)
     public var covSamples = 1000              // sequences of cov-seq-len tokens
     public var covSeqLen = 64
@@ -75,6 +85,9 @@ public struct RomeOptions: CommandOptions, Equatable, Sendable {
         if let p = probes { try Check.that(FileManager.default.fileExists(atPath: p), "probes", "\(p): no such file") }
         try Check.that((layer ?? 0) >= 0, "layer", "must be >= 0, got \(layer ?? 0)")
         try Check.that(traceCases >= 1, "trace-cases", "must be at least 1, got \(traceCases)")
+        try Check.that(resolvedTraceSamples >= 1, "trace-samples", "must be at least 1, got \(resolvedTraceSamples)")
+        try Check.that(resolvedTraceNoise.isFinite && resolvedTraceNoise > 0, "trace-noise", "must be positive, got \(resolvedTraceNoise)")
+        try Check.that(resolvedTraceWindow >= 1, "trace-window", "must be at least 1, got \(resolvedTraceWindow)")
         try Check.that(covSamples >= 1, "cov-samples", "must be at least 1, got \(covSamples)")
         try Check.that(covSeqLen >= 8 && covSeqLen <= 512, "cov-seq-len", "must be in 8...512, got \(covSeqLen)")
         try Check.that(prefixes >= 0, "prefixes", "must be >= 0, got \(prefixes)")
@@ -102,6 +115,9 @@ extension RomeOptions: OptionHelp {
         "seed": "Seed for the prefixes, the layer trace's noise and the new objects of ParaRel or probe cases.",
         "layer": "Edited FFN layer (unset: the causal trace's ffn.out peak at the last subject token).",
         "traceCases": "Cases traced to choose the layer.",
+        "traceSamples": "Noise samples per case of the layer trace (unset: 3, ROME's).",
+        "traceNoise": "Noise standard deviation of the layer trace, in word-embedding standard deviations (unset: 3).",
+        "traceWindow": "Consecutive layers the layer trace restores together (unset: 1).",
         "corpus": "Text for the key covariance and the prefixes, from the first file (empty: <root>/wiki_en).",
         "covSamples": "Corpus sequences for the key covariance.",
         "covSeqLen": "Tokens per covariance sequence.",
@@ -168,6 +184,9 @@ public struct RomeResult: Codable, Sendable {
     public var cases: Int
     public var layer: Int
     public var layerTrace: [Double]?          // mean indirect effect of ffn.out at the last subject token, by layer
+    public var layerTraceSamples: Int?        // the trace's resolved noise samples, standard deviation and window (nil: no
+    public var layerTraceNoise: Double?       // trace, or a result written before they were recorded)
+    public var layerTraceWindow: Int?
     public var before: CounterFactMetrics
     public var after: CounterFactMetrics
     public var updateNorm: Double             // mean Frobenius norm of dW
@@ -189,6 +208,10 @@ public struct MemitResult: Codable, Sendable {
     public var casesDroppedMultiPiece: Int
     public var layers: [Int]
     public var layerTrace: [Double]?
+    public var layerTraceSamples: Int?        // as RomeResult's
+    public var layerTraceNoise: Double?
+    public var layerTraceWindow: Int?
+    public var lambda: Double?                // the covariance weight used (nil: a result written before it was recorded)
     public var before: CounterFactMetrics     // the largest set, unedited
     public var points: [MemitPoint]
     public var seconds: Double
@@ -557,13 +580,13 @@ public enum Rome {
     static func tracedLayer(_ s: Setup, _ o: RomeOptions) -> (layer: Int, curve: [Double]) {
         let L = s.model.config.numLayers
         let k = KnowledgeSetup(model: s.model, tokenizer: s.tok, probes: ProbeSet(probes: [], tokenized: [], counts: [:]))
-        let sigma = Float(3 * CausalTrace.embeddingStd(s.model))
+        let sigma = Float(o.resolvedTraceNoise * CausalTrace.embeddingStd(s.model))
         var sum = [Double](repeating: 0, count: L)
         let cases = s.cases.prefix(o.traceCases)
         for c in cases {
             let p = c.checks[0]
-            let noise = CausalTrace.noise(p, hidden: s.model.config.hiddenSize, sigma: sigma, samples: 3, seed: o.seed ^ UInt64(c.source.id))
-            let (_, corrupt, restored) = CausalTrace.trace(k, p, kinds: [.ffnOut], noise: noise, window: 1, batch: o.batch)
+            let noise = CausalTrace.noise(p, hidden: s.model.config.hiddenSize, sigma: sigma, samples: o.resolvedTraceSamples, seed: o.seed ^ UInt64(c.source.id))
+            let (_, corrupt, restored) = CausalTrace.trace(k, p, kinds: [.ffnOut], noise: noise, window: o.resolvedTraceWindow, batch: o.batch)
             let t = p.subject!.upperBound - 1
             for l in 0..<L { sum[l] += restored[.ffnOut]![l][t] - corrupt }
         }
@@ -623,7 +646,9 @@ public enum Rome {
             progress.update(i + 1)
         }
         let r = RomeResult(checkpoint: checkpoint, options: o, casesRead: s.read, casesDroppedMultiPiece: s.dropped, cases: s.cases.count,
-                           layer: layer, layerTrace: curve, before: metrics(before), after: metrics(after),
+                           layer: layer, layerTrace: curve, layerTraceSamples: curve.map { _ in o.resolvedTraceSamples },
+                           layerTraceNoise: curve.map { _ in o.resolvedTraceNoise }, layerTraceWindow: curve.map { _ in o.resolvedTraceWindow },
+                           before: metrics(before), after: metrics(after),
                            updateNorm: mean(records.map(\.updateNorm)), seconds: Date().timeIntervalSince(began))
         return (r, records)
     }
@@ -719,7 +744,10 @@ public enum Rome {
             }
         }
         let r = MemitResult(checkpoint: checkpoint, options: o, casesRead: s.read, casesDroppedMultiPiece: s.dropped, layers: layers,
-                            layerTrace: curve, before: metrics(before), points: points, seconds: Date().timeIntervalSince(began))
+                            layerTrace: curve, layerTraceSamples: curve.map { _ in eo.resolvedTraceSamples },
+                            layerTraceNoise: curve.map { _ in eo.resolvedTraceNoise }, layerTraceWindow: curve.map { _ in eo.resolvedTraceWindow },
+                            lambda: lambda, before: metrics(before), points: points,
+                            seconds: Date().timeIntervalSince(began))
         return (r, records)
     }
 }
