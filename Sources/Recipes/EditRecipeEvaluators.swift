@@ -22,7 +22,7 @@ enum EditKeys {
     }
     static func resolve(_ o: inout EditOptions, _ explicit: Set<String>, _ c: ResolveContext) {
         o.probes.dataDir = c.dataDir; o.probes.seed = c.seed
-        if let d = c.synthetic, !explicit.contains("probes") { o.probes.probes = d + "/" + SyntheticFacts.probesFile }
+        if let g = c.generated, !explicit.contains("probes") { o.probes.probes = g.probes }
     }
     static func datasets(_ o: EditOptions) -> [DatasetRef] {
         if let file = o.probes.probes { return [DatasetRef(key: "probes", path: file)] }

@@ -12,8 +12,9 @@ enum EditorKeys {
                           "saveEdited": "recipes keep results, not models"]
     /// With [synthetic]: its CounterFact cases (its directory is the data root) and its corpus.
     static func resolve(_ o: inout RomeOptions, _ explicit: Set<String>, _ c: ResolveContext) {
-        o.dataDir = c.synthetic ?? c.dataDir; o.seed = c.seed; o.cacheDir = ""
-        if let d = c.synthetic, !explicit.contains("corpus") { o.corpus = [d + "/" + SyntheticFacts.corpusFile] }
+        let synthetic = c.generated.flatMap { $0.hasCounterFact ? $0 : nil }
+        o.dataDir = synthetic?.out ?? c.dataDir; o.seed = c.seed; o.cacheDir = ""
+        if let g = synthetic, !explicit.contains("corpus") { o.corpus = [g.corpus] }
     }
     static func datasets(_ o: RomeOptions) -> [DatasetRef] {
         let cases = o.probes.map { DatasetRef(key: "probes", path: $0) }

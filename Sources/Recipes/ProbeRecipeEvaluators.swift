@@ -31,7 +31,7 @@ public extension ProbeRecipeEvaluator {
     static func resolve(_ o: inout Options, explicit: Set<String>, context c: ResolveContext) {
         o.source.dataDir = c.dataDir
         o.source.seed = c.seed
-        if let d = c.synthetic, !explicit.contains("probes") { o.source.probes = d + "/" + SyntheticFacts.probesFile }
+        if let g = c.generated, !explicit.contains("probes") { o.source.probes = g.probes }
     }
 
     static func datasets(_ o: Options) -> [DatasetRef] {

@@ -99,7 +99,7 @@ public struct ResolveContext {
     public var dataDir: String?              // the recipe's data-dir (nil: the default data root)
     public var seed: UInt64                  // the job's seed
     public var pretrain: PretrainOptions     // the pretraining the evaluator follows
-    public var synthetic: String? = nil      // the recipe's [synthetic] corpus directory (probes, CounterFact, corpus)
+    public var generated: GeneratedCorpus? = nil   // the recipe's [synthetic] or [facts] corpus (probes; synthetic: CounterFact, corpus)
 }
 
 /// What a running job gets.

@@ -274,6 +274,11 @@ public enum Report {
             md += "| Synthetic corpus | `droplab corpus synth` " + (s.isEmpty ? "defaults" : s.map { "`\($0.0) = \($0.1)`" }.joined(separator: ", "))
             md += "; its corpus, probes and CounterFact cases are every job's data |\n"
         }
+        if let t = recipe.source.root["facts"] as? [String: Any] {
+            let s = Recipe.settings(t)
+            md += "| Facts corpus | `droplab corpus facts` " + (s.isEmpty ? "defaults" : s.map { "`\($0.0) = \($0.1)`" }.joined(separator: ", "))
+            md += "; its corpus, vocabulary and probes are every job's data |\n"
+        }
         md += "| Variants | " + recipe.variants.map { v in
             let s = v.settings.map { "`\($0.0) = \($0.1)`" }.joined(separator: ", ")
             let early = v.options.earlyDropoutSteps.map { " (dropout off after step \($0))" } ?? ""

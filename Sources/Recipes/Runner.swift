@@ -192,9 +192,9 @@ public final class RecipeRunner {
         let width = max(20, indices.map { recipe.jobs[$0].name.count }.max() ?? 0)
         let countWidth = String(indices.count).count
         var lines = ["recipe \(recipe.name): \(indices.count) of \(recipe.jobs.count) jobs in \(recipeDir)"]
-        if let s = recipe.synthetic {
-            let present = FileManager.default.fileExists(atPath: s.out + "/" + SyntheticFacts.manifestFile)
-            lines.append("synthetic corpus: \(s.out) (\(present ? "present; checked" : "generated") before the first job runs)")
+        if let g = recipe.generated {
+            let present = FileManager.default.fileExists(atPath: g.manifest)
+            lines.append("\(g.table) corpus: \(g.out) (\(present ? "present; checked" : "generated") before the first job runs)")
         }
         var counts: [String: Int] = [:]
         for (k, i) in indices.enumerated() {
@@ -224,19 +224,18 @@ public final class RecipeRunner {
 
     /// Run the selected jobs in order; finished jobs are skipped. Old-scheme directories are
     /// renamed first, and the data digests computed are cached for the next command. A
-    /// [synthetic] corpus is generated first (or found up to date) when any job will run.
+    /// generated corpus ([synthetic], [facts]) is written first (or found up to date) when any job will run.
     /// `world` (rank 0 of more than one): the jobs run on the other ranks (`dispatch`), the
     /// pretrainings on all of them together when `dataParallel`.
     public func run(_ indices: [Int], world: MPIWorld? = nil, dataParallel: Bool = false) throws -> Summary {
         try adoptLegacyDirectories()
         try recipe.digests.save()
         var summary = Summary()
-        if let s = recipe.synthetic, indices.contains(where: { state(recipe.jobs[$0]) != .done }) {
+        if let g = recipe.generated, indices.contains(where: { state(recipe.jobs[$0]) != .done }) {
             do {
-                let (status, m) = try SyntheticFacts.write(s, log: log)
-                log("synthetic corpus \(s.out): \(status.rawValue) (\(m.counts["facts"] ?? 0) facts, \(m.counts["words"] ?? 0) words)")
+                log(try g.write(log: log))
             } catch let e as OptionError {
-                throw recipe.source.keyError(["synthetic"] + (e.key.map { [$0] } ?? []), e.problem)
+                throw recipe.source.keyError([g.table] + (e.key.map { [$0] } ?? []), e.problem)
             }
         }
         if let world, world.size > 1 { return try dispatch(indices, world: world, dataParallel: dataParallel) }

@@ -5,6 +5,7 @@
 // other settings.
 
 import Foundation
+import Evaluators
 @testable import Recipes
 import TestSupport
 import XCTest
@@ -14,7 +15,7 @@ final class SyntheticRecipeTests: XCTestCase {
 
     func testShippedRecipeReadsItsGeneratedData() throws {
         let r = try Recipe(path: TestData.repoRoot + "/recipes/synthetic.toml")
-        let out = try XCTUnwrap(r.syntheticDirectory)
+        let out = try XCTUnwrap(r.generated?.out)
         XCTAssertEqual(r.variants.map(\.options.dropout), [0, 0.1, 0.3, 0.5, 0.7])
         XCTAssertEqual(r.seeds, [0, 1, 2])
         XCTAssertEqual(r.evaluators.map(\.evaluator.name).sorted(),
@@ -119,6 +120,65 @@ final class SyntheticRecipeTests: XCTestCase {
         try recipe(dir).replacingOccurrences(of: "facts = 24", with: "facts = 0").write(toFile: path, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try Recipe(path: path)) { e in
             XCTAssertTrue("\(e)".contains("syn.toml:4: key 'facts' in [synthetic]: bad value: --facts must be in 1...1000000, got 0"), "\(e)")
+        }
+    }
+}
+
+/// Recipes with a [facts] corpus (`droplab corpus facts`): the pretrainings read its corpus,
+/// vocabulary and val-fraction, the probe evaluators its probes, ROME keeps the data root's
+/// CounterFact; its settings are part of the pretraining hashes; a recipe cannot set what it sets.
+final class FactsRecipeTests: XCTestCase {
+    func recipe(_ dir: String, facts: Int = 50, extra: String = "", pretrain: String = "") -> String {
+        """
+        seeds = [0]
+        \(extra)
+        [facts]
+        out = "\(dir)/facts"
+        facts = \(facts)
+        exposures = [0, 4]
+        [pretrain]
+        preset = "tiny"
+        tokens = 1_000_000
+        \(pretrain)
+        [variants.nodrop]
+        dropout = 0.0
+        [evaluators.consistency]
+        [evaluators.rome]
+        """
+    }
+
+    func load(_ dir: String, _ text: String) throws -> Recipe {
+        try text.write(toFile: dir + "/facts.toml", atomically: true, encoding: .utf8)
+        return try Recipe(path: dir + "/facts.toml")
+    }
+
+    func testJobsReadTheGeneratedCorpusVocabularyAndProbes() throws {
+        let dir = try temporaryDirectory(self)
+        let r = try load(dir, recipe(dir))
+        let out = dir + "/facts"
+        XCTAssertEqual(r.generated?.table, "facts")
+        let pre = try XCTUnwrap(r.jobs.first { $0.kind == "pretrain" })
+        XCTAssertEqual(pre.pretrain.corpus, [out + "/corpus.txt"])
+        XCTAssertEqual(pre.pretrain.vocab, out + "/vocab.txt")
+        XCTAssertEqual(pre.pretrain.valFraction, FactsCorpusOptions().valFraction)
+        let c = try JSONSerialization.jsonObject(with: r.jobs.first { $0.kind == "consistency" }!.config) as! [String: Any]
+        XCTAssertEqual((c["source"] as! [String: Any])["probes"] as? String, out + "/probes.jsonl")
+        let rome = try JSONSerialization.jsonObject(with: r.jobs.first { $0.kind == "rome" }!.config) as! [String: Any]
+        XCTAssertNotEqual(rome["dataDir"] as? String, out, "no CounterFact cases in a facts corpus: rome keeps the data root's")
+        // the generator's settings are the pretrainings' parent: other settings, other jobs
+        let other = try load(dir, recipe(dir, facts: 60))
+        XCTAssertNotEqual(other.jobs.first { $0.kind == "pretrain" }!.hash, pre.hash)
+    }
+
+    func testWhatTheCorpusSetsCannotBeSetAgain() throws {
+        let dir = try temporaryDirectory(self)
+        for (pretrain, key) in [("vocab = \"v.txt\"", "vocab"), ("corpus = [\"c.txt\"]", "corpus"), ("val-fraction = 0.1", "val-fraction")] {
+            XCTAssertThrowsError(try load(dir, recipe(dir, pretrain: pretrain))) {
+                XCTAssertTrue("\($0)".contains("key '\(key)'") && "\($0)".contains("[facts]"), "\($0)")
+            }
+        }
+        XCTAssertThrowsError(try load(dir, recipe(dir, extra: "[synthetic]\nout = \"\(dir)/syn\""))) {
+            XCTAssertTrue("\($0)".contains("[synthetic] and [facts] both generate the corpus"), "\($0)")
         }
     }
 }
