@@ -58,6 +58,7 @@ struct RecipeCommand: ParsableCommand {
             abstract: "List the recipes in a directory with their variants, seeds, evaluators and job states.")
         @Argument(help: "Directory of recipes.") var directory = "recipes"
         @Option(help: "Checkpoints root.") var root = "checkpoints"
+        @Option(help: "Where reports and their committed job copies (<recipe>-jobs) are.") var reports = "reports"
 
         func run() throws {
             let names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".toml") }.sorted()
@@ -69,8 +70,16 @@ struct RecipeCommand: ParsableCommand {
                     let r = try Recipe(path: path, digests: digests)
                     let runner = RecipeRunner(recipe: r, root: root, log: log)
                     let done = r.jobs.filter { runner.state($0) == .done }.count
+                    // the committed copies a report reads (`report --save-jobs` writes them, `report --jobs` reads them)
+                    let saved = reports + "/" + r.name + "-jobs"
+                    var committed = ""
+                    if FileManager.default.fileExists(atPath: saved) {
+                        let copies = RecipeRunner(recipe: r, root: root, jobs: saved, log: log)
+                        committed = "; \(r.jobs.filter { copies.state($0) == .done }.count)/\(r.jobs.count) in \(saved) (droplab report \(path) --jobs \(saved))"
+                    }
                     print("\(path): \(r.variants.count) variants (\(r.variants.map(\.id).joined(separator: ", "))) x \(r.seeds.count) seeds, "
-                          + "evaluators: \(r.evaluators.map(\.evaluator.name).joined(separator: ", ")); \(done)/\(r.jobs.count) jobs done")
+                          + "evaluators: \(r.evaluators.map(\.evaluator.name).joined(separator: ", ")); \(done)/\(r.jobs.count) jobs done in \(runner.recipeDir)"
+                          + committed)
                 } catch {
                     print("\(path): invalid: \(error)")
                 }
