@@ -29,6 +29,15 @@ public struct AcquisitionOptions: CommandOptions, Equatable, Sendable {
     }
 }
 
+extension AcquisitionOptions: OptionHelp {
+    public static let help: [String: String] = [
+        "probes": "Probes of `droplab corpus facts` (with \"bucket\" and \"split\" on every line).",
+        "perGroup": "Probes per (bucket, split): a seeded sample, the same at every checkpoint (0: all).",
+        "seed": "Seed of the per-group samples.",
+        "batch": "Probes per forward pass.",
+    ]
+}
+
 /// Accuracy of one (bucket, split) group at one checkpoint.
 public struct AcquisitionGroup: Codable, Equatable, Sendable {
     public var bucket: Int
@@ -110,13 +119,12 @@ public enum Acquisition {
         return byStep.values.sorted { $0.step < $1.step }
     }
 
-    /// Measure every checkpoint of `runDir`; `done` are points already measured (kept, not redone).
-    public static func run(runDir: String, options o: AcquisitionOptions, done: [AcquisitionPoint] = [],
-                           log: @escaping (String) -> Void) throws -> AcquisitionResult {
+    /// Measure every checkpoint of `runDir`.
+    public static func run(runDir: String, options o: AcquisitionOptions, log: @escaping (String) -> Void) throws -> AcquisitionResult {
         try o.validate()
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: runDir, isDirectory: &isDir), isDir.boolValue else {
-            throw OptionError(key: nil, "\(runDir): not a run directory")
+            throw OptionError(key: nil, "\(runDir): not a run directory (no such directory)")
         }
         let cks = try checkpoints(runDir)
         guard let first = cks.first else { throw OptionError(key: nil, "\(runDir): no step-*.h5 or last.h5 (pretrain --save-every N saves them)") }
@@ -128,7 +136,6 @@ public enum Acquisition {
             + groups.map { "x\($0.bucket) \($0.split) \($0.items.count)" }.joined(separator: ", ") + ")")
         var points: [AcquisitionPoint] = []
         for ck in cks {
-            if let p = done.first(where: { $0.checkpoint == ck.name && $0.step == ck.step }) { points.append(p); continue }
             let t0 = Date()
             let (model, ckTok) = try KnowledgeSetup.frozenModel(runDir + "/" + ck.name)
             guard ckTok.vocab == tok.vocab else { throw CheckpointError(ck.name, "has another vocabulary than \(first.name)") }

@@ -174,6 +174,10 @@ public enum EvalRun {
                            log: @escaping (String) -> Void) throws -> Outcome {
         let config = try e.commandLine(arguments)
         try AtomicFile.checkWritableDirectory(results, flag: "--results")
+        guard FileManager.default.fileExists(atPath: checkpoint) else { throw OptionError(key: nil, "\(checkpoint): no such file or directory") }
+        for d in try e.datasetsJSON(config) where !FileManager.default.fileExists(atPath: d.path) {
+            throw OptionError(key: d.key, "\(d.path): no such file or directory")
+        }
         let fm = FileManager.default
         let parent = Results.directory(for: checkpoint, root: results), dir = parent + "/" + e.name, partial = dir + ".partial"
         let created = [results, parent].filter { !fm.fileExists(atPath: $0) }      // removed again if the run fails

@@ -247,6 +247,7 @@ public enum EvaluatorRegistry {
         AnyEvaluator(FinetuneRecipeEvaluator.self),
         AnyEvaluator(LoRARecipeEvaluator.self),
         AnyEvaluator(ReFTRecipeEvaluator.self),
+        AnyEvaluator(AcquisitionRecipeEvaluator.self),
     ]
 
     public static func named(_ name: String) -> AnyEvaluator? { all.first { $0.name == name } }

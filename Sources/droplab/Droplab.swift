@@ -49,8 +49,8 @@ struct Droplab: ParsableCommand {
         var path = ["droplab"]
         for word in args.first == "help" ? Array(args.dropFirst()) : args {
             let c = command.configuration
-            guard !c.subcommands.isEmpty, c.defaultSubcommand == nil, !word.hasPrefix("-"), word != "help" else { return }
             let names = c.subcommands.map { $0._commandName } + (command == EvalCommand.self ? EvaluatorRegistry.names : [])
+            guard !names.isEmpty, c.defaultSubcommand == nil, !word.hasPrefix("-"), word != "help" else { return }
             guard let i = names.firstIndex(of: word), i < c.subcommands.count else {
                 if names.contains(word) { return }          // a registered evaluator (EvalCommand.registered)
                 throw ValidationError("'\(word)' is not a subcommand of '\(path.joined(separator: " "))'"

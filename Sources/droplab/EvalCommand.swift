@@ -1,6 +1,5 @@
 // `droplab eval NAME CHECKPOINT [--flag value ...]`: every evaluator of the registry, parsed
 // from its one declaration (Recipes/EvalArguments.swift) and run as a job directory.
-// `eval acquisition` (curves over a run's checkpoints, not one checkpoint) is its own command.
 
 import ArgumentParser
 import Foundation
@@ -12,8 +11,7 @@ struct EvalCommand: ParsableCommand {
         discussion: "Evaluators: " + EvaluatorRegistry.names.joined(separator: ", ") + " (droplab eval NAME --help: what it "
             + "measures and its flags). A run writes the job directory <results>/<checkpoint's run>-<path hash>/NAME/: job.json "
             + "(the resolved options, the checkpoint and its sha256), result.json, the evaluator's own files, and done.json "
-            + "(code version, machine, data digests).",
-        subcommands: [AcquisitionCmd.self])
+            + "(code version, machine, data digests).")
 
     /// `eval NAME ...` or `help eval NAME` for a registered evaluator: its help or its run; nil for anything else.
     static func registered(_ args: [String]) -> (evaluator: AnyEvaluator, arguments: [String], help: Bool)? {

@@ -92,7 +92,7 @@ final class BadInputTests: XCTestCase {
             (mlm + ["--seq-len", "2"], "--seq-len"), (mlm + ["--seq-len", "x"], "--seq-len"), (mlm + ["--sequences", "0"], "--sequences"),
             (mlm + ["--sequences", "-1"], "--sequences"), (mlm + ["--val-fraction", "2"], "--val-fraction"),
             (mlm + ["--results", "file.txt/r"], "file.txt"), (["eval", "mlm", "missing.h5"], "missing.h5"),
-            (["eval", "mlm", "adir"], "adir"), (["eval", "blimp", "huge.h5"], "more than this machine's memory"), (["eval", "mlm", "corpus.txt"], "corpus.txt"),
+            (["eval", "mlm", "adir"], "adir"), (["eval", "blimp", "huge.h5", "--data-dir", TestData.sharedData], "more than this machine's memory"), (["eval", "mlm", "corpus.txt"], "corpus.txt"),
             (blimp + ["--batch", "0"], "--batch"), (blimp + ["--batch", "-1"], "--batch"), (blimp + ["--batch", "10000000"], "--batch"),
             (blimp + ["--limit", "0"], "--limit"), (blimp + ["--data-dir", "adir"], "adir"), (blimp + ["--results", "file.txt/r"], "file.txt"),
             (["eval", "blimp", "missing.h5"], "missing.h5"),
