@@ -68,6 +68,7 @@ let package = Package(
         .testTarget(name: "EvaluatorsTests", dependencies: ["Evaluators", "Interventions", "Training", "Text", "BERT", "Checkpoint", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "BERT", "TestSupport"]),
+        .testTarget(name: "InterventionsTests", dependencies: ["Interventions", "BERT", "Autograd", "TestSupport"]),
         .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Evaluators", "Training", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
