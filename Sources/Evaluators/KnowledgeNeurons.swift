@@ -32,6 +32,8 @@ public struct KNOptions: ProbeEvaluatorOptions, Equatable {
     public var suppress: Float = 0
     public var amplify: Float = 3
     public var concepts: Int? = nil               // most frequent concepts first (default: all)
+    public var kmeansIterations: Int? = nil       // Lloyd iterations per k-means run (unset: 100)
+    public var resolvedKmeansIterations: Int { kmeansIterations ?? 100 }
     public init() {}
 
     public func validate() throws {
@@ -46,6 +48,7 @@ public struct KNOptions: ProbeEvaluatorOptions, Equatable {
         guard maxClusters >= 2 else { throw OptionError(key: "max-clusters", "must be at least 2, got \(maxClusters)") }
         guard topNeurons >= 1 else { throw OptionError(key: "top-neurons", "must be at least 1, got \(topNeurons)") }
         if let c = concepts, c < 1 { throw OptionError(key: "concepts", "must be at least 1, got \(c)") }
+        try Check.that(resolvedKmeansIterations >= 1, "kmeans-iterations", "must be at least 1, got \(resolvedKmeansIterations)")
     }
 }
 
@@ -62,6 +65,7 @@ extension KNOptions: OptionHelp {
         "suppress": "Factor a cluster's top neurons are scaled by at [MASK] to suppress them.",
         "amplify": "Factor a cluster's top neurons are scaled by at [MASK] to amplify them.",
         "concepts": "Concepts analysed, most frequent first (unset: all).",
+        "kmeansIterations": "Largest number of Lloyd iterations of each k-means run (one k-means++ start per k; unset: 100).",
     ]
 }
 
@@ -193,7 +197,8 @@ public enum KnowledgeNeurons {
         let D = k.model.config.intermediateSize
         log("kn: clustering and scaling over \(byConcept.count) concept(s)")
         for (concept, idx) in byConcept {
-            let (assign, sil) = Clustering.best(idx.map { sets[$0] }, maxK: o.maxClusters, seed: o.source.seed ^ StableHash.of(concept))
+            let (assign, sil) = Clustering.best(idx.map { sets[$0] }, maxK: o.maxClusters, seed: o.source.seed ^ StableHash.of(concept),
+                                            iterations: o.resolvedKmeansIterations)
             let K = (assign.max() ?? 0) + 1
             for (j, i) in idx.enumerated() { records[i].cluster = assign[j] }
             conceptRows.append(KNConcept(concept: concept, probes: idx.count, clusters: K, silhouette: sil))
@@ -239,7 +244,7 @@ public enum KnowledgeNeurons {
 public enum Clustering {
     /// Assignments and the silhouette of the best k in 2...maxK (k < n); one cluster (nil
     /// silhouette) when the sets cannot be split.
-    public static func best(_ sets: [[Neuron]], maxK: Int, seed: UInt64) -> (assign: [Int], silhouette: Double?) {
+    public static func best(_ sets: [[Neuron]], maxK: Int, seed: UInt64, iterations: Int) -> (assign: [Int], silhouette: Double?) {
         let n = sets.count
         let dims = Dictionary(uniqueKeysWithValues: Set(sets.flatMap { $0 }).sorted().enumerated().map { ($1, $0) })
         let pts = sets.map { s in Set(s).map { dims[$0]! }.sorted() }
@@ -248,7 +253,7 @@ public enum Clustering {
         guard n >= 3, Set(pts).count >= 2 else { return ([Int](repeating: 0, count: n), nil) }
         var bestAssign = [Int](repeating: 0, count: n), bestScore = -Double.infinity
         for k in 2...min(maxK, n - 1) {
-            let a = kmeans(pts, dims: dims.count, k: k, seed: seed &+ UInt64(k))
+            let a = kmeans(pts, dims: dims.count, k: k, seed: seed &+ UInt64(k), iterations: iterations)
             guard Set(a).count >= 2 else { continue }
             let s = silhouette(dist, a)
             if s > bestScore { bestScore = s; bestAssign = a }
@@ -257,7 +262,7 @@ public enum Clustering {
     }
 
     /// Lloyd's k-means with k-means++ seeding on sparse binary points; labels renumbered 0..<K.
-    static func kmeans(_ pts: [[Int]], dims: Int, k: Int, seed: UInt64, iterations: Int = 100) -> [Int] {
+    static func kmeans(_ pts: [[Int]], dims: Int, k: Int, seed: UInt64, iterations: Int) -> [Int] {
         var rng = RNG(seed: seed)
         func d2(_ p: [Int], _ c: [Double], _ cn: Double) -> Double {
             var dot = 0.0

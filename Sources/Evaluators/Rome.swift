@@ -62,6 +62,8 @@ public struct RomeOptions: CommandOptions, Equatable, Sendable {
     public var resolvedTraceSamples: Int { traceSamples ?? Self.layerTraceDefaults.samples }
     public var resolvedTraceNoise: Double { traceNoise ?? Self.layerTraceDefaults.noise }
     public var resolvedTraceWindow: Int { traceWindow ?? Self.layerTraceDefaults.window }
+    public var prefixPool: Int? = nil         // documents whose openings the prefixes are drawn from (unset: 1000)
+    public var resolvedPrefixPool: Int { prefixPool ?? 1000 }
     public var corpus: [String] = []          // covariance and prefix text (default: <root>/wiki_en, first file)
     public var covSamples = 1000              // sequences of cov-seq-len tokens
     public var covSeqLen = 64
@@ -88,6 +90,7 @@ public struct RomeOptions: CommandOptions, Equatable, Sendable {
         try Check.that(resolvedTraceSamples >= 1, "trace-samples", "must be at least 1, got \(resolvedTraceSamples)")
         try Check.that(resolvedTraceNoise.isFinite && resolvedTraceNoise > 0, "trace-noise", "must be positive, got \(resolvedTraceNoise)")
         try Check.that(resolvedTraceWindow >= 1, "trace-window", "must be at least 1, got \(resolvedTraceWindow)")
+        try Check.that(resolvedPrefixPool >= 1, "prefix-pool", "must be at least 1, got \(resolvedPrefixPool)")
         try Check.that(covSamples >= 1, "cov-samples", "must be at least 1, got \(covSamples)")
         try Check.that(covSeqLen >= 8 && covSeqLen <= 512, "cov-seq-len", "must be in 8...512, got \(covSeqLen)")
         try Check.that(prefixes >= 0, "prefixes", "must be >= 0, got \(prefixes)")
@@ -118,6 +121,7 @@ extension RomeOptions: OptionHelp {
         "traceSamples": "Noise samples per case of the layer trace (unset: 3, ROME's).",
         "traceNoise": "Noise standard deviation of the layer trace, in word-embedding standard deviations (unset: 3).",
         "traceWindow": "Consecutive layers the layer trace restores together (unset: 1).",
+        "prefixPool": "Corpus documents whose first prefix-words words make the pool prefixes are drawn from (unset: 1000).",
         "corpus": "Text for the key covariance and the prefixes, from the first file (empty: <root>/wiki_en).",
         "covSamples": "Corpus sequences for the key covariance.",
         "covSeqLen": "Tokens per covariance sequence.",
@@ -239,7 +243,7 @@ public enum Rome {
         let body = o.covSeqLen - 2
         do {
             try Corpus.forEachDocument(files[0]) { doc in
-                if snippets.count < 1000 {
+                if snippets.count < o.resolvedPrefixPool {
                     let words = doc.split(whereSeparator: { $0 == " " || $0 == "\n" }).prefix(o.prefixWords)
                     if words.count == o.prefixWords { snippets.append(words.joined(separator: " ")) }
                 }
@@ -250,7 +254,7 @@ public enum Rome {
                     at += body
                 }
                 stream.removeFirst(at)
-                if sequences.count >= o.covSamples && snippets.count >= 1000 { throw Enough() }
+                if sequences.count >= o.covSamples && snippets.count >= o.resolvedPrefixPool { throw Enough() }
             }
         } catch is Enough {}
         guard !sequences.isEmpty else { throw ProbeError("\(files[0]): too little text for one \(o.covSeqLen)-token sequence") }
