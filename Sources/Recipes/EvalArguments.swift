@@ -188,7 +188,7 @@ public enum EvalRun {
             let object = try JSONSerialization.jsonObject(with: config) as! [String: Any]
             let cacheDir = (OptionTable.get(object, e.aliases["cacheDir"] ?? ["cacheDir"]) as? String).flatMap { $0.isEmpty ? nil : $0 }
                 ?? "checkpoints/cache"
-            let ctx = JobContext(directory: partial, cacheDir: cacheDir, seed: 0, pretrain: PretrainOptions(), log: log)
+            let ctx = JobContext(directory: partial, cacheDir: cacheDir, log: log)
             let result = try e.runJSON(checkpoint, config, ctx)
             if Interrupt.requested { throw RecipeError("eval \(e.name): interrupted; nothing written") }
             try AtomicFile.write(result, to: partial + "/result.json")

@@ -106,8 +106,6 @@ public struct ResolveContext {
 public struct JobContext {
     public var directory: String             // the job directory (outputs go here)
     public var cacheDir: String              // shared cache (token shards, vocabularies)
-    public var seed: UInt64
-    public var pretrain: PretrainOptions
     public var log: (String) -> Void
 }
 

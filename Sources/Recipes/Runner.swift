@@ -378,7 +378,7 @@ public final class RecipeRunner {
             guard let e = EvaluatorRegistry.named(job.kind), let p = job.dependsOn else { throw RecipeError("no evaluator '\(job.kind)'") }
             let parent = recipe.jobs[p]
             guard state(parent) == .done else { throw RecipeError("its pretraining \(parent.name) is not done") }
-            let ctx = JobContext(directory: dir, cacheDir: cacheDir, seed: job.seed, pretrain: job.pretrain, log: log)
+            let ctx = JobContext(directory: dir, cacheDir: cacheDir, log: log)
             let result = try e.runJSON(directory(parent) + "/last.h5", job.config, ctx)
             if Interrupt.requested { throw RecipeInterrupted(description: "\(job.name): interrupted; run the recipe again to continue") }
             try AtomicFile.write(result, to: dir + "/result.json")
