@@ -32,6 +32,8 @@
 //   probes.jsonl  every kept fact in every pattern of its relation, as user probes
 //                 (Probes.swift) with "split" ("train" | "held-out"), "bucket" and "concept"
 //   facts.jsonl   one line per fact: relation, subject, object, bucket, statements per pattern
+//   salient.jsonl each distinct statement line with its object ({"line", "word"}), for
+//                 pretrain --salient (the object chosen for the loss in every statement)
 //   facts.json    settings, counts, per-bucket and per-relation numbers, facts dropped and
 //                 why, token shares, sha256 of the inputs and of the files (written last)
 // The same settings and inputs give the same bytes. A directory holding anything else is never
@@ -132,8 +134,9 @@ public enum FactsCorpus {
     public static let vocabFile = "vocab.txt"
     public static let probesFile = "probes.jsonl"
     public static let factsFile = "facts.jsonl"
+    public static let salientFile = "salient.jsonl"
     public static let manifestFile = "facts.json"
-    static let files = [corpusFile, vocabFile, probesFile, factsFile]
+    static let files = [corpusFile, vocabFile, probesFile, factsFile, salientFile]
 
     /// Statements stay out of the last this-many tokens of the training stream: pretrain packs
     /// it into sequences of --seq-len (at most 512) and drops the last partial one.
@@ -669,6 +672,13 @@ public enum FactsCorpus {
         }
         try AtomicFile.write(probes, to: o.out + "/" + probesFile)
         try AtomicFile.write(factLines, to: o.out + "/" + factsFile)
+        var salient = Data(), salientSeen = Set<String>()
+        for s in statements.indices {
+            let text = statementText(Int32(s))
+            guard salientSeen.insert(text).inserted else { continue }
+            salient.append(try enc.encode(["line": text, "word": facts[Int(statements[s].fact)].object])); salient.append(0x0A)
+        }
+        try AtomicFile.write(salient, to: o.out + "/" + salientFile)
 
         // 8. the manifest, last
         log("corpus facts: hashing inputs and outputs")

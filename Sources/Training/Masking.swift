@@ -2,6 +2,8 @@
 // [MASK], 10% a random token, 10% stay. Labels are the original ids at chosen positions
 // and -100 elsewhere. Special tokens and padding are never chosen. With whole-word
 // masking, a word (a piece plus its following `##` pieces) is chosen or not as a unit.
+// Salient pieces (a per-position mark, see `SalientLines`) are chosen at `salientRate` instead
+// of `rate`, and corrupted like any chosen token.
 
 import Autograd
 
@@ -9,8 +11,9 @@ public struct MaskingConfig: Codable, Equatable, Sendable {
     public var rate: Float = 0.15
     public var maskFraction: Float = 0.8
     public var randomFraction: Float = 0.1
-    public init(rate: Float = 0.15, maskFraction: Float = 0.8, randomFraction: Float = 0.1) {
-        self.rate = rate; self.maskFraction = maskFraction; self.randomFraction = randomFraction
+    public var salientRate: Float = 1           // of marked pieces (REALM masks every salient span)
+    public init(rate: Float = 0.15, maskFraction: Float = 0.8, randomFraction: Float = 0.1, salientRate: Float = 1) {
+        self.rate = rate; self.maskFraction = maskFraction; self.randomFraction = randomFraction; self.salientRate = salientRate
     }
 }
 
@@ -28,14 +31,15 @@ public struct Masker {
     }
 
     /// Corrupt `ids` in place, returning the labels. Deterministic given `rng`'s state.
-    public func apply(_ ids: inout [Int32], rng: inout RNG) -> [Int32] {
+    /// `salient`: per position, whether it is chosen at `config.salientRate`.
+    public func apply(_ ids: inout [Int32], salient: [Bool]? = nil, rng: inout RNG) -> [Int32] {
         var labels = [Int32](repeating: -100, count: ids.count)
         var chosen = false, previousIsWord = false
         for i in ids.indices {
             if special.contains(ids[i]) { previousIsWord = false; continue }
             let continues = previousIsWord && continuation?[Int(ids[i])] == true
             previousIsWord = true
-            if !continues { chosen = rng.uniform() < config.rate }
+            if !continues { chosen = rng.uniform() < (salient?[i] == true ? config.salientRate : config.rate) }
             guard chosen else { continue }
             labels[i] = ids[i]
             let u = rng.uniform()

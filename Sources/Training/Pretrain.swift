@@ -31,6 +31,8 @@ public struct PretrainOptions: CommandOptions, Equatable, Sendable {
     public var earlyDropoutSteps: Int? = nil
     public var wholeWordMasking = false
     public var maskRate: Float? = nil         // share of tokens chosen for the training loss; nil: BERT's 0.15 (validation always 0.15)
+    public var salient: String? = nil         // JSONL {"line", "word"} (SalientLines): words chosen at --salient-mask-rate
+    public var salientMaskRate: Float? = nil  // nil: 1 with --salient (every marked piece chosen)
     public var seed: UInt64 = 0
     public var initSeed: UInt64? = nil        // initial weights (default: seed)
     public var dataSeed: UInt64? = nil        // data order and masking (default: seed)
@@ -71,6 +73,11 @@ public struct PretrainOptions: CommandOptions, Equatable, Sendable {
         try Check.probability(dropout, "dropout")
         if let a = attentionDropout { try Check.probability(a, "attention-dropout") }
         if let r = maskRate { try Check.that(r > 0 && r < 1, "mask-rate", "must be in (0, 1), got \(r)") }
+        if let r = salientMaskRate {
+            try Check.that(salient != nil, "salient-mask-rate", "needs --salient (the lines whose words it applies to)")
+            try Check.that(r > 0 && r <= 1, "salient-mask-rate", "must be in (0, 1], got \(r)")
+        }
+        if let s = salient { try Check.nonEmpty(s, "salient") }
         try Check.optionalRange(earlyDropoutSteps, 0...Check.maxSteps, "early-dropout-steps")
         try Check.range(vocabSize, 64...(1 << 20), "vocab-size")
         try Check.range(saveEvery, 0...Check.maxSteps, "save-every")
@@ -127,8 +134,9 @@ public enum Pretrain {
         return try WordPieceTokenizer(vocabFile: path)
     }
 
-    public static func masker(_ tok: WordPieceTokenizer, wholeWord: Bool, rate: Float = MaskingConfig().rate) -> Masker {
-        Masker(config: MaskingConfig(rate: rate), maskId: tok.maskId, vocabSize: tok.vocab.count,
+    public static func masker(_ tok: WordPieceTokenizer, wholeWord: Bool, rate: Float = MaskingConfig().rate,
+                              salientRate: Float = MaskingConfig().salientRate) -> Masker {
+        Masker(config: MaskingConfig(rate: rate, salientRate: salientRate), maskId: tok.maskId, vocabSize: tok.vocab.count,
                special: [tok.padId, tok.unkId, tok.clsId, tok.sepId, tok.maskId],
                continuation: wholeWord ? tok.vocab.map { $0.hasPrefix("##") } : nil)
     }
@@ -154,7 +162,8 @@ public enum Pretrain {
         let tok = try tokenizer(o, files: files, log: log)
         let model = try initialModel(o, vocabSize: tok.vocab.count)
         let config = model.config
-        let cache = TokenShardCache(root: o.cacheDir, files: files, vocab: tok.vocab, valFraction: o.valFraction)
+        let salient = try o.salient.map { try SalientLines.read($0, flag: "salient") }
+        let cache = TokenShardCache(root: o.cacheDir, files: files, vocab: tok.vocab, valFraction: o.valFraction, salient: salient)
         let valFile = try cache.shard(0, tokenizer: tok, log: log).val
         let valPacker = SequencePacker(seqLen: o.valSeqLen, cls: tok.clsId, sep: tok.sepId)
         let valBatches = MLMEvaluation.batches(from: valFile, packer: valPacker, masker: pretrainMasker(tok),
@@ -232,7 +241,8 @@ public enum Pretrain {
     static func trainingData(_ o: PretrainOptions, cache: TokenShardCache, tokenizer tok: WordPieceTokenizer,
                              short: (seqLen: Int, batches: Int)? = nil, log: @escaping (String) -> Void) -> PretrainData {
         PretrainData(cache: cache, tokenizer: tok, seqLen: o.seqLen, batchSize: o.batch, seed: o.seeds.data,
-                     masker: masker(tok, wholeWord: o.wholeWordMasking, rate: o.maskRate ?? MaskingConfig().rate), short: short, log: log)
+                     masker: masker(tok, wholeWord: o.wholeWordMasking, rate: o.maskRate ?? MaskingConfig().rate,
+                                    salientRate: o.salientMaskRate ?? MaskingConfig().salientRate), short: short, log: log)
     }
 
     /// The initial weights (`init.h5`) and the micro-batches of the first `steps` optimizer steps

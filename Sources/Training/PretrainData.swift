@@ -22,19 +22,21 @@ public struct SequencePacker {
     public init(seqLen: Int, cls: Int32, sep: Int32) { self.seqLen = seqLen; self.cls = cls; self.sep = sep }
     public func count(_ f: TokenFile) -> Int { f.count / (seqLen - 2) }
     public func sequence(_ f: TokenFile, _ k: Int, into out: inout [Int32], at: Int) {
-        out[at] = cls
-        f.copy(k * (seqLen - 2), seqLen - 2, into: &out, at: at + 1)
-        out[at + seqLen - 1] = sep
+        pieces(f, k, length: seqLen, into: &out, at: at)
     }
     /// Sequences of `length` cut from unit `k`: how many, and writing them at `at`.
     public func pieces(length: Int) -> Int { (seqLen - 2) / (length - 2) }
     public func pieces(_ f: TokenFile, _ k: Int, length: Int, into out: inout [Int32], at: Int) {
-        for j in 0..<pieces(length: length) {
-            let o = at + j * length
-            out[o] = cls
-            f.copy(k * (seqLen - 2) + j * (length - 2), length - 2, into: &out, at: o + 1)
-            out[o + length - 1] = sep
+        for s in spans(k, length: length, at: at) {
+            out[s.at - 1] = cls
+            f.copy(s.start, s.count, into: &out, at: s.at)
+            out[s.at + s.count] = sep
         }
+    }
+    /// Where unit `k`'s tokens go when cut into sequences of `length` written at `at`: per
+    /// sequence, the first token's position in the file, the token count, and its place in the output.
+    public func spans(_ k: Int, length: Int, at: Int) -> [(start: Int, count: Int, at: Int)] {
+        (0..<pieces(length: length)).map { j in (k * (seqLen - 2) + j * (length - 2), length - 2, at + j * length + 1) }
     }
 }
 
@@ -61,7 +63,7 @@ public struct PretrainData: TrainingData {
     let masker: Masker
     let short: (seqLen: Int, batches: Int)?   // the first `batches` micro-batches at `seqLen`
     let log: (String) -> Void
-    private var loaded: (file: Int, tokens: TokenFile, order: [Int32])? = nil
+    private var loaded: (file: Int, tokens: TokenFile, salient: [Int32], order: [Int32])? = nil
 
     public init(cache: TokenShardCache, tokenizer: WordPieceTokenizer, seqLen: Int, batchSize: Int, seed: UInt64,
                 masker: Masker, short: (seqLen: Int, batches: Int)? = nil, log: @escaping (String) -> Void) {
@@ -77,29 +79,37 @@ public struct PretrainData: TrainingData {
         let shortLen = short.flatMap { cursor.batches < $0.batches ? $0.seqLen : nil }
         let T = shortLen ?? packer.seqLen, per = shortLen.map(packer.pieces(length:)) ?? 1
         var ids = [Int32](repeating: 0, count: batchSize * per * T)
+        var marks = cache.salient == nil ? nil : [Bool](repeating: false, count: ids.count)
         var filled = 0
         while filled < batchSize {
             guard cursor.file < cache.files.count else { return nil }
             if loaded?.file != cursor.file {
-                let tokens = try cache.shard(cursor.file, tokenizer: tokenizer, log: log).train
-                var order = (0..<Int32(packer.count(tokens))).map { $0 }
+                let shard = try cache.shard(cursor.file, tokenizer: tokenizer, log: log)
+                var order = (0..<Int32(packer.count(shard.train))).map { $0 }
                 var rng = RNG(seed: seed &+ UInt64(cursor.file) &* 0x9E37)
                 rng.shuffle(&order)
-                loaded = (cursor.file, tokens, order)
+                loaded = (cursor.file, shard.train, shard.salient, order)
             }
-            let (_, tokens, order) = loaded!
+            let (_, tokens, salient, order) = loaded!
             if cursor.position >= order.count { cursor.file += 1; cursor.position = 0; continue }
-            if let L = shortLen {
-                packer.pieces(tokens, Int(order[cursor.position]), length: L, into: &ids, at: filled * per * L)
-            } else {
-                packer.sequence(tokens, Int(order[cursor.position]), into: &ids, at: filled * T)
+            let k = Int(order[cursor.position]), at = filled * per * T
+            packer.pieces(tokens, k, length: T, into: &ids, at: at)
+            if marks != nil {
+                for s in packer.spans(k, length: T, at: at) { Self.mark(salient, s.start, s.count, into: &marks!, at: s.at) }
             }
             cursor.position += 1; filled += 1
         }
         var rng = RNG(state: cursor.maskRNG)
-        let labels = masker.apply(&ids, rng: &rng)
+        let labels = masker.apply(&ids, salient: marks, rng: &rng)
         cursor.maskRNG = rng.state
         cursor.batches += 1
         return MLMExample(batch: Batch(ids: ids, batchSize: batchSize * per, seqLen: T), labels: labels)
+    }
+
+    /// Set `marks[at + p - start]` for each salient position p in [start, start + n).
+    static func mark(_ salient: [Int32], _ start: Int, _ n: Int, into marks: inout [Bool], at: Int) {
+        var lo = 0, hi = salient.count
+        while lo < hi { let m = (lo + hi) / 2; if Int(salient[m]) < start { lo = m + 1 } else { hi = m } }
+        while lo < salient.count && Int(salient[lo]) < start + n { marks[at + Int(salient[lo]) - start] = true; lo += 1 }
     }
 }

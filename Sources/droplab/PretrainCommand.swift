@@ -33,6 +33,8 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "Standard deviation of the initial weights.") var initRange = Self.d.initRange
     @Flag(help: "Whole-word masking.") var wholeWordMasking = false
     @Option(help: "Share of tokens chosen for the training loss (80% [MASK], 10% random, 10% kept; validation stays at 0.15).") var maskRate = MaskingConfig().rate
+    @Option(help: "JSONL lines {\"line\": ..., \"word\": ...} (corpus facts writes salient.jsonl): wherever a corpus line equals a \"line\", its word is chosen for the loss at --salient-mask-rate (salient-span masking; validation unchanged).") var salient: String?
+    @Option(help: "Share of the --salient words chosen for the training loss (default: 1, all).") var salientMaskRate: Float?
     @Option(help: "Seed for init, data order, masking and dropout (each overridable below).") var seed = Self.d.seed
     @Option(help: "Seed of the initial weights (default: --seed).") var initSeed: UInt64?
     @Option(help: "Seed of the data order and masking (default: --seed).") var dataSeed: UInt64?
@@ -57,6 +59,7 @@ struct PretrainCommand: ParsableCommand {
         o.warmup = warmup; o.weightDecay = weightDecay; o.beta2 = beta2; o.adamEps = adamEps; o.initRange = initRange; o.dropout = dropout; o.attentionDropout = attentionDropout
         o.earlyDropoutSteps = earlyDropoutSteps; o.wholeWordMasking = wholeWordMasking; o.seed = seed
         o.maskRate = maskRate == MaskingConfig().rate ? nil : maskRate
+        o.salient = salient; o.salientMaskRate = salientMaskRate
         o.initSeed = initSeed; o.dataSeed = dataSeed; o.dropoutSeed = dropoutSeed
         o.saveEvery = saveEvery; o.evalEvery = evalEvery; o.logEvery = logEvery; o.valSequences = valSequences; o.valSeqLen = valSeqLen; o.valFraction = valFraction
         o.out = out; o.cacheDir = cacheDir; o.exportBatches = exportBatches; o.decay = decay

@@ -179,6 +179,29 @@ final class FactsCorpusTests: XCTestCase {
         XCTAssertEqual(m.counts["wiki_tokens"]! + m.counts["fact_tokens"]!,
                        shard.train.count + shard.val.count - (m.counts["wiki_documents"]!))   // one [SEP] per document
         XCTAssertEqual(m.shares["token_share"]!, Double(m.counts["fact_tokens"]!) / Double(m.counts["wiki_tokens"]! + m.counts["fact_tokens"]!))
+
+        // salient.jsonl (pretrain --salient): each distinct statement line with its fact's object;
+        // the shards it marks hold the same tokens, and the marks are exactly the objects of the
+        // statements (every occurrence of the object's piece in each statement)
+        let salient = try SalientLines.read(o.out + "/" + FactsCorpus.salientFile, flag: "salient")
+        XCTAssertEqual(Set(salient.words.keys), Set(statementLines.map { lines[$0] }))
+        for f in facts {
+            let r = f["relation"] as! String
+            for (p, n) in f["statements"] as! [String: Int] where n > 0 {
+                XCTAssertEqual(salient.words[render(patterns[r]![Int(p)!], f)], f["object"] as? String)
+            }
+        }
+        let marked = try TokenShardCache(root: dir + "/cache", files: [corpus], vocab: tok.vocab, valFraction: o.valFraction,
+                                         salient: salient).shard(0, tokenizer: tok, log: Self.quiet)
+        let ids = marked.train.all()
+        XCTAssertEqual(ids, shard.train.all())
+        XCTAssertEqual(marked.val.all(), shard.val.all())
+        let objectPieces = statementLines.map { l in tok.encode(lines[l]).filter { $0 == tok.encode(salient.words[lines[l]]!)[0] }.count }
+        XCTAssertEqual(marked.salient.count, objectPieces.reduce(0, +))
+        XCTAssertEqual(marked.salient, marked.salient.sorted())
+        XCTAssertEqual(Set(marked.salient).count, marked.salient.count)
+        let objects = Set(facts.map { tok.encode($0["object"] as! String)[0] })
+        XCTAssertTrue(marked.salient.allSatisfy { objects.contains(ids[Int($0)]) })
     }
 
     func testNeverOverwritesOtherData() throws {

@@ -1,5 +1,7 @@
 import Autograd
+import Foundation
 import TestSupport
+import Text
 @testable import Training
 import XCTest
 
@@ -49,6 +51,58 @@ final class MaskingAndScheduleTests: XCTestCase {
         XCTAssertEqual(Double(toMask) / n, 0.8, accuracy: 0.01)
         XCTAssertEqual(Double(toRandom) / n, 0.1, accuracy: 0.01)   // random may hit the original: ~0.1% of them
         XCTAssertEqual(Double(kept) / n, 0.1, accuracy: 0.01)
+    }
+
+    /// pretrain --salient: the marked word of every salient line is chosen at --salient-mask-rate
+    /// (1: always), in the short-sequence phase and after it; the same word in other lines, and
+    /// every other word, at --mask-rate. Options: --salient-mask-rate needs --salient and a rate in (0, 1].
+    func testSalientWordsAreChosenAtTheirRate() throws {
+        let dir = try temporaryDirectory(self)
+        // documents of statements: "paris ... france" lines are salient (france marked), "berlin ...
+        // germany" lines are not, and a line naming france in another sentence is not either
+        var text = ""
+        for d in 0..<1200 {
+            text += "paris is the capital of france .\nberlin is the capital of germany .\n"
+            text += (d % 3 == 0 ? "france is of the capital .\n" : "") + "\n"
+        }
+        try text.write(toFile: dir + "/corpus.txt", atomically: true, encoding: .utf8)
+        let tok = try WordPieceTokenizer(vocabFile: TestData.fixtureVocab)
+        let france = tok.encode("france")[0], germany = tok.encode("germany")[0]
+        let salient = SalientLines(["paris is the capital of france .": "france"])
+        let cache = TokenShardCache(root: dir + "/cache", files: [dir + "/corpus.txt"], vocab: tok.vocab, valFraction: 0.01, salient: salient)
+        let shard = try cache.shard(0, tokenizer: tok, log: { _ in })
+        let ids = shard.train.all()
+        XCTAssertEqual(shard.salient.map { ids[Int($0)] }, [Int32](repeating: france, count: shard.salient.count))
+        XCTAssertEqual(shard.salient.count, ids.indices.filter { ids[$0] == france && ids[$0 + 1] == tok.encode(".")[0] }.count,
+                       "every statement's france, not the other line's")
+        var o = PretrainOptions()
+        o.seqLen = 32; o.batch = 8
+        var data = Pretrain.trainingData(o, cache: cache, tokenizer: tok, short: (seqLen: 12, batches: 5), log: { _ in })
+        let period = tok.encode(".")[0]
+        var statementFrance = 0, chosen = 0, germanyChosen = 0, germanyAll = 0, batches = 0
+        while let ex = try data.next() {
+            batches += 1
+            let original = ex.labels.indices.map { ex.labels[$0] == -100 ? ex.batch.ids[$0] : ex.labels[$0] }
+            for i in original.indices.dropLast() {
+                if original[i] == germany { germanyAll += 1; germanyChosen += ex.labels[i] == -100 ? 0 : 1 }
+                if original[i] == france && original[i + 1] == period {   // a statement's france (the other line's is followed by "is")
+                    statementFrance += 1; chosen += ex.labels[i] == -100 ? 0 : 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(statementFrance, 300)
+        XCTAssertEqual(chosen, statementFrance, "salient rate 1: every statement's france is chosen")
+        XCTAssertGreaterThan(batches, 5, "both phases")
+        // germany: binomial at 0.15; n >= 700, SE <= sqrt(0.15 * 0.85 / 700) = 0.0135: 0.06 is 4.4 SE
+        XCTAssertGreaterThan(germanyAll, 700)
+        XCTAssertEqual(Double(germanyChosen) / Double(germanyAll), 0.15, accuracy: 0.06)
+
+        o.salient = "salient.jsonl"; o.salientMaskRate = 0.5
+        try o.validate()
+        o.salientMaskRate = 0
+        XCTAssertThrowsError(try o.validate()) { XCTAssertTrue("\($0)".contains("salient-mask-rate"), "\($0)") }
+        o.salientMaskRate = 0.5; o.salient = nil
+        XCTAssertThrowsError(try o.validate()) { XCTAssertTrue("\($0)".contains("needs --salient"), "\($0)") }
     }
 
     func testMaskingIsSeeded() {
