@@ -250,11 +250,12 @@ public final class Trainer<Data: TrainingData> {
 
         let tape = Tape(precision: options.precision ?? .fp32)
         let ranks = world?.size ?? 1, rank = world?.rank ?? 0
+        var held = HeldGradients()
         stepLoop: while step < options.steps {
             tape.weightsChanged()
             optimizer.zeroGrads()
             (pHidden, pAttn) = options.dropout(at: step)
-            var stepLoss = 0.0, stepTokens = 0
+            var stepLoss = 0.0, stepTokens = 0, computed = 0
             for micro in 0..<options.accumulation {
                 guard let item = try data.next() else {
                     reason = .endOfData
@@ -267,7 +268,10 @@ public final class Trainer<Data: TrainingData> {
                                        step: UInt64(step * options.accumulation + micro))
                 let l = loss(tape, model, item, plan)
                 stepLoss += Double(l.scalar) / Double(options.accumulation)
+                if computed > 0 { held.hold(optimizer.group) }
                 if l.scalar.isFinite { tape.backward(l, seed: 1 / Float(options.accumulation)) } else { tape.reset() }
+                if computed > 0 { held.addBack(to: optimizer.group) }
+                computed += 1
             }
             var interrupted = Interrupt.requested
             if let world {
@@ -340,5 +344,28 @@ public enum Interrupt {
     static func install() {
         flag = 0
         signal(SIGINT) { _ in Interrupt.flag = 1 }
+    }
+}
+
+/// The gradients summed so far in a step, set aside while the next micro-batch's are computed
+/// from zero, then added back: a process sums its micro-batches' gradients as the allreduce sums
+/// the ranks', one float addition per weight per micro-batch. So one process with two micro-batches
+/// and two ranks with one each add the same two gradients once (an addition is commutative): the
+/// same bits. (Backpropagating the second micro-batch into the first one's sum would round each
+/// of its many contributions against that sum instead.)
+struct HeldGradients {
+    var buffers: [[Float]] = []
+    mutating func hold(_ group: ParameterGroup) {
+        if buffers.isEmpty { buffers = group.members.map { [Float](repeating: 0, count: $0.params.grads.count) } }
+        for (i, m) in group.members.enumerated() {
+            buffers[i].withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: m.params.grads.pointer, count: m.params.grads.count) }
+        }
+        group.zeroGrads()
+    }
+    func addBack(to group: ParameterGroup) {
+        for (i, m) in group.members.enumerated() {
+            let g = m.params.grads.pointer
+            buffers[i].withUnsafeBufferPointer { b in Parallel.forEach(b.count) { r in for j in r { g[j] += b[j] } } }
+        }
     }
 }
