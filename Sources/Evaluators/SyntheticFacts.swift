@@ -11,6 +11,7 @@
 //   corpus.txt                          one sentence a line, documents separated by blank lines
 //   probes.jsonl                        every fact in every template of its relation, as user
 //                                       probes (Probes.swift) with "split": "train" | "held-out"
+//                                       and "bucket": --repetitions (for eval acquisition)
 //   counterfact/counterfact-edit.json   one CounterFact case per fact (prompt: a training
 //                                       template; paraphrase: a held-out one when there is one;
 //                                       neighbourhood: another subject with the same object)
@@ -174,7 +175,7 @@ public enum SyntheticFacts {
 
     struct ProbeLine: Codable {
         var prompt, target, subject, relation, fact, split: String
-        var pattern: Int
+        var pattern, bucket: Int                  // bucket: times the corpus states the fact (eval acquisition's groups)
     }
 
     struct CounterFactCase: Codable {
@@ -222,7 +223,7 @@ public enum SyntheticFacts {
             for t in 0..<o.templates {
                 let line = ProbeLine(prompt: fill(rel.templates[t], subject: fact.subject, object: "[MASK]"), target: fact.object,
                                      subject: fact.subject, relation: rel.name, fact: "\(rel.name):\(fact.subject)",
-                                     split: held[fact.relation].contains(t) ? "held-out" : "train", pattern: t)
+                                     split: held[fact.relation].contains(t) ? "held-out" : "train", pattern: t, bucket: o.repetitions)
                 probes.append(try enc.encode(line)); probes.append(0x0A)
             }
         }

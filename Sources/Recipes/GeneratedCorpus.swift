@@ -60,13 +60,20 @@ public enum GeneratedCorpus {
         if case .facts = self {
             keys["vocab"] = "the recipe's [facts] vocabulary"
             keys["valFraction"] = "the recipe's [facts] val-fraction"
+            keys["salient"] = "the recipe's [facts] salient.jsonl, used when salient-mask-rate is set"
         }
         return keys
     }
 
+    /// Before the recipe's keys are read.
     func apply(to o: inout PretrainOptions) {
         o.corpus = [corpus]
         if case .facts(let f) = self { o.vocab = vocab; o.valFraction = f.valFraction }
+    }
+
+    /// After them: salient masking (salient-mask-rate) masks the [facts] statements' objects.
+    func complete(_ o: inout PretrainOptions) {
+        if case .facts = self, o.salientMaskRate != nil { o.salient = out + "/" + FactsCorpus.salientFile }
     }
 
     /// Canonical JSON of the settings (the pretrainings' parent hash).

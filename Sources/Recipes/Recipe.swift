@@ -175,6 +175,7 @@ public struct Recipe {
         let decoded = try OptionTable(managed: managed, extra: Recipe.variantExtraKeys)
             .decode(o, table: table, tablePath: path, source: source, layers: [(base, ["pretrain"])])
         o = decoded.value
+        generated?.complete(&o)
         // where a key was set: the variant, else [pretrain]
         func keyPath(_ key: String) -> [String] { table[key] != nil || base[key] == nil ? path + [key] : ["pretrain", key] }
         let label = try Recipe.string(table, "label", source, path: path) ?? id

@@ -36,7 +36,7 @@ final class SyntheticFactsTests: XCTestCase {
         let m = try JSONDecoder().decode(SyntheticManifest.self, from: read(a.out + "/" + SyntheticFacts.manifestFile))
         XCTAssertEqual(m.files, [
             "corpus.txt": "d20235f228a23e9daca228c46d9817bb4ee2b11f2c8834d6f79c1bac6ff9199b",
-            "probes.jsonl": "9b339c51a7ec9fec4e7171e9c38f29c02c748d282f755fb32b305b0d60dac2ed",
+            "probes.jsonl": "d30031f1026cee6917d74f1bdd2f0deeb3dcbc23bac848d5ede3ceccc87f0edb",
             "counterfact/counterfact-edit.json": "3ba57871e5dd5134ba78214bdeb10b660098d88d62d3f34eb6f9cf69a4bf34ec",
         ])
         XCTAssertEqual(m.counts["facts"], 24); XCTAssertEqual(m.counts["subjects"], 8); XCTAssertEqual(m.counts["statements"], 24 * 40)
@@ -72,6 +72,7 @@ final class SyntheticFactsTests: XCTestCase {
         for t in set.tokenized { XCTAssertEqual(t.subject?.count, 2, set.probes[t.index].prompt) }
         XCTAssertEqual(set.probes.filter { $0.split == "held-out" }.count, 24 * 2)
         XCTAssertEqual(set.probes.filter { $0.split == "train" }.count, 24 * 3)
+        XCTAssertTrue(set.probes.allSatisfy { $0.bucket == 40 }, "bucket: the times the corpus states each fact (--repetitions)")
         for (fact, ps) in Dictionary(grouping: set.probes, by: \.tuple) {
             XCTAssertEqual(ps.map(\.pattern).sorted(), [0, 1, 2, 3, 4], fact)
             XCTAssertEqual(Set(ps.map(\.target)).count, 1, fact)

@@ -161,6 +161,12 @@ final class FactsRecipeTests: XCTestCase {
         XCTAssertEqual(pre.pretrain.corpus, [out + "/corpus.txt"])
         XCTAssertEqual(pre.pretrain.vocab, out + "/vocab.txt")
         XCTAssertEqual(pre.pretrain.valFraction, FactsCorpusOptions().valFraction)
+        XCTAssertNil(pre.pretrain.salient, "salient masking only when asked for")
+        // salient-mask-rate: the corpus's statements' objects are the salient words
+        let salient = try XCTUnwrap(try load(dir, recipe(dir, pretrain: "salient-mask-rate = 0.5")).jobs.first { $0.kind == "pretrain" })
+        XCTAssertEqual(salient.pretrain.salient, out + "/salient.jsonl")
+        XCTAssertEqual(salient.pretrain.salientMaskRate, 0.5)
+        XCTAssertNotEqual(salient.hash, pre.hash)
         let c = try JSONSerialization.jsonObject(with: r.jobs.first { $0.kind == "consistency" }!.config) as! [String: Any]
         XCTAssertEqual((c["source"] as! [String: Any])["probes"] as? String, out + "/probes.jsonl")
         let rome = try JSONSerialization.jsonObject(with: r.jobs.first { $0.kind == "rome" }!.config) as! [String: Any]
@@ -172,7 +178,8 @@ final class FactsRecipeTests: XCTestCase {
 
     func testWhatTheCorpusSetsCannotBeSetAgain() throws {
         let dir = try temporaryDirectory(self)
-        for (pretrain, key) in [("vocab = \"v.txt\"", "vocab"), ("corpus = [\"c.txt\"]", "corpus"), ("val-fraction = 0.1", "val-fraction")] {
+        for (pretrain, key) in [("vocab = \"v.txt\"", "vocab"), ("corpus = [\"c.txt\"]", "corpus"), ("val-fraction = 0.1", "val-fraction"),
+                                ("salient = \"s.jsonl\"", "salient")] {
             XCTAssertThrowsError(try load(dir, recipe(dir, pretrain: pretrain))) {
                 XCTAssertTrue("\($0)".contains("key '\(key)'") && "\($0)".contains("[facts]"), "\($0)")
             }
