@@ -145,6 +145,7 @@ public enum Pretrain {
     /// micro-batches of a step over all ranks (a multiple of the rank count).
     public static func run(_ o: PretrainOptions, resume: Bool, world: MPIWorld? = nil, log: @escaping (String) -> Void) throws -> TrainingSummary {
         try o.validate()
+        let salient = try o.salient.map { try SalientLines.read($0, flag: "salient") }
         let ranks = world?.size ?? 1, leader = (world?.rank ?? 0) == 0
         precondition(o.accumulation % ranks == 0, "the micro-batches of a step must divide over the ranks")
         let log = leader ? log : { _ in }
@@ -162,7 +163,6 @@ public enum Pretrain {
         let tok = try tokenizer(o, files: files, log: log)
         let model = try initialModel(o, vocabSize: tok.vocab.count)
         let config = model.config
-        let salient = try o.salient.map { try SalientLines.read($0, flag: "salient") }
         let cache = TokenShardCache(root: o.cacheDir, files: files, vocab: tok.vocab, valFraction: o.valFraction, salient: salient)
         let valFile = try cache.shard(0, tokenizer: tok, log: log).val
         let valPacker = SequencePacker(seqLen: o.valSeqLen, cls: tok.clsId, sep: tok.sepId)
