@@ -12,7 +12,9 @@
 //    mask_edit_success / mask_edit_localization = at [MASK] only. Means over concepts, and
 //    the per-concept values in NAME-concepts.jsonl.
 //  - The evaluated state is the final one (after the last step); nothing is selected on the
-//    held-out probes or any validation split.
+//    held-out probes or any validation split. (The study's bmask trainer also saves a "best"
+//    state by edit success - localization on the held-out and unrelated probes, but its
+//    measurement reads the trainer's final state: dropval toplevel.dispatch_bmask_.)
 // Training goes through the one Trainer with a parameter group of the edit's own tensors; the
 // base model is frozen (KnowledgeSetup) and never written. Model access: only
 // `encode/mlmLogits(interventions:)`.
@@ -34,6 +36,7 @@ public struct EditOptions: Codable, Equatable, Sendable {
     public var heldOut = 0.1
     public var splitSeed: UInt64 = 7
     public var epochs: Int
+    public var minSteps: Int? = nil           // at least this many optimizer steps (the probes cycle on past --epochs); unset: 0
     public var lr: Float
     public var trainBatch: Int
     public var weightDecay: Float = 0         // Adam (the study); > 0 decays the edit's tensors
@@ -49,6 +52,7 @@ public struct EditOptions: Codable, Equatable, Sendable {
         try Check.that(minProbes >= 2, "min-probes", "must be at least 2 (one to train, one held out), got \(minProbes)")
         try Check.that(heldOut > 0 && heldOut < 1, "held-out", "must be in (0, 1), got \(heldOut)")
         try Check.that(epochs >= 1, "epochs", "must be at least 1, got \(epochs)")
+        try Check.that((minSteps ?? 0) >= 0, "min-steps", "must be >= 0, got \(minSteps ?? 0)")
         try Check.that(lr > 0 && lr.isFinite, "lr", "must be positive, got \(lr)")
         try Check.that(trainBatch >= 1, "train-batch", "must be at least 1, got \(trainBatch)")
         try Check.that(weightDecay >= 0, "weight-decay", "must be >= 0, got \(weightDecay)")
@@ -69,6 +73,7 @@ extension EditOptions: OptionHelp {
         "heldOut": "Share of each concept's probes held out.",
         "splitSeed": "Seed of the per-concept split.",
         "epochs": "Training epochs.",
+        "minSteps": "At least this many optimizer steps: the probes cycle on past --epochs (unset: the epochs alone).",
         "lr": "Adam learning rate.",
         "trainBatch": "Training batch size.",
         "weightDecay": "Weight decay on the edit's tensors.",
@@ -126,9 +131,31 @@ public struct EditRow: Codable, Sendable {
     public var after: EditMetrics
     public var meanActive: Double? = nil
     public var keptFraction: Double? = nil
+    public var keptPerMatrix: [KeptMatrix]? = nil     // bmask: per masked matrix, means over concepts
     public var seconds: Double
     enum CodingKeys: String, CodingKey {
-        case rank, concepts, before, after, meanActive = "mean_active", keptFraction = "kept_fraction", seconds
+        case rank, concepts, before, after, meanActive = "mean_active", keptFraction = "kept_fraction"
+        case keptPerMatrix = "kept_per_matrix", seconds
+    }
+}
+
+/// A masked matrix's weights kept at evaluation, mean over the concepts edited.
+public struct KeptMatrix: Codable, Equatable, Sendable {
+    public var matrix: String
+    public var weights: Int
+    public var kept: Double
+    public var fraction: Double { kept / Double(max(weights, 1)) }
+    enum CodingKeys: String, CodingKey { case matrix, weights, kept, fraction }
+    public init(matrix: String, weights: Int, kept: Double) { self.matrix = matrix; self.weights = weights; self.kept = kept }
+    public init(from d: Decoder) throws {
+        let c = try d.container(keyedBy: CodingKeys.self)
+        matrix = try c.decode(String.self, forKey: .matrix); weights = try c.decode(Int.self, forKey: .weights)
+        kept = try c.decode(Double.self, forKey: .kept)
+    }
+    public func encode(to e: Encoder) throws {
+        var c = e.container(keyedBy: CodingKeys.self)
+        try c.encode(matrix, forKey: .matrix); try c.encode(weights, forKey: .weights); try c.encode(kept, forKey: .kept)
+        try c.encode(fraction, forKey: .fraction)
     }
 }
 
@@ -285,7 +312,7 @@ public enum ConceptEdits {
                              _ o: EditOptions, micro: Int, sampling: Bool, seed: UInt64,
                              penalty: ((Tape) -> Tensor)? = nil) throws -> TrainStats {
         let accumulation = max(1, o.trainBatch / micro)
-        let steps = (examples.count * o.epochs + o.trainBatch - 1) / o.trainBatch
+        let steps = max(o.minSteps ?? 0, (examples.count * o.epochs + o.trainBatch - 1) / o.trainBatch)
         var topt = TrainerOptions(steps: steps, schedule: LRSchedule(peak: o.lr, warmupSteps: 0, totalSteps: steps, decay: .constant),
                                   hiddenDropout: o.dropout, attentionDropout: o.dropout, seed: seed)
         topt.accumulation = accumulation

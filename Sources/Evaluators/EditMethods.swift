@@ -5,9 +5,9 @@
 //          temperature 1 with the straight-through estimator, a fresh sample per example (each
 //          example is its own forward pass, the batch accumulates); evaluation keeps a weight
 //          iff its logit > 0. Loss = MLM loss + (β / batch)·Σ logits, β = 1e-5 (the study also
-//          ran 1e-4); Adam lr 0.01, 5 epochs, batch 16; concept probes only. Reports the
-//          study's mean_active (mean over the masked matrices of the weights kept) and the
-//          kept fraction.
+//          ran 1e-4); Adam lr 0.01, 32 epochs and at least 300 steps (ours: see studyEdit),
+//          batch 16; concept probes only. Reports the study's mean_active (mean over the masked
+//          matrices of the weights kept), the kept fraction, and per matrix the weights kept.
 //   ft     W + ΔW on the chosen parameters (default: all), Adam lr 1e-4, 1 epoch, batch 10.
 //   lora   W + (α/r)·B·A on every FFN matrix and attention query/value (B = 0 at init), α = 8,
 //          Adam lr 5e-4 (the study gives none; ReFT's), 1 epoch, batch 10; --ranks sweep.
@@ -25,7 +25,7 @@ import Interventions
 import Text
 
 public struct BMaskOptions: CommandOptions, Equatable, Sendable {
-    public var edit = EditOptions(epochs: 5, lr: 0.01, trainBatch: 16)
+    public var edit = BMaskOptions.studyEdit
     public var beta: Float = 1e-5
     public var temperature: Float = 1
     public var initialLogit: Float = 1
@@ -38,6 +38,16 @@ public struct BMaskOptions: CommandOptions, Equatable, Sendable {
         if !(temperature > 0 && temperature.isFinite) { throw OptionError(key: "temperature", "must be positive, got \(temperature)") }
         if !initialLogit.isFinite { throw OptionError(key: "initial-logit", "must be finite") }
     }
+}
+
+extension BMaskOptions {
+    /// The study's 32 epochs of Adam at lr 0.01, batch 16, and at least 300 steps (ours). A logit
+    /// whose only gradient is the sparsity term moves by about lr a step under Adam (a constant
+    /// gradient g gives m/√v = g/|g|), so a weight the concept does not need falls from the initial
+    /// logit 1 below 0 (dropped) after 1/lr = 100 steps at the earliest, later when the task's
+    /// gradient noise enters v. A concept with 30 training probes gets 60 steps from 32 epochs:
+    /// without the minimum, whether anything is dropped depends on the concept's probe count.
+    static var studyEdit: EditOptions { var e = EditOptions(epochs: 32, lr: 0.01, trainBatch: 16); e.minSteps = 300; return e }
 }
 
 extension BMaskOptions: OptionHelp {
@@ -128,12 +138,13 @@ public typealias EditRun<O: Codable & Sendable> = (result: EditResult<O>, record
 public enum BinaryMaskEval {
     public static func run(checkpoint: String, options o: BMaskOptions, log: @escaping (String) -> Void) throws -> EditRun<BMaskOptions> {
         try o.validate()
-        var size = 0
+        var size = 0, matrices: [(name: String, weights: Int)] = []
         var out = try ConceptEdits.run(checkpoint: checkpoint, method: "bmask", options: o, edit: o.edit, ranks: [nil], log: log) {
             k, vocab, s, before, export in
             let targets = try ConceptEdits.matrices(k.model.config, modules: o.modules, layers: o.layers)
             let edit = BinaryMaskEdit(model: k.model, targets: targets, initialLogit: o.initialLogit, temperature: o.temperature)
             size = edit.params.totalCount
+            matrices = targets.map { ($0, edit.params[$0].count) }
             let coef = o.beta / Float(o.edit.trainBatch)
             let penalty: (Tape) -> Tensor = { tape in
                 tape.scale(targets.dropFirst().reduce(tape.sum(edit.params[targets[0]])) { tape.add($0, tape.sum(edit.params[$1])) }, coef)
@@ -144,6 +155,10 @@ public enum BinaryMaskEval {
             return [r]
         }
         out.result.trainableParameters = ["all": size]
+        let kept = out.records.compactMap(\.keptPerMatrix)
+        out.result.rows[0].keptPerMatrix = matrices.enumerated().map { i, m in
+            KeptMatrix(matrix: m.name, weights: m.weights, kept: mean(kept.map { Double($0[i]) }))
+        }
         return out
     }
 }

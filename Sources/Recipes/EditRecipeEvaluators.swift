@@ -15,7 +15,7 @@ enum EditKeys {
     /// Flattened key -> path: EditOptions under `edit`, ProbeOptions under `edit.probes`.
     static var aliases: [String: [String]] {
         var a: [String: [String]] = [:]
-        for k in ["concepts", "concept", "minProbes", "heldOut", "splitSeed", "epochs", "lr", "trainBatch", "weightDecay",
+        for k in ["concepts", "concept", "minProbes", "heldOut", "splitSeed", "epochs", "minSteps", "lr", "trainBatch", "weightDecay",
                   "maxGradNorm", "dropout", "saveEdited", "saveConcept"] { a[k] = ["edit", k] }
         for k in ["dataDir", "probes", "relations", "limit", "seed", "batch"] { a[k] = ["edit", "probes", k] }
         return a
@@ -49,6 +49,10 @@ enum EditKeys {
             let (p, l) = prefix(name, label, rank: r.rank)
             var out = metrics(r.after).map { MetricRow("\(p).\($0.0)", "\(l): \($0.1)", $0.2, better: $0.3) }
             if let a = r.meanActive { out.append(MetricRow("\(p).mean_active", "\(l): mean active weights per matrix", a)) }
+            if let f = r.keptFraction { out.append(MetricRow("\(p).kept_fraction", "\(l): weights kept (%)", 100 * f)) }
+            for (i, m) in (r.keptPerMatrix ?? []).enumerated() {
+                out.append(MetricRow("\(p).kept_fraction.\(i)", "\(l): weights kept in \(m.matrix) (%)", 100 * m.fraction, descriptive: true, appendix: true))
+            }
             return out
         }
         guard let before = rows.first?.before else { return after }
@@ -63,6 +67,7 @@ enum EditKeys {
             let p = prefix(name, "", rank: c.rank).id
             for (suffix, _, v, _) in metrics(c.after) { pairs["\(p).\(suffix)", default: []].append((c.concept, v)) }
             if let a = c.meanActive { pairs["\(p).mean_active", default: []].append((c.concept, a)) }
+            if let f = c.keptFraction { pairs["\(p).kept_fraction", default: []].append((c.concept, 100 * f)) }
         }
         return pairs.mapValues { MetricRow.Units(kind: "concept", $0) }
     }

@@ -75,7 +75,8 @@ struct OptionTable {
                 if let why = managed[camel] { throw source.keyError(keyPath, "is set by the recipe runner (\(why))") }
                 let structPath = aliases[camel] ?? [camel]
                 guard known.contains(key) || aliases[camel] != nil else { throw source.unknownKey(keyPath, known: known.sorted() + extra) }
-                let converted = try convertKeys(value, keyPath: keyPath, source: source)
+                // "unset": an optional option's unset value (as `--flag unset` on the command line)
+                let converted = value as? String == "unset" ? NSNull() : try convertKeys(value, keyPath: keyPath, source: source)
                 OptionTable.set(&merged, structPath, converted)
                 origin[structPath] = keyPath
                 if layer.path == tablePath { explicit.insert(camel) }

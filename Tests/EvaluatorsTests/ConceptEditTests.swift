@@ -174,13 +174,15 @@ final class ConceptEditTests: XCTestCase {
         let w = try Self.world()
         var o = BMaskOptions(); o.edit = editOptions(o.edit, w, concept: Self.partial)
         o.edit.probes.probes = w.maskProbes
-        o.edit.saveEdited = w.dir + "/bmask-export"
-        o.edit.epochs = 10; o.edit.lr = 0.1                  // 40 probes: the study's 5 x 0.01 would not move a logit from 1 to 0
+        o.edit.saveEdited = w.dir + "/bmask-export"          // the study's protocol otherwise: 32 epochs, lr 0.01, at least 300 steps
         let t0 = Date()
         let out = try BinaryMaskEval.run(checkpoint: w.checkpoint, options: o, log: { _ in })
         report("bmask", out.result.rows, seconds: Date().timeIntervalSince(t0))
         let r = out.result.rows[0], rec = out.records[0]
         XCTAssertEqual(out.records.count, 1); XCTAssertEqual(rec.concept, Self.partial)
+        // 32 epochs of its training probes in batches of 16 are fewer than the minimum: 300 steps
+        XCTAssertLessThan(32 * rec.trainProbes / 16, 300)
+        XCTAssertEqual(rec.steps, 300)
         assertBefore(r, unknown: 0.75)                        // the known six of india's sixteen subjects (and a default guess)
         // measured 16/16 (0.9 needs 15: 1 probe of margin) and localization 1.0 (0.8: ~7 probes)
         XCTAssertGreaterThanOrEqual(r.after.maskEditSuccess, max(0.9, r.before.maskEditSuccess + 0.2))
@@ -190,6 +192,10 @@ final class ConceptEditTests: XCTestCase {
         let L = 2
         let nonzero = (0..<L).map { l in tensors["bert.encoder.layer.\(l).output.dense.weight"]!.filter { $0 != 0 }.count }
         XCTAssertEqual(rec.keptPerMatrix, nonzero)
+        // the row: per matrix, its name, size and the weights kept (one concept: its counts)
+        XCTAssertEqual(r.keptPerMatrix?.map(\.matrix), (0..<L).map { "bert.encoder.layer.\($0).output.dense.weight" })
+        XCTAssertEqual(r.keptPerMatrix?.map(\.weights), [64 * 256, 64 * 256])
+        XCTAssertEqual(r.keptPerMatrix?.map(\.kept), nonzero.map(Double.init))
         // integer counts over 2 and over 32768: exact, or one Float64 rounding (1e-16) of a value <= 1
         XCTAssertEqual(rec.meanActive!, Double(nonzero.reduce(0, +)) / Double(L), accuracy: 1e-9)
         XCTAssertEqual(rec.keptFraction!, Double(nonzero.reduce(0, +)) / Double(L * 64 * 256), accuracy: 1e-12)

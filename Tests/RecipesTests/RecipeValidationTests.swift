@@ -109,6 +109,15 @@ final class RecipeValidationTests: XCTestCase {
         assertError(recipe("[evaluators.reft]\nplaces = [\"1:head\"]"), line: 10, ["key 'places' in [evaluators.reft]"])
         assertError(recipe("[evaluators.bmask]\nheld-out = 1.5"), line: 10, ["key 'held-out' in [evaluators.bmask]", "(0, 1)"])
         assertError(recipe("[evaluators.ft]\nsave-edited = \"x\""), line: 10, ["key 'save-edited' in [evaluators.ft]", "recipes keep results"])
+        // "unset": an optional option's nil (bmask's min-steps defaults to 300); a required one refuses it
+        func bmaskEdit(_ table: String) throws -> [String: Any] {
+            let r = try load(recipe("[evaluators.bmask]\n" + table))
+            return (try JSONSerialization.jsonObject(with: r.jobs[1].config) as! [String: Any])["edit"] as! [String: Any]
+        }
+        XCTAssertEqual(try bmaskEdit("")["minSteps"] as? Int, 300)
+        XCTAssertEqual(try bmaskEdit("min-steps = 50")["minSteps"] as? Int, 50)
+        XCTAssertNil(try bmaskEdit("min-steps = \"unset\"")["minSteps"])
+        assertError(recipe("[evaluators.bmask]\nepochs = \"unset\""), line: 10, ["key 'epochs' in [evaluators.bmask]", "expected an integer"])
     }
 
     func testUnknownEvaluator() {
