@@ -193,13 +193,13 @@ public struct EditBatch {
         probes = ProbeBatch(items, padId: padId)
         let T = probes.T
         var labels = [Int32](repeating: -100, count: items.count * T)
-        var cls: [Int32] = [], sep: [Int32] = [], mask: [Int32] = []
+        var cls: [Int32] = [], sep: [Int32] = [], mask: [Int32] = [], all: [Int32] = []
         for (b, p) in items.enumerated() {
-            for (t, id) in p.ids.enumerated() { labels[b * T + t] = t == p.maskPosition ? p.targetId : id }
+            for (t, id) in p.ids.enumerated() { labels[b * T + t] = t == p.maskPosition ? p.targetId : id; all.append(Int32(b * T + t)) }
             cls.append(Int32(b * T)); sep.append(Int32(b * T + p.ids.count - 1)); mask.append(Int32(b * T + p.maskPosition))
         }
         self.labels = labels
-        rows = ["cls": cls, "sep": sep, "mask": mask]
+        rows = ["cls": cls, "sep": sep, "mask": mask, "all": all]
     }
     public var tokens: Int { labels.filter { $0 != -100 }.count }
 }

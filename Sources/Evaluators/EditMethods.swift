@@ -13,7 +13,8 @@
 //          Adam lr 5e-4 (the study gives none; ReFT's), 1 epoch, batch 10; --ranks sweep.
 //   reft   LoReFT on `block` outputs: the study's layers 4, 6, 8, 11 of 12 ([CLS] for the first
 //          two, the final [SEP] for the last two) scaled to the model's depth (layer·L/12,
-//          rounded down), R's rows kept orthonormal by a Gram-Schmidt retraction after every
+//          rounded down), a last-layer [CLS]/[SEP] place moved to [MASK] (ours: see
+//          defaultPlaces), R's rows kept orthonormal by a Gram-Schmidt retraction after every
 //          step; Adam lr 5e-4, 1 epoch, batch 10; --ranks sweep.
 // ft, lora and reft train on the concept's training probes plus as many other-concept probes.
 
@@ -107,7 +108,8 @@ extension LoRAOptions: OptionHelp {
 public struct ReFTOptions: CommandOptions, Equatable, Sendable {
     public var edit = EditOptions(epochs: 1, lr: 5e-4, trainBatch: 10)
     public var ranks = [64, 32, 16, 8, 4, 2, 1]
-    public var places: [String] = []          // "layer:position" (cls, sep, mask); default: the study's layout
+    public var places: [String] = []          // "layer:position"; empty: the study's layout (ReFTEval.defaultPlaces)
+    public var lastLayerPosition: String? = "mask"   // the default layout's last-layer [CLS]/[SEP] places move here; unset: they stay (the study's)
     public init() {}
     public func validate() throws {
         try edit.validate()
@@ -116,6 +118,9 @@ public struct ReFTOptions: CommandOptions, Equatable, Sendable {
             throw OptionError(key: "save-edited", "reft edits activations (LoReFT), which no BertForMaskedLM weights can express")
         }
         _ = try ReFTEval.parsePlaces(places)
+        if let p = lastLayerPosition, !ReFTEval.positions.contains(p) {
+            throw OptionError(key: "last-layer-position", "'\(p)' is not one of \(ReFTEval.positions.joined(separator: ", "))")
+        }
     }
 }
 
@@ -123,7 +128,8 @@ extension ReFTOptions: OptionHelp {
     public static let help: [String: String] = [
         "edit": "The concept-edit settings (see the edit options).",
         "ranks": "Ranks swept (one result row per rank).",
-        "places": "Interventions as layer:position (cls, sep, mask), e.g. 1:cls 3:sep (empty: the study's layout scaled to the model's depth).",
+        "places": "Interventions as layer:position: layer an index or a fraction of the depth (0.5), position cls, sep, mask or all, e.g. 1:cls 0.75:mask (empty: the study's layout scaled to the model's depth).",
+        "lastLayerPosition": "Where the default layout's last-layer [CLS]/[SEP] places move (ours: mask, since nothing after the last layer carries them to the [MASK] prediction; unset: they stay, the study's layout).",
     ]
 }
 
@@ -220,24 +226,46 @@ public enum ReFTEval {
         return out
     }
 
-    static func parsePlaces(_ specs: [String]) throws -> [LoReFTEdit.Place] {
+    /// The default: the study's layout, except that a [CLS] or [SEP] place in the last layer moves
+    /// to `lastLayer` (ours: [MASK]). The MLM head reads [MASK]'s own last-layer state, so a
+    /// last-layer place elsewhere cannot change the [MASK] prediction: in 2 layers the study's
+    /// layout is 0:cls, 1:cls, 1:sep, of which only 0:cls reaches [MASK] (through layer 1's
+    /// attention); in 12 layers its 11:sep does not either.
+    public static func defaultPlaces(layers L: Int, lastLayer: String?) -> [LoReFTEdit.Place] {
+        var out: [LoReFTEdit.Place] = []
+        for var p in studyPlaces(layers: L) {
+            if let to = lastLayer, p.layer == L - 1, p.position == "cls" || p.position == "sep" { p.position = to }
+            if !out.contains(p) { out.append(p) }
+        }
+        return out
+    }
+
+    static let positions = ["cls", "sep", "mask", "all"]
+
+    /// `layer:position` specs for an L-layer model (a fractional layer f is floor(f·L), at most L − 1).
+    static func parsePlaces(_ specs: [String], layers L: Int = .max) throws -> [LoReFTEdit.Place] {
         try specs.map { spec in
             let parts = spec.split(separator: ":").map(String.init)
-            guard parts.count == 2, let l = Int(parts[0]), l >= 0, ["cls", "sep", "mask"].contains(parts[1]) else {
-                throw OptionError(key: "places", "'\(spec)' is not layer:position with position cls, sep or mask")
+            let bad = OptionError(key: "places", "'\(spec)' is not layer:position (layer an index or a fraction in [0, 1], position \(positions.joined(separator: ", ")))")
+            guard parts.count == 2, positions.contains(parts[1]) else { throw bad }
+            if let l = Int(parts[0]), l >= 0 {
+                guard l < L else { throw OptionError(key: "places", "layer \(l) out of range 0..<\(L)") }
+                return LoReFTEdit.Place(layer: l, position: parts[1])
             }
-            return LoReFTEdit.Place(layer: l, position: parts[1])
+            guard parts[0].contains("."), let f = Double(parts[0]), f >= 0, f <= 1 else { throw bad }
+            return LoReFTEdit.Place(layer: L == .max ? 0 : min(L - 1, Int(f * Double(L))), position: parts[1])
         }
     }
 
     public static func run(checkpoint: String, options o: ReFTOptions, log: @escaping (String) -> Void) throws -> EditRun<ReFTOptions> {
         try o.validate()
-        var sizes: [String: Int] = [:]
+        var sizes: [String: Int] = [:], resolved: [String] = []
         var out = try ConceptEdits.run(checkpoint: checkpoint, method: "reft", options: o, edit: o.edit, ranks: o.ranks, log: log) {
             k, vocab, s, before, _ in
             let c = k.model.config
-            let places = o.places.isEmpty ? studyPlaces(layers: c.numLayers) : try parsePlaces(o.places)
-            if let p = places.first(where: { $0.layer >= c.numLayers }) { throw OptionError(key: "places", "layer \(p.layer) out of range 0..<\(c.numLayers)") }
+            let places = o.places.isEmpty ? defaultPlaces(layers: c.numLayers, lastLayer: o.lastLayerPosition)
+                                          : try parsePlaces(o.places, layers: c.numLayers)
+            resolved = places.map { "\($0.layer):\($0.position)" }
             if let r = o.ranks.first(where: { $0 > c.hiddenSize }) { throw OptionError(key: "ranks", "rank \(r) exceeds the hidden size \(c.hiddenSize)") }
             return try o.ranks.map { rank in
                 let edit = LoReFTEdit(hiddenSize: c.hiddenSize, places: places, rank: rank,
@@ -250,6 +278,7 @@ public enum ReFTEval {
             }
         }
         out.result.trainableParameters = sizes
+        out.result.options.places = resolved              // the result records the places used
         return out
     }
 }

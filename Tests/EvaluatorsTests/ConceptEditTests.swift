@@ -246,11 +246,12 @@ final class ConceptEditTests: XCTestCase {
         let w = try Self.world()
         var o = ReFTOptions(); o.edit = editOptions(o.edit, w)
         o.edit.epochs = 10; o.edit.lr = 3e-3; o.ranks = [8, 2]
-        o.places = ["0:mask", "1:mask"]                      // with 2 layers the study's layout reaches [MASK] only via 0:cls
         let t0 = Date()
         let out = try ReFTEval.run(checkpoint: w.checkpoint, options: o, log: { _ in })
         report("reft", out.result.rows, seconds: Date().timeIntervalSince(t0))
         XCTAssertEqual(out.result.rows.map(\.rank), [8, 2])
+        // the default layout in 2 layers: the study's 0:cls, and its last-layer places moved to [MASK]
+        XCTAssertEqual(out.result.options.places, ["0:cls", "1:mask"])
         for (r, rec) in zip(out.result.rows, out.records) {
             assertBefore(r)
             // measured 10/10 (rank 8) and 7/10 (rank 2): 2 probes of margin at 0.5; localization 1.0
@@ -325,9 +326,22 @@ final class ConceptEditTests: XCTestCase {
         XCTAssertThrowsError(try f.validate()) { XCTAssertTrue("\($0)".hasPrefix("--train-batch"), "\($0)") }
     }
 
-    func testStudyPlacesScaleWithDepth() {
+    func testStudyPlacesScaleWithDepth() throws {
         XCTAssertEqual(ReFTEval.studyPlaces(layers: 12).map(\.description), ["block@4:cls", "block@6:cls", "block@8:sep", "block@11:sep"])
         XCTAssertEqual(ReFTEval.studyPlaces(layers: 4).map(\.description), ["block@1:cls", "block@2:cls", "block@2:sep", "block@3:sep"])
+        // the default moves last-layer [CLS]/[SEP] places to [MASK]; unset keeps the study's
+        XCTAssertEqual(ReFTEval.defaultPlaces(layers: 12, lastLayer: "mask").map(\.description), ["block@4:cls", "block@6:cls", "block@8:sep", "block@11:mask"])
+        XCTAssertEqual(ReFTEval.defaultPlaces(layers: 4, lastLayer: "mask").map(\.description), ["block@1:cls", "block@2:cls", "block@2:sep", "block@3:mask"])
+        XCTAssertEqual(ReFTEval.defaultPlaces(layers: 2, lastLayer: "mask").map(\.description), ["block@0:cls", "block@1:mask"])
+        XCTAssertEqual(ReFTEval.defaultPlaces(layers: 2, lastLayer: nil), ReFTEval.studyPlaces(layers: 2))
+        // places: an index or a fraction of the depth (floor(f L), at most L - 1); positions include all
+        XCTAssertEqual(try ReFTEval.parsePlaces(["0.5:mask", "1.0:all", "0:cls", "0.74:sep"], layers: 4).map(\.description),
+                       ["block@2:mask", "block@3:all", "block@0:cls", "block@2:sep"])
+        for bad in ["4:cls", "1.5:mask", "x:cls", "1:head", "1"] {
+            XCTAssertThrowsError(try ReFTEval.parsePlaces([bad], layers: 4), bad) { XCTAssertTrue("\($0)".hasPrefix("--places"), "\($0)") }
+        }
+        var r = ReFTOptions(); r.lastLayerPosition = "head"
+        XCTAssertThrowsError(try r.validate()) { XCTAssertTrue("\($0)".hasPrefix("--last-layer-position"), "\($0)") }
     }
 
     /// name -> float32 values of a safetensors file.
