@@ -7,8 +7,8 @@
 //    the concept has training probes. bmask trains on the concept's probes only.
 //  - Input: the probe with [MASK]; labels: the whole filled-in sentence (gold object at
 //    [MASK]); loss: cross-entropy over every non-pad token (as the study).
-//  - Metrics, before and after the edit: edit_success = token top-1 accuracy over all non-pad
-//    tokens of the held-out probes; edit_localization = the same on the unrelated set;
+//  - Metrics, before and after the edit: edit_success = token top-1 accuracy over the tokens of
+//    the held-out probes but [CLS] and [SEP] (the study counts every non-pad token); edit_localization = the same on the unrelated set;
 //    mask_edit_success / mask_edit_localization = at [MASK] only. Means over concepts, and
 //    the per-concept values in NAME-concepts.jsonl.
 //  - The evaluated state is the final one (after the last step); nothing is selected on the
@@ -274,12 +274,13 @@ public enum ConceptEdits {
 
     /// Token and [MASK] accuracy of `probes` with `edit` installed (nil: the base model).
     public static func accuracy(_ model: BertModel, _ probes: [TokenizedProbe], edit: Edit?, batch: Int, padId: Int32)
-        -> (tokens: Double, mask: Double) {
+        -> (tokens: Double, mask: Double, counted: Int) {
         var right = 0, total = 0, maskRight = 0
         for start in stride(from: 0, to: probes.count, by: batch) {
             let eb = EditBatch(Array(probes[start..<min(start + batch, probes.count)]), padId: padId)
             let iv = edit?.interventions(EditContext(rows: eb.rows))
-            let rows = eb.labels.indices.filter { eb.labels[$0] != -100 }
+            let special = Set(eb.rows["cls"]! + eb.rows["sep"]!)     // copied, never counted
+            let rows = eb.labels.indices.filter { eb.labels[$0] != -100 && !special.contains(Int32($0)) }
             let tape = Tape(recording: false)
             let logits = model.mlmLogits(tape, model.encode(tape, eb.batch, interventions: iv), rows: rows.map(Int32.init), interventions: iv)
             let V = logits.lastDim
@@ -293,7 +294,7 @@ public enum ConceptEdits {
                 if maskRows.contains(r), ok { maskRight += 1 }
             }
         }
-        return (Double(right) / Double(max(total, 1)), Double(maskRight) / Double(max(probes.count, 1)))
+        return (Double(right) / Double(max(total, 1)), Double(maskRight) / Double(max(probes.count, 1)), total)
     }
 
     static func metrics(_ model: BertModel, _ s: ConceptSplit, edit: Edit?, batch: Int, padId: Int32) -> EditMetrics {

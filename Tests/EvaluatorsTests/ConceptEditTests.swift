@@ -142,6 +142,7 @@ final class ConceptEditTests: XCTestCase {
         let knownProbes = k.probes.tokenized.filter { k.probes.probes[$0.index].target != Self.concept && k.probes.probes[$0.index].target != Self.partial }
         XCTAssertEqual(knownProbes.count, 210 - 6 * Self.patterns.count)
         let acc = ConceptEdits.accuracy(k.model, knownProbes, edit: nil, batch: 64, padId: k.tokenizer.padId)
+        XCTAssertEqual(acc.counted, knownProbes.map { $0.ids.count - 2 }.reduce(0, +), "every token but [CLS] and [SEP] counts")
         return (acc.mask, acc.tokens)
     }
 
