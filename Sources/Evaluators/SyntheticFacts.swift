@@ -65,8 +65,9 @@ public struct SyntheticFact: Equatable, Sendable {
 
 /// What was written, as stored in synthetic.json.
 public struct SyntheticManifest: Codable, Equatable, Sendable {
+    public static let currentVersion = 2
     public var format = "droplab-synthetic-facts"
-    public var version = 1
+    public var version = SyntheticManifest.currentVersion   // 2: probes carry "bucket"
     public var settings: SynthOptions      // `out` left empty: the directory may move
     public var counts: [String: Int]
     public var files: [String: String]     // file inside the directory -> sha256
@@ -292,8 +293,13 @@ public enum SyntheticFacts {
                 let diff = Settings.differences(old: try Settings.object(old.settings), new: try Settings.object(settings))
                 throw OptionError(key: "out", "\(o.out) holds a synthetic corpus made with other settings (\(diff.joined(separator: ", "))); remove it or choose another output directory")
             }
-            if try files.allSatisfy({ try sha256(o.out + "/" + $0) == old.files[$0] }) { return (.upToDate, old) }
-            log("\(o.out): files differ from \(manifestFile); generating them again")
+            if old.version != SyntheticManifest.currentVersion {
+                log("\(o.out): made by an older generator (version \(old.version)); generating it again")
+            } else if try files.allSatisfy({ try sha256(o.out + "/" + $0) == old.files[$0] }) {
+                return (.upToDate, old)
+            } else {
+                log("\(o.out): files differ from \(manifestFile); generating them again")
+            }
         } else if fm.fileExists(atPath: o.out) {
             let ours = Set(files.map { String($0.split(separator: "/")[0]) })
             let entries = (try? fm.contentsOfDirectory(atPath: o.out)) ?? []

@@ -41,6 +41,13 @@ final class SyntheticFactsTests: XCTestCase {
         ])
         XCTAssertEqual(m.counts["facts"], 24); XCTAssertEqual(m.counts["subjects"], 8); XCTAssertEqual(m.counts["statements"], 24 * 40)
         XCTAssertEqual(m.counts["probes"], 24 * 5); XCTAssertEqual(m.counts["held_out_probes"], 24 * 2)
+        // a corpus made by an older generator is made again (same settings, same files otherwise)
+        var manifest = try JSONSerialization.jsonObject(with: read(a.out + "/" + SyntheticFacts.manifestFile)) as! [String: Any]
+        XCTAssertEqual(manifest["version"] as? Int, SyntheticManifest.currentVersion)
+        manifest["version"] = 1
+        try JSONSerialization.data(withJSONObject: manifest).write(to: URL(fileURLWithPath: a.out + "/" + SyntheticFacts.manifestFile))
+        XCTAssertEqual(try SyntheticFacts.write(a, log: Self.quiet).status, .written)
+        XCTAssertEqual(try SyntheticFacts.write(a, log: Self.quiet).status, .upToDate)
         // another seed, another world
         var c = Self.small(dir + "/c")
         c.seed = 1
