@@ -9,10 +9,13 @@
 //    times a per-layer scale plus shift, then two residual low-rank blocks
 //    h + B gelu(A h + b) (one network per matrix shape, shared across layers; B starts at 0,
 //    so an untrained editor is a normalised gradient step), split back into (u~, delta~):
-//    dW = lr_l mean_t delta~_t u~_t^T with a learned step size lr_l per layer and matrix; the
-//    edited weight is W - dW (a weight view: the model is never written).
+//    dW = lr_l sum_t delta~_t u~_t^T over the rows t whose input and gradient are nonzero (MEND;
+//    in the last layer only [MASK]'s), with a learned step size lr_l per layer and matrix trained
+//    at its own Adam rate --lr-lr (MEND's lr_lr, 1e-4); the edited weight is W - dW (a weight
+//    view: the model is never written).
 //  - Training (through the shared Trainer, Adam --lr 5e-5, --batch-facts 12 facts a step):
-//    L = L_loc + --edit-weight (0.01, the study) x L_edit, L_edit = NLL of the gold object on a
+//    L = L_loc + --edit-weight (0.1, MEND's c_edit; the study's 0.01 multiplies a sum over every
+//    token of 10 paraphrases, ours one token) x L_edit, L_edit = NLL of the gold object on a
 //    paraphrase of the edit input, L_loc = KL(original || edited) at [MASK] of --unrelated
 //    probes of other facts (a proper KL on log-probabilities; the study's code passes
 //    probabilities where log-probabilities belong).
@@ -22,8 +25,9 @@
 //    after the edit (mask_edit_success), its paraphrases (mask_paraphrase_success), unrelated
 //    probes whose prediction is unchanged (mask_edit_localization), and the change of the gold
 //    object's probability; for the trained editor and, as a baseline, the untrained one.
-// The editor is written to results/<checkpoint>/mend-editor.h5 (HDF5, its tensors and the
-// normalisation statistics).
+// The result records L_edit and L_loc (a true KL) per tenth of the steps and the learned step
+// sizes, so that an editor that did not train is seen. The editor is written to
+// results/<checkpoint>/mend-editor.h5 (HDF5, its tensors and the normalisation statistics).
 
 import Autograd
 import BERT
@@ -41,7 +45,9 @@ public struct MendOptions: ProbeEvaluatorOptions, Equatable {
     public var batchFacts = 12
     public var lr: Float = 5e-5
     public var editLr: Float = 1e-4           // initial per-layer edit step size
-    public var editWeight: Float = 0.01
+    public var lrLr: Float? = 1e-4            // Adam learning rate of the edit step sizes (MEND's lr_lr); unset: --lr
+    public var editWeight: Float = 0.1        // MEND's c_edit
+    public var rows: String? = "nonzero"      // the rows an edit is built from: "nonzero" (MEND); unset: every row, averaged (before 2026-12-07)
     public var unrelated = 8                  // unrelated probes per fact for L_loc
     public var trainShare = 0.9
     public var splitSeed: UInt64 = 7
@@ -56,6 +62,8 @@ public struct MendOptions: ProbeEvaluatorOptions, Equatable {
         try Check.that(batchFacts >= 1, "batch-facts", "must be at least 1, got \(batchFacts)")
         try Check.that(lr > 0 && lr.isFinite, "lr", "must be positive, got \(lr)")
         try Check.that(editLr > 0 && editLr.isFinite, "edit-lr", "must be positive, got \(editLr)")
+        if let l = lrLr { try Check.that(l > 0 && l.isFinite, "lr-lr", "must be positive, got \(l)") }
+        if let r = rows { try Check.that(r == "nonzero", "rows", "must be 'nonzero' or unset, got '\(r)'") }
         try Check.that(editWeight >= 0, "edit-weight", "must be >= 0, got \(editWeight)")
         try Check.that(unrelated >= 1, "unrelated", "must be at least 1, got \(unrelated)")
         try Check.that(trainShare > 0 && trainShare < 1, "train-share", "must be in (0, 1), got \(trainShare)")
@@ -72,7 +80,9 @@ extension MendOptions: OptionHelp {
         "batchFacts": "Facts per editor step.",
         "lr": "Editor learning rate (Adam).",
         "editLr": "Initial per-layer edit step size.",
-        "editWeight": "Weight c of L_edit in L_loc + c L_edit.",
+        "lrLr": "Adam learning rate of the per-layer edit step sizes (MEND's lr_lr; unset: --lr).",
+        "editWeight": "Weight c of L_edit in L_loc + c L_edit (MEND's c_edit).",
+        "rows": "Rows of u and delta an edit is built from: nonzero (MEND: rows with a nonzero input and gradient, summed); unset: every row, averaged.",
         "unrelated": "Unrelated probes per fact (L_loc and localization).",
         "trainShare": "Share of concepts whose facts train the editor.",
         "splitSeed": "Seed of the concept split.",
@@ -104,6 +114,9 @@ public struct MendResult: Codable, Sendable {
     public var trained: MendMetrics
     public var untrained: MendMetrics
     public var firstLoss: Double?, lastLoss: Double?
+    public var editLoss: [Double]? = nil       // L_edit (NLL) per tenth of the training steps, mean over its steps
+    public var locality: [Double]? = nil       // L_loc (KL) the same way
+    public var stepSizes: [String: Double]? = nil   // the learned edit step size per layer and matrix, after training
     public var editor: String                  // the editor's HDF5 file
     public var seconds: Double
 }
@@ -120,6 +133,10 @@ public final class MendEditor {
     public struct Target: Hashable { public var layer: Int; public var output: Bool }   // output: output.dense, else intermediate.dense
     public let params: Parameters
     public let targets: [Target]
+    /// The stored `.lr` entries are the step sizes divided by this (lr_lr / lr): Adam moves a
+    /// parameter by about its learning rate a step, so a step size moves by about lr_lr.
+    let lrScale: Float
+    let nonzeroRows: Bool                       // MEND's rows (else every row, averaged)
     let C: Int, F: Int
     var count: [Target: Double] = [:], mean: [Target: [Double]] = [:], m2: [Target: [Double]] = [:]
 
@@ -129,8 +146,8 @@ public final class MendEditor {
     }
     func dims(_ output: Bool) -> (I: Int, O: Int) { output ? (F, C) : (C, F) }
 
-    public init(config: BertConfig, layers: [Int], rank: Int, editLr: Float, seed: UInt64) {
-        C = config.hiddenSize; F = config.intermediateSize
+    public init(config: BertConfig, layers: [Int], rank: Int, editLr: Float, lrScale: Float = 1, nonzeroRows: Bool = true, seed: UInt64) {
+        C = config.hiddenSize; F = config.intermediateSize; self.lrScale = lrScale; self.nonzeroRows = nonzeroRows
         targets = layers.flatMap { [Target(layer: $0, output: false), Target(layer: $0, output: true)] }
         var specs: [(name: String, shape: [Int])] = []
         for output in [false, true] {
@@ -152,7 +169,7 @@ public final class MendEditor {
             } else if e.name.hasSuffix(".scale") {
                 t.buffer.update(repeating: 1)
             } else if e.name.hasSuffix(".lr") {
-                t.data[0] = editLr
+                t.data[0] = editLr / lrScale
             }
         }
         for t in targets { count[t] = 0; mean[t] = Array(repeating: 0, count: C + F); m2[t] = Array(repeating: 0, count: C + F) }
@@ -172,7 +189,11 @@ public final class MendEditor {
         }
     }
 
-    /// dW for one target from its factors u [T, I] and delta [T, O] (constants), on `tape`.
+    /// The edit step size of a target.
+    public func stepSize(_ t: Target) -> Double { Double(params["mend.\(t.layer).\(Self.shape(t.output)).lr"].data[0] * lrScale) }
+
+    /// dW for one target from its factors u [T, I] and delta [T, O] (constants; with `nonzeroRows`
+    /// the rows with a nonzero gradient only, summed as MEND, else every row, averaged), on `tape`.
     func delta(_ t: Target, u: [Float], delta: [Float], rows T: Int, tape: Tape) -> Tensor {
         let (I, O) = dims(t.output), D = I + O
         var z = [Float](repeating: 0, count: T * D)
@@ -193,7 +214,7 @@ public final class MendEditor {
             h = tape.add(h, tape.linear(tape.gelu(tape.linear(h, params["\(s).A\(b)"], params["\(s).b\(b)"])), params["\(s).B\(b)"], nil))
         }
         let ut = tape.sliceColumns(h, 0..<I), dt = tape.sliceColumns(h, I..<D)
-        let dw = tape.scale(tape.matmul(dt, ut, transposeA: true), 1 / Float(T))                // [O, I]
+        let dw = tape.scale(tape.matmul(dt, ut, transposeA: true), lrScale / Float(nonzeroRows ? 1 : T))   // [O, I]
         return tape.scaleColumns(dw.reshaped([O * I, 1]), params[k + ".lr"]).reshaped([O, I])
     }
 
@@ -212,14 +233,20 @@ public final class MendEditor {
         g.backward(g.crossEntropy(logits, targets: [p.targetId]))
         let edited = Interventions()
         for t in targets {
-            let u = cap[Site(t.output ? .ffnAct : .ffnIn, t.layer)]!.values, d = leaves[t]!.gradValues
+            let uAll = cap[Site(t.output ? .ffnAct : .ffnIn, t.layer)]!.values, dAll = leaves[t]!.gradValues
+            // rows whose gradient or input is zero carry no edit (in the last layer every row but
+            // [MASK]'s): left out of the statistics and the edit, as MEND's nonzero mask
+            let (I, O) = dims(t.output)
+            let rows = !nonzeroRows ? Array(0..<T)
+                : (0..<T).filter { r in (0..<O).contains { dAll[r * O + $0] != 0 } && (0..<I).contains { uAll[r * I + $0] != 0 } }
+            guard !rows.isEmpty else { continue }
+            let u = rows.flatMap { uAll[($0 * I)..<(($0 + 1) * I)] }, d = rows.flatMap { dAll[($0 * O)..<(($0 + 1) * O)] }
             if update {
-                let (I, O) = dims(t.output)
-                var z = [Float](repeating: 0, count: T * (I + O))
-                for r in 0..<T { for i in 0..<I { z[r * (I + O) + i] = u[r * I + i] }; for o in 0..<O { z[r * (I + O) + I + o] = d[r * O + o] } }
-                observe(t, z, rows: T)
+                var z = [Float](repeating: 0, count: rows.count * (I + O))
+                for r in rows.indices { for i in 0..<I { z[r * (I + O) + i] = u[r * I + i] }; for o in 0..<O { z[r * (I + O) + I + o] = d[r * O + o] } }
+                observe(t, z, rows: rows.count)
             }
-            let dw = delta(t, u: u, delta: d, rows: T, tape: tape)
+            let dw = delta(t, u: u, delta: d, rows: rows.count, tape: tape)
             edited.view(Self.weightName(t)) { w, tape in tape.denseWeight(w, delta: tape.scale(dw, -1)) }
         }
         return edited
@@ -229,7 +256,10 @@ public final class MendEditor {
     func save(to path: String) throws {
         let tmp = AtomicFile.temporaryPath(for: path)
         let f = try HDF5File.create(tmp)
-        for e in params.entries { try f.write(e.name, floats: UnsafeBufferPointer(params[e.name].buffer), shape: e.shape) }
+        for e in params.entries {
+            let v = Array(UnsafeBufferPointer(params[e.name].buffer)).map { e.name.hasSuffix(".lr") ? $0 * lrScale : $0 }   // the step sizes themselves
+            try v.withUnsafeBufferPointer { try f.write(e.name, floats: $0, shape: e.shape) }
+        }
         for t in targets {
             let k = "stats/\(t.layer).\(Self.shape(t.output))"
             try f.write(k + ".mean", doubles: mean[t]!, shape: [C + F])
@@ -242,6 +272,21 @@ public final class MendEditor {
 }
 
 public enum Mend {
+    /// Entropy of each row of `p` [rows, V] (probabilities), summed over rows then averaged, as
+    /// the cross-entropy the locality term is computed with.
+    static func entropy(_ p: Tensor, rows n: Int) -> Double {
+        let V = p.lastDim
+        var h = 0.0
+        for r in 0..<n { for v in 0..<V { let x = Double(p.data[r * V + v]); if x > 0 { h -= x * log(x) } } }
+        return h / Double(n)
+    }
+
+    /// Means over each tenth of `xs` (fewer parts when shorter).
+    static func tenths(_ xs: [Double]) -> [Double] {
+        let parts = min(10, xs.count)
+        return (0..<parts).map { k in mean(Array(xs[(k * xs.count / parts)..<((k + 1) * xs.count / parts)])) }
+    }
+
     struct FactBatches: TrainingData {
         struct Cursor: Codable { var next = 0 }
         var cursor = Cursor()
@@ -277,8 +322,11 @@ public enum Mend {
         log("mend: layers \(layers); \(trainFacts.count) training facts (\(nTrain) concepts), \(testFacts.count) test facts "
             + "(\(concepts.count - nTrain) concepts)")
 
-        let editor = MendEditor(config: model.config, layers: layers, rank: o.rank, editLr: o.editLr, seed: o.source.seed)
-        let untrained = MendEditor(config: model.config, layers: layers, rank: o.rank, editLr: o.editLr, seed: o.source.seed)
+        let lrScale = (o.lrLr ?? o.lr) / o.lr
+        func makeEditor() -> MendEditor {
+            MendEditor(config: model.config, layers: layers, rank: o.rank, editLr: o.editLr, lrScale: lrScale, nonzeroRows: o.rows != nil, seed: o.source.seed)
+        }
+        let editor = makeEditor(), untrained = makeEditor()
 
         // training: each step a batch of facts; edit input = one paraphrase, L_edit on another
         var srng = RNG(seed: o.source.seed ^ 0x6D65_6E64)
@@ -289,7 +337,7 @@ public enum Mend {
             srng.shuffle(&order)
             for s in 0..<stepsPerEpoch where batches.count < o.steps { batches.append(Array(order[s * o.batchFacts..<min((s + 1) * o.batchFacts, order.count)])) }
         }
-        var firstLoss: Double? = nil, lastLoss: Double? = nil
+        var firstLoss: Double? = nil, lastLoss: Double? = nil, editLoss: [Double]? = nil, locality: [Double]? = nil
         if o.steps > 0 {
             var topt = TrainerOptions(steps: o.steps, schedule: LRSchedule(peak: o.lr, warmupSteps: 0, totalSteps: o.steps, decay: .constant),
                                       hiddenDropout: 0, attentionDropout: 0, seed: o.source.seed)
@@ -300,9 +348,12 @@ public enum Mend {
             defer { try? FileManager.default.removeItem(atPath: runDir) }
             let group = ParameterGroup().adding(editor.params, decays: { _ in false })
             var step = 0
+            var editCurve: [Double] = [], locCurve: [Double] = []
             let trainer = Trainer(model: model, vocab: k.tokenizer.vocab, data: FactBatches(batches: batches), options: topt, runDir: runDir,
                                   parameters: group, loss: { tape, model, item, _ in
                 var total: Tensor? = nil
+                var stepEdit = 0.0, stepLoc = 0.0
+                defer { editCurve.append(stepEdit); locCurve.append(stepLoc) }
                 for fi in item {
                     var r = RNG(seed: o.source.seed ^ UInt64(step) &* 0x9E37 ^ UInt64(fi))
                     let members = byFact[trainFacts[fi]]!
@@ -315,8 +366,11 @@ public enum Mend {
                     let iv = editor.edit(model, toks[a], pad: pad, tape: tape, observe: true)
                     let logits = model.mlmLogits(tape, model.encode(tape, pb.batch, interventions: iv), rows: pb.maskRows)
                     let ledit = tape.crossEntropy(tape.gatherRows(logits, [0]), targets: [toks[b].targetId])
+                    // cross-entropy against `before` is KL(before || after) + H(before); H is a constant
                     let lloc = tape.crossEntropy(tape.gatherRows(logits, (1...unrelated.count).map(Int32.init)), distributions: before)
                     let l = tape.add(lloc, tape.scale(ledit, o.editWeight))
+                    stepEdit += Double(ledit.scalar) / Double(item.count)
+                    stepLoc += (Double(lloc.scalar) - Self.entropy(before, rows: unrelated.count)) / Double(item.count)
                     total = total.map { tape.add($0, l) } ?? l
                 }
                 step += 1
@@ -332,6 +386,7 @@ public enum Mend {
                 }
             }
             firstLoss = losses.first; lastLoss = losses.last ?? summary.lastMetrics["train_loss"]
+            editLoss = Self.tenths(editCurve); locality = Self.tenths(locCurve)
         }
         try FileManager.default.createDirectory(atPath: resultsDir, withIntermediateDirectories: true)
         let editorPath = resultsDir + "/mend-editor.h5"
@@ -379,6 +434,9 @@ public enum Mend {
                            beforeEditSuccess: mean(records.map { $0.beforeRight ? 1 : 0 }),
                            beforeParaphraseSuccess: Double(records.reduce(0) { $0 + $1.paraphrasesRightBefore }) / Double(max(1, records.reduce(0) { $0 + $1.paraphrases })),
                            trained: metrics("trained"), untrained: metrics("untrained"), firstLoss: firstLoss, lastLoss: lastLoss,
+                           editLoss: editLoss, locality: locality,
+                           stepSizes: Dictionary(uniqueKeysWithValues: editor.targets.map { t in
+                               ("\(t.layer).\(t.output ? "output" : "intermediate")", editor.stepSize(t)) }),
                            editor: editorPath, seconds: Date().timeIntervalSince(began))
         return (r, records)
     }
