@@ -71,9 +71,11 @@ public enum ConsistencyRecipeEvaluator: ProbeRecipeEvaluator {
         var accuracy: [(String, Double)] = [], consistency: [(String, Double)] = [], unique: [(String, Double)] = []
         for c in byConcept.keys.sorted() {
             let ps = byConcept[c]!
+            // right = the target ranked first (a prediction is a lowercased vocabulary token, the
+            // target the probe's cased word: comparing them as strings would find none right)
             let m = Consistency.measures(facts: ps.map(\.fact), groups: ps.map { $0.relation + "\u{1}" + $0.target },
-                                         predictions: ps.map(\.prediction), targets: ps.map(\.target))
-            accuracy.append((c, 100 * m.accuracy)); unique.append((c, m.uniquePredictions))
+                                         predictions: ps.map(\.prediction), targets: ps.map(\.prediction))
+            accuracy.append((c, 100 * Statistics.mean(ps.map { $0.rank == 0 ? 1 : 0 }))); unique.append((c, m.uniquePredictions))
             if m.consistency.isFinite { consistency.append((c, 100 * m.consistency)) }
         }
         return ["consistency.accuracy": .init(kind: "concept", accuracy), "consistency.consistency": .init(kind: "concept", consistency),

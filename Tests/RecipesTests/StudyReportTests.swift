@@ -265,25 +265,26 @@ final class StudyReportTests: XCTestCase {
 
     /// Units read back from the probe records: consistency per concept (the evaluator's own
     /// measures over the concept's probes), logit-lens correctness per probe (a probe met twice
-    /// stays two units).
+    /// stays two units). Targets are cased probe words, predictions lowercased vocabulary tokens:
+    /// a probe is right when its target ranks first.
     func testUnitsFromRecords() throws {
         func record(_ target: String, _ prediction: String, fact: String, pattern: Int) -> ConsistencyProbeRecord {
             ConsistencyProbeRecord(prompt: "\(fact) \(pattern) [MASK]", target: target, prediction: prediction, relation: "P17",
-                                   pattern: pattern, fact: fact, prob: 0.5, rank: 0)
+                                   pattern: pattern, fact: fact, prob: 0.5, rank: prediction == target.lowercased() ? 0 : 1)
         }
-        // france: one fact, its two patterns disagree; italy: one fact agreeing, one single-pattern fact wrong
-        try Results.jsonLines([record("france", "france", fact: "f1", pattern: 0), record("france", "germany", fact: "f1", pattern: 1),
-                               record("italy", "italy", fact: "f2", pattern: 0), record("italy", "italy", fact: "f2", pattern: 1),
-                               record("italy", "spain", fact: "f3", pattern: 0)])
+        // France: one fact, its two patterns disagree; Italy: one fact agreeing, one single-pattern fact wrong
+        try Results.jsonLines([record("France", "france", fact: "f1", pattern: 0), record("France", "germany", fact: "f1", pattern: 1),
+                               record("Italy", "italy", fact: "f2", pattern: 0), record("Italy", "italy", fact: "f2", pattern: 1),
+                               record("Italy", "spain", fact: "f3", pattern: 0)])
             .write(to: URL(fileURLWithPath: dir + "/consistency-probes.jsonl"))
         let result = ConsistencyResult(checkpoint: "x", options: ConsistencyOptions(), probes: 5, facts: 3, accuracy: 0.6, consistency: 0.5,
                                        uniquePredictions: 2, perRelation: [:], counts: [:], seconds: 0)
         let u = try ConsistencyRecipeEvaluator.units(result, directory: dir)
         XCTAssertEqual(u["consistency.accuracy"]?.kind, "concept")
-        XCTAssertEqual(u["consistency.accuracy"]?.values["france"], 50)
-        XCTAssertEqual(u["consistency.accuracy"]!.values["italy"]!, 200.0 / 3, accuracy: 1e-12)   // 100 * 2/3: a few ulps of 67 (1.4e-14 each)
-        XCTAssertEqual(u["consistency.consistency"]?.values, ["france": 0, "italy": 100])
-        XCTAssertEqual(u["consistency.unique"]?.values, ["france": 2, "italy": 2])
+        XCTAssertEqual(u["consistency.accuracy"]?.values["France"], 50, "a cased target the model predicts counts as right")
+        XCTAssertEqual(u["consistency.accuracy"]!.values["Italy"]!, 200.0 / 3, accuracy: 1e-12)   // 100 * 2/3: a few ulps of 67 (1.4e-14 each)
+        XCTAssertEqual(u["consistency.consistency"]?.values, ["France": 0, "Italy": 100])
+        XCTAssertEqual(u["consistency.unique"]?.values, ["France": 2, "Italy": 2])
 
         let lens = [LensProbeRecord(prompt: "p [MASK]", target: "t", prediction: "t", relation: "P17", prob: [0.1, 0.9], rank: [3, 0], top1: ["a", "t"]),
                     LensProbeRecord(prompt: "p [MASK]", target: "t", prediction: "a", relation: "P17", prob: [0.2, 0.3], rank: [0, 1], top1: ["t", "a"])]
