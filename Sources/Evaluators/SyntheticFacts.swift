@@ -25,7 +25,7 @@ import Foundation
 import Training
 
 public struct SynthOptions: CommandOptions, Equatable, Sendable {
-    // defaults: 1.43M words (1.53M tokens) on which `tiny` without dropout (recipes/synthetic.toml)
+    // defaults: 1.43M words (1.53M tokens) on which `tiny` without dropout (recipes/synthetic-tiny.toml)
     // gets (almost) every fact right in the training templates; more filler slows that down a lot
     public var facts = 48                  // (subject, relation, object) triples
     public var relations = 4               // the first N of SyntheticFacts.relations

@@ -9,7 +9,7 @@ import XCTest
 
 final class CommittedReportTests: XCTestCase {
     /// The studies whose reports are committed from real runs.
-    let committed = ["quick", "synthetic"]
+    let committed = ["quick", "synthetic-tiny"]
 
     func testCommittedReportsRegenerateFromTheirJobFiles() throws {
         let repo = TestData.repoRoot, fm = FileManager.default

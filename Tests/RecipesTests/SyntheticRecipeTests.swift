@@ -16,11 +16,14 @@ final class SyntheticRecipeTests: XCTestCase {
     func testShippedRecipeReadsItsGeneratedData() throws {
         let r = try Recipe(path: TestData.repoRoot + "/recipes/synthetic.toml")
         let out = try XCTUnwrap(r.generated?.out)
-        XCTAssertEqual(r.variants.map(\.options.dropout), [0, 0.1, 0.3, 0.5, 0.7])
+        XCTAssertEqual(r.variants.map(\.options.dropout), [0, 0.1, 0.15, 0.3, 0.1])
+        XCTAssertEqual(r.variants.map(\.options.preset), Array(repeating: "mini", count: 5))
+        // early dropout: the first 15% of the 2,988 steps the corpus gives
+        XCTAssertEqual(r.variants.map(\.options.earlyDropoutSteps), [nil, nil, nil, nil, 448])
         XCTAssertEqual(r.seeds, [0, 1, 2])
         XCTAssertEqual(r.evaluators.map(\.evaluator.name).sorted(),
-                       ["bmask", "consistency", "ft", "ig", "interchange", "kn", "lens", "lora", "memit", "mend", "reft", "rome", "trace"])
-        XCTAssertEqual(r.jobs.count, 5 * 3 * 14)
+                       ["acquisition", "bmask", "consistency", "ft", "ig", "interchange", "kn", "lens", "lora", "memit", "mend", "reft", "rome", "trace"])
+        XCTAssertEqual(r.jobs.count, 5 * 3 * 15)
         for job in r.jobs {
             XCTAssertEqual(job.pretrain.corpus, [out + "/corpus.txt"], job.name)
             let c = try json(job.config)
@@ -30,6 +33,8 @@ final class SyntheticRecipeTests: XCTestCase {
                 let edit = job.kind == "rome" ? c : c["edit"] as! [String: Any]
                 XCTAssertEqual(edit["dataDir"] as? String, out, job.name)
                 XCTAssertEqual(edit["corpus"] as? [String], [out + "/corpus.txt"], job.name)
+            case "acquisition":
+                XCTAssertEqual(c["probes"] as? String, out + "/probes.jsonl", job.name)
             case "bmask", "ft", "lora", "reft":
                 XCTAssertEqual(((c["edit"] as! [String: Any])["probes"] as! [String: Any])["probes"] as? String, out + "/probes.jsonl", job.name)
             default:
