@@ -66,8 +66,10 @@ public struct ProbeAttribution {
     public func completenessError(_ l: Int) -> Double? {
         let delta = prob - baseline[l]
         guard abs(delta) > 1e-12 else { return nil }
-        return abs(values[l].reduce(0.0) { $0 + Double($1) } - delta) / abs(delta)
+        return completenessResidual(l) / abs(delta)
     }
+    /// |sum of attributions - (F(x) - F(0))| at layer `l`.
+    public func completenessResidual(_ l: Int) -> Double { abs(values[l].reduce(0.0) { $0 + Double($1) } - (prob - baseline[l])) }
 }
 
 public enum IntegratedGradients {
@@ -139,8 +141,12 @@ public struct IGResult: Codable, Sendable {
     public var options: IGOptions
     public var probes: Int
     public var alphas: [Double]
-    public var completenessError: Double?       // mean over probes and layers
+    public var completenessError: Double?       // mean over probes and layers of the per-probe ratios
     public var completenessErrorMax: Double?
+    /// Sum over probes and layers of |attributions - (F(x) - F(0))| over the sum of |F(x) - F(0)|:
+    /// the error of the whole (a mean of ratios is ruled by probes with a tiny F(x) - F(0)).
+    public var completenessErrorAggregate: Double? = nil
+    public var completenessErrorMedian: Double? = nil
     public var layers: [IGLayerSummary]
     public var counts: [String: ProbeCounts]
     public var seconds: Double
@@ -194,9 +200,13 @@ extension IntegratedGradients {
             IGLayerSummary(layer: l, meanAttributionSum: mean(records.map { $0.attributionSum[li] }),
                            completenessError: finite(mean(attrs.compactMap { $0.completenessError(li) })))
         }
-        let r = IGResult(checkpoint: checkpoint, options: o, probes: attrs.count, alphas: alphas,
+        var r = IGResult(checkpoint: checkpoint, options: o, probes: attrs.count, alphas: alphas,
                          completenessError: finite(mean(errors)), completenessErrorMax: errors.max(), layers: summaries,
                          counts: k.probes.counts, seconds: Date().timeIntervalSince(began))
+        let residual = attrs.reduce(0.0) { t, a in layers.indices.reduce(t) { $0 + a.completenessResidual($1) } }
+        let change = attrs.reduce(0.0) { t, a in layers.indices.reduce(t) { $0 + abs(a.prob - a.baseline[$1]) } }
+        r.completenessErrorAggregate = change > 0 ? residual / change : nil
+        r.completenessErrorMedian = median(errors)
         return (r, records)
     }
 }

@@ -131,6 +131,13 @@ func finite(_ x: Double) -> Double? { x.isFinite ? x : nil }
 /// Mean of a list (nan when empty).
 func mean(_ v: [Double]) -> Double { v.isEmpty ? .nan : v.reduce(0, +) / Double(v.count) }
 
+/// The median (the mean of the middle two for an even count); nil when empty.
+func median(_ v: [Double]) -> Double? {
+    guard !v.isEmpty else { return nil }
+    let s = v.sorted(), n = s.count
+    return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2
+}
+
 /// A progress line every 10 s (and at the end).
 final class ProgressLog {
     let label: String, total: Int, log: (String) -> Void

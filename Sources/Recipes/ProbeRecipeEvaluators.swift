@@ -84,6 +84,16 @@ public enum ConsistencyRecipeEvaluator: ProbeRecipeEvaluator {
 }
 
 public enum IGRecipeEvaluator: ProbeRecipeEvaluator {
+    /// Completeness: the aggregate error and the median of the per-probe errors; results from
+    /// before they were recorded keep their mean of per-probe ratios, labelled as such.
+    static func completenessRows(_ r: IGResult) -> [MetricRow] {
+        guard let a = r.completenessErrorAggregate else {
+            return r.completenessError.map { [MetricRow("ig.completeness", "IG completeness error, mean of per-probe ratios (%)", 100 * $0, better: .lower)] } ?? []
+        }
+        return [MetricRow("ig.completeness.aggregate", "IG completeness error, sum |error| / sum |F(x) - F(0)| (%)", 100 * a, better: .lower)]
+            + (r.completenessErrorMedian.map { [MetricRow("ig.completeness.median", "IG completeness error, median over probes and layers (%)", 100 * $0, better: .lower)] } ?? [])
+    }
+
     public static let name = "ig"
     public static let abstract = "Integrated gradients of P(target at [MASK]) over a site's units, one layer at a time (midpoint rule; the study's 5 points: --alphas 0 0.25 0.5 0.75 1)."
     public static let title = "Integrated gradients"
@@ -92,7 +102,7 @@ public enum IGRecipeEvaluator: ProbeRecipeEvaluator {
     public static func evaluate(checkpoint: String, options: IGOptions, directory: String, log: @escaping (String) -> Void) throws
         -> (result: IGResult, records: [IGProbeRecord]) { try IntegratedGradients.run(checkpoint: checkpoint, options: options, log: log) }
     public static func rows(_ r: IGResult) -> [MetricRow] {
-        (r.completenessError.map { [MetricRow("ig.completeness", "IG completeness error (%)", 100 * $0, better: .lower)] } ?? [])
+        completenessRows(r)
             + r.layers.map { MetricRow("ig.layer\($0.layer).sum", "IG attribution sum, layer \($0.layer)", $0.meanAttributionSum) }
     }
     /// Per probe: its attribution sum at each layer.

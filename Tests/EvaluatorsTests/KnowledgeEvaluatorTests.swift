@@ -44,6 +44,28 @@ final class KnowledgeEvaluatorTests: XCTestCase {
         XCTAssertLessThan(e50, e5 / 3)
     }
 
+    /// The result's completeness errors, recomputed from the per-probe records: the aggregate is
+    /// sum |attributions - (F(x) - F(0))| over sum |F(x) - F(0)|, the median the middle per-probe
+    /// ratio (both over probes and layers), and the mean of ratios is at least the aggregate's
+    /// order only when no probe has a tiny F(x) - F(0) (printed, not asserted).
+    func testIGCompletenessAggregateAndMedian() throws {
+        var o = IGOptions(); o.source.probes = FactModel.trained.probes; o.steps = 5
+        let (r, records) = try IntegratedGradients.run(checkpoint: FactModel.trained.checkpoint, options: o, log: { _ in })
+        var residual = 0.0, change = 0.0, ratios: [Double] = []
+        for rec in records {
+            for l in rec.baseline.indices {
+                residual += abs(rec.attributionSum[l] - (rec.prob - rec.baseline[l])); change += abs(rec.prob - rec.baseline[l])
+                if let e = rec.completenessError[l] { ratios.append(e) }
+            }
+        }
+        ratios.sort()
+        let median = ratios.count % 2 == 1 ? ratios[ratios.count / 2] : (ratios[ratios.count / 2 - 1] + ratios[ratios.count / 2]) / 2
+        print("IG completeness: aggregate \(r.completenessErrorAggregate ?? .nan), median \(r.completenessErrorMedian ?? .nan), mean of ratios \(r.completenessError ?? .nan)")
+        // the same sums in another order: relative 1e-12 is ~1e4 ulps of Float64 over ~400 terms
+        XCTAssertEqual(try XCTUnwrap(r.completenessErrorAggregate), residual / change, accuracy: 1e-12 * residual / change)
+        XCTAssertEqual(try XCTUnwrap(r.completenessErrorMedian), median)
+    }
+
     /// Suppressing the knowledge neurons found by IG lowers the fact's probability far more
     /// than suppressing as many random neurons of the same layers.
     func testKnowledgeNeuronSuppressionBeatsRandom() throws {
