@@ -30,7 +30,23 @@ public struct KnowledgeSetup {
             + "\(c.reduce(0) { $0 + $1.droppedMultiPiece }) facts dropped (object not one word piece), "
             + "\(c.reduce(0) { $0 + $1.droppedOther }) unusable")
         guard !set.probes.isEmpty else { throw ProbeError("no usable probes (every target is more than one word piece of this vocabulary?)") }
-        return KnowledgeSetup(model: model, tokenizer: tok, probes: set)
+        guard o.knownOnly == true else { return KnowledgeSetup(model: model, tokenizer: tok, probes: set) }
+        let known = knownProbes(model, set, batch: o.batch, padId: tok.padId)
+        log("probes: --known-only keeps the \(known.probes.count) of \(set.probes.count) the model answers right at [MASK]")
+        guard !known.probes.isEmpty else { throw ProbeError("--known-only: the model answers none of the \(set.probes.count) probes right at [MASK]") }
+        return KnowledgeSetup(model: model, tokenizer: tok, probes: known)
+    }
+
+    /// The probes whose target is the model's top-1 at [MASK], with their number per relation in the counts.
+    static func knownProbes(_ model: BertModel, _ set: ProbeSet, batch: Int, padId: Int32) -> ProbeSet {
+        var right: [Int] = []
+        for pb in ProbeBatch.batches(set.tokenized, size: batch, padId: padId) {
+            let s = ProbeScoring.run(model, pb)
+            for (b, p) in pb.items.enumerated() where s.rank[b] == 0 { right.append(p.index) }
+        }
+        var known = set.keeping(right.sorted())
+        for r in known.counts.keys { known.counts[r]!.knownProbes = known.probes.filter { $0.relation == r }.count }
+        return known
     }
 
     /// Every layer a flag names exists in the model.

@@ -45,6 +45,7 @@ public struct ProbeOptions: Codable, Equatable, Sendable {
     public var limit: Int? = nil           // facts (tuples) sampled with the seed, all their patterns kept
     public var seed: UInt64 = 0
     public var batch = 64                  // sequences per forward pass
+    public var knownOnly: Bool? = nil      // keep only probes the model answers right at [MASK] (unset: all)
     public init() {}
 
     /// The values; the --probes file is checked where it is read (`ProbeSet.load`), and by
@@ -63,6 +64,7 @@ extension ProbeOptions: OptionHelp {
         "limit": "Facts to sample (all their paraphrases are kept; unset: all).",
         "seed": "Seed for sampling facts, pairs and noise.",
         "batch": "Sequences per forward pass.",
+        "knownOnly": "Keep only the probes the model answers right at [MASK] before any intervention (unset: all probes).",
     ]
 }
 
@@ -93,6 +95,7 @@ public struct ProbeCounts: Codable, Equatable, Sendable {
     public var droppedMultiPiece = 0
     public var droppedOther = 0         // no [MASK], subject not found, longer than the model allows
     public var probes = 0
+    public var knownProbes: Int? = nil  // --known-only: the probes kept (the model answers them right)
     public init() {}
 }
 
@@ -100,6 +103,13 @@ public struct ProbeSet {
     public var probes: [Probe]
     public var tokenized: [TokenizedProbe]           // aligned with probes
     public var counts: [String: ProbeCounts]          // by relation
+
+    /// The probes at `indices` (in that order), re-indexed; `counts` unchanged.
+    public func keeping(_ indices: [Int]) -> ProbeSet {
+        var t = indices.map { tokenized[$0] }
+        for i in t.indices { t[i].index = i }
+        return ProbeSet(probes: indices.map { probes[$0] }, tokenized: t, counts: counts)
+    }
 
     /// Load and tokenize. Facts whose object is not a single word piece are dropped (counted).
     public static func load(_ o: ProbeOptions, tokenizer tok: WordPieceTokenizer, maxLength: Int) throws -> ProbeSet {

@@ -6,6 +6,7 @@ import BERT
 @testable import Evaluators
 import Foundation
 import Interventions
+import TestSupport
 import XCTest
 
 // Thresholds here are margins on the fact model's outcomes (80 probes, 32 facts), not rounding
@@ -24,6 +25,32 @@ final class KnowledgeEvaluatorTests: XCTestCase {
         XCTAssertGreaterThan(r.accuracy, 0.95)
         XCTAssertEqual(records.count, k.probes.probes.count)
         XCTAssertEqual(r.consistency ?? 0, 1, accuracy: 0.05)
+    }
+
+    /// --known-only keeps the probes the model answers right at [MASK]: every fact probe, and
+    /// none of their counterfactual copies (the next country or field as the target).
+    func testKnownOnlyKeepsWhatTheModelAnswers() throws {
+        let dir = try temporaryDirectory(self)
+        let facts = FactModel.probeLines()
+        let counterfactual = facts.map { line -> String in
+            var o = try! JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            let objects = o["relation"] as! String == "lives" ? FactModel.countries : FactModel.fields
+            o["target"] = objects[(objects.firstIndex(of: o["target"] as! String)! + 1) % objects.count]
+            o["fact"] = "cf:" + (o["prompt"] as! String)
+            return String(decoding: try! JSONSerialization.data(withJSONObject: o, options: .sortedKeys), as: UTF8.self)
+        }
+        try (facts + counterfactual).joined(separator: "\n").write(toFile: dir + "/mixed.jsonl", atomically: true, encoding: .utf8)
+        var o = ConsistencyOptions(); o.source.probes = dir + "/mixed.jsonl"
+        let all = try Consistency.run(checkpoint: FactModel.trained.checkpoint, options: o, log: { _ in }).result
+        o.source.knownOnly = true
+        let known = try Consistency.run(checkpoint: FactModel.trained.checkpoint, options: o, log: { _ in }).result
+        // the model answers every fact probe (testFactModelKnowsItsFacts: accuracy 1.0) and no
+        // counterfactual one (its target is another object than the one it answers)
+        XCTAssertEqual(all.probes, 2 * facts.count)
+        XCTAssertEqual(known.probes, facts.count)
+        XCTAssertEqual(known.accuracy, 1)
+        XCTAssertEqual(known.counts.values.compactMap(\.knownProbes).reduce(0, +), facts.count)
+        XCTAssertTrue(all.counts.values.allSatisfy { $0.knownProbes == nil })
     }
 
     /// Completeness: sum of attributions -> F(x) - F(0) as the Riemann sum is refined.
