@@ -38,6 +38,13 @@ public struct ConsistencyResult: Codable, Sendable {
     public var perSplit: [String: RelationConsistency]?     // nil when no probe has a split
     public var counts: [String: ProbeCounts]
     public var seconds: Double
+    /// The most frequent prediction and its share of the probes: a model that answers one word
+    /// everywhere is perfectly "consistent" (the synthetic-tiny dropout 0.7 models: "the"
+    /// everywhere, consistency 100%, accuracy 0%); above `degenerateShare` its consistency means nothing.
+    public var topPrediction: String? = nil
+    public var topPredictionShare: Double? = nil
+    public static let degenerateShare = 0.5
+    public var degenerate: Bool { (topPredictionShare ?? 0) > Self.degenerateShare }
 }
 
 public struct RelationConsistency: Codable, Equatable, Sendable {
@@ -112,9 +119,13 @@ public enum Consistency {
             return ConsistencyProbeRecord(prompt: p.prompt, target: p.target, prediction: k.token(top[i]), relation: p.relation,
                                           pattern: p.pattern, fact: p.tuple, split: p.split, prob: prob[i], rank: rank[i])
         }
-        let r = ConsistencyResult(checkpoint: checkpoint, options: o, probes: n, facts: Set(k.probes.probes.map(\.tuple)).count,
+        var r = ConsistencyResult(checkpoint: checkpoint, options: o, probes: n, facts: Set(k.probes.probes.map(\.tuple)).count,
                                   accuracy: all.accuracy, consistency: finite(all.consistency), uniquePredictions: all.uniquePredictions,
                                   perRelation: perRelation, perSplit: perSplit.isEmpty ? nil : perSplit, counts: k.probes.counts, seconds: Date().timeIntervalSince(began))
+        let freq = Dictionary(top.map { ($0, 1) }, uniquingKeysWith: +)
+        if let (id, c) = freq.max(by: { ($0.value, $1.key) < ($1.value, $0.key) }) {
+            r.topPrediction = k.token(id); r.topPredictionShare = Double(c) / Double(n)
+        }
         return (r, records)
     }
 }

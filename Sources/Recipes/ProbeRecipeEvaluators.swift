@@ -60,6 +60,7 @@ public enum ConsistencyRecipeEvaluator: ProbeRecipeEvaluator {
     public static func rows(_ r: ConsistencyResult) -> [MetricRow] {
         [MetricRow("consistency.accuracy", "ParaRel accuracy at [MASK] (%)", 100 * r.accuracy, better: .higher)]
             + (r.consistency.map { [MetricRow("consistency.consistency", "ParaRel consistency (%)", 100 * $0, better: .higher)] } ?? [])
+            + (r.topPredictionShare.map { [MetricRow("consistency.top_share", "Most frequent prediction's share of the probes (%)", 100 * $0, descriptive: true)] } ?? [])
             + [MetricRow("consistency.unique", "Distinct predictions per (relation, object)", r.uniquePredictions, better: .lower)]
             + (r.perSplit ?? [:]).keys.sorted().map { s in
                 MetricRow("consistency.split.\(s).accuracy", "ParaRel accuracy at [MASK], \(s) probes (%)", 100 * r.perSplit![s]!.accuracy, better: .higher)

@@ -3,6 +3,7 @@
 
 import Autograd
 import BERT
+import Checkpoint
 @testable import Evaluators
 import Foundation
 import Interventions
@@ -25,6 +26,25 @@ final class KnowledgeEvaluatorTests: XCTestCase {
         XCTAssertGreaterThan(r.accuracy, 0.95)
         XCTAssertEqual(records.count, k.probes.probes.count)
         XCTAssertEqual(r.consistency ?? 0, 1, accuracy: 0.05)
+    }
+
+    /// The most frequent prediction's share: below one half for the fact model (its answers are
+    /// its facts' objects), 1 for the same model with one output bias raised so that it answers
+    /// one word everywhere, whose consistency is then a perfect 1 that means nothing (degenerate).
+    func testConstantPredictorIsDegenerate() throws {
+        var o = ConsistencyOptions(); o.source.probes = FactModel.trained.probes
+        let fact = try Consistency.run(checkpoint: FactModel.trained.checkpoint, options: o, log: { _ in }).result
+        XCTAssertFalse(fact.degenerate, "\(fact.topPrediction ?? "-") \(fact.topPredictionShare ?? .nan)")
+        let ck = try Checkpoint.load(FactModel.trained.checkpoint)
+        let word = FactModel.countries[0], id = try XCTUnwrap(ck.vocab.firstIndex(of: word))
+        ck.model.params[BertModule.mlmBias].data[id] += 1000
+        let path = try temporaryDirectory(self) + "/constant.h5"
+        try Checkpoint.save(ck.model, vocab: ck.vocab, to: path)
+        let constant = try Consistency.run(checkpoint: path, options: o, log: { _ in }).result
+        XCTAssertEqual(constant.topPrediction, word)
+        XCTAssertEqual(constant.topPredictionShare, 1)
+        XCTAssertTrue(constant.degenerate)
+        XCTAssertEqual(constant.consistency, 1)
     }
 
     /// --known-only keeps the probes the model answers right at [MASK]: every fact probe, and
