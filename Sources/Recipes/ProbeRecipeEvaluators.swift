@@ -241,6 +241,10 @@ public enum MendRecipeEvaluator: ProbeRecipeEvaluator {
              MetricRow("mend.\(name).paraphrase", "MEND (\(name)): paraphrase success (%)", 100 * m.maskParaphraseSuccess, better: .higher),
              MetricRow("mend.\(name).localization", "MEND (\(name)): unrelated predictions unchanged (%)", 100 * m.maskEditLocalization, better: .higher),
              MetricRow("mend.\(name).probchange", "MEND (\(name)): P(target) change, edit input", m.editProbChange, better: .higher)]
+        } + [("edit_loss", "edit loss (NLL)", r.editLoss), ("locality", "locality KL", r.locality)].flatMap { id, label, tenths -> [MetricRow] in
+            guard let t = tenths, let first = t.first, let last = t.last else { return [] }
+            return [MetricRow("mend.train.\(id).first", "MEND training: \(label), first tenth of the steps", first, descriptive: true),
+                    MetricRow("mend.train.\(id).last", "MEND training: \(label), last tenth of the steps", last, descriptive: true)]
         }
     }
     /// Per test fact: the edit input right after the edit (trained and untrained editor), and

@@ -263,6 +263,20 @@ final class StudyReportTests: XCTestCase {
         XCTAssertTrue(dry.contains("10 done, 1 done (older code), 1 done (unrecorded code)"), dry)
     }
 
+    /// MEND's training record becomes descriptive rows: the edit loss and the locality KL in the
+    /// first and the last tenth of the steps (an editor whose loss does not fall is seen).
+    func testMendTrainingRows() {
+        var r = MendResult(checkpoint: "x", options: MendOptions(), layers: [1], trainConcepts: 2, testConcepts: 1, trainFacts: 4, testFacts: 2,
+                           beforeEditSuccess: 0, beforeParaphraseSuccess: 0, trained: MendMetrics(), untrained: MendMetrics(),
+                           firstLoss: nil, lastLoss: nil, editor: "e.h5", seconds: 0)
+        XCTAssertFalse(MendRecipeEvaluator.rows(r).contains { $0.id.hasPrefix("mend.train.") }, "results without the record: no rows")
+        r.editLoss = [8.2, 4, 0.6]; r.locality = [0, 0.1, 0.3]
+        let rows = Dictionary(uniqueKeysWithValues: MendRecipeEvaluator.rows(r).map { ($0.id, $0) })
+        XCTAssertEqual(rows["mend.train.edit_loss.first"]?.value, 8.2); XCTAssertEqual(rows["mend.train.edit_loss.last"]?.value, 0.6)
+        XCTAssertEqual(rows["mend.train.locality.first"]?.value, 0); XCTAssertEqual(rows["mend.train.locality.last"]?.value, 0.3)
+        XCTAssertEqual(rows["mend.train.edit_loss.first"]?.descriptive, true)
+    }
+
     /// Units read back from the probe records: consistency per concept (the evaluator's own
     /// measures over the concept's probes), logit-lens correctness per probe (a probe met twice
     /// stays two units). Targets are cased probe words, predictions lowercased vocabulary tokens:
