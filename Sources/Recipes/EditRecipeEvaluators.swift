@@ -17,7 +17,7 @@ enum EditKeys {
         var a: [String: [String]] = [:]
         for k in ["concepts", "concept", "minProbes", "heldOut", "splitSeed", "epochs", "minSteps", "lr", "trainBatch", "weightDecay",
                   "maxGradNorm", "dropout", "saveEdited", "saveConcept"] { a[k] = ["edit", k] }
-        for k in ["dataDir", "probes", "relations", "limit", "seed", "batch"] { a[k] = ["edit", "probes", k] }
+        for k in ["dataDir", "probes", "relations", "limit", "seed", "batch", "knownOnly"] { a[k] = ["edit", "probes", k] }
         return a
     }
     static func resolve(_ o: inout EditOptions, _ explicit: Set<String>, _ c: ResolveContext) {

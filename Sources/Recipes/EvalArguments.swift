@@ -136,9 +136,10 @@ struct ArgumentFields {
                 table[name] = list
                 continue
             }
-            if f.scalar == .bool, !f.optional {
+            if f.scalar == .bool {                     // a switch; an optional one also takes `unset`
                 if negated { guard inline == nil else { throw RecipeError("--no-\(name) takes no value") }; table[name] = false; continue }
-                if inline == nil, i < args.count, Bool(args[i]) != nil { words = [args[i]]; i += 1 }
+                if inline == nil, i < args.count, Bool(args[i]) != nil || (f.optional && args[i] == "unset") { words = [args[i]]; i += 1 }
+                if f.optional, words.first == "unset" { table[name] = NSNull(); continue }
                 table[name] = try words.first.map { try f.read($0, flag: name) } ?? true
                 continue
             }

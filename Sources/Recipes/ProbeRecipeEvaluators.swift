@@ -19,7 +19,7 @@ public protocol ProbeRecipeEvaluator: RecipeEvaluator where Options: ProbeEvalua
 public extension ProbeRecipeEvaluator {
     static var managedKeys: [String: String] { ["dataDir": "the recipe's data-dir", "seed": "the recipe's seeds"] }
     static var aliases: [String: [String]] {
-        Dictionary(uniqueKeysWithValues: ["dataDir", "probes", "relations", "limit", "seed", "batch"].map { ($0, ["source", $0]) })
+        Dictionary(uniqueKeysWithValues: ["dataDir", "probes", "relations", "limit", "seed", "batch", "knownOnly"].map { ($0, ["source", $0]) })
     }
     static func extraFiles(_ result: Result) -> [(name: String, text: String)] { [] }
 

@@ -3,6 +3,7 @@
 // defaults and the help agree by construction; this asserts it for the whole registry, and
 // checks how words are read (lists, switches, `all`/`unset`) and what a bad flag says.
 
+import Evaluators
 import Foundation
 @testable import Recipes
 import XCTest
@@ -18,6 +19,12 @@ final class EvalArgumentsTests: XCTestCase {
             let flags = Set(e.flagHelp.map { String($0.flag.dropFirst(2).prefix { $0 != " " }) })
             // every key a recipe may set is a flag (the command line adds the keys recipes fill in: data-dir, seed, ...)
             XCTAssertTrue(e.recipeKeys.isSubset(of: flags), "\(e.name): recipe keys without a flag: \(e.recipeKeys.subtracting(flags).sorted())")
+            // an evaluator that reads probes has every probe option as a flag (its nil optionals included)
+            let defaults = try object(e.defaultsJSON) as? [String: Any] ?? [:]
+            if defaults["source"] != nil || (defaults["edit"] as? [String: Any])?["probes"] != nil {
+                let probeFlags = Set(Mirror(reflecting: ProbeOptions()).children.compactMap(\.label).map(KeyStyle.kebab))
+                XCTAssertTrue(probeFlags.isSubset(of: flags), "\(e.name): probe options without a flag: \(probeFlags.subtracting(flags).sorted())")
+            }
             for row in e.flagHelp {
                 let flag = String(row.flag.prefix { $0 != " " })
                 // every flag has its one line of help, and the default help shows is the default: fed back, it changes nothing
@@ -46,6 +53,13 @@ final class EvalArgumentsTests: XCTestCase {
         XCTAssertEqual((edit["probes"] as! [String: Any])["seed"] as? UInt64, UInt64.max)
         XCTAssertEqual(try object(memit.commandLine(["--no-sequential"]))["sequential"] as? Bool, false)
         XCTAssertEqual(try object(memit.commandLine(["--sequential", "false"]))["sequential"] as? Bool, false)
+        // an optional switch: bare is true, --no- false, unset nil, and the next flag is not its value
+        func knownOnly(_ args: [String]) throws -> Any? { (try object(kn.commandLine(args))["source"] as! [String: Any])["knownOnly"] }
+        XCTAssertEqual(try knownOnly(["--known-only", "--limit", "3"]) as? Bool, true)
+        XCTAssertEqual(try knownOnly(["--known-only"]) as? Bool, true)
+        XCTAssertEqual(try knownOnly(["--no-known-only"]) as? Bool, false)
+        XCTAssertEqual(try knownOnly(["--known-only", "false"]) as? Bool, false)
+        XCTAssertNil(try knownOnly(["--known-only", "true", "--known-only", "unset"]))
         let k = try object(kn.commandLine(["--limit", "3", "--limit", "7", "--alphas", "0.5,1", "--probes", "unset", "--relations", "P17", "P19"]))
         let source = k["source"] as! [String: Any]
         XCTAssertEqual(source["limit"] as? Int, 7, "a repeated scalar flag: the last wins (a script can override a base command line)")

@@ -39,6 +39,8 @@ final class SyntheticRecipeTests: XCTestCase {
                 XCTAssertEqual(((c["edit"] as! [String: Any])["probes"] as! [String: Any])["probes"] as? String, out + "/probes.jsonl", job.name)
             default:
                 XCTAssertEqual((c["source"] as! [String: Any])["probes"] as? String, out + "/probes.jsonl", job.name)
+                // where facts are stored is measured on the facts the model knows
+                XCTAssertEqual((c["source"] as! [String: Any])["knownOnly"] as? Bool, ["lens", "ig", "kn", "trace", "interchange"].contains(job.kind) ? true : nil, job.name)
             }
         }
     }
