@@ -5,7 +5,7 @@
 //          temperature 1 with the straight-through estimator, a fresh sample per example (each
 //          example is its own forward pass, the batch accumulates); evaluation keeps a weight
 //          iff its logit > 0. Loss = MLM loss + (β / batch)·Σ logits, β = 1e-5 (the study also
-//          ran 1e-4); Adam lr 0.01, 32 epochs and at least 300 steps (ours: see studyEdit),
+//          ran 1e-4); Adam lr 0.01, 5 epochs and at least 300 steps (ours: see studyEdit),
 //          batch 16; concept probes only. Reports the study's mean_active (mean over the masked
 //          matrices of the weights kept), the kept fraction, and per matrix the weights kept.
 //   ft     W + ΔW on the chosen parameters (default: all), Adam lr 1e-4, 1 epoch, batch 10.
@@ -42,13 +42,14 @@ public struct BMaskOptions: CommandOptions, Equatable, Sendable {
 }
 
 extension BMaskOptions {
-    /// The study's 32 epochs of Adam at lr 0.01, batch 16, and at least 300 steps (ours). A logit
+    /// The study's 5 epochs of Adam at lr 0.01, batch 16 (dropval's final defaults; 32 epochs until
+    /// its commit f403e42, 2024-08-08, "less epochs"), and at least 300 steps (ours). A logit
     /// whose only gradient is the sparsity term moves by about lr a step under Adam (a constant
     /// gradient g gives m/√v = g/|g|), so a weight the concept does not need falls from the initial
     /// logit 1 below 0 (dropped) after 1/lr = 100 steps at the earliest, later when the task's
-    /// gradient noise enters v. A concept with 30 training probes gets 60 steps from 32 epochs:
+    /// gradient noise enters v. A concept with 30 training probes gets 10 steps from 5 epochs:
     /// without the minimum, whether anything is dropped depends on the concept's probe count.
-    static var studyEdit: EditOptions { var e = EditOptions(epochs: 32, lr: 0.01, trainBatch: 16); e.minSteps = 300; return e }
+    static var studyEdit: EditOptions { var e = EditOptions(epochs: 5, lr: 0.01, trainBatch: 16); e.minSteps = 300; return e }
 }
 
 extension BMaskOptions: OptionHelp {
