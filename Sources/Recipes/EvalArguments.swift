@@ -115,9 +115,14 @@ struct ArgumentFields {
         var table: [String: Any] = [:]
         var i = 0
         func isFlag(_ w: String) -> Bool { w.hasPrefix("--") }
+        var lastSwitch: String? = nil                // a word after a switch is most likely its mistyped value
         while i < args.count {
             let word = args[i]; i += 1
-            guard isFlag(word), word.count > 2 else { throw RecipeError("\(source.command): unexpected argument '\(word)'") }
+            guard isFlag(word), word.count > 2 else {
+                throw RecipeError("\(source.command): unexpected argument '\(word)'"
+                                  + (lastSwitch.map { " (--\($0) is a switch: it takes true, false\(fields[$0]!.optional ? " or unset" : "") or nothing)" } ?? ""))
+            }
+            lastSwitch = nil
             var name = String(word.dropFirst(2)), inline: String? = nil
             if let eq = name.firstIndex(of: "=") { inline = String(name[name.index(after: eq)...]); name = String(name[..<eq]) }
             var negated = false
@@ -141,6 +146,7 @@ struct ArgumentFields {
                 if inline == nil, i < args.count, Bool(args[i]) != nil || (f.optional && args[i] == "unset") { words = [args[i]]; i += 1 }
                 if f.optional, words.first == "unset" { table[name] = NSNull(); continue }
                 table[name] = try words.first.map { try f.read($0, flag: name) } ?? true
+                if words.isEmpty { lastSwitch = name }
                 continue
             }
             if inline == nil {

@@ -151,6 +151,9 @@ final class BadInputTests: XCTestCase {
             (editor("rome") + ["--trace-samples", "0"], "--trace-samples"), (editor("rome") + ["--trace-noise", "-1"], "--trace-noise"),
             (editor("rome") + ["--trace-window", "0"], "--trace-window"), (editor("rome") + ["--prefix-pool", "0"], "--prefix-pool"),
             (probe("kn") + ["--kmeans-iterations", "0"], "--kmeans-iterations"),
+            (probe("bmask") + ["--min-steps", "-1"], "--min-steps"), (probe("reft") + ["--last-layer-position", "head"], "--last-layer-position"),
+            (probe("reft") + ["--places", "1.5:mask"], "--places"), (probe("mend") + ["--lr-lr", "0"], "--lr-lr"),
+            (probe("mend") + ["--rows", "all"], "--rows"), (probe("consistency") + ["--known-only", "maybe"], "--known-only"),
             (probe("lora") + ["--ranks", "0"], "--ranks"), (probe("bmask") + ["--epochs", "0"], "--epochs"),
             (probe("reft") + ["--held-out", "1"], "--held-out"), (probe("ft") + ["--lr", "0"], "--lr"),
             // explore: its flags, the trace and kn flags it shares, prompts, checkpoints, output
