@@ -106,6 +106,19 @@ final class OpGradientTests: XCTestCase {
         gradCheck("mean", [x], seed: rng.next(), engine: { $0.mean($1[0]) }, reference: { refMean($0[0]) })
     }
 
+    func testNorm() {
+        var rng = RNG(seed: 125)
+        let x = rng.input("x", [3, 5], mean: 0.2)
+        gradCheck("norm", [x], seed: rng.next(), engine: { $0.norm($1[0]) }, reference: { refNorm($0[0]) })
+        // at 0 the gradient is 0 (the kink), not NaN
+        let z = Tensor([Float](repeating: 0, count: 4), shape: [4], requiresGrad: true)
+        let tape = Tape()
+        let n = tape.norm(z)
+        tape.backward(n)
+        XCTAssertEqual(n.values, [0])
+        XCTAssertEqual(z.gradValues, [0, 0, 0, 0])
+    }
+
     // MARK: - Activations
 
     func testGelu() {

@@ -92,6 +92,7 @@ func refAddBias(_ x: Ref, _ b: Ref) -> Ref {
 
 func refSum(_ x: Ref) -> Ref { .scalar(x.v.reduce(0, +)) }
 func refMean(_ x: Ref) -> Ref { .scalar(x.v.reduce(0, +) / Double(x.count)) }
+func refNorm(_ x: Ref) -> Ref { .scalar(x.v.reduce(0) { $0 + $1 * $1 }.squareRoot()) }
 
 func refGelu(_ x: Double) -> Double { 0.5 * x * (1 + erf(x / 2.0.squareRoot())) }
 

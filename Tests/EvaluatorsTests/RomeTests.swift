@@ -46,11 +46,18 @@ final class RomeTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(r.cases, 8)
         XCTAssertEqual(r.before.efficacy, 0)                 // the model knows the true objects
         // This model keeps its facts mostly in attention: restoring the first layer's FFN output at
-        // the subject recovers ~6% of the corrupted effect (the block output there: 58%), so one
-        // rank-one FFN edit flips about half of the facts, with the neighbours kept.
-        XCTAssertGreaterThanOrEqual(r.after.efficacy, 0.4)
+        // the subject recovers ~6% of the corrupted effect (the block output there: 58%); with
+        // ROME's penalty the rank-one FFN edit still flips most facts (12 of 13; with the squared
+        // penalty about half).
+        XCTAssertGreaterThanOrEqual(r.after.efficacy, 0.5)
         XCTAssertGreaterThan(r.after.efficacyMagnitude, r.before.efficacyMagnitude + 0.5)
-        XCTAssertGreaterThanOrEqual(r.after.neighbourhood, 0.7)
+        // Specificity is the model's, not ROME's: the update moves another subject's value by
+        // (u.k_n)/(u.k*) of the edited one's, and this toy model's 16 one-word subjects have close
+        // keys at layer 0 (neighbourhood 5 of 13 kept). What ROME guarantees is that the key it
+        // inserts at moves most: the edited prompt's gap P(new) - P(true) moves more than the
+        // neighbour's P(true) - P(new) does.
+        XCTAssertGreaterThan(r.after.efficacyMagnitude - r.before.efficacyMagnitude,
+                             r.before.neighbourhoodMagnitude - r.after.neighbourhoodMagnitude)
         XCTAssertEqual(records.count, r.cases)
     }
 
@@ -185,6 +192,58 @@ final class RomeTests: XCTestCase {
         }
     }
 
+    /// The penalty is ROME's weight-decay x |delta| / |h|^2 (compute_v), or with
+    /// weight-decay-power 2 the square: at one delta the two objectives differ by exactly
+    /// weight-decay x (|delta| - |delta|^2) / |h|^2, the NLL and KL terms being the same forward pass.
+    func testValuePenaltyIsRomesNorm() throws {
+        var o = options()
+        let s = try Rome.setup(checkpoint: FactModel.trained.checkpoint, o, log: { _ in })
+        let c = [s.cases[0]], C = s.model.config.hiddenSize
+        var rng = RNG(seed: 12)
+        let point = (0..<C).map { _ in rng.normal() }
+        func loss(_ power: Int?) -> Double {
+            o.weightDecayPower = power
+            let objective = Rome.ValueObjective(s.model, c, layer: 0, base: nil, o: o, pad: s.tok.padId)
+            let d = Tensor(point, shape: [1, C])
+            return Double(objective.loss(Tape(recording: false), d).each[0].data[0])
+        }
+        let objective = Rome.ValueObjective(s.model, c, layer: 0, base: nil, o: o, pad: s.tok.padId)
+        let norm = point.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+        let h2 = Double(objective.hNorms[0]) * Double(objective.hNorms[0])
+        let expected = Double(o.weightDecay) * (norm - norm * norm) / h2
+        let (one, two) = (loss(1), loss(2))
+        // each loss is a float32 sum of three terms, each rounded once more when added and scaled:
+        // a few u of the loss's magnitude each (u = 2^-24); 8 u (|one| + |two|) covers them
+        let bound = 8 * Tolerance.float32 * (abs(one) + abs(two))
+        XCTAssertGreaterThan(abs(expected), 100 * bound, "the two penalties must differ far beyond rounding here")
+        XCTAssertEqual(one - two, expected, accuracy: bound, "penalty |delta| vs |delta|^2")
+        XCTAssertEqual(loss(nil), two, "unset is the square")
+    }
+
+    /// --stop-loss: a case whose loss is below it keeps the delta that loss was measured at
+    /// (ROME's break). With a bound above every loss each case stops at its first step, at 0.
+    func testValueOptimisationStopsBelowStopLoss() throws {
+        var o = options()
+        let s = try Rome.setup(checkpoint: FactModel.trained.checkpoint, o, log: { _ in })
+        let cases = Array(s.cases.prefix(2)), pad = s.tok.padId
+        o.stopLoss = 1e9
+        let stopped = try Rome.optimiseValues(s.model, vocab: s.tok.vocab, cases, layer: 0, base: nil, o: o, pad: pad)
+        XCTAssertTrue(stopped.allSatisfy { $0.delta.allSatisfy { $0 == 0 } }, "stopped at the start")
+        o.stopLoss = nil
+        let run = try Rome.optimiseValues(s.model, vocab: s.tok.vocab, cases, layer: 0, base: nil, o: o, pad: pad)
+        XCTAssertTrue(run.allSatisfy { $0.delta.contains { $0 != 0 } }, "unset: every step runs")
+        XCTAssertTrue(zip(stopped, run).allSatisfy { $0.loss > $1.loss }, "the steps lower the loss")
+    }
+
+    /// MEMIT's default range is two layers ending at the ROME layer, or starting there when it is
+    /// the first; never the last layer, which cannot be edited.
+    func testMemitDefaultLayers() {
+        XCTAssertEqual(Rome.defaultMemitLayers(rome: 0, layers: 2), [0])
+        XCTAssertEqual(Rome.defaultMemitLayers(rome: 0, layers: 4), [0, 1])
+        XCTAssertEqual(Rome.defaultMemitLayers(rome: 2, layers: 4), [1, 2])
+        XCTAssertEqual(Rome.defaultMemitLayers(rome: 1, layers: 3), [0, 1])
+    }
+
     /// The key covariance equals a direct Float64 computation from captured activations.
     func testCovarianceMatchesDirectComputation() throws {
         let o = options()
@@ -246,6 +305,8 @@ final class RomeTests: XCTestCase {
         assertNormClose(one, rome.map { $0 * sk / (lambda + sk) }, rtol: 2 * u * (4 + norm(values[0]) / norm(deltas[0])),
                         "one MEMIT edit = ROME's update x s/(lambda+s)")
         XCTAssertLessThan(sk / (lambda + sk), 0.99, "lambda shrinks the edit (else this would not tell MEMIT from ROME)")
+        // the share the result records is that factor (its own Float64 solve of the same system)
+        XCTAssertEqual(try Rome.keptShare(s, [cases[0]], layer: l, covariance: cov, lambda: lambda), sk / (lambda + sk), accuracy: 1e-12)
 
         // four cases: the normal equations' residual, in Float64
         let n = cases.count, dw = try update(n)

@@ -4,6 +4,7 @@
 // corpus before the first job, finds it up to date afterwards and refuses to overwrite it with
 // other settings.
 
+import Autograd
 import Foundation
 import Evaluators
 @testable import Recipes
@@ -181,6 +182,29 @@ final class FactsRecipeTests: XCTestCase {
         // the generator's settings are the pretrainings' parent: other settings, other jobs
         let other = try load(dir, recipe(dir, facts: 60))
         XCTAssertNotEqual(other.jobs.first { $0.kind == "pretrain" }!.hash, pre.hash)
+    }
+
+    /// recipes/facts.toml: pilot 4's settings on the pilots' corpus, one epoch, salient masking of
+    /// the statements' objects, three variants, acquisition on every run. (bf16: it loads only
+    /// where the CPU has AVX512-BF16.)
+    func testShippedFactsRecipe() throws {
+        try XCTSkipUnless(BF16.isSupported, "recipes/facts.toml runs bf16 products: no AVX512-BF16 here")
+        let r = try Recipe(path: TestData.repoRoot + "/recipes/facts.toml")
+        let out = try XCTUnwrap(r.generated?.out)
+        XCTAssertEqual(r.generated?.table, "facts")
+        XCTAssertEqual(r.variants.map(\.options.dropout), [0, 0.1, 0.1])
+        XCTAssertEqual(r.variants.map(\.options.earlyDropoutSteps), [nil, nil, 1526])   // 15% of 10,171 steps, rounded
+        for v in r.variants {
+            XCTAssertEqual(v.options.preset, "mini")
+            XCTAssertEqual(v.options.tokens, 41_663_389, "one epoch of the corpus's training part")
+            XCTAssertEqual(v.options.salient, out + "/salient.jsonl")
+            XCTAssertEqual(v.options.salientMaskRate, 1)
+            XCTAssertEqual(v.options.precision, .bf16)
+        }
+        XCTAssertEqual(r.jobs.map(\.kind), ["pretrain", "acquisition", "pretrain", "acquisition", "pretrain", "acquisition"])
+        let acq = try JSONSerialization.jsonObject(with: r.jobs[1].config) as! [String: Any]
+        XCTAssertEqual(acq["probes"] as? String, out + "/probes.jsonl")
+        XCTAssertEqual(acq["perGroup"] as? Int, 1000)
     }
 
     func testWhatTheCorpusSetsCannotBeSetAgain() throws {

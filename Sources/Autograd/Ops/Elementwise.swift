@@ -71,6 +71,24 @@ extension Tape {
 
     /// Mean of all elements -> scalar [].
     public func mean(_ x: Tensor) -> Tensor { scale(sum(x), 1 / Float(x.count)) }
+
+    /// Euclidean norm of all elements -> scalar []; its gradient x / |x| is 0 at x = 0 (torch's
+    /// choice at the kink, where ROME's value optimisation starts).
+    public func norm(_ x: Tensor) -> Tensor {
+        let out = Tensor(uninitialized: [])
+        var s: Double = 0
+        for i in 0..<x.count { s += Double(x.data[i]) * Double(x.data[i]) }
+        let n = s.squareRoot()
+        out.data[0] = Float(n)
+        if needsGrad(x) {
+            record(out) {
+                guard n > 0 else { return }
+                let g = x.grad, k = Double(out.grad[0]) / n
+                for i in 0..<x.count { g[i] += Float(k * Double(x.data[i])) }
+            }
+        }
+        return out
+    }
 }
 
 /// dst[i] += src[i] (split across threads when large)
