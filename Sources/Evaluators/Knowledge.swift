@@ -100,8 +100,8 @@ public enum ProbeScoring {
         return s
     }
 
-    /// Softmax at each probe's [MASK], [B, V] (a constant tensor).
-    public static func distributions(_ model: BertModel, _ pb: ProbeBatch, _ iv: Interventions?) -> Tensor {
+    /// Softmax at each probe's [MASK], [B, V] (a constant tensor); with `log`, its logarithm.
+    public static func distributions(_ model: BertModel, _ pb: ProbeBatch, _ iv: Interventions?, log logProbabilities: Bool = false) -> Tensor {
         let tape = Tape(recording: false)
         let logits = model.mlmLogits(tape, model.encode(tape, pb.batch, interventions: iv), rows: pb.maskRows)
         let V = logits.lastDim
@@ -112,7 +112,7 @@ public enum ProbeScoring {
             for v in 1..<V where row[v] > mx { mx = row[v] }
             var sum = 0.0
             for v in 0..<V { sum += exp(Double(row[v] - mx)) }
-            for v in 0..<V { out[b * V + v] = Float(exp(Double(row[v] - mx)) / sum) }
+            for v in 0..<V { out[b * V + v] = Float(logProbabilities ? Double(row[v] - mx) - log(sum) : exp(Double(row[v] - mx)) / sum) }
         }
         return Tensor(out, shape: logits.shape)
     }

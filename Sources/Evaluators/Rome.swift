@@ -12,12 +12,12 @@
 //    layer and corpus in --cache-dir).
 //  - v* = v + delta: delta is added to ffn.out at the last subject token of every prompt and
 //    optimised (--steps 20 of Adam at --lr 0.5, through the shared Trainer) to minimise
-//    -log P(new object at [MASK]) + --kl-factor x KL(P || P_delta) on the essence prompt
-//    "<subject> is a [MASK] ." + --weight-decay x |delta| / |h|^2 (ROME's code, compute_v: the
-//    norm, not its square; --weight-decay-power unset: the square, droplab's before 2026-12-07),
+//    -log P(new object at [MASK]) + --kl-factor x KL(P_delta || P) on the essence prompt
+//    "<subject> is a [MASK] ." + --weight-decay x |delta| / |h|^2 (--objective rome: ROME's code,
+//    compute_v, where the penalty is the norm, not its square; unset: droplab's objective before
+//    2026-12-07, |delta|^2 / |h|^2 and the cross-entropy to P, i.e. KL(P || P_delta) + H(P)),
 //    with |delta| clamped to --clamp-norm x |h|; a case stops once its loss is below --stop-loss
-//    (0.05, ROME's break). ROME's KL is KL(P_delta || P), ours KL(P || P_delta) (the cross-entropy
-//    to the distribution before the edit, less its constant entropy). Where ROME scales both by |v| (the MLP output), we scale them by |h|,
+//    (0.05, ROME's break; ROME also skips the last step's update). Where ROME scales both by |v| (the MLP output), we scale them by |h|,
 //    the layer's output at the subject: in a post-LN BERT the FFN output joins a LayerNormed
 //    residual about 8x its norm, and |v|-relative limits allow no effective edit (on the test
 //    model that knows its facts: efficacy 0/13 with |v|, see RomeTests).
@@ -69,7 +69,6 @@ public struct RomeOptions: CommandOptions, Equatable, Sendable {
     public var resolvedTraceSamples: Int { traceSamples ?? Self.layerTraceDefaults.samples }
     public var resolvedTraceNoise: Double { traceNoise ?? Self.layerTraceDefaults.noise }
     public var resolvedTraceWindow: Int { traceWindow ?? Self.layerTraceDefaults.window }
-    public var resolvedWeightDecayPower: Int { weightDecayPower ?? 2 }
     public var prefixPool: Int? = nil         // documents whose openings the prefixes are drawn from (unset: 1000)
     public var resolvedPrefixPool: Int { prefixPool ?? 1000 }
     public var corpus: [String] = []          // covariance and prefix text (default: <root>/wiki_en, first file)
@@ -81,7 +80,7 @@ public struct RomeOptions: CommandOptions, Equatable, Sendable {
     public var lr: Float = 0.5
     public var klFactor: Float = 0.0625
     public var weightDecay: Float = 0.5
-    public var weightDecayPower: Int? = 1     // the penalty weightDecay x |delta|^p / |h|^2: 1 as ROME's and MEMIT's code; unset: 2
+    public var objective: String? = "rome"   // ROME's value objective (compute_v); unset: droplab's before 2026-12-07
     public var stopLoss: Float? = 0.05        // a case's optimisation stops once its loss is below this (ROME's, MEMIT's); unset: never
     public var clampNorm: Float = 4
     public var cacheDir = "checkpoints/cache"
@@ -109,7 +108,7 @@ public struct RomeOptions: CommandOptions, Equatable, Sendable {
         try Check.that(lr > 0 && lr.isFinite, "lr", "must be positive, got \(lr)")
         try Check.that(klFactor >= 0, "kl-factor", "must be >= 0, got \(klFactor)")
         try Check.that(weightDecay >= 0, "weight-decay", "must be >= 0, got \(weightDecay)")
-        try Check.that([1, 2].contains(resolvedWeightDecayPower), "weight-decay-power", "must be 1 or 2, got \(resolvedWeightDecayPower)")
+        if let b = objective { try Check.that(b == "rome", "objective", "must be rome or unset, got \(b)") }
         if let l = stopLoss { try Check.that(l > 0 && l.isFinite, "stop-loss", "must be positive, got \(l)") }
         try Check.that(clampNorm > 0, "clamp-norm", "must be positive, got \(clampNorm)")
         try Check.that(batch >= 1, "batch", "must be at least 1, got \(batch)")
@@ -142,8 +141,8 @@ extension RomeOptions: OptionHelp {
         "steps": "Adam steps of the value optimisation.",
         "lr": "Learning rate of the value optimisation.",
         "klFactor": "Weight of the KL term on '<subject> is a [MASK] .'.",
-        "weightDecay": "Weight of the penalty |delta|^p / |h|^2 (p: weight-decay-power).",
-        "weightDecayPower": "p of the penalty: 1, as ROME's and MEMIT's code (compute_v, compute_z: |delta| / |v|^2); unset: 2 (droplab's before 2026-12-07, 15 times ROME's penalty on a typical edit here).",
+"weightDecay": "Weight of the penalty |delta| / |h|^2 (objective unset: |delta|^2 / |h|^2).",
+        "objective": "rome: ROME's value objective (compute_v): NLL + kl-factor x KL(P_delta || P) + weight-decay x |delta| / |h|^2; unset: droplab's before 2026-12-07, the cross-entropy to P for the KL term and |delta|^2 for the penalty (15 times ROME's on a typical edit here).",
         "stopLoss": "A case's value optimisation stops once its loss is below this (ROME's and MEMIT's 0.05); unset: it runs every step.",
         "clampNorm": "|delta| is clamped to this x |h|.",
         "cacheDir": "Cache directory (key covariances; in recipes: the runner's cache).",
@@ -486,15 +485,16 @@ public enum Rome {
     /// The value optimisation's objective for a batch of cases: every case's rewrite prompts
     /// and essence prompt in one batch, each case's delta row [n, C] added at ffn.out@layer (last
     /// subject token). `loss` returns the mean over cases and each case's loss (NLL of the new
-    /// object + klFactor x KL to the essence distribution before the edit + weightDecay x
-    /// |delta|^2 / |h|^2).
+    /// object + klFactor x KL from the essence distribution before the edit + weightDecay x
+    /// |delta| / |h|^2; see --objective for the older form).
     struct ValueObjective {
         let model: BertModel, cases: [PreparedCase], site: Site, base: DenseEdit?, o: RomeOptions
         let values: [[Float]]                 // ffn.out at the subject before the edit, per case
         let hNorms: [Float]                   // |block output| at the subject, per case (the clamp's scale)
         let batch: ProbeBatch
         let owner: [Int32], rewriteRows: [[Int32]], essenceRows: [Int32], rows: [Int32]
-        let essenceBefore: [Float]            // [n, V]
+        let essenceBefore: [Float]            // [n, V]: probabilities, or with ROME's objective log-probabilities
+        let rome: Bool                        // ROME's objective (--objective rome)
 
         init(_ model: BertModel, _ cases: [PreparedCase], layer: Int, base: DenseEdit?, o: RomeOptions, pad: Int32) {
             let n = cases.count
@@ -513,7 +513,8 @@ public enum Rome {
             essenceRows = (0..<n).map { Int32(owner.count + $0) }
             owner += (0..<n).map(Int32.init)
             self.owner = owner; self.rewriteRows = rewriteRows; batch = pb
-            essenceBefore = ProbeScoring.distributions(model, ProbeBatch(cases.map(\.essence), padId: pad), base?.interventions()).values
+            rome = o.objective == "rome"
+            essenceBefore = ProbeScoring.distributions(model, ProbeBatch(cases.map(\.essence), padId: pad), base?.interventions(), log: rome).values
             rows = pb.items.indices.map { pb.row($0, Position.subjectLast.positions(in: pb.items[$0])[0]) }
         }
 
@@ -525,10 +526,11 @@ public enum Rome {
             let each = (0..<n).map { i in
                 let nll = tape.crossEntropy(tape.gatherRows(logits, rewriteRows[i]),
                                             targets: [Int32](repeating: cases[i].newId, count: rewriteRows[i].count))
-                let kl = tape.crossEntropy(tape.gatherRows(logits, [essenceRows[i]]),
-                                           distributions: Tensor(Array(essenceBefore[(i * V)..<((i + 1) * V)]), shape: [1, V]))
+                let essence = tape.gatherRows(logits, [essenceRows[i]])
+                let before = Tensor(Array(essenceBefore[(i * V)..<((i + 1) * V)]), shape: [1, V])
+                let kl = rome ? tape.klDivergence(essence, from: before) : tape.crossEntropy(essence, distributions: before)
                 let di = tape.gatherRows(d, [Int32(i)])
-                let penalty = o.resolvedWeightDecayPower == 1 ? tape.norm(di) : tape.sum(tape.mul(di, di))
+                let penalty = rome ? tape.norm(di) : tape.sum(tape.mul(di, di))
                 let l2 = tape.scale(penalty, o.weightDecay / (hNorms[i] * hNorms[i]))
                 return tape.add(tape.add(nll, tape.scale(kl, o.klFactor)), l2)
             }

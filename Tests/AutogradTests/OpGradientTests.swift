@@ -467,6 +467,32 @@ final class OpGradientTests: XCTestCase {
     }
 
     /// Cross-entropy against distributions (the KL terms of ROME and MEND).
+    func testKLDivergenceFromReference() {
+        var rng = RNG(seed: 197)
+        let (N, V) = (3, 7)
+        let logits = rng.input("logits", [N, V], std: 2)
+        // reference log-probabilities: a log-softmax of other logits
+        let other = (0..<N * V).map { _ in 2 * rng.normal() }
+        var logp = [Float](repeating: 0, count: N * V)
+        for n in 0..<N {
+            let row = other[n * V..<(n + 1) * V].map(Double.init), m = row.max()!
+            let lse = m + log(row.map { exp($0 - m) }.reduce(0, +))
+            for v in 0..<V { logp[n * V + v] = Float(row[v] - lse) }
+        }
+        let ref = GradInput("logp", [N, V], logp, differentiable: false)
+        gradCheck("klDivergence", [logits, ref], seed: rng.next(),
+                  engine: { $0.klDivergence($1[0], from: $1[1]) },
+                  reference: { r in
+                      var total = 0.0
+                      for n in 0..<N {
+                          let row = Array(r[0].v[n * V..<(n + 1) * V]), m = row.max()!
+                          let lse = m + log(row.map { exp($0 - m) }.reduce(0, +))
+                          for v in 0..<V { let lq = row[v] - lse; total += exp(lq) * (lq - r[1].v[n * V + v]) }
+                      }
+                      return .scalar(total / Double(N))
+                  })
+    }
+
     func testCrossEntropyAgainstDistributions() {
         var rng = RNG(seed: 193)
         let (N, V) = (3, 7)

@@ -192,32 +192,40 @@ final class RomeTests: XCTestCase {
         }
     }
 
-    /// The penalty is ROME's weight-decay x |delta| / |h|^2 (compute_v), or with
-    /// weight-decay-power 2 the square: at one delta the two objectives differ by exactly
-    /// weight-decay x (|delta| - |delta|^2) / |h|^2, the NLL and KL terms being the same forward pass.
-    func testValuePenaltyIsRomesNorm() throws {
+    /// ROME's objective (compute_v): the penalty is weight-decay x |delta| / |h|^2, the older
+    /// objective's its square: with the KL term off, at one delta the two losses differ by exactly
+    /// weight-decay x (|delta| - |delta|^2) / |h|^2 (the NLL is the same forward pass). Its KL term
+    /// is KL(P_delta || P), 0 where delta is 0; the older one's cross-entropy to P is H(P) there.
+    func testValueObjectiveIsRomes() throws {
         var o = options()
         let s = try Rome.setup(checkpoint: FactModel.trained.checkpoint, o, log: { _ in })
         let c = [s.cases[0]], C = s.model.config.hiddenSize
         var rng = RNG(seed: 12)
         let point = (0..<C).map { _ in rng.normal() }
-        func loss(_ power: Int?) -> Double {
-            o.weightDecayPower = power
+        func loss(_ objective: String?, kl: Float, wd: Float, at x: [Float]) -> Double {
+            o.objective = objective; o.klFactor = kl; o.weightDecay = wd
             let objective = Rome.ValueObjective(s.model, c, layer: 0, base: nil, o: o, pad: s.tok.padId)
-            let d = Tensor(point, shape: [1, C])
-            return Double(objective.loss(Tape(recording: false), d).each[0].data[0])
+            return Double(objective.loss(Tape(recording: false), Tensor(x, shape: [1, C])).each[0].data[0])
         }
-        let objective = Rome.ValueObjective(s.model, c, layer: 0, base: nil, o: o, pad: s.tok.padId)
+        let h = Double(Rome.ValueObjective(s.model, c, layer: 0, base: nil, o: o, pad: s.tok.padId).hNorms[0])
         let norm = point.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
-        let h2 = Double(objective.hNorms[0]) * Double(objective.hNorms[0])
-        let expected = Double(o.weightDecay) * (norm - norm * norm) / h2
-        let (one, two) = (loss(1), loss(2))
+        let expected = 0.5 * (norm - norm * norm) / (h * h)
+        let (rome, older) = (loss("rome", kl: 0, wd: 0.5, at: point), loss(nil, kl: 0, wd: 0.5, at: point))
         // each loss is a float32 sum of three terms, each rounded once more when added and scaled:
-        // a few u of the loss's magnitude each (u = 2^-24); 8 u (|one| + |two|) covers them
-        let bound = 8 * Tolerance.float32 * (abs(one) + abs(two))
+        // a few u of the loss's magnitude each (u = 2^-24); 8 u (|rome| + |older|) covers them
+        let bound = 8 * Tolerance.float32 * (abs(rome) + abs(older))
         XCTAssertGreaterThan(abs(expected), 100 * bound, "the two penalties must differ far beyond rounding here")
-        XCTAssertEqual(one - two, expected, accuracy: bound, "penalty |delta| vs |delta|^2")
-        XCTAssertEqual(loss(nil), two, "unset is the square")
+        XCTAssertEqual(rome - older, expected, accuracy: bound, "penalty |delta| vs |delta|^2")
+        // the KL terms at delta = 0: the reference distribution comes from a forward pass of the
+        // essence prompts alone, the loss's from the batch with the rewrite prompts (other padding,
+        // so logits equal to a few u x |logit|); KL(P' || P) is second order in that, far below 1e-6
+        let zero = [Float](repeating: 0, count: C)
+        // (and each difference of two float32 losses is off by the bound above)
+        let (withKL, withoutKL) = (loss("rome", kl: 1, wd: 0, at: zero), loss("rome", kl: 0, wd: 0, at: zero))
+        let klOlder = loss(nil, kl: 1, wd: 0, at: zero) - loss(nil, kl: 0, wd: 0, at: zero)
+        XCTAssertEqual(withKL - withoutKL, 0, accuracy: 1e-6 + 8 * Tolerance.float32 * (abs(withKL) + abs(withoutKL)),
+                       "KL(P_delta || P) = 0 at delta = 0")
+        XCTAssertGreaterThan(klOlder, 1e-3, "the older term is the entropy of P there")
     }
 
     /// --stop-loss: a case whose loss is below it keeps the delta that loss was measured at

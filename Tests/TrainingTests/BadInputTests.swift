@@ -148,7 +148,7 @@ final class BadInputTests: XCTestCase {
             (editor("rome") + ["--relations", "P36"], "--relations"), (editor("memit") + ["--probes", "missing.jsonl"], "missing.jsonl"),
             (editor("rome") + ["--pararel", "--relations", "P999"], "P999"), (editor("memit") + ["--counts", "0"], "--counts"),
             (editor("memit") + ["--lambda", "-1"], "--lambda"), (["eval", "rome", "missing.h5"], "missing.h5"),
-            (editor("rome") + ["--weight-decay-power", "3"], "--weight-decay-power"), (editor("memit") + ["--stop-loss", "0"], "--stop-loss"),
+            (editor("rome") + ["--objective", "memit"], "--objective"), (editor("memit") + ["--stop-loss", "0"], "--stop-loss"),
             (editor("rome") + ["--trace-samples", "0"], "--trace-samples"), (editor("rome") + ["--trace-noise", "-1"], "--trace-noise"),
             (editor("rome") + ["--trace-window", "0"], "--trace-window"), (editor("rome") + ["--prefix-pool", "0"], "--prefix-pool"),
             (probe("kn") + ["--kmeans-iterations", "0"], "--kmeans-iterations"),

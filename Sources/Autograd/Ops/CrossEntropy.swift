@@ -83,3 +83,41 @@ extension Tape {
         return out
     }
 }
+
+extension Tape {
+    /// Mean over rows of KL(softmax(logits[n]) || p[n]) against constant reference
+    /// log-probabilities logp [N, V]: sum_v q_v (log q_v - logp_v) with q = softmax(logits[n])
+    /// (torch's kl_div(logp, log q, log_target=True, reduction="batchmean"), ROME's KL term).
+    /// Backward: q_v (log q_v - logp_v - KL_n) / N.
+    public func klDivergence(_ logits: Tensor, from logp: Tensor) -> Tensor {
+        let V = logits.lastDim, N = logits.rows
+        precondition(logp.shape == logits.shape, "klDivergence reference \(logp.shape) for logits \(logits.shape)")
+        var lse = [Double](repeating: 0, count: N), kl = [Double](repeating: 0, count: N)
+        for n in 0..<N {
+            let row = logits.data + n * V, lp = logp.data + n * V
+            let mx = vmax(row, V)
+            var s = 0.0
+            for v in 0..<V { s += exp(Double(row[v] - mx)) }
+            lse[n] = Double(mx) + log(s)
+            for v in 0..<V {
+                let lq = Double(row[v]) - lse[n]
+                kl[n] += exp(lq) * (lq - Double(lp[v]))
+            }
+        }
+        let out = Tensor(uninitialized: [])
+        out.data[0] = Float(kl.reduce(0, +) / Double(N))
+        if needsGrad(logits) {
+            record(out) {
+                let scale = Double(out.grad[0]) / Double(N), g = logits.grad
+                for n in 0..<N {
+                    let row = logits.data + n * V, lp = logp.data + n * V
+                    for v in 0..<V {
+                        let lq = Double(row[v]) - lse[n]
+                        g[n * V + v] += Float(scale * exp(lq) * (lq - Double(lp[v]) - kl[n]))
+                    }
+                }
+            }
+        }
+        return out
+    }
+}
