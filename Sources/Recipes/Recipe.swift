@@ -62,7 +62,7 @@ public struct Job {
 
 public struct Recipe {
     public static let pretrainKind = "pretrain"
-    static let topLevelKeys = ["title", "question", "description", "seeds", "baseline", "data-dir", "synthetic", "facts", "pretrain", "variants", "evaluators"]
+    static let topLevelKeys = ["title", "question", "description", "seeds", "baseline", "data-dir", "learned-threshold", "synthetic", "facts", "pretrain", "variants", "evaluators"]
     /// Keys of [pretrain] / [variants.x] that are not `droplab pretrain` flags.
     static let variantExtraKeys = ["label", "early-dropout-fraction"]
     static let pretrainTable = OptionTable(
@@ -84,6 +84,10 @@ public struct Recipe {
     public var variants: [Variant] = []
     public var baseline: String
     public var evaluators: [EvaluatorUse] = []
+    /// The report's "did not learn" gate (percent): a run whose fact acquisition at the end, on
+    /// the training patterns of its most-stated bucket, is below it is kept out of every knowledge,
+    /// editing and mechanism table (nil: no gate).
+    public var learnedThreshold: Double?
     public private(set) var jobs: [Job] = []
     /// The digests of the datasets the jobs read (shared with the runner, which records them).
     public let digests: DataDigests
@@ -159,6 +163,15 @@ public struct Recipe {
             }
             guard let t = et[n] as? [String: Any] else { throw source.keyError(["evaluators", n], "bad value: expected a table") }
             evaluators.append(EvaluatorUse(evaluator: e, table: t, settings: Recipe.settings(t)))
+        }
+        if let t = root["learned-threshold"] {
+            guard let x = (t as? Double) ?? (t as? Int).map(Double.init), x > 0, x <= 100 else {
+                throw source.keyError(["learned-threshold"], "bad value: expected a percentage in (0, 100], got \(t)")
+            }
+            guard evaluators.contains(where: { $0.evaluator.name == AcquisitionRecipeEvaluator.name }) else {
+                throw source.keyError(["learned-threshold"], "needs [evaluators.acquisition]: its result decides whether a run learned its facts")
+            }
+            learnedThreshold = x
         }
         try checkPretrainData()
         jobs = try resolveJobs()

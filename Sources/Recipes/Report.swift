@@ -76,6 +76,7 @@ public enum Report {
     /// One table: an evaluator's rows (or its appendix rows); values[row][variant][seed].
     final class Table {
         let title: String, part: ReportPart, appendix: Bool
+        var gated = false                                        // its runs that did not learn are left out
         var order: [String] = []
         var first: [String: MetricRow] = [:]                     // label, direction, descriptive
         var values: [String: [String: [UInt64: MetricRow]]] = [:]
@@ -138,10 +139,12 @@ public enum Report {
             if let t = tables[key] { return t }
             let e = EvaluatorRegistry.named(kind)
             let t = Table(title: e?.title ?? PretrainMetrics.title, part: e?.part ?? .language, appendix: appendix)
+            t.gated = isGated(kind)
             tables[key] = t
             return t
         }
-        for r in runs {
+        let notLearned = notLearned(recipe, runs)
+        for r in runs where !(isGated(r.job.kind) && notLearned[runKey(r.job.variant, r.job.seed)] != nil) {
             for row in r.report.rows { table(r.job.kind, appendix: row.appendix).add(row, variant: r.job.variant, seed: r.job.seed) }
         }
         let ordered = { (appendix: Bool) in
@@ -179,13 +182,14 @@ public enum Report {
             : " (**\(runs.count) done, \(missing.count) missing**: the numbers below use the finished ones; n is given per cell; see Missing jobs).\n\n"
 
         md += setup(recipe, runs: runs.count, base: baseLabel)
+        md += learnedSection(recipe, notLearned)
         md += findings(mainTables, comparisons, others: others, baseLabel: baseLabel)
 
         for part in ReportPart.allCases {
             let ts = mainTables.filter { $0.part == part }
             guard !ts.isEmpty else { continue }
             md += "## \(part.title)\n\n\(part.question)\n\n"
-            for t in ts { md += "### \(t.title)\n\n" + tableMarkdown(t, comparisons[ObjectIdentifier(t)] ?? [:], recipe) }
+            for t in ts { md += "### \(t.title)\n\n" + tableMarkdown(t, comparisons[ObjectIdentifier(t)] ?? [:], recipe, notLearned: notLearned) }
         }
 
         // figures
@@ -242,7 +246,7 @@ public enum Report {
 
         // appendix
         md += "## Appendix\n\n"
-        for t in appendixTables { md += "### \(t.title) (appendix)\n\n" + tableMarkdown(t, comparisons[ObjectIdentifier(t)] ?? [:], recipe) }
+        for t in appendixTables { md += "### \(t.title) (appendix)\n\n" + tableMarkdown(t, comparisons[ObjectIdentifier(t)] ?? [:], recipe, notLearned: notLearned) }
         md += "### Values per seed\n\n"
         let columns = variants.flatMap { v in recipe.seeds.map { (v, $0) } }
         md += "| Metric | " + columns.map { "\(cell($0.0.label)) s\($0.1)" }.joined(separator: " | ") + " |\n"
@@ -262,6 +266,44 @@ public enum Report {
         md += provenance(recipe, runs: runs)
         files.insert(("\(name).md", md), at: 0)
         return Output(markdown: md, files: files)
+    }
+
+    static func runKey(_ variant: String, _ seed: UInt64) -> String { "\(variant)|\(seed)" }
+
+    /// Whether the learned-threshold gate applies to an evaluator's results: every knowledge,
+    /// editing and mechanism evaluator but fact acquisition itself, which decides it.
+    static func isGated(_ kind: String) -> Bool {
+        guard kind != AcquisitionRecipeEvaluator.name, let e = EvaluatorRegistry.named(kind) else { return false }
+        return e.part != .language
+    }
+
+    /// The runs (runKey) that did not learn their facts, with the accuracy that decided it: the
+    /// acquisition at the end on the training patterns of the run's most-stated bucket, below the
+    /// recipe's learned-threshold.
+    static func notLearned(_ recipe: Recipe, _ runs: [Run]) -> [String: Double] {
+        guard let threshold = recipe.learnedThreshold else { return [:] }
+        var out: [String: Double] = [:]
+        let prefix = "acquisition.train."
+        for r in runs where r.job.kind == AcquisitionRecipeEvaluator.name {
+            let top = r.report.rows.filter { $0.id.hasPrefix(prefix) }.max { Int($0.id.dropFirst(prefix.count)) ?? 0 < Int($1.id.dropFirst(prefix.count)) ?? 0 }
+            if let top, top.value < threshold { out[runKey(r.job.variant, r.job.seed)] = top.value }
+        }
+        return out
+    }
+
+    /// The runs that did not learn, and what that does to the tables.
+    static func learnedSection(_ recipe: Recipe, _ notLearned: [String: Double]) -> String {
+        guard let threshold = recipe.learnedThreshold else { return "" }
+        var md = "## Runs that did not learn their facts\n\n"
+        md += "A run whose fact acquisition at the end is below \(NumberFormat.value(threshold))% on the training patterns of its "
+            + "most-stated bucket did not learn the facts the evaluators test: its knowledge, editing and mechanism results are "
+            + "left out of every table, comparison and finding below (its acquisition is kept). "
+        if notLearned.isEmpty { return md + "Every finished run learned its facts.\n\n" }
+        md += "\(notLearned.count) run\(notLearned.count == 1 ? "" : "s"):\n\n| Variant | Seed | Accuracy at the end (%) |\n|---|---|---|\n"
+        for v in recipe.variants {
+            for s in recipe.seeds { if let a = notLearned[runKey(v.id, s)] { md += "| \(cell(v.label)) | \(s) | \(NumberFormat.value(a)) |\n" } }
+        }
+        return md + "\n"
     }
 
     /// The setup in one table.
@@ -346,7 +388,7 @@ public enum Report {
     }
 
     /// A table: per metric, the baseline's row, then one per other variant with the comparison.
-    static func tableMarkdown(_ t: Table, _ cs: [String: [String: Comparison]], _ recipe: Recipe) -> String {
+    static func tableMarkdown(_ t: Table, _ cs: [String: [String: Comparison]], _ recipe: Recipe, notLearned: [String: Double]) -> String {
         let base = recipe.baseline
         let variants = [recipe.variant(base)!] + recipe.variants.filter { $0.id != base }
         var md = "| Metric | Variant | Mean ± 95% CI | Δ vs \(cell(recipe.variant(base)!.label)) [95% CI] | p | p (Holm) | n |\n"
@@ -357,7 +399,9 @@ public enum Report {
             for (k, v) in variants.enumerated() {
                 md += "| " + (k == 0 ? cell(row.label) + arrow : "") + " | \(cell(v.label)) | "
                 let xs = recipe.seeds.compactMap { t.values[id]?[v.id]?[$0]?.value }
-                if xs.isEmpty {
+                if xs.isEmpty && t.gated && recipe.seeds.allSatisfy({ notLearned[runKey(v.id, $0)] != nil }) {
+                    md += "did not learn |"
+                } else if xs.isEmpty {
                     md += "– |"
                 } else {
                     let s = Statistics.summarize(xs)

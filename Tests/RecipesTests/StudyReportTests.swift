@@ -190,6 +190,55 @@ final class StudyReportTests: XCTestCase {
         XCTAssertEqual(acc[6], "1 seed")
     }
 
+    /// learned-threshold: a run whose acquisition at the end (training patterns, most-stated
+    /// bucket) is below it is listed as "did not learn" and left out of the knowledge and editing
+    /// tables (here Finetune), not out of Part 1 or of the acquisition table; a variant none of
+    /// whose runs learned says so in place of a number. A recipe without acquisition cannot gate.
+    func testRunsThatDidNotLearnAreLeftOut() throws {
+        try "{}\n".write(toFile: dir + "/probes.jsonl", atomically: true, encoding: .utf8)
+        let text = try String(contentsOfFile: dir + "/r.toml", encoding: .utf8)
+        let gated = text.replacingOccurrences(of: "seeds = [0, 1]", with: "seeds = [0, 1]\nlearned-threshold = 50")
+            + "\n[evaluators.acquisition]\nprobes = \"\(dir)/probes.jsonl\"\n"
+        try gated.write(toFile: dir + "/r.toml", atomically: true, encoding: .utf8)
+        let r = try recipe()
+        XCTAssertEqual(r.learnedThreshold, 50)
+        try writeJobs(r)
+        let runner = RecipeRunner(recipe: r, root: root, log: { _ in })
+        /// Acquisition at the end: bucket 4 (the most stated) decides, bucket 1 does not.
+        func acquisition(_ accuracy: [String: [UInt64: Int]]) throws {
+            for job in r.jobs where job.kind == "acquisition" {
+                let a = accuracy[job.variant]![job.seed]!
+                let groups = [AcquisitionGroup(bucket: 1, split: "train", probes: 100, correct: 90),
+                              AcquisitionGroup(bucket: 4, split: "train", probes: 100, correct: a),
+                              AcquisitionGroup(bucket: 4, split: "held-out", probes: 100, correct: 90)]
+                let result = AcquisitionResult(run: "x", options: AcquisitionOptions(),
+                                               points: [AcquisitionPoint(checkpoint: "last.h5", step: 10, tokens: 2000, groups: groups)])
+                try Canonical.json(result, pretty: true).write(to: URL(fileURLWithPath: runner.directory(job) + "/result.json"))
+            }
+        }
+        // dropout, seed 0 did not learn (30% < 50%): Finetune pairs seed 1 alone
+        try acquisition(["nodrop": [0: 80, 1: 80], "drop": [0: 30, 1: 70]])
+        var md = try Report.build(r, runner: runner, name: "r").markdown
+        XCTAssertTrue(md.contains("## Runs that did not learn their facts\n\nA run whose fact acquisition at the end is below 50"), md)
+        XCTAssertTrue(md.contains("| Dropout 0.1 | 0 | 30.00 |"), md)
+        let ft = table(md, "Finetune edits")
+        let drop = try XCTUnwrap(ft.first { $0[0] == "" && $0[1] == "Dropout 0.1" })
+        XCTAssertTrue(drop[2].hasSuffix("(n = 1)"), "\(drop)")
+        XCTAssertEqual(drop[6], "1 seed × 2 concepts", "seed 1 alone: paris and rome pair")
+        XCTAssertEqual(table(md, "BLiMP").first { $0[1] == "Dropout 0.1" }![6], "2 seeds", "language results are not gated")
+        let acq = table(md, "Fact acquisition (eval acquisition)")
+        XCTAssertTrue(acq.contains { $0[1] == "Dropout 0.1" && $0[2].hasPrefix("50.00 ± ") }, "the acquisition table keeps every run: \(acq)")
+        // no run of the dropout variant learned: its cells say so, and nothing is compared
+        try acquisition(["nodrop": [0: 80, 1: 80], "drop": [0: 30, 1: 49]])
+        md = try Report.build(r, runner: runner, name: "r").markdown
+        let none = try XCTUnwrap(table(md, "Finetune edits").first { $0[0] == "" && $0[1] == "Dropout 0.1" })
+        XCTAssertEqual(Array(none[2...]), ["did not learn", "–", "–", "–", "0"])
+        XCTAssertFalse(md.contains("- **Finetune: edit success (%)**, Dropout 0.1"), "no finding from runs that did not learn")
+        // the gate needs the acquisition evaluator
+        try text.replacingOccurrences(of: "seeds = [0, 1]", with: "seeds = [0, 1]\nlearned-threshold = 50").write(toFile: dir + "/r.toml", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try recipe()) { XCTAssertTrue("\($0)".contains("learned-threshold") && "\($0)".contains("[evaluators.acquisition]"), "\($0)") }
+    }
+
     /// Jobs stored under the first scheme's directory names: found and reported as they are
     /// when their data is unchanged (a pretraining that can resume, too), left alone when it
     /// changed; `run` renames them. --dry-run marks jobs made by older or unrecorded code.

@@ -22,6 +22,7 @@ final class SyntheticRecipeTests: XCTestCase {
         // early dropout: the first 15% of the 2,988 steps the corpus gives
         XCTAssertEqual(r.variants.map(\.options.earlyDropoutSteps), [nil, nil, nil, nil, 448])
         XCTAssertEqual(r.seeds, [0, 1, 2])
+        XCTAssertEqual(r.learnedThreshold, 50)
         XCTAssertEqual(r.evaluators.map(\.evaluator.name).sorted(),
                        ["acquisition", "bmask", "consistency", "ft", "ig", "interchange", "kn", "lens", "lora", "memit", "mend", "reft", "rome", "trace"])
         XCTAssertEqual(r.jobs.count, 5 * 3 * 15)
