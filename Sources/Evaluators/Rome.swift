@@ -17,10 +17,11 @@
 //    compute_v, where the penalty is the norm, not its square; unset: droplab's objective before
 //    2026-12-07, |delta|^2 / |h|^2 and the cross-entropy to P, i.e. KL(P || P_delta) + H(P)),
 //    with |delta| clamped to --clamp-norm x |h|; a case stops once its loss is below --stop-loss
-//    (0.05, ROME's break; ROME also skips the last step's update). Where ROME scales both by |v| (the MLP output), we scale them by |h|,
-//    the layer's output at the subject: in a post-LN BERT the FFN output joins a LayerNormed
+//    (0.05, ROME's break; ROME also skips the last step's update, we make all --steps). Where
+//    ROME scales the penalty and the clamp by |v| (the MLP output), we scale them by |h|, the
+//    layer's output at the subject: in a post-LN BERT the FFN output joins a LayerNormed
 //    residual about 8x its norm, and |v|-relative limits allow no effective edit (on the test
-//    model that knows its facts: efficacy 0/13 with |v|, see RomeTests).
+//    model that knows its facts: efficacy 0/13 with |v|, measured with the older objective).
 //  - the rank-one update W += delta u^T / (u^T k*), u = C^-1 k*, inserts (k*, v*).
 // MEMIT (Meng et al. 2023, §4): values v*_i are optimised as above at the last layer L of a
 // range R (--layers; default two layers: the ROME layer and the one below it, or when the ROME
@@ -141,7 +142,7 @@ extension RomeOptions: OptionHelp {
         "steps": "Adam steps of the value optimisation.",
         "lr": "Learning rate of the value optimisation.",
         "klFactor": "Weight of the KL term on '<subject> is a [MASK] .'.",
-"weightDecay": "Weight of the penalty |delta| / |h|^2 (objective unset: |delta|^2 / |h|^2).",
+        "weightDecay": "Weight of the penalty |delta| / |h|^2 (objective unset: |delta|^2 / |h|^2).",
         "objective": "rome: ROME's value objective (compute_v): NLL + kl-factor x KL(P_delta || P) + weight-decay x |delta| / |h|^2; unset: droplab's before 2026-12-07, the cross-entropy to P for the KL term and |delta|^2 for the penalty (15 times ROME's on a typical edit here).",
         "stopLoss": "A case's value optimisation stops once its loss is below this (ROME's and MEMIT's 0.05); unset: it runs every step.",
         "clampNorm": "|delta| is clamped to this x |h|.",
