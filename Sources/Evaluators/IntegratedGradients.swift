@@ -25,6 +25,7 @@ public struct IGOptions: ProbeEvaluatorOptions, Equatable {
     public var steps = 20
     public var alphas: [Double] = []              // overrides steps when given
     public var top = 10                           // units listed per probe and layer
+    public var checkSteps: Int? = 50              // completeness check: IG again at this many midpoints (unset: none)
     public init() {}
 
     public var alphaList: [Double] { alphas.isEmpty ? IGOptions.midpoints(steps) : alphas }
@@ -39,6 +40,7 @@ public struct IGOptions: ProbeEvaluatorOptions, Equatable {
         if steps < 1 && alphas.isEmpty { throw OptionError(key: "steps", "must be at least 1, got \(steps)") }
         if alphas.contains(where: { !($0 >= 0 && $0 <= 1) }) { throw OptionError(key: "alphas", "must lie in [0, 1]") }
         if top < 0 { throw OptionError(key: "top", "must be >= 0, got \(top)") }
+        if let c = checkSteps, c < 1 { throw OptionError(key: "check-steps", "must be at least 1, got \(c)") }
         if layers.contains(where: { $0 < 0 }) { throw OptionError(key: "layers", "must be >= 0") }
     }
 }
@@ -52,6 +54,7 @@ extension IGOptions: OptionHelp {
         "steps": "Integration points (midpoint rule: alpha = (k - 1/2)/steps, k = 1..steps).",
         "alphas": "Explicit alphas in [0, 1] (override --steps).",
         "top": "Units listed per probe in ig-probes.jsonl.",
+        "checkSteps": "Completeness check: the same attributions again at this many midpoints, their aggregate completeness error recorded beside the run's (the midpoint rule's error falls as 1/steps^2, so a large error here means the path is not smooth enough, not too few steps; unset: no check).",
     ]
 }
 
@@ -147,6 +150,8 @@ public struct IGResult: Codable, Sendable {
     /// the error of the whole (a mean of ratios is ruled by probes with a tiny F(x) - F(0)).
     public var completenessErrorAggregate: Double? = nil
     public var completenessErrorMedian: Double? = nil
+    public var checkSteps: Int? = nil           // the check's midpoints and its aggregate error (nil: no check)
+    public var completenessErrorCheck: Double? = nil
     public var layers: [IGLayerSummary]
     public var counts: [String: ProbeCounts]
     public var seconds: Double
@@ -203,10 +208,21 @@ extension IntegratedGradients {
         var r = IGResult(checkpoint: checkpoint, options: o, probes: attrs.count, alphas: alphas,
                          completenessError: finite(mean(errors)), completenessErrorMax: errors.max(), layers: summaries,
                          counts: k.probes.counts, seconds: Date().timeIntervalSince(began))
-        let residual = attrs.reduce(0.0) { t, a in layers.indices.reduce(t) { $0 + a.completenessResidual($1) } }
-        let change = attrs.reduce(0.0) { t, a in layers.indices.reduce(t) { $0 + abs(a.prob - a.baseline[$1]) } }
-        r.completenessErrorAggregate = change > 0 ? residual / change : nil
+        r.completenessErrorAggregate = aggregateError(attrs, layers: layers.count)
         r.completenessErrorMedian = median(errors)
+        if let m = o.checkSteps {
+            let check = attributions(k, k.probes.tokenized, kind: kind, layers: layers, position: o.position, alphas: IGOptions.midpoints(m),
+                                     batch: o.source.batch, progress: ProgressLog("ig: check at \(m) points", total: k.probes.probes.count, log: log).update)
+            r.checkSteps = m
+            r.completenessErrorCheck = aggregateError(check, layers: layers.count)
+        }
         return (r, records)
+    }
+
+    /// Sum over probes and layers of |attributions - (F(x) - F(0))| over the sum of |F(x) - F(0)|.
+    static func aggregateError(_ attrs: [ProbeAttribution], layers: Int) -> Double? {
+        let residual = attrs.reduce(0.0) { t, a in (0..<layers).reduce(t) { $0 + a.completenessResidual($1) } }
+        let change = attrs.reduce(0.0) { t, a in (0..<layers).reduce(t) { $0 + abs(a.prob - a.baseline[$1]) } }
+        return change > 0 ? residual / change : nil
     }
 }

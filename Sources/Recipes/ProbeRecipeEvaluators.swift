@@ -93,6 +93,7 @@ public enum IGRecipeEvaluator: ProbeRecipeEvaluator {
         }
         return [MetricRow("ig.completeness.aggregate", "IG completeness error, sum |error| / sum |F(x) - F(0)| (%)", 100 * a, better: .lower)]
             + (r.completenessErrorMedian.map { [MetricRow("ig.completeness.median", "IG completeness error, median over probes and layers (%)", 100 * $0, better: .lower)] } ?? [])
+            + (r.completenessErrorCheck.flatMap { e in r.checkSteps.map { [MetricRow("ig.completeness.check", "IG completeness error at \($0) points (the check), aggregate (%)", 100 * e, better: .lower)] } } ?? [])
     }
 
     public static let name = "ig"

@@ -98,6 +98,12 @@ final class KnowledgeEvaluatorTests: XCTestCase {
     func testIGCompletenessAggregateAndMedian() throws {
         var o = IGOptions(); o.source.probes = FactModel.trained.probes; o.steps = 5
         let (r, records) = try IntegratedGradients.run(checkpoint: FactModel.trained.checkpoint, options: o, log: { _ in })
+        // the check beside: the aggregate error of the same run at 50 points (the same code path, so equal)
+        var fifty = o; fifty.steps = 50; fifty.checkSteps = nil
+        let r50 = try IntegratedGradients.run(checkpoint: FactModel.trained.checkpoint, options: fifty, log: { _ in }).result
+        XCTAssertEqual(r.checkSteps, 50)
+        XCTAssertEqual(try XCTUnwrap(r.completenessErrorCheck), try XCTUnwrap(r50.completenessErrorAggregate))
+        XCTAssertNil(r50.completenessErrorCheck, "unset: no check")
         var residual = 0.0, change = 0.0, ratios: [Double] = []
         for rec in records {
             for l in rec.baseline.indices {

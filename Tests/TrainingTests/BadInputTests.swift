@@ -137,6 +137,7 @@ final class BadInputTests: XCTestCase {
             (probe("lens") + ["--relations", "P999"], "--relations"), (["eval", "lens", "missing.h5"], "missing.h5"),
             (probe("ig") + ["--steps", "0"], "--steps"), (probe("ig") + ["--site", "ffn.post"], "--site"),
             (probe("ig") + ["--alphas", "2"], "--alphas"), (probe("ig") + ["--layers", "9"], "--layers"),
+            (probe("ig") + ["--check-steps", "0"], "--check-steps"),
             (probe("kn") + ["--threshold", "2"], "--threshold"), (probe("kn") + ["--site", "block"], "--site"),
             (probe("trace") + ["--samples", "0"], "--samples"), (probe("trace") + ["--kinds", "foo"], "--kinds"),
             (probe("interchange") + ["--positions", "all"], "--positions"), (probe("interchange") + ["--pairs", "0"], "--pairs"),
