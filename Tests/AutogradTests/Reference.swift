@@ -157,14 +157,18 @@ func refPermute(_ x: Ref, _ perm: [Int]) -> Ref {
 // MARK: - Loss
 
 /// Mean over rows whose target != ignoreIndex of logsumexp(row) - row[target]; 0 if none.
+/// log sum exp(row), shifted by the row's maximum.
+func refLogSumExp(_ row: [Double]) -> Double {
+    let m = row.max()!
+    return m + log(row.map { exp($0 - m) }.reduce(0, +))
+}
+
 func refCrossEntropy(_ logits: Ref, targets: [Int32], ignoreIndex: Int32) -> Ref {
     let V = logits.lastDim
     var total = 0.0, valid = 0
     for (n, t) in targets.enumerated() where t != ignoreIndex {
         let row = Array(logits.v[n * V ..< (n + 1) * V])
-        let m = row.max()!
-        let lse = m + log(row.map { exp($0 - m) }.reduce(0, +))
-        total += lse - row[Int(t)]
+        total += refLogSumExp(row) - row[Int(t)]
         valid += 1
     }
     return .scalar(valid > 0 ? total / Double(valid) : 0)

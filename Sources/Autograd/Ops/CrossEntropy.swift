@@ -61,10 +61,7 @@ extension Tape {
         var total = 0.0
         for n in 0..<N {
             let row = logits.data + n * V, qr = q.data + n * V
-            let mx = vmax(row, V)
-            var s = 0.0
-            for v in 0..<V { s += exp(Double(row[v] - mx)) }
-            lse[n] = Double(mx) + log(s)
+            lse[n] = logSumExp(row, V)
             for v in 0..<V where qr[v] != 0 { total += Double(qr[v]) * (lse[n] - Double(row[v])) }
         }
         let out = Tensor(uninitialized: [])
@@ -95,10 +92,7 @@ extension Tape {
         var lse = [Double](repeating: 0, count: N), kl = [Double](repeating: 0, count: N)
         for n in 0..<N {
             let row = logits.data + n * V, lp = logp.data + n * V
-            let mx = vmax(row, V)
-            var s = 0.0
-            for v in 0..<V { s += exp(Double(row[v] - mx)) }
-            lse[n] = Double(mx) + log(s)
+            lse[n] = logSumExp(row, V)
             for v in 0..<V {
                 let lq = Double(row[v]) - lse[n]
                 kl[n] += exp(lq) * (lq - Double(lp[v]))
@@ -120,4 +114,12 @@ extension Tape {
         }
         return out
     }
+}
+
+/// log sum_v exp(row[v]) in Float64, shifted by the row's maximum.
+private func logSumExp(_ row: UnsafeMutablePointer<Float>, _ V: Int) -> Double {
+    let mx = vmax(row, V)
+    var s = 0.0
+    for v in 0..<V { s += exp(Double(row[v] - mx)) }
+    return Double(mx) + log(s)
 }
