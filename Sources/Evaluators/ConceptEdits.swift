@@ -9,7 +9,9 @@
 //    [MASK]); loss: cross-entropy over every non-pad token (as the study).
 //  - Metrics, before and after the edit: edit_success = token top-1 accuracy over the tokens of
 //    the held-out probes but [CLS] and [SEP] (the study counts every non-pad token); edit_localization = the same on the unrelated set;
-//    mask_edit_success / mask_edit_localization = at [MASK] only. Means over concepts, and
+//    mask_edit_success / mask_edit_localization = at [MASK] only; train_mask_success = at [MASK]
+//    on the concept's own training probes (the edit's fit: a validity check, not a finding).
+//    Means over concepts, and
 //    the per-concept values in NAME-concepts.jsonl.
 //  - The evaluated state is the final one (after the last step); nothing is selected on the
 //    held-out probes or any validation split. (The study's bmask trainer also saves a "best"
@@ -84,20 +86,25 @@ extension EditOptions: OptionHelp {
     ]
 }
 
-/// The four accuracies (fractions in [0, 1]).
+/// The four accuracies (fractions in [0, 1]), and [MASK] accuracy on the concept's own
+/// training probes: whether the edit fit what it was trained on (results before 2026-12-07: nil).
 public struct EditMetrics: Codable, Equatable, Sendable {
     public var editSuccess: Double
     public var editLocalization: Double
     public var maskEditSuccess: Double
     public var maskEditLocalization: Double
+    public var trainMaskSuccess: Double? = nil
     enum CodingKeys: String, CodingKey {
         case editSuccess = "edit_success", editLocalization = "edit_localization"
         case maskEditSuccess = "mask_edit_success", maskEditLocalization = "mask_edit_localization"
+        case trainMaskSuccess = "train_mask_success"
     }
     static func mean(_ ms: [EditMetrics]) -> EditMetrics {
-        EditMetrics(editSuccess: Evaluators.mean(ms.map(\.editSuccess)), editLocalization: Evaluators.mean(ms.map(\.editLocalization)),
-                    maskEditSuccess: Evaluators.mean(ms.map(\.maskEditSuccess)),
-                    maskEditLocalization: Evaluators.mean(ms.map(\.maskEditLocalization)))
+        let train = ms.compactMap(\.trainMaskSuccess)
+        return EditMetrics(editSuccess: Evaluators.mean(ms.map(\.editSuccess)), editLocalization: Evaluators.mean(ms.map(\.editLocalization)),
+                           maskEditSuccess: Evaluators.mean(ms.map(\.maskEditSuccess)),
+                           maskEditLocalization: Evaluators.mean(ms.map(\.maskEditLocalization)),
+                           trainMaskSuccess: train.count == ms.count && !ms.isEmpty ? Evaluators.mean(train) : nil)
     }
 }
 
@@ -136,6 +143,45 @@ public struct EditRow: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case rank, concepts, before, after, meanActive = "mean_active", keptFraction = "kept_fraction"
         case keptPerMatrix = "kept_per_matrix", seconds
+    }
+}
+
+extension EditRow {
+    /// The report's row-id prefix of a method's row: "lora.r4", or "ft" without ranks.
+    public static func rowPrefix(_ method: String, rank: Int?) -> String { method + (rank.map { ".r\($0)" } ?? "") }
+    /// The rows of this edit row a failed check withholds.
+    static func gated(_ method: String, rank: Int?) -> [String] {
+        ["edit_success", "edit_localization", "mask_edit_success", "mask_edit_localization", "mean_active", "kept_fraction*"]
+            .map { rowPrefix(method, rank: rank) + "." + $0 }
+    }
+}
+
+extension EditResult {
+    /// Whether the edits did what the rows say, from the rows and the concept records:
+    ///  - `<row>.fit` (ft, lora, reft): on average over the concepts the edit closed at least half
+    ///    of the gap to 100% in [MASK] accuracy on the concept's own training probes (what it was
+    ///    trained to answer); an edit below that did not learn its training set, so what it does
+    ///    to held-out probes is not an edit's effect. Results before 2026-12-07 (no training
+    ///    accuracy) are not checked.
+    ///  - `bmask.moved`: every concept's mask dropped at least one weight; a mask that keeps every
+    ///    weight is the base model, and its "edit" numbers are not a mask's.
+    public func validity(records: [EditConceptRecord]) -> [ValidityCheck] {
+        if method == "bmask" {
+            let kept = records.compactMap(\.keptFraction)
+            guard !kept.isEmpty else { return [] }
+            let share = Double(kept.filter { $0 < 1 }.count) / Double(kept.count)
+            return [ValidityCheck(id: "bmask.moved", check: "share of concepts whose mask dropped at least one weight = 100%", value: 100 * share,
+                                  bound: 100, held: share == 1, failure: "mask did not move", gates: EditRow.gated(method, rank: nil))]
+        }
+        return rows.compactMap { r in
+            guard let before = r.before.trainMaskSuccess, let after = r.after.trainMaskSuccess else { return nil }
+            let bound = before + (1 - before) / 2
+            return ValidityCheck(id: EditRow.rowPrefix(method, rank: r.rank) + ".fit",
+                                 check: "[MASK] accuracy on the concepts' own training probes after the edit at least halfway from before ("
+                                     + String(format: "%.2f", 100 * before) + "%) to 100%",
+                                 value: 100 * after, bound: 100 * bound, held: after >= bound,
+                                 failure: "edit did not fit its training probes", gates: EditRow.gated(method, rank: r.rank))
+        }
     }
 }
 
@@ -300,7 +346,9 @@ public enum ConceptEdits {
     static func metrics(_ model: BertModel, _ s: ConceptSplit, edit: Edit?, batch: Int, padId: Int32) -> EditMetrics {
         let h = accuracy(model, s.heldOut, edit: edit, batch: batch, padId: padId)
         let u = accuracy(model, s.unrelated, edit: edit, batch: batch, padId: padId)
-        return EditMetrics(editSuccess: h.tokens, editLocalization: u.tokens, maskEditSuccess: h.mask, maskEditLocalization: u.mask)
+        let t = accuracy(model, s.train, edit: edit, batch: batch, padId: padId)
+        return EditMetrics(editSuccess: h.tokens, editLocalization: u.tokens, maskEditSuccess: h.mask, maskEditLocalization: u.mask,
+                           trainMaskSuccess: t.mask)
     }
 
     public struct TrainStats { public var steps: Int; public var firstLoss: Double?; public var lastLoss: Double? }

@@ -27,7 +27,7 @@
 //    object's probability; for the trained editor and, as a baseline, the untrained one.
 // The result records L_edit and L_loc (a true KL) per tenth of the steps and the learned step
 // sizes, so that an editor that did not train is seen. The editor is written to
-// results/<checkpoint>/mend-editor.h5 (HDF5, its tensors and the normalisation statistics).
+// mend-editor.h5 in the job directory (HDF5, its tensors and the normalisation statistics).
 
 import Autograd
 import BERT
@@ -117,7 +117,7 @@ public struct MendResult: Codable, Sendable {
     public var editLoss: [Double]? = nil       // L_edit (NLL) per tenth of the training steps, mean over its steps
     public var locality: [Double]? = nil       // L_loc (KL) the same way
     public var stepSizes: [String: Double]? = nil   // the learned edit step size per layer and matrix, after training
-    public var editor: String                  // the editor's HDF5 file
+    public var editor: String                  // the editor's HDF5 file, in the job directory (before 2026-12-07: a path)
     public var seconds: Double
 }
 
@@ -272,6 +272,8 @@ public final class MendEditor {
 }
 
 public enum Mend {
+    public static let editorFile = "mend-editor.h5"
+
     /// Entropy of each row of `p` [rows, V] (probabilities), summed over rows then averaged, as
     /// the cross-entropy the locality term is computed with.
     static func entropy(_ p: Tensor, rows n: Int) -> Double {
@@ -389,8 +391,7 @@ public enum Mend {
             editLoss = Self.tenths(editCurve); locality = Self.tenths(locCurve)
         }
         try FileManager.default.createDirectory(atPath: resultsDir, withIntermediateDirectories: true)
-        let editorPath = resultsDir + "/mend-editor.h5"
-        try editor.save(to: editorPath)
+        try editor.save(to: resultsDir + "/" + Self.editorFile)
         untrained.count = editor.count; untrained.mean = editor.mean; untrained.m2 = editor.m2   // same normalisation
 
         // evaluation on the test facts: edit input = the fact's first paraphrase
@@ -437,7 +438,7 @@ public enum Mend {
                            editLoss: editLoss, locality: locality,
                            stepSizes: Dictionary(uniqueKeysWithValues: editor.targets.map { t in
                                ("\(t.layer).\(t.output ? "output" : "intermediate")", editor.stepSize(t)) }),
-                           editor: editorPath, seconds: Date().timeIntervalSince(began))
+                           editor: Self.editorFile, seconds: Date().timeIntervalSince(began))
         return (r, records)
     }
 }

@@ -57,3 +57,26 @@ public enum Results {
         }
     }
 }
+
+/// One check that a result means what its label says (issue #29): what was checked and against
+/// what bound, the measured value, whether it held, and — when it did not — the words a report
+/// shows in place of the rows it gates. Every evaluator's checks are a function of its stored
+/// result (`RecipeEvaluator.validity`): written into result.json as `validity` when a job
+/// finishes, recomputed by the report (so older results are checked too).
+public struct ValidityCheck: Codable, Equatable, Sendable {
+    public var id: String                // e.g. "lora.r4.fit"
+    public var check: String             // what was checked, bound included, in words
+    public var value: Double?            // the measured quantity (nil: not measurable)
+    public var bound: Double?
+    public var held: Bool
+    public var failure: String           // shown in place of the gated numbers, e.g. "mask did not move"
+    public var gates: [String]           // row ids withheld when it fails; "p.*": every row whose id starts with "p."
+    public init(id: String, check: String, value: Double?, bound: Double?, held: Bool, failure: String, gates: [String]) {
+        self.id = id; self.check = check; self.value = value; self.bound = bound; self.held = held; self.failure = failure; self.gates = gates
+    }
+
+    /// Whether a failed check withholds the row `rowId`.
+    public func gates(_ rowId: String) -> Bool {
+        !held && gates.contains { $0.hasSuffix("*") ? rowId.hasPrefix($0.dropLast()) : rowId == $0 }
+    }
+}

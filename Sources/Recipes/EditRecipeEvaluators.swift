@@ -33,7 +33,7 @@ enum EditKeys {
     }
     /// The row id prefix and label of a result row (per rank for lora/reft).
     static func prefix(_ name: String, _ label: String, rank: Int?) -> (id: String, label: String) {
-        (name + (rank.map { ".r\($0)" } ?? ""), label + (rank.map { " rank \($0)" } ?? ""))
+        (EditRow.rowPrefix(name, rank: rank), label + (rank.map { " rank \($0)" } ?? ""))
     }
     /// The after-edit metrics as row values (id suffix, label, value, better).
     static func metrics(_ m: EditMetrics) -> [(String, String, Double, MetricRow.Better?)] {
@@ -48,6 +48,9 @@ enum EditKeys {
         let after = rows.flatMap { r -> [MetricRow] in
             let (p, l) = prefix(name, label, rank: r.rank)
             var out = metrics(r.after).map { MetricRow("\(p).\($0.0)", "\(l): \($0.1)", $0.2, better: $0.3) }
+            if let t = r.after.trainMaskSuccess {
+                out.append(MetricRow("\(p).train_mask_success", "\(l): edit success at [MASK] on its training probes (%)", 100 * t, descriptive: true))
+            }
             if let a = r.meanActive { out.append(MetricRow("\(p).mean_active", "\(l): mean active weights per matrix", a)) }
             if let f = r.keptFraction { out.append(MetricRow("\(p).kept_fraction", "\(l): weights kept (%)", 100 * f)) }
             for (i, m) in (r.keptPerMatrix ?? []).enumerated() {
@@ -58,7 +61,9 @@ enum EditKeys {
         guard let before = rows.first?.before else { return after }
         return after + metrics(before).filter { $0.0.hasSuffix("edit_success") }.map {
             MetricRow("\(name).before.\($0.0)", "\(label): \($0.1.replacingOccurrences(of: " (%)", with: " before the edit (%)"))", $0.2, descriptive: true)
-        }
+        } + (before.trainMaskSuccess.map {
+            [MetricRow("\(name).before.train_mask_success", "\(label): edit success at [MASK] on the training probes before the edit (%)", 100 * $0, descriptive: true)]
+        } ?? [])
     }
     /// The same per concept, from <name>-concepts.jsonl.
     static func units(_ name: String, _ directory: String) throws -> [String: MetricRow.Units] {
@@ -70,6 +75,10 @@ enum EditKeys {
             if let f = c.keptFraction { pairs["\(p).kept_fraction", default: []].append((c.concept, 100 * f)) }
         }
         return pairs.mapValues { MetricRow.Units(kind: "concept", $0) }
+    }
+    /// The checks of an edit result (EditResult.validity) on the concept records the job wrote.
+    static func validity<O>(_ r: EditResult<O>, _ directory: String) throws -> [ValidityCheck] {
+        r.validity(records: try Results.readLines(EditConceptRecord.self, from: directory + "/\(r.method)-concepts.jsonl"))
     }
     /// Rank sweeps: after-edit success against log2(rank).
     static func rankCurves(_ name: String, _ label: String, _ rows: [EditRow]) -> [Figure] {
@@ -98,6 +107,7 @@ public enum BMaskRecipeEvaluator: RecipeEvaluator {
     }
     public static func rows(_ r: EditResult<BMaskOptions>) -> [MetricRow] { EditKeys.rows(name, "Binary mask", r.rows) }
     public static func units(_ r: EditResult<BMaskOptions>, directory: String) throws -> [String: MetricRow.Units] { try EditKeys.units(name, directory) }
+    public static func validity(_ r: EditResult<BMaskOptions>, directory: String) throws -> [ValidityCheck] { try EditKeys.validity(r, directory) }
 }
 
 public enum FinetuneRecipeEvaluator: RecipeEvaluator {
@@ -117,6 +127,7 @@ public enum FinetuneRecipeEvaluator: RecipeEvaluator {
     }
     public static func rows(_ r: EditResult<FinetuneOptions>) -> [MetricRow] { EditKeys.rows(name, "Finetune", r.rows) }
     public static func units(_ r: EditResult<FinetuneOptions>, directory: String) throws -> [String: MetricRow.Units] { try EditKeys.units(name, directory) }
+    public static func validity(_ r: EditResult<FinetuneOptions>, directory: String) throws -> [ValidityCheck] { try EditKeys.validity(r, directory) }
 }
 
 public enum LoRARecipeEvaluator: RecipeEvaluator {
@@ -136,6 +147,7 @@ public enum LoRARecipeEvaluator: RecipeEvaluator {
     }
     public static func rows(_ r: EditResult<LoRAOptions>) -> [MetricRow] { EditKeys.rows(name, "LoRA", r.rows) }
     public static func units(_ r: EditResult<LoRAOptions>, directory: String) throws -> [String: MetricRow.Units] { try EditKeys.units(name, directory) }
+    public static func validity(_ r: EditResult<LoRAOptions>, directory: String) throws -> [ValidityCheck] { try EditKeys.validity(r, directory) }
     public static func figures(_ r: EditResult<LoRAOptions>) -> [Figure] { EditKeys.rankCurves(name, "LoRA", r.rows) }
 }
 
@@ -156,5 +168,6 @@ public enum ReFTRecipeEvaluator: RecipeEvaluator {
     }
     public static func rows(_ r: EditResult<ReFTOptions>) -> [MetricRow] { EditKeys.rows(name, "LoReFT", r.rows) }
     public static func units(_ r: EditResult<ReFTOptions>, directory: String) throws -> [String: MetricRow.Units] { try EditKeys.units(name, directory) }
+    public static func validity(_ r: EditResult<ReFTOptions>, directory: String) throws -> [ValidityCheck] { try EditKeys.validity(r, directory) }
     public static func figures(_ r: EditResult<ReFTOptions>) -> [Figure] { EditKeys.rankCurves(name, "LoReFT", r.rows) }
 }

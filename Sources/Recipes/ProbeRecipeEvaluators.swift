@@ -248,6 +248,17 @@ public enum MendRecipeEvaluator: ProbeRecipeEvaluator {
                     MetricRow("mend.train.\(id).last", "MEND training: \(label), last tenth of the steps", last, descriptive: true)]
         }
     }
+    /// The editor trained when its edits beat the untrained editor's: the paired difference in
+    /// [MASK] success on the test facts' edit inputs (trained − untrained, per fact), its 95%
+    /// t-interval above 0. Otherwise the trained editor's numbers are the untrained one's.
+    public static func validity(_ r: MendResult, directory: String) throws -> [ValidityCheck] {
+        let recs = try records(directory)
+        let d = Statistics.summarize(recs.map { ($0.afterRight ? 100 : 0) - ($0.untrainedRight ? 100 : 0) })
+        let low = d.mean - d.halfWidth
+        return [ValidityCheck(id: "mend.trained", check: "trained minus untrained editor, edit success at [MASK] on \(recs.count) test facts: "
+                              + "the 95% t-interval's lower end above 0 points", value: low.isNaN ? nil : low, bound: 0,
+                              held: low > 0, failure: "editor did not train", gates: ["mend.trained.*"])]
+    }
     /// Per test fact: the edit input right after the edit (trained and untrained editor), and
     /// the trained editor's P(target) change.
     public static func units(_ r: MendResult, directory: String) throws -> [String: MetricRow.Units] {

@@ -5,6 +5,7 @@
 // result.json, and `rows` turns that JSON into report rows. The runner and the report only
 // talk to the type-erased `AnyEvaluator`.
 
+import Evaluators
 import Foundation
 import Training
 
@@ -92,6 +93,7 @@ public struct Figure: Sendable {
 public struct JobReport {
     public var rows: [MetricRow]
     public var figures: [Figure]
+    public var validity: [ValidityCheck] = []
 }
 
 /// What an evaluator's options may take from the recipe when they are resolved.
@@ -147,6 +149,9 @@ public protocol RecipeEvaluator {
     /// wrote in `directory`, so the report pairs concepts or probes within a seed.
     static func units(_ result: Result, directory: String) throws -> [String: MetricRow.Units]
     static func figures(_ result: Result) -> [Figure]
+    /// Whether the result means what its rows say, from the result and the files the job wrote
+    /// (the same function at the end of the job, into result.json, and in the report).
+    static func validity(_ result: Result, directory: String) throws -> [ValidityCheck]
 }
 
 public extension RecipeEvaluator {
@@ -154,6 +159,19 @@ public extension RecipeEvaluator {
     static var aliases: [String: [String]] { [:] }
     static func units(_ result: Result, directory: String) throws -> [String: MetricRow.Units] { [:] }
     static func figures(_ result: Result) -> [Figure] { [] }
+    static func validity(_ result: Result, directory: String) throws -> [ValidityCheck] { [] }
+}
+
+/// A result with its validity checks beside its own keys (result.json).
+struct ValidatedResult<R: Encodable>: Encodable {
+    let result: R
+    let validity: [ValidityCheck]
+    enum Key: String, CodingKey { case validity }
+    func encode(to encoder: Encoder) throws {
+        try result.encode(to: encoder)
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encode(validity, forKey: .validity)
+    }
 }
 
 /// A registered evaluator with its types erased: options travel as canonical JSON.
@@ -200,7 +218,10 @@ public struct AnyEvaluator {
         datasetsJSON = { E.datasets(try JSONDecoder().decode(E.Options.self, from: $0)) }
         runJSON = { checkpoint, options, context in
             let o = try JSONDecoder().decode(E.Options.self, from: options)
-            return try Canonical.json(E.run(checkpoint: checkpoint, options: o, context: context), pretty: true)
+            let result = try E.run(checkpoint: checkpoint, options: o, context: context)
+            let checks = try E.validity(result, directory: context.directory)
+            for c in checks where !c.held { context.log("\(E.name): validity check failed: \(c.check) (measured \(c.value.map { String(format: "%.4g", $0) } ?? "nothing"))") }
+            return try Canonical.json(ValidatedResult(result: result, validity: checks), pretty: true)
         }
         let fields = ArgumentFields(E.defaults, aliases: E.aliases)
         defaultsJSON = (try? Canonical.json(E.defaults)) ?? Data()
@@ -221,7 +242,7 @@ public struct AnyEvaluator {
             let units = try E.units(r, directory: directory)
             var rows = E.rows(r)
             for i in rows.indices { rows[i].units = units[rows[i].id] }
-            return JobReport(rows: rows, figures: E.figures(r))
+            return JobReport(rows: rows, figures: E.figures(r), validity: try E.validity(r, directory: directory))
         }
     }
 }

@@ -80,11 +80,16 @@ public enum Report {
         var order: [String] = []
         var first: [String: MetricRow] = [:]                     // label, direction, descriptive
         var values: [String: [String: [UInt64: MetricRow]]] = [:]
+        var withheld: [String: [String: [UInt64: String]]] = [:]  // a failed validity check's words, in place of the value
         init(title: String, part: ReportPart, appendix: Bool) { self.title = title; self.part = part; self.appendix = appendix }
 
-        func add(_ row: MetricRow, variant: String, seed: UInt64) {
+        func add(_ row: MetricRow, variant: String, seed: UInt64, failure: String? = nil) {
             if first[row.id] == nil { order.append(row.id); first[row.id] = row }
-            values[row.id, default: [:]][variant, default: [:]][seed] = row
+            if let failure {
+                withheld[row.id, default: [:]][variant, default: [:]][seed] = failure
+            } else {
+                values[row.id, default: [:]][variant, default: [:]][seed] = row
+            }
         }
     }
 
@@ -145,7 +150,10 @@ public enum Report {
         }
         let notLearned = notLearned(recipe, runs)
         for r in runs where !(isGated(r.job.kind) && notLearned[runKey(r.job.variant, r.job.seed)] != nil) {
-            for row in r.report.rows { table(r.job.kind, appendix: row.appendix).add(row, variant: r.job.variant, seed: r.job.seed) }
+            for row in r.report.rows {
+                let failure = r.report.validity.first { $0.gates(row.id) }?.failure
+                table(r.job.kind, appendix: row.appendix).add(row, variant: r.job.variant, seed: r.job.seed, failure: failure)
+            }
         }
         let ordered = { (appendix: Bool) in
             ReportPart.allCases.flatMap { part in
@@ -183,6 +191,7 @@ public enum Report {
 
         md += setup(recipe, runs: runs.count, base: baseLabel)
         md += learnedSection(recipe, notLearned)
+        md += validitySection(recipe, runs.filter { !(isGated($0.job.kind) && notLearned[runKey($0.job.variant, $0.job.seed)] != nil) })
         md += findings(mainTables, comparisons, others: others, baseLabel: baseLabel)
 
         for part in ReportPart.allCases {
@@ -306,6 +315,28 @@ public enum Report {
         return md + "\n"
     }
 
+    /// The validity checks of the reported jobs: how many held, and each that failed, with the
+    /// words its gated cells show.
+    static func validitySection(_ recipe: Recipe, _ runs: [Run]) -> String {
+        let checked = runs.filter { !$0.report.validity.isEmpty }
+        guard !checked.isEmpty else { return "" }
+        let all = checked.flatMap(\.report.validity), failed = all.filter { !$0.held }
+        var md = "## Validity checks\n\n"
+        md += "Each result is checked for whether it means what its rows say (the mask moved, the edit fit its training probes, "
+            + "the editor trained): \(all.count) check\(all.count == 1 ? "" : "s") on \(checked.count) job\(checked.count == 1 ? "" : "s"), "
+            + "\(failed.count) failed. A failed check's rows show its words in place of the number and are left out of every "
+            + "comparison and finding.\n\n"
+        guard !failed.isEmpty else { return md }
+        md += "| Job | Check | Measured | Bound | Shown as |\n|---|---|---|---|---|\n"
+        for r in checked {
+            for c in r.report.validity where !c.held {
+                md += "| \(cell(r.job.name)) | \(cell(c.check)) | \(c.value.map { NumberFormat.value($0) } ?? "–") | "
+                    + "\(c.bound.map { NumberFormat.value($0) } ?? "–") | \(cell(c.failure)) |\n"
+            }
+        }
+        return md + "\n"
+    }
+
     /// The setup in one table.
     static func setup(_ recipe: Recipe, runs: Int, base: String) -> String {
         var md = "## Setup\n\n| | |\n|---|---|\n"
@@ -399,13 +430,16 @@ public enum Report {
             for (k, v) in variants.enumerated() {
                 md += "| " + (k == 0 ? cell(row.label) + arrow : "") + " | \(cell(v.label)) | "
                 let xs = recipe.seeds.compactMap { t.values[id]?[v.id]?[$0]?.value }
+                let failures = recipe.seeds.compactMap { t.withheld[id]?[v.id]?[$0] }
+                let failed = Array(Set(failures)).sorted().joined(separator: "; ")
                 if xs.isEmpty && t.gated && recipe.seeds.allSatisfy({ notLearned[runKey(v.id, $0)] != nil }) {
                     md += "did not learn |"
                 } else if xs.isEmpty {
-                    md += "– |"
+                    md += (failures.isEmpty ? "–" : cell(failed)) + " |"
                 } else {
                     let s = Statistics.summarize(xs)
-                    md += "\(NumberFormat.value(s.mean)) ± \(NumberFormat.value(s.halfWidth))" + (xs.count < recipe.seeds.count ? " (n = \(xs.count))" : "") + " |"
+                    md += "\(NumberFormat.value(s.mean)) ± \(NumberFormat.value(s.halfWidth))" + (xs.count < recipe.seeds.count ? " (n = \(xs.count))" : "")
+                    md += (failures.isEmpty ? "" : " (\(failures.count) withheld: \(cell(failed)))") + " |"
                 }
                 if v.id == base {
                     md += " | | | \(xs.count) seed\(xs.count == 1 ? "" : "s") |\n"

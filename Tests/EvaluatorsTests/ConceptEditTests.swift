@@ -201,6 +201,7 @@ final class ConceptEditTests: XCTestCase {
         XCTAssertEqual(rec.meanActive!, Double(nonzero.reduce(0, +)) / Double(L), accuracy: 1e-9)
         XCTAssertEqual(rec.keptFraction!, Double(nonzero.reduce(0, +)) / Double(L * 64 * 256), accuracy: 1e-12)
         XCTAssertLessThan(rec.keptFraction!, 1, "the sparsity term removed some weights")
+        XCTAssertEqual(out.result.validity(records: out.records).map { [$0.id: $0.held] }, [["bmask.moved": true]])
         // the other exported weights are the base model's
         let base = try Checkpoint.load(w.checkpoint)
         XCTAssertEqual(tensors["bert.encoder.layer.0.intermediate.dense.weight"]!, base.model.params["bert.encoder.layer.0.intermediate.dense.weight"].values)
@@ -240,7 +241,33 @@ final class ConceptEditTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(out.result.rows.first!.after.maskEditSuccess, out.result.rows.last!.after.maskEditSuccess,
                                     "success does not fall as the rank falls")
         XCTAssertEqual(out.result.trainableParameters["1"], 2 * (2 * (64 + 64) + 2 * (64 + 256)))
+        // each rank fit its training probes (france's 8 unseen subjects: 0 before)
+        let checks = out.result.validity(records: out.records)
+        XCTAssertEqual(checks.map(\.id), ["lora.r16.fit", "lora.r4.fit", "lora.r1.fit"])
+        for c in checks { XCTAssertTrue(c.held, "\(c)") }
         XCTAssertTrue(FileManager.default.fileExists(atPath: o.edit.saveEdited! + "/model.safetensors"))
+    }
+
+    /// Planted failures of the validity checks: LoRA at lr 1e-9 does not fit its training probes
+    /// (Adam moves each B entry by ~1e-9 a step: the [MASK] answers stay the base model's), and a
+    /// mask trained for 2 steps at lr 0.01 from logits 1 cannot drop a weight (a logit moves by at
+    /// most ~lr a step and a weight goes at logit <= 0).
+    func testEditsThatDidNothingFailTheirChecks() throws {
+        let w = try Self.world()
+        var lora = LoRAOptions(); lora.edit = editOptions(lora.edit, w)
+        lora.edit.lr = 1e-9; lora.ranks = [4]
+        let l = try LoRAEval.run(checkpoint: w.checkpoint, options: lora, log: { _ in })
+        let fit = try XCTUnwrap(l.result.validity(records: l.records).first)
+        XCTAssertEqual(fit.id, "lora.r4.fit"); XCTAssertFalse(fit.held, "\(fit)")
+        XCTAssertEqual(fit.value, 100 * l.result.rows[0].before.trainMaskSuccess!, "nothing moved")
+        XCTAssertTrue(fit.gates("lora.r4.mask_edit_success")); XCTAssertFalse(fit.gates("lora.r4.train_mask_success"))
+        var mask = BMaskOptions(); mask.edit = editOptions(mask.edit, w, concept: Self.partial)
+        mask.edit.probes.probes = w.maskProbes; mask.edit.minSteps = 2; mask.edit.epochs = 1; mask.edit.trainBatch = 64
+        let m = try BinaryMaskEval.run(checkpoint: w.checkpoint, options: mask, log: { _ in })
+        XCTAssertEqual(m.records[0].steps, 2)
+        let moved = try XCTUnwrap(m.result.validity(records: m.records).first)
+        XCTAssertEqual(moved.id, "bmask.moved"); XCTAssertFalse(moved.held); XCTAssertEqual(moved.value, 0)
+        XCTAssertEqual(moved.failure, "mask did not move")
     }
 
     func testReFTRankSweep() throws {

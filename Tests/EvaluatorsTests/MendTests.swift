@@ -43,7 +43,8 @@ final class MendTests: XCTestCase {
         XCTAssertGreaterThan(r.trained.paraphraseProbChange, max(100 * r.untrained.paraphraseProbChange, 0.005))
         XCTAssertGreaterThan(r.trained.editProbChange, max(100 * r.untrained.editProbChange, 0.005))
         XCTAssertGreaterThan(r.trained.maskEditLocalization, 0.8)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: r.editor))
+        XCTAssertEqual(r.editor, Mend.editorFile)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/" + r.editor))
     }
 
     /// The editor reads only rows that carry an edit (MEND's nonzero mask): with the loss at [MASK]

@@ -239,6 +239,66 @@ final class StudyReportTests: XCTestCase {
         XCTAssertThrowsError(try recipe()) { XCTAssertTrue("\($0)".contains("learned-threshold") && "\($0)".contains("[evaluators.acquisition]"), "\($0)") }
     }
 
+    /// A failed validity check withholds the rows it gates: the cell shows its words, the run is
+    /// left out of the comparison and the findings, and the check is listed with its numbers.
+    /// Here the dropout finetunes did not fit their training probes ([MASK] accuracy 50% -> 60%,
+    /// below the halfway bound 75%): seed 0 alone, then both seeds.
+    func testFailedValidityChecksAreWithheld() throws {
+        let r = try recipe()
+        try writeJobs(r)
+        let runner = RecipeRunner(recipe: r, root: root, log: { _ in })
+        func unfit(seeds: [UInt64]) throws {
+            for job in r.jobs where job.kind == "ft" && job.variant == "drop" && seeds.contains(job.seed) {
+                let path = runner.directory(job) + "/result.json"
+                var result = try JSONDecoder().decode(EditResult<FinetuneOptions>.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+                result.rows[0].before.trainMaskSuccess = 0.5; result.rows[0].after.trainMaskSuccess = 0.6
+                try Canonical.json(result, pretty: true).write(to: URL(fileURLWithPath: path))
+            }
+        }
+        var md = try Report.build(r, runner: runner, name: "r").markdown
+        XCTAssertFalse(md.contains("## Validity checks"), "results without a check: no section")
+        try unfit(seeds: [0])
+        md = try Report.build(r, runner: runner, name: "r").markdown
+        XCTAssertTrue(md.contains("## Validity checks\n\nEach result is checked"), md)
+        XCTAssertTrue(md.contains("1 check on 1 job, 1 failed"), md)
+        XCTAssertTrue(md.contains("| ft/drop/seed0 | [MASK] accuracy on the concepts' own training probes after the edit at least halfway from before (50.00%) to 100% | 60.00 | 75.00 | edit did not fit its training probes |"), md)
+        let one = try XCTUnwrap(table(md, "Finetune edits").first { $0[0] == "" && $0[1] == "Dropout 0.1" })
+        XCTAssertTrue(one[2].hasSuffix("(n = 1) (1 withheld: edit did not fit its training probes)"), "\(one)")
+        XCTAssertEqual(one[6], "1 seed × 2 concepts", "seed 1 alone is compared")
+        try unfit(seeds: [0, 1])
+        md = try Report.build(r, runner: runner, name: "r").markdown
+        let none = try XCTUnwrap(table(md, "Finetune edits").first { $0[0] == "" && $0[1] == "Dropout 0.1" })
+        XCTAssertEqual(Array(none[2...]), ["edit did not fit its training probes", "–", "–", "–", "0"])
+        XCTAssertFalse(md.contains("- **Finetune: edit success (%)**, Dropout 0.1"), "no finding from withheld results")
+        XCTAssertTrue(table(md, "Finetune edits").contains { $0[1] == "No dropout" && $0[2].hasPrefix("5") }, "the baseline keeps its numbers")
+    }
+
+    /// MEND's check: the trained editor's [MASK] success beats the untrained one's on the test
+    /// facts (paired per fact, 95% t-interval above 0); an editor no better than its untrained
+    /// self (steps 0, or a flat loss) is withheld.
+    func testMendValidity() throws {
+        func check(_ pairs: [(Bool, Bool)]) throws -> ValidityCheck {
+            let recs = pairs.enumerated().map { i, p in
+                MendFactRecord(fact: "f\(i)", relation: "P17", target: "x", prompt: "p", beforeRight: false, afterRight: p.0, untrainedRight: p.1,
+                               paraphrases: 1, paraphrasesRightBefore: 0, paraphrasesRightAfter: 0, probBefore: 0, probAfter: 0)
+            }
+            try Results.jsonLines(recs).write(to: URL(fileURLWithPath: dir + "/mend-probes.jsonl"))
+            let r = MendResult(checkpoint: "x", options: MendOptions(), layers: [1], trainConcepts: 2, testConcepts: 1, trainFacts: 4,
+                               testFacts: pairs.count, beforeEditSuccess: 0, beforeParaphraseSuccess: 0, trained: MendMetrics(),
+                               untrained: MendMetrics(), firstLoss: nil, lastLoss: nil, editor: "e.h5", seconds: 0)
+            return try XCTUnwrap(MendRecipeEvaluator.validity(r, directory: dir).first)
+        }
+        // 8 of 10 flipped by the trained editor, none by the untrained: mean 80, sd 42.2, t(9) 2.262 -> 80 - 30.2 = 49.8 > 0
+        let trained = try check(Array(repeating: (true, false), count: 8) + [(false, false), (false, false)])
+        XCTAssertTrue(trained.held); XCTAssertEqual(trained.value!, 80 - 2.2622 * 42.164 / 10.0.squareRoot(), accuracy: 0.01)
+        XCTAssertEqual(trained.gates, ["mend.trained.*"])
+        XCTAssertTrue(trained.gates == ["mend.trained.*"] && !trained.gates("mend.trained.edit"), "a check that held gates nothing")
+        let same = try check(Array(repeating: (true, true), count: 5) + Array(repeating: (false, false), count: 5))
+        XCTAssertFalse(same.held); XCTAssertEqual(same.failure, "editor did not train")
+        XCTAssertTrue(same.gates("mend.trained.edit")); XCTAssertFalse(same.gates("mend.untrained.edit"))
+        XCTAssertFalse(try check([(true, false)]).held, "one fact: no interval")
+    }
+
     /// Jobs stored under the first scheme's directory names: found and reported as they are
     /// when their data is unchanged (a pretraining that can resume, too), left alone when it
     /// changed; `run` renames them. --dry-run marks jobs made by older or unrecorded code.
