@@ -29,8 +29,9 @@ final class ReferenceParityTests: XCTestCase {
         let config: BertConfig
         let batch: Batch
         let labels: [Int32]
-        init() throws {
-            let file = try HDF5File.open(ReferenceParityTests.path)
+        /// The model, batch and labels of `path` (bert_reference.h5, or a fixture with the same layout).
+        init(path: String = ReferenceParityTests.path) throws {
+            let file = try HDF5File.open(path)
             self.file = file
             config = try JSONDecoder().decode(BertConfig.self, from: Data(try file.stringAttribute("config").utf8))
             func ints(_ n: String) throws -> ([Int], [Int32]) {
