@@ -44,8 +44,7 @@ public enum AcquisitionRecipeEvaluator: RecipeEvaluator {
     public static func rows(_ r: AcquisitionResult) -> [MetricRow] {
         guard let last = r.points.last else { return [] }
         return last.groups.map { g in
-            MetricRow("acquisition.\(g.split).\(g.bucket)", "Accuracy at [MASK] at the end, \(label(g.bucket, g.split)) (%)",
-                      100 * g.accuracy, better: .higher)
+            MetricRow.percent("acquisition.\(g.split).\(g.bucket)", "Accuracy at [MASK] at the end, \(label(g.bucket, g.split)) (%)", g.accuracy, better: .higher)
         }
     }
 

@@ -47,22 +47,22 @@ enum EditKeys {
     static func rows(_ name: String, _ label: String, _ rows: [EditRow]) -> [MetricRow] {
         let after = rows.flatMap { r -> [MetricRow] in
             let (p, l) = prefix(name, label, rank: r.rank)
-            var out = metrics(r.after).map { MetricRow("\(p).\($0.0)", "\(l): \($0.1)", $0.2, better: $0.3) }
+            var out = metrics(r.after).map { MetricRow("\(p).\($0.0)", "\(l): \($0.1)", $0.2, better: $0.3, bounds: MetricRow.percentRange) }
             if let t = r.after.trainMaskSuccess {
-                out.append(MetricRow("\(p).train_mask_success", "\(l): edit success at [MASK] on its training probes (%)", 100 * t, descriptive: true))
+                out.append(MetricRow.percent("\(p).train_mask_success", "\(l): edit success at [MASK] on its training probes (%)", t, descriptive: true))
             }
             if let a = r.meanActive { out.append(MetricRow("\(p).mean_active", "\(l): mean active weights per matrix", a)) }
-            if let f = r.keptFraction { out.append(MetricRow("\(p).kept_fraction", "\(l): weights kept (%)", 100 * f)) }
+            if let f = r.keptFraction { out.append(MetricRow.percent("\(p).kept_fraction", "\(l): weights kept (%)", f)) }
             for (i, m) in (r.keptPerMatrix ?? []).enumerated() {
-                out.append(MetricRow("\(p).kept_fraction.\(i)", "\(l): weights kept in \(m.matrix) (%)", 100 * m.fraction, descriptive: true, appendix: true))
+                out.append(MetricRow.percent("\(p).kept_fraction.\(i)", "\(l): weights kept in \(m.matrix) (%)", m.fraction, descriptive: true, appendix: true))
             }
             return out
         }
         guard let before = rows.first?.before else { return after }
         return after + metrics(before).filter { $0.0.hasSuffix("edit_success") }.map {
-            MetricRow("\(name).before.\($0.0)", "\(label): \($0.1.replacingOccurrences(of: " (%)", with: " before the edit (%)"))", $0.2, descriptive: true)
+            MetricRow("\(name).before.\($0.0)", "\(label): \($0.1.replacingOccurrences(of: " (%)", with: " before the edit (%)"))", $0.2, descriptive: true, bounds: MetricRow.percentRange)
         } + (before.trainMaskSuccess.map {
-            [MetricRow("\(name).before.train_mask_success", "\(label): edit success at [MASK] on the training probes before the edit (%)", 100 * $0, descriptive: true)]
+            [MetricRow.percent("\(name).before.train_mask_success", "\(label): edit success at [MASK] on the training probes before the edit (%)", $0, descriptive: true)]
         } ?? [])
     }
     /// The same per concept, from <name>-concepts.jsonl.

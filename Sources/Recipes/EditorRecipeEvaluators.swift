@@ -26,10 +26,10 @@ enum EditorKeys {
         try AtomicFile.write(try Results.jsonLines(records), to: context.directory + "/\(name)-cases.jsonl")
     }
     static func rows(_ prefix: String, _ label: String, _ m: CounterFactMetrics) -> [MetricRow] {
-        [MetricRow("\(prefix).efficacy", "\(label): efficacy (%)", 100 * m.efficacy, better: .higher),
-         MetricRow("\(prefix).paraphrase", "\(label): paraphrase (%)", 100 * m.paraphrase, better: .higher),
-         MetricRow("\(prefix).neighbourhood", "\(label): neighbourhood (%)", 100 * m.neighbourhood, better: .higher),
-         MetricRow("\(prefix).score", "\(label): score (%)", 100 * m.score, better: .higher)]
+        [MetricRow.percent("\(prefix).efficacy", "\(label): efficacy (%)", m.efficacy, better: .higher),
+         MetricRow.percent("\(prefix).paraphrase", "\(label): paraphrase (%)", m.paraphrase, better: .higher),
+         MetricRow.percent("\(prefix).neighbourhood", "\(label): neighbourhood (%)", m.neighbourhood, better: .higher),
+         MetricRow.percent("\(prefix).score", "\(label): score (%)", m.score, better: .higher)]
     }
 }
 

@@ -58,12 +58,12 @@ public enum ConsistencyRecipeEvaluator: ProbeRecipeEvaluator {
     public static func evaluate(checkpoint: String, options: ConsistencyOptions, directory: String, log: @escaping (String) -> Void) throws
         -> (result: ConsistencyResult, records: [ConsistencyProbeRecord]) { try Consistency.run(checkpoint: checkpoint, options: options, log: log) }
     public static func rows(_ r: ConsistencyResult) -> [MetricRow] {
-        [MetricRow("consistency.accuracy", "ParaRel accuracy at [MASK] (%)", 100 * r.accuracy, better: .higher)]
-            + (r.consistency.map { [MetricRow("consistency.consistency", "ParaRel consistency (%)", 100 * $0, better: .higher)] } ?? [])
-            + (r.topPredictionShare.map { [MetricRow("consistency.top_share", "Most frequent prediction's share of the probes (%)", 100 * $0, descriptive: true)] } ?? [])
+        [MetricRow.percent("consistency.accuracy", "ParaRel accuracy at [MASK] (%)", r.accuracy, better: .higher)]
+            + (r.consistency.map { [MetricRow.percent("consistency.consistency", "ParaRel consistency (%)", $0, better: .higher)] } ?? [])
+            + (r.topPredictionShare.map { [MetricRow.percent("consistency.top_share", "Most frequent prediction's share of the probes (%)", $0, descriptive: true)] } ?? [])
             + [MetricRow("consistency.unique", "Distinct predictions per (relation, object)", r.uniquePredictions, better: .lower)]
             + (r.perSplit ?? [:]).keys.sorted().map { s in
-                MetricRow("consistency.split.\(s).accuracy", "ParaRel accuracy at [MASK], \(s) probes (%)", 100 * r.perSplit![s]!.accuracy, better: .higher)
+                MetricRow.percent("consistency.split.\(s).accuracy", "ParaRel accuracy at [MASK], \(s) probes (%)", r.perSplit![s]!.accuracy, better: .higher)
             }
     }
     /// Per concept (the object): the three measures over its probes.
@@ -156,8 +156,8 @@ public enum LensRecipeEvaluator: ProbeRecipeEvaluator {
         -> (result: LensResult, records: [LensProbeRecord]) { try LogitLens.run(checkpoint: checkpoint, options: options, log: log) }
     public static func rows(_ r: LensResult) -> [MetricRow] {
         r.layers.flatMap { l in
-            [MetricRow("lens.layer\(l.layer).accuracy", "Logit lens accuracy, layer \(l.layer) (%)", 100 * l.accuracy, better: .higher),
-             MetricRow("lens.layer\(l.layer).prob", "Logit lens P(target), layer \(l.layer)", l.meanProb, better: .higher)]
+            [MetricRow.percent("lens.layer\(l.layer).accuracy", "Logit lens accuracy, layer \(l.layer) (%)", l.accuracy, better: .higher),
+             MetricRow("lens.layer\(l.layer).prob", "Logit lens P(target), layer \(l.layer)", l.meanProb, better: .higher, bounds: 0...1)]
         }
     }
     /// Per probe: right at [MASK] (rank 0) and P(target), at each layer.
@@ -192,12 +192,12 @@ public enum TraceRecipeEvaluator: ProbeRecipeEvaluator {
     }
     public static func rows(_ r: TraceResult) -> [MetricRow] {
         var rows = [MetricRow("trace.traced", "Causal trace: probes traced", Double(r.traced), descriptive: true)]
-        if let te = r.totalEffect { rows.append(MetricRow("trace.total", "Causal trace: total effect of the corruption", te)) }
+        if let te = r.totalEffect { rows.append(MetricRow("trace.total", "Causal trace: total effect of the corruption", te, bounds: -1...1)) }
         for k in r.kinds {
             for cls in ["subject-last", "mask"] {
                 guard let c = k.classes.firstIndex(of: cls) else { continue }
                 for (l, v) in k.indirectEffect.enumerated() {
-                    if let v = v[c] { rows.append(MetricRow("trace.\(k.kind).\(cls).layer\(l)", "Trace \(k.kind) IE at \(cls), layer \(l)", v)) }
+                    if let v = v[c] { rows.append(MetricRow("trace.\(k.kind).\(cls).layer\(l)", "Trace \(k.kind) IE at \(cls), layer \(l)", v, bounds: -1...1)) }
                 }
             }
         }
@@ -222,8 +222,8 @@ public enum InterchangeRecipeEvaluator: ProbeRecipeEvaluator {
         -> (result: InterchangeResult, records: [InterchangePairRecord]) { try Interchange.run(checkpoint: checkpoint, options: options, log: log) }
     public static func rows(_ r: InterchangeResult) -> [MetricRow] {
         r.cells.map { c in
-            MetricRow("interchange.\(c.kind).\(c.position).layer\(c.layer)",
-                      "Interchange \(c.kind)@\(c.layer) at \(c.position) (%)", 100 * c.interchangeAccuracy)
+            MetricRow.percent("interchange.\(c.kind).\(c.position).layer\(c.layer)",
+                              "Interchange \(c.kind)@\(c.layer) at \(c.position) (%)", c.interchangeAccuracy)
         }
     }
 }
@@ -238,10 +238,10 @@ public enum MendRecipeEvaluator: ProbeRecipeEvaluator {
         -> (result: MendResult, records: [MendFactRecord]) { try Mend.run(checkpoint: checkpoint, options: options, resultsDir: directory, log: log) }
     public static func rows(_ r: MendResult) -> [MetricRow] {
         [("trained", r.trained), ("untrained", r.untrained)].flatMap { name, m in
-            [MetricRow("mend.\(name).edit", "MEND (\(name)): edit success at [MASK] (%)", 100 * m.maskEditSuccess, better: .higher),
-             MetricRow("mend.\(name).paraphrase", "MEND (\(name)): paraphrase success (%)", 100 * m.maskParaphraseSuccess, better: .higher),
-             MetricRow("mend.\(name).localization", "MEND (\(name)): unrelated predictions unchanged (%)", 100 * m.maskEditLocalization, better: .higher),
-             MetricRow("mend.\(name).probchange", "MEND (\(name)): P(target) change, edit input", m.editProbChange, better: .higher)]
+            [MetricRow.percent("mend.\(name).edit", "MEND (\(name)): edit success at [MASK] (%)", m.maskEditSuccess, better: .higher),
+             MetricRow.percent("mend.\(name).paraphrase", "MEND (\(name)): paraphrase success (%)", m.maskParaphraseSuccess, better: .higher),
+             MetricRow.percent("mend.\(name).localization", "MEND (\(name)): unrelated predictions unchanged (%)", m.maskEditLocalization, better: .higher),
+             MetricRow("mend.\(name).probchange", "MEND (\(name)): P(target) change, edit input", m.editProbChange, better: .higher, bounds: -1...1)]
         } + [("edit_loss", "edit loss (NLL)", r.editLoss), ("locality", "locality KL", r.locality)].flatMap { id, label, tenths -> [MetricRow] in
             guard let t = tenths, let first = t.first, let last = t.last else { return [] }
             return [MetricRow("mend.train.\(id).first", "MEND training: \(label), first tenth of the steps", first, descriptive: true),

@@ -39,7 +39,7 @@ public enum MLMRecipeEvaluator: RecipeEvaluator {
     public static func rows(_ r: MLMEvalResult) -> [MetricRow] {
         [MetricRow("mlm.loss", "eval mlm: validation MLM loss", r.metrics.loss, better: .lower),
          MetricRow("mlm.perplexity", "eval mlm: perplexity", r.metrics.perplexity, better: .lower),
-         MetricRow("mlm.accuracy", "eval mlm: masked-token accuracy (%)", 100 * r.metrics.accuracy, better: .higher)]
+         MetricRow.percent("mlm.accuracy", "eval mlm: masked-token accuracy (%)", r.metrics.accuracy, better: .higher)]
     }
 }
 
@@ -72,12 +72,12 @@ public enum BlimpRecipeEvaluator: RecipeEvaluator {
             fields[Blimp.field(f), default: .init()].correct += a.correct
             fields[Blimp.field(f)]!.total += a.total
         }
-        return [MetricRow("blimp.accuracy", "BLiMP accuracy (%)", 100 * r.overall.accuracy, better: .higher)]
+        return [MetricRow.percent("blimp.accuracy", "BLiMP accuracy (%)", r.overall.accuracy, better: .higher)]
             + fields.keys.sorted().map { f in
-                MetricRow("blimp.field.\(f)", "BLiMP field \(f) (%)", 100 * fields[f]!.accuracy, better: .higher, appendix: true)
+                MetricRow.percent("blimp.field.\(f)", "BLiMP field \(f) (%)", fields[f]!.accuracy, better: .higher, appendix: true)
             }
             + r.perParadigm.keys.sorted().map { p in
-                MetricRow("blimp.paradigm.\(p)", "BLiMP paradigm \(p) (%)", 100 * r.perParadigm[p]!.accuracy, better: .higher, appendix: true)
+                MetricRow.percent("blimp.paradigm.\(p)", "BLiMP paradigm \(p) (%)", r.perParadigm[p]!.accuracy, better: .higher, appendix: true)
             }
     }
 }
@@ -133,13 +133,13 @@ public enum SquadRecipeEvaluator: RecipeEvaluator {
 
     public static func rows(_ r: SquadResult) -> [MetricRow] {
         let v = "SQuAD v\(r.version)"
-        var rows = [MetricRow("squad.exact", "\(v) EM", r.metrics.exact, better: .higher),
-                    MetricRow("squad.f1", "\(v) F1", r.metrics.f1, better: .higher)]
+        var rows = [MetricRow("squad.exact", "\(v) EM", r.metrics.exact, better: .higher, bounds: MetricRow.percentRange),
+                    MetricRow("squad.f1", "\(v) F1", r.metrics.f1, better: .higher, bounds: MetricRow.percentRange)]
         if let e = r.metrics.hasAnsExact, let f = r.metrics.hasAnsF1 {
-            rows += [MetricRow("squad.hasans.exact", "\(v) HasAns EM", e, better: .higher),
-                     MetricRow("squad.hasans.f1", "\(v) HasAns F1", f, better: .higher)]
+            rows += [MetricRow("squad.hasans.exact", "\(v) HasAns EM", e, better: .higher, bounds: MetricRow.percentRange),
+                     MetricRow("squad.hasans.f1", "\(v) HasAns F1", f, better: .higher, bounds: MetricRow.percentRange)]
         }
-        if let e = r.metrics.noAnsExact { rows.append(MetricRow("squad.noans.exact", "\(v) NoAns EM", e, better: .higher)) }
+        if let e = r.metrics.noAnsExact { rows.append(MetricRow("squad.noans.exact", "\(v) NoAns EM", e, better: .higher, bounds: MetricRow.percentRange)) }
         return rows
     }
 }

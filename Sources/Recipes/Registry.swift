@@ -40,9 +40,20 @@ public struct MetricRow: Codable, Equatable, Sendable {
     /// In the evaluator's appendix table (e.g. BLiMP per paradigm) instead of its part's table.
     public var appendix = false
     public var units: Units? = nil
-    public init(_ id: String, _ label: String, _ value: Double, better: Better? = nil, descriptive: Bool = false, appendix: Bool = false) {
+    /// The range every value of the metric lies in (a share 0...100, a probability, a
+    /// probability difference), nil: unbounded. The report cuts intervals at it.
+    public var bounds: ClosedRange<Double>? = nil
+    public init(_ id: String, _ label: String, _ value: Double, better: Better? = nil, descriptive: Bool = false, appendix: Bool = false,
+                bounds: ClosedRange<Double>? = nil) {
         self.id = id; self.label = label; self.value = value; self.better = better
-        self.descriptive = descriptive; self.appendix = appendix
+        self.descriptive = descriptive; self.appendix = appendix; self.bounds = bounds
+    }
+
+    public static let percentRange = 0.0...100.0
+    /// A share given as a fraction in [0, 1], shown in percent.
+    public static func percent(_ id: String, _ label: String, _ fraction: Double, better: Better? = nil, descriptive: Bool = false,
+                               appendix: Bool = false) -> MetricRow {
+        MetricRow(id, label, 100 * fraction, better: better, descriptive: descriptive, appendix: appendix, bounds: percentRange)
     }
 }
 

@@ -28,7 +28,7 @@ enum PretrainMetrics {
             rows.append(MetricRow("pretrain.val_loss", "Pretraining: final validation MLM loss", loss, better: .lower))
             rows.append(MetricRow("pretrain.val_perplexity", "Pretraining: final validation perplexity", exp(loss), better: .lower))
             if let acc = last["val_accuracy"] {
-                rows.append(MetricRow("pretrain.val_accuracy", "Pretraining: final validation accuracy (%)", 100 * acc, better: .higher))
+                rows.append(MetricRow.percent("pretrain.val_accuracy", "Pretraining: final validation accuracy (%)", acc, better: .higher))
             }
         }
         // leaving the MLM plateau: the first validation below 6.0 nats (the unigram entropy of
@@ -103,6 +103,16 @@ public enum Report {
     /// Seeds both variants have; by unit within those seeds when every one of them has units
     /// of one kind on both sides, else by seed.
     static func compare(_ t: Table, _ id: String, _ variant: String, _ base: String, seeds: [UInt64]) -> Comparison? {
+        guard var c = pairedComparison(t, id, variant, base, seeds: seeds) else { return nil }
+        // a difference of two values in [a, b] lies in [a - b, b - a]: the interval is cut there
+        if let b = t.first[id]!.bounds {
+            let range = (b.lowerBound - b.upperBound)...(b.upperBound - b.lowerBound)
+            c.test.low = c.test.low.map { range.clamp($0) }; c.test.high = c.test.high.map { range.clamp($0) }
+        }
+        return c
+    }
+
+    static func pairedComparison(_ t: Table, _ id: String, _ variant: String, _ base: String, seeds: [UInt64]) -> Comparison? {
         guard !t.first[id]!.descriptive else { return nil }
         let pairs = seeds.compactMap { s in t.values[id]?[variant]?[s].flatMap { x in t.values[id]?[base]?[s].map { (x, $0) } } }
         guard !pairs.isEmpty else { return nil }
@@ -166,19 +176,20 @@ public enum Report {
         let base = recipe.baseline
         let baseLabel = cell(recipe.variant(base)?.label ?? base)
         let others = variants.filter { $0.id != base }
-        // comparisons, Holm-adjusted within each table
+        // comparisons, Holm-adjusted over a family: every comparison of the main tables (what the
+        // headline findings draw from), and apart from it every comparison of the appendix
         var comparisons: [ObjectIdentifier: [String: [String: Comparison]]] = [:]
-        for t in mainTables + appendixTables {
-            var cs: [(id: String, variant: String, c: Comparison)] = []
-            for id in t.order { for v in others { if let c = compare(t, id, v.id, base, seeds: recipe.seeds) { cs.append((id, v.id, c)) } } }
+        for family in [mainTables, appendixTables] {
+            var cs: [(table: Table, id: String, variant: String, c: Comparison)] = []
+            for t in family {
+                for id in t.order { for v in others { if let c = compare(t, id, v.id, base, seeds: recipe.seeds) { cs.append((t, id, v.id, c)) } } }
+            }
             let adjusted = Statistics.holm(cs.map(\.c.test.p))
-            var byRow: [String: [String: Comparison]] = [:]
             for (k, x) in cs.enumerated() {
                 var c = x.c
                 c.holm = adjusted[k]
-                byRow[x.id, default: [:]][x.variant] = c
+                comparisons[ObjectIdentifier(x.table), default: [:]][x.id, default: [:]][x.variant] = c
             }
-            comparisons[ObjectIdentifier(t)] = byRow
         }
 
         let missing = recipe.jobs.filter { runner.state($0) != .done }
@@ -315,6 +326,18 @@ public enum Report {
         return md + "\n"
     }
 
+    /// A mean and its 95% t-interval: "m ± h", or "m [lo, hi]" when the interval leaves the metric's
+    /// range and is cut at it (a cut interval covers the true value exactly when the whole one
+    /// does, since the true value lies in the range). A half-width below 1e-9 of the mean is the
+    /// rounding of equal values: 0.
+    static func meanCell(_ s: Statistics.Summary, bounds: ClosedRange<Double>?) -> String {
+        let h = s.halfWidth < 1e-9 * max(1, abs(s.mean)) ? 0 : s.halfWidth
+        if let b = bounds, h.isFinite, s.mean - h < b.lowerBound || s.mean + h > b.upperBound {
+            return "\(NumberFormat.value(s.mean)) [\(NumberFormat.value(b.clamp(s.mean - h))), \(NumberFormat.value(b.clamp(s.mean + h)))]"
+        }
+        return "\(NumberFormat.value(s.mean)) ± \(NumberFormat.value(h))"
+    }
+
     /// The validity checks of the reported jobs: how many held, and each that failed, with the
     /// words its gated cells show.
     static func validitySection(_ recipe: Recipe, _ runs: [Run]) -> String {
@@ -368,9 +391,13 @@ public enum Report {
         md += "the two-sided t-test. Model-level metrics are paired by seed (n: seeds). Metrics with per-unit values (n: seeds × "
         md += "concepts, probes or facts) are paired by unit within each seed, and the per-seed mean differences are the "
         md += "replicates over seeds (units of one seed share a model, so they are not independent replications); with one "
-        md += "seed, the interval and test are over that seed's units. p (Holm): Holm's step-down correction across the "
-        md += "comparisons of each table; significant: below \(alpha). Throughput and counts describe the machine and the run: "
-        md += "shown, not tested. Means: ± the 95% t-interval half-width over seeds. ↓/↑: lower/higher is better. |\n"
+        md += "seed, the interval and test are over that seed's units. p (Holm): Holm's step-down correction across all "
+        md += "comparisons of the main tables (the family the headline findings draw from; the appendix is a family of its own); "
+        md += "significant: below \(alpha); otherwise not decided at this n (a t-test on 2-3 seeds detects only large "
+        md += "differences). Throughput and counts describe the machine and the run: shown, not tested. Means: ± the 95% "
+        md += "t-interval half-width over seeds; an interval that leaves its metric's range (0-100 for a percentage, 0-1 for a "
+        md += "probability, ±1 for a probability difference; twice that for a difference of two) is cut at it and shown as "
+        md += "[low, high]. ↓/↑: lower/higher is better. |\n"
         md += "| Jobs | \(runs) of \(recipe.jobs.count) done |\n\n"
         return md
     }
@@ -398,7 +425,7 @@ public enum Report {
                         let judged = row.better.map { ($0 == .higher) == (c.test.meanDifference > 0) ? " (better)" : " (worse)" } ?? ""
                         s += ": significantly \(direction)\(judged) than \(baseLabel) (Holm-adjusted p = \(NumberFormat.pValue(h)))."
                     } else if let h = c.holm {
-                        s += ": no significant difference (Holm-adjusted p = \(NumberFormat.pValue(h)))."
+                        s += ": not decided at this n (Holm-adjusted p = \(NumberFormat.pValue(h)))."
                     } else {
                         s += ": not testable (fewer than two pairs, or the same difference in every pair)."
                     }
@@ -437,8 +464,7 @@ public enum Report {
                 } else if xs.isEmpty {
                     md += (failures.isEmpty ? "–" : cell(failed)) + " |"
                 } else {
-                    let s = Statistics.summarize(xs)
-                    md += "\(NumberFormat.value(s.mean)) ± \(NumberFormat.value(s.halfWidth))" + (xs.count < recipe.seeds.count ? " (n = \(xs.count))" : "")
+                    md += meanCell(Statistics.summarize(xs), bounds: row.bounds) + (xs.count < recipe.seeds.count ? " (n = \(xs.count))" : "")
                     md += (failures.isEmpty ? "" : " (\(failures.count) withheld: \(cell(failed)))") + " |"
                 }
                 if v.id == base {
@@ -523,3 +549,8 @@ public enum Report {
 
 /// Text for a markdown table cell.
 private func cell(_ s: String) -> String { s.replacingOccurrences(of: "|", with: "\\|") }
+
+extension ClosedRange where Bound == Double {
+    /// x moved into the range.
+    func clamp(_ x: Double) -> Double { Swift.min(Swift.max(x, lowerBound), upperBound) }
+}
