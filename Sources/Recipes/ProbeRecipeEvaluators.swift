@@ -66,6 +66,24 @@ public enum ConsistencyRecipeEvaluator: ProbeRecipeEvaluator {
                 MetricRow.percent("consistency.split.\(s).accuracy", "ParaRel accuracy at [MASK], \(s) probes (%)", r.perSplit![s]!.accuracy, better: .higher)
             }
     }
+    /// A model that gives one answer to more than half of all probes (ConsistencyResult.degenerateShare)
+    /// agrees with itself across paraphrases because it says the same word everywhere: its
+    /// consistency and distinct-prediction counts are withheld (its accuracy stays).
+    /// Results before 2026-12-06 (no share recorded) are checked on their probe records.
+    public static func validity(_ r: ConsistencyResult, directory: String) throws -> [ValidityCheck] {
+        var r = r
+        if r.topPredictionShare == nil, FileManager.default.fileExists(atPath: directory + "/\(name)-probes.jsonl") {
+            let counts = Dictionary(grouping: try records(directory), by: \.prediction).mapValues(\.count)
+            if let top = counts.max(by: { ($0.value, $1.key) < ($1.value, $0.key) }) {
+                r.topPrediction = top.key; r.topPredictionShare = Double(top.value) / Double(counts.values.reduce(0, +))
+            }
+        }
+        guard let share = r.topPredictionShare else { return [] }
+        return [ValidityCheck(id: "consistency.degenerate",
+                              check: "most frequent prediction (\(r.topPrediction ?? "?")) on at most \(Int(100 * ConsistencyResult.degenerateShare))% of the probes",
+                              value: 100 * share, bound: 100 * ConsistencyResult.degenerateShare, held: !r.degenerate,
+                              failure: "one answer everywhere", gates: ["consistency.consistency", "consistency.unique"])]
+    }
     /// Per concept (the object): the three measures over its probes.
     public static func units(_ r: ConsistencyResult, directory: String) throws -> [String: MetricRow.Units] {
         let byConcept = Dictionary(grouping: try records(directory), by: \.target)

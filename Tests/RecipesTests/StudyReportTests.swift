@@ -412,6 +412,18 @@ final class StudyReportTests: XCTestCase {
         XCTAssertEqual(u["consistency.accuracy"]!.values["Italy"]!, 200.0 / 3, accuracy: 1e-12)   // 100 * 2/3: a few ulps of 67 (1.4e-14 each)
         XCTAssertEqual(u["consistency.consistency"]?.values, ["France": 0, "Italy": 100])
         XCTAssertEqual(u["consistency.unique"]?.values, ["France": 2, "Italy": 2])
+        // the degenerate-predictor check: "italy" on 3 of 5 probes (60% > 50%) withholds consistency, not accuracy
+        var one = result
+        one.topPrediction = "italy"; one.topPredictionShare = 0.6
+        let check = try XCTUnwrap(ConsistencyRecipeEvaluator.validity(one, directory: dir).first)
+        XCTAssertFalse(check.held); XCTAssertEqual(check.value, 60); XCTAssertEqual(check.failure, "one answer everywhere")
+        XCTAssertTrue(check.gates("consistency.consistency") && check.gates("consistency.unique") && !check.gates("consistency.accuracy"))
+        one.topPredictionShare = 0.4
+        XCTAssertTrue(try ConsistencyRecipeEvaluator.validity(one, directory: dir)[0].held)
+        // a result without the share is checked on its records: "italy" 2 of 5 (the most frequent, ties by name)
+        let fromRecords = try XCTUnwrap(ConsistencyRecipeEvaluator.validity(result, directory: dir).first)
+        XCTAssertTrue(fromRecords.held); XCTAssertEqual(fromRecords.value, 40)
+        XCTAssertTrue(fromRecords.check.hasPrefix("most frequent prediction (italy)"), fromRecords.check)
 
         let lens = [LensProbeRecord(prompt: "p [MASK]", target: "t", prediction: "t", relation: "P17", prob: [0.1, 0.9], rank: [3, 0], top1: ["a", "t"]),
                     LensProbeRecord(prompt: "p [MASK]", target: "t", prediction: "a", relation: "P17", prob: [0.2, 0.3], rank: [0, 1], top1: ["t", "a"])]
