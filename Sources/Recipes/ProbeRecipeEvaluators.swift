@@ -49,6 +49,22 @@ public extension ProbeRecipeEvaluator {
     }
 }
 
+/// Where a fact is stored (integrated gradients, knowledge neurons, logit lens, causal tracing,
+/// interchange) can only be asked of a fact the model knows: on the others there is nothing to
+/// find, and a mean over them describes guessing. Their results count when measured on probes the
+/// model answers right at [MASK] (known-only), at least `minimum` of them: a share measured on
+/// fewer than 20 probes has a 95% interval wider than ±22 points (binomial at 50%).
+enum KnownFacts {
+    static let minimum = 20
+    static func check(_ name: String, _ o: ProbeOptions, measured n: Int) -> [ValidityCheck] {
+        let known = o.knownOnly == true
+        return [ValidityCheck(id: "\(name).known", check: "measured on at least \(minimum) probes the model answers right at [MASK] (known-only)",
+                              value: known ? Double(n) : nil, bound: Double(minimum), held: known && n >= minimum,
+                              failure: !known ? "not on known facts" : n == 0 ? "no probes" : "too few known facts",
+                              gates: ["\(name).*"])]
+    }
+}
+
 public enum ConsistencyRecipeEvaluator: ProbeRecipeEvaluator {
     public static let name = "consistency"
     public static let abstract = "Accuracy at [MASK], ParaRel consistency across paraphrases, distinct predictions per (relation, object)."
@@ -119,6 +135,7 @@ public enum IGRecipeEvaluator: ProbeRecipeEvaluator {
     public static let title = "Integrated gradients"
     public static var defaults: IGOptions { IGOptions() }
     public static let part = ReportPart.knowledge
+    public static func validity(_ r: IGResult, directory: String) throws -> [ValidityCheck] { KnownFacts.check(name, r.options.source, measured: r.probes) }
     public static func evaluate(checkpoint: String, options: IGOptions, directory: String, log: @escaping (String) -> Void) throws
         -> (result: IGResult, records: [IGProbeRecord]) { try IntegratedGradients.run(checkpoint: checkpoint, options: options, log: log) }
     public static func rows(_ r: IGResult) -> [MetricRow] {
@@ -144,6 +161,7 @@ public enum KNRecipeEvaluator: ProbeRecipeEvaluator {
     public static let title = "Knowledge neurons"
     public static var defaults: KNOptions { KNOptions() }
     public static let part = ReportPart.knowledge
+    public static func validity(_ r: KNResult, directory: String) throws -> [ValidityCheck] { KnownFacts.check(name, r.options.source, measured: r.probes) }
     public static func evaluate(checkpoint: String, options: KNOptions, directory: String, log: @escaping (String) -> Void) throws
         -> (result: KNResult, records: [KNProbeRecord]) { try KnowledgeNeurons.run(checkpoint: checkpoint, options: options, log: log) }
     public static func rows(_ r: KNResult) -> [MetricRow] {
@@ -170,6 +188,7 @@ public enum LensRecipeEvaluator: ProbeRecipeEvaluator {
     public static let title = "Logit lens"
     public static var defaults: LensOptions { LensOptions() }
     public static let part = ReportPart.mechanisms
+    public static func validity(_ r: LensResult, directory: String) throws -> [ValidityCheck] { KnownFacts.check(name, r.options.source, measured: r.probes) }
     public static func evaluate(checkpoint: String, options: LensOptions, directory: String, log: @escaping (String) -> Void) throws
         -> (result: LensResult, records: [LensProbeRecord]) { try LogitLens.run(checkpoint: checkpoint, options: options, log: log) }
     public static func rows(_ r: LensResult) -> [MetricRow] {
@@ -203,6 +222,7 @@ public enum TraceRecipeEvaluator: ProbeRecipeEvaluator {
     public static let title = "Causal tracing"
     public static var defaults: TraceOptions { TraceOptions() }
     public static let part = ReportPart.mechanisms
+    public static func validity(_ r: TraceResult, directory: String) throws -> [ValidityCheck] { KnownFacts.check(name, r.options.source, measured: r.traced) }
     public static func evaluate(checkpoint: String, options: TraceOptions, directory: String, log: @escaping (String) -> Void) throws
         -> (result: TraceResult, records: [TraceProbeRecord]) { try CausalTrace.run(checkpoint: checkpoint, options: options, log: log) }
     public static func extraFiles(_ r: TraceResult) -> [(name: String, text: String)] {
@@ -236,6 +256,7 @@ public enum InterchangeRecipeEvaluator: ProbeRecipeEvaluator {
     public static let title = "Interchange interventions"
     public static var defaults: InterchangeOptions { InterchangeOptions() }
     public static let part = ReportPart.mechanisms
+    public static func validity(_ r: InterchangeResult, directory: String) throws -> [ValidityCheck] { KnownFacts.check(name, r.options.source, measured: r.pairs) }
     public static func evaluate(checkpoint: String, options: InterchangeOptions, directory: String, log: @escaping (String) -> Void) throws
         -> (result: InterchangeResult, records: [InterchangePairRecord]) { try Interchange.run(checkpoint: checkpoint, options: options, log: log) }
     public static func rows(_ r: InterchangeResult) -> [MetricRow] {

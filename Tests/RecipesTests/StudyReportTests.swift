@@ -277,6 +277,20 @@ final class StudyReportTests: XCTestCase {
         XCTAssertTrue(table(md, "Finetune edits").contains { $0[1] == "No dropout" && $0[2].hasPrefix("5") }, "the baseline keeps its numbers")
     }
 
+    /// The knowledge evaluators' check: measured with known-only on at least 20 known probes;
+    /// otherwise every row of the evaluator is withheld with the reason.
+    func testKnowledgeResultsNeedKnownFacts() {
+        var o = ProbeOptions()
+        func check(_ n: Int) -> ValidityCheck { KnownFacts.check("lens", o, measured: n)[0] }
+        XCTAssertEqual(check(288).failure, "not on known facts"); XCTAssertFalse(check(288).held); XCTAssertNil(check(288).value)
+        o.knownOnly = true
+        XCTAssertEqual(check(0).failure, "no probes"); XCTAssertFalse(check(0).held)
+        XCTAssertEqual(check(19).failure, "too few known facts"); XCTAssertFalse(check(19).held); XCTAssertEqual(check(19).value, 19)
+        XCTAssertTrue(check(20).held)
+        XCTAssertTrue(check(19).gates("lens.layer1.accuracy")); XCTAssertFalse(check(19).gates("trace.total"))
+        XCTAssertEqual(check(20).id, "lens.known")
+    }
+
     /// MEND's check: the trained editor's [MASK] success beats the untrained one's on the test
     /// facts (paired per fact, 95% t-interval above 0); an editor no better than its untrained
     /// self (steps 0, or a flat loss) is withheld.
