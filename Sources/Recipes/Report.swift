@@ -217,7 +217,8 @@ public enum Report {
         var figureLinks: [String] = []
         var figureIDs: [String] = []
         var figures: [String: [(job: Job, figure: Figure)]] = [:]
-        for r in runs {
+        // a run whose results are withheld (it did not learn its facts, or a validity check failed) draws no figure
+        for r in runs where !(isGated(r.job.kind) && notLearned[runKey(r.job.variant, r.job.seed)] != nil) && r.report.validity.allSatisfy(\.held) {
             for f in r.report.figures {
                 if figures[f.id] == nil { figureIDs.append(f.id) }
                 figures[f.id, default: []].append((r.job, f))
