@@ -61,7 +61,7 @@ let package = Package(
         ]),
         .target(name: "TestSupport", dependencies: ["CZlib"], path: "Tests/TestSupport"),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "TestSupport"]),
-        .testTarget(name: "BERTTests", dependencies: ["BERT", "Checkpoint", "Training", "Interventions", "TestSupport"],
+        .testTarget(name: "BERTTests", dependencies: ["BERT", "Checkpoint", "Training", "Interventions", "Evaluators", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "TextTests", dependencies: ["Text", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Text", "BERT", "Checkpoint", "TestSupport"]),

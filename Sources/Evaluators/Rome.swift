@@ -688,15 +688,15 @@ public enum Rome {
     // MARK: MEMIT
 
     /// Insert all `cases` at once over `layers` (values v*_i given at the last layer's ffn.out).
-    static func memitEdit(_ s: Setup, _ cases: [PreparedCase], targets: [[Float]], layers: [Int], covariances: [Int: [Double]],
-                          lambda: Double) throws -> DenseEdit {
-        let F = s.model.config.intermediateSize, C = s.model.config.hiddenSize, pad = s.tok.padId
-        let edit = DenseEdit(model: s.model, targets: layers.map(weightName))
+    static func memitEdit(_ model: BertModel, pad: Int32, _ cases: [PreparedCase], targets: [[Float]], layers: [Int],
+                          covariances: [Int: [Double]], lambda: Double) throws -> DenseEdit {
+        let F = model.config.intermediateSize, C = model.config.hiddenSize
+        let edit = DenseEdit(model: model, targets: layers.map(weightName))
         edit.params.setTrainable { _ in false }
         let top = Site(.ffnOut, layers.last!)
         for (j, l) in layers.enumerated() {
-            let keys = cases.map { meanAtSubject(s.model, $0, Site(.ffnAct, l), edit, pad: pad) }          // [n][F]
-            let current = cases.map { meanAtSubject(s.model, $0, top, edit, pad: pad) }
+            let keys = cases.map { meanAtSubject(model, $0, Site(.ffnAct, l), edit, pad: pad) }          // [n][F]
+            let current = cases.map { meanAtSubject(model, $0, top, edit, pad: pad) }
             let share = Double(layers.count - j)
             let n = cases.count
             var a = covariances[l]!.map { $0 * lambda }
@@ -723,9 +723,9 @@ public enum Rome {
 
     /// Mean over the cases of s / (lambda + s), s = k^T C^-1 k with k the case's key at `layer`
     /// in the unedited model: one edit alone is ROME's update times this (Sherman-Morrison).
-    static func keptShare(_ s: Setup, _ cases: [PreparedCase], layer: Int, covariance: [Double], lambda: Double) throws -> Double {
-        let F = s.model.config.intermediateSize, n = cases.count
-        let keys = cases.map { meanAtSubject(s.model, $0, Site(.ffnAct, layer), nil, pad: s.tok.padId) }
+    static func keptShare(_ model: BertModel, pad: Int32, _ cases: [PreparedCase], layer: Int, covariance: [Double], lambda: Double) throws -> Double {
+        let F = model.config.intermediateSize, n = cases.count
+        let keys = cases.map { meanAtSubject(model, $0, Site(.ffnAct, layer), nil, pad: pad) }
         let kt = keysByColumn(keys), x = try solveSPD(covariance, n: F, kt, m: n)
         return (0..<n).reduce(0.0) { acc, i in
             let sk = (0..<F).reduce(0.0) { $0 + kt[$1 * n + i] * x[$1 * n + i] }
@@ -764,7 +764,7 @@ public enum Rome {
         let n = counts.last!
         let cases = Array(s.cases.prefix(n))
         let before = checkProbabilities(s.model, cases, nil, batch: eo.batch, pad: pad)
-        let kept = try layers.map { l in try keptShare(s, cases, layer: l, covariance: covs[l]!, lambda: lambda) }
+        let kept = try layers.map { l in try keptShare(s.model, pad: pad, cases, layer: l, covariance: covs[l]!, lambda: lambda) }
         log("memit: share of a lone edit's ROME update kept, s/(lambda+s), by layer: \(kept.map { String(format: "%.3f", $0) })")
         // values at the top layer, from the unedited model
         let targets = try optimiseValues(s.model, vocab: s.tok.vocab, cases, layer: layers.last!, o: eo, pad: pad,
@@ -773,7 +773,7 @@ public enum Rome {
         var lastEdit: DenseEdit? = nil
         for k in counts {
             let t0 = Date(), some = Array(cases.prefix(k))
-            let edit = try memitEdit(s, some, targets: Array(targets.prefix(k)), layers: layers, covariances: covs, lambda: lambda)
+            let edit = try memitEdit(s.model, pad: pad, some, targets: Array(targets.prefix(k)), layers: layers, covariances: covs, lambda: lambda)
             let m = metrics(checkProbabilities(s.model, some, edit, batch: eo.batch, pad: pad))
             let norm = layers.reduce(0.0) { $0 + pow(frobenius(Array(edit.params[weightName($1)].values)), 2) }.squareRoot()
             points.append(MemitPoint(edits: k, memit: m, rome: nil, memitUpdateNorm: norm, memitSeconds: Date().timeIntervalSince(t0)))

@@ -295,7 +295,7 @@ final class RomeTests: XCTestCase {
         let deltas = values.map { v in v.map { $0 * rng.normal() } }          // |delta| ~ |value|
         let targets = zip(values, deltas).map { v, d in zip(v, d).map { $0 + $1 } }
         func update(_ n: Int) throws -> [Double] {
-            let edit = try Rome.memitEdit(s, Array(cases.prefix(n)), targets: Array(targets.prefix(n)), layers: [l],
+            let edit = try Rome.memitEdit(s.model, pad: s.tok.padId, Array(cases.prefix(n)), targets: Array(targets.prefix(n)), layers: [l],
                                           covariances: [l: cov], lambda: lambda)
             return edit.params[Rome.weightName(l)].values.map(Double.init)
         }
@@ -314,7 +314,7 @@ final class RomeTests: XCTestCase {
                         "one MEMIT edit = ROME's update x s/(lambda+s)")
         XCTAssertLessThan(sk / (lambda + sk), 0.99, "lambda shrinks the edit (else this would not tell MEMIT from ROME)")
         // the share the result records is that factor (its own Float64 solve of the same system)
-        XCTAssertEqual(try Rome.keptShare(s, [cases[0]], layer: l, covariance: cov, lambda: lambda), sk / (lambda + sk), accuracy: 1e-12)
+        XCTAssertEqual(try Rome.keptShare(s.model, pad: s.tok.padId, [cases[0]], layer: l, covariance: cov, lambda: lambda), sk / (lambda + sk), accuracy: 1e-12)
 
         // four cases: the normal equations' residual, in Float64
         let n = cases.count, dw = try update(n)
