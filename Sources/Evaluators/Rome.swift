@@ -215,6 +215,7 @@ public struct MemitPoint: Codable, Sendable {
     public var edits: Int
     public var memit: CounterFactMetrics
     public var rome: CounterFactMetrics?      // the same cases after as many sequential ROME edits
+    public var before: CounterFactMetrics? = nil   // the same cases unedited (nil: a result written before it was recorded)
     public var memitUpdateNorm: Double
     public var memitSeconds: Double
 }
@@ -776,7 +777,8 @@ public enum Rome {
             let edit = try memitEdit(s.model, pad: pad, some, targets: Array(targets.prefix(k)), layers: layers, covariances: covs, lambda: lambda)
             let m = metrics(checkProbabilities(s.model, some, edit, batch: eo.batch, pad: pad))
             let norm = layers.reduce(0.0) { $0 + pow(frobenius(Array(edit.params[weightName($1)].values)), 2) }.squareRoot()
-            points.append(MemitPoint(edits: k, memit: m, rome: nil, memitUpdateNorm: norm, memitSeconds: Date().timeIntervalSince(t0)))
+            points.append(MemitPoint(edits: k, memit: m, rome: nil, before: metrics(Array(before.prefix(k))), memitUpdateNorm: norm,
+                                     memitSeconds: Date().timeIntervalSince(t0)))
             log(String(format: "memit: %d edits: efficacy %.3f paraphrase %.3f neighbourhood %.3f score %.3f (%.0fs)", k, m.efficacy,
                        m.paraphrase, m.neighbourhood, m.score, Date().timeIntervalSince(t0)))
             lastEdit = edit

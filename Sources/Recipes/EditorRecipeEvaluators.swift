@@ -25,6 +25,21 @@ enum EditorKeys {
     static func write<R: Encodable>(_ records: [R], _ name: String, _ context: JobContext) throws {
         try AtomicFile.write(try Results.jsonLines(records), to: context.directory + "/\(name)-cases.jsonl")
     }
+    static func records(_ name: String, _ directory: String) throws -> [RomeCaseRecord] {
+        try Results.readLines(RomeCaseRecord.self, from: directory + "/\(name)-cases.jsonl")
+    }
+    /// ROME's edits changed what the model predicts: per case, P(new) - P(true) on its prompt after
+    /// the edit minus before (points), the 95% t-interval's lower end above 0. An update of zero,
+    /// or values that never left the old object, leave it at 0.
+    static func edited(_ id: String, _ label: String, _ records: [RomeCaseRecord], gates: [String]) -> ValidityCheck {
+        func margin(_ p: [String: Double]) -> Double { 100 * ((p["prompt_p_new"] ?? .nan) - (p["prompt_p_true"] ?? .nan)) }
+        let d = Statistics.summarize(records.map { margin($0.after) - margin($0.before) })
+        let low = d.mean - d.halfWidth
+        return ValidityCheck(id: id, check: "\(label), P(new) - P(true) on the edited prompt, after minus before, on \(records.count) cases: "
+                             + "the 95% t-interval's lower end above 0 points", value: low.isNaN ? nil : low, bound: 0, held: low > 0,
+                             failure: "edits changed nothing", gates: gates)
+    }
+    static let metrics = ["efficacy", "paraphrase", "neighbourhood", "score"]
     static func rows(_ prefix: String, _ label: String, _ m: CounterFactMetrics) -> [MetricRow] {
         [MetricRow.percent("\(prefix).efficacy", "\(label): efficacy (%)", m.efficacy, better: .higher),
          MetricRow.percent("\(prefix).paraphrase", "\(label): paraphrase (%)", m.paraphrase, better: .higher),
@@ -48,6 +63,9 @@ public enum RomeRecipeEvaluator: RecipeEvaluator {
         let (r, records) = try Rome.run(checkpoint: checkpoint, options: o, log: context.log)
         try EditorKeys.write(records, name, context)
         return r
+    }
+    public static func validity(_ r: RomeResult, directory: String) throws -> [ValidityCheck] {
+        [EditorKeys.edited("rome.edited", "ROME", try EditorKeys.records(name, directory), gates: EditorKeys.metrics.map { "rome.\($0)" })]
     }
     public static func rows(_ r: RomeResult) -> [MetricRow] {
         EditorKeys.rows("rome", "ROME", r.after) + [MetricRow("rome.layer", "ROME: edited layer", Double(r.layer), descriptive: true)]
@@ -73,6 +91,24 @@ public enum MemitRecipeEvaluator: RecipeEvaluator {
         try EditorKeys.write(records, name, context)
         try AtomicFile.write(Data(MemitPlot.svg(r).utf8), to: context.directory + "/memit-scaling.svg")
         return r
+    }
+    /// MEMIT's k edits at once flip more edited prompts to the new object than the unedited
+    /// model gave it on the same k cases (results from before a point recorded them read them off
+    /// the sequential ROME records, or the largest set's); the sequential ROME edits as ROME's
+    /// check, on their cases.
+    public static func validity(_ r: MemitResult, directory: String) throws -> [ValidityCheck] {
+        let records = try EditorKeys.records(name, directory), largest = r.points.map(\.edits).max()
+        let memit = r.points.map { p in
+            let before = p.before.map(\.efficacy)
+                ?? (records.count >= p.edits ? Statistics.mean(records.prefix(p.edits).map { $0.before["prompt_p_new"]! > $0.before["prompt_p_true"]! ? 1.0 : 0.0 })
+                    : p.edits == largest ? r.before.efficacy : nil)
+            return ValidityCheck(id: "memit.\(p.edits).edited", check: "MEMIT, \(p.edits) edits at once: efficacy above the unedited model's on the same cases",
+                                 value: 100 * p.memit.efficacy, bound: before.map { 100 * $0 }, held: before.map { p.memit.efficacy > $0 } ?? false,
+                                 failure: before == nil ? "before not recorded" : before == 1 ? "new objects preferred before the edit" : "edits changed nothing",
+                                 gates: EditorKeys.metrics.map { "memit.\(p.edits).\($0)" })
+        }
+        return memit + (r.options.sequential && !records.isEmpty
+                        ? [EditorKeys.edited("memit.rome.edited", "sequential ROME", records, gates: ["memit.rome.*"])] : [])
     }
     public static func rows(_ r: MemitResult) -> [MetricRow] {
         r.points.flatMap { p in

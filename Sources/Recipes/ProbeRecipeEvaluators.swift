@@ -135,7 +135,17 @@ public enum IGRecipeEvaluator: ProbeRecipeEvaluator {
     public static let title = "Integrated gradients"
     public static var defaults: IGOptions { IGOptions() }
     public static let part = ReportPart.knowledge
-    public static func validity(_ r: IGResult, directory: String) throws -> [ValidityCheck] { KnownFacts.check(name, r.options.source, measured: r.probes) }
+    /// Attributions that do not add up to F(x) - F(0) are not yet integrated gradients:
+    /// Sundararajan et al. (2017, §5) take steps until they add up to within 5%.
+    static let completenessBound = 5.0
+    public static func validity(_ r: IGResult, directory: String) throws -> [ValidityCheck] {
+        let error = r.completenessErrorAggregate.map { 100 * $0 }
+        return KnownFacts.check(name, r.options.source, measured: r.probes)
+            + [ValidityCheck(id: "ig.complete", check: "completeness: sum |sum of attributions - (F(x) - F(0))| / sum |F(x) - F(0)| over "
+                             + "probes and layers at most \(Int(completenessBound))% (Sundararajan et al. 2017)", value: error, bound: completenessBound,
+                             held: (error ?? .infinity) <= completenessBound, failure: error == nil ? "completeness not recorded" : "attributions incomplete",
+                             gates: ["ig.layer*"])]
+    }
     public static func evaluate(checkpoint: String, options: IGOptions, directory: String, log: @escaping (String) -> Void) throws
         -> (result: IGResult, records: [IGProbeRecord]) { try IntegratedGradients.run(checkpoint: checkpoint, options: options, log: log) }
     public static func rows(_ r: IGResult) -> [MetricRow] {

@@ -346,8 +346,9 @@ public enum Report {
         guard !checked.isEmpty else { return "" }
         let all = checked.flatMap(\.report.validity), failed = all.filter { !$0.held }
         var md = "## Validity checks\n\n"
-        md += "Each result is checked for whether it means what its rows say (measured on facts the model knows, the mask "
-            + "moved, the edit fit its training probes, the editor trained, the model does not give one answer everywhere): \(all.count) check\(all.count == 1 ? "" : "s") on \(checked.count) job\(checked.count == 1 ? "" : "s"), "
+        md += "Each result is checked for whether it means what its rows say (measured on facts the model knows, "
+            + "attributions that add up, the mask moved, the edit fit its training probes, the editor trained, the edits changed "
+            + "predictions, the model does not give one answer everywhere): \(all.count) check\(all.count == 1 ? "" : "s") on \(checked.count) job\(checked.count == 1 ? "" : "s"), "
             + "\(failed.count) failed. A failed check's rows show its words in place of the number and are left out of every "
             + "comparison and finding.\n\n"
         guard !failed.isEmpty else { return md }

@@ -317,6 +317,58 @@ final class StudyReportTests: XCTestCase {
         XCTAssertFalse(try check([(true, false)]).held, "one fact: no interval")
     }
 
+    /// IG's completeness check: attributions whose aggregate completeness error is above 5% (or
+    /// was never recorded) withhold the attribution rows, not the completeness rows themselves.
+    func testIGCompletenessCheck() throws {
+        var o = IGOptions(); o.source.knownOnly = true
+        func check(_ error: Double?) throws -> ValidityCheck {
+            var r = IGResult(checkpoint: "x", options: o, probes: 40, alphas: [0.5], completenessError: nil, completenessErrorMax: nil,
+                             layers: [], counts: [:], seconds: 0)
+            r.completenessErrorAggregate = error
+            return try XCTUnwrap(IGRecipeEvaluator.validity(r, directory: dir).first { $0.id == "ig.complete" })
+        }
+        XCTAssertTrue(try check(0.049).held); XCTAssertEqual(try check(0.049).value!, 4.9, accuracy: 1e-9)
+        let incomplete = try check(0.2)
+        XCTAssertFalse(incomplete.held); XCTAssertEqual(incomplete.failure, "attributions incomplete")
+        XCTAssertTrue(incomplete.gates("ig.layer1.sum")); XCTAssertFalse(incomplete.gates("ig.completeness.aggregate"))
+        XCTAssertEqual(try check(nil).failure, "completeness not recorded"); XCTAssertFalse(try check(nil).held)
+    }
+
+    /// ROME's and MEMIT's checks: an edit that leaves P(new) - P(true) where it was (a zero
+    /// update) is withheld; MEMIT per number of edits, against the same cases unedited.
+    func testEditorsThatChangedNothingAreWithheld() throws {
+        func record(_ i: Int, before: Double, after: Double) -> RomeCaseRecord {
+            RomeCaseRecord(id: i, subject: "s", prompt: "p", trueTarget: "a", newTarget: "b", layer: 0,
+                           before: ["prompt_p_new": before, "prompt_p_true": 0.5], after: ["prompt_p_new": after, "prompt_p_true": 0.5],
+                           updateNorm: 0, deltaNorm: 0, valueNorm: 1, finalLoss: nil)
+        }
+        func rome(_ recs: [RomeCaseRecord]) throws -> ValidityCheck {
+            try Results.jsonLines(recs).write(to: URL(fileURLWithPath: dir + "/rome-cases.jsonl"))
+            let r = RomeResult(checkpoint: "x", options: RomeOptions(), casesRead: recs.count, casesDroppedMultiPiece: 0, cases: recs.count, layer: 0,
+                               before: CounterFactMetrics(), after: CounterFactMetrics(), updateNorm: 0, seconds: 0)
+            return try XCTUnwrap(RomeRecipeEvaluator.validity(r, directory: dir).first)
+        }
+        let unchanged = try rome((0..<10).map { record($0, before: 0.1, after: 0.1) })
+        XCTAssertFalse(unchanged.held); XCTAssertEqual(unchanged.failure, "edits changed nothing")
+        XCTAssertTrue(unchanged.gates("rome.efficacy")); XCTAssertFalse(unchanged.gates("rome.layer"))
+        // P(new) 0.1 -> 0.6 in 8 of 10 cases: changes 50 x 8 and 0 x 2 points, mean 40, sd 21.08, t(9) 2.262 -> 40 - 15.08 > 0
+        let moved = try rome((0..<10).map { record($0, before: 0.1, after: $0 < 8 ? 0.6 : 0.1) })
+        XCTAssertTrue(moved.held); XCTAssertEqual(moved.value!, 40 - 2.2622 * 21.082 / 10.0.squareRoot(), accuracy: 0.01)
+
+        var m = CounterFactMetrics(); m.efficacy = 0.3
+        var o = MemitOptions(); o.sequential = false
+        let memit = MemitResult(checkpoint: "x", options: o, casesRead: 10, casesDroppedMultiPiece: 0, layers: [0], lambda: 1, keptShare: [0.5],
+                                before: CounterFactMetrics(), points: [MemitPoint(edits: 1, memit: CounterFactMetrics(), before: CounterFactMetrics(),
+                                                                                  memitUpdateNorm: 0, memitSeconds: 0),
+                                                                       MemitPoint(edits: 10, memit: m, before: CounterFactMetrics(), memitUpdateNorm: 1, memitSeconds: 0)],
+                                seconds: 0)
+        try Results.jsonLines([RomeCaseRecord]()).write(to: URL(fileURLWithPath: dir + "/memit-cases.jsonl"))
+        let checks = try MemitRecipeEvaluator.validity(memit, directory: dir)
+        XCTAssertEqual(checks.map(\.id), ["memit.1.edited", "memit.10.edited"])
+        XCTAssertFalse(checks[0].held); XCTAssertTrue(checks[0].gates("memit.1.efficacy")); XCTAssertFalse(checks[0].gates("memit.10.efficacy"))
+        XCTAssertTrue(checks[1].held); XCTAssertEqual(checks[1].value!, 30, accuracy: 1e-9)
+    }
+
     /// Jobs stored under the first scheme's directory names: found and reported as they are
     /// when their data is unchanged (a pretraining that can resume, too), left alone when it
     /// changed; `run` renames them. --dry-run marks jobs made by older or unrecorded code.
