@@ -151,7 +151,8 @@ extension EditRow {
     public static func rowPrefix(_ method: String, rank: Int?) -> String { method + (rank.map { ".r\($0)" } ?? "") }
     /// The rows of this edit row a failed check withholds.
     static func gated(_ method: String, rank: Int?) -> [String] {
-        ["edit_success", "edit_localization", "mask_edit_success", "mask_edit_localization", "mean_active", "kept_fraction*"]
+        ["mask_edit_success_change", "edit_success_change", "edit_success", "edit_localization", "mask_edit_success", "mask_edit_localization",
+         "mean_active", "kept_fraction*"]
             .map { rowPrefix(method, rank: rank) + "." + $0 }
     }
 }

@@ -42,12 +42,22 @@ enum EditKeys {
          ("mask_edit_success", "edit success at [MASK] (%)", 100 * m.maskEditSuccess, .higher),
          ("mask_edit_localization", "edit localization at [MASK] (%)", 100 * m.maskEditLocalization, nil)]
     }
-    /// The after-edit means of each row (per rank for lora/reft), then the unedited model's
-    /// success on the same probes (the same for every rank; shown, not tested).
+    /// The change an edit made to the success rows, after − before (points): what variants are
+    /// compared on, since the after-level also carries the base models' own difference.
+    static func changes(_ before: EditMetrics, _ after: EditMetrics) -> [(String, String, Double)] {
+        [("mask_edit_success_change", "change in edit success at [MASK], after − before (points)", 100 * (after.maskEditSuccess - before.maskEditSuccess)),
+         ("edit_success_change", "change in edit success, after − before (points)", 100 * (after.editSuccess - before.editSuccess))]
+    }
+    /// The after-edit means of each row (per rank for lora/reft; success levels shown, not
+    /// tested, their changes tested), then the unedited model's success on the same probes (the
+    /// same for every rank; shown, not tested).
     static func rows(_ name: String, _ label: String, _ rows: [EditRow]) -> [MetricRow] {
         let after = rows.flatMap { r -> [MetricRow] in
             let (p, l) = prefix(name, label, rank: r.rank)
-            var out = metrics(r.after).map { MetricRow("\(p).\($0.0)", "\(l): \($0.1)", $0.2, better: $0.3, bounds: MetricRow.percentRange) }
+            var out = changes(r.before, r.after).map { MetricRow("\(p).\($0.0)", "\(l): \($0.1)", $0.2, better: .higher, bounds: -100...100) }
+                + metrics(r.after).map {
+                    MetricRow("\(p).\($0.0)", "\(l): \($0.1)", $0.2, better: $0.3, descriptive: $0.3 != nil, bounds: MetricRow.percentRange)
+                }
             if let t = r.after.trainMaskSuccess {
                 out.append(MetricRow.percent("\(p).train_mask_success", "\(l): edit success at [MASK] on its training probes (%)", t, descriptive: true))
             }
@@ -71,6 +81,7 @@ enum EditKeys {
         for c in try Results.readLines(EditConceptRecord.self, from: directory + "/\(name)-concepts.jsonl") {
             let p = prefix(name, "", rank: c.rank).id
             for (suffix, _, v, _) in metrics(c.after) { pairs["\(p).\(suffix)", default: []].append((c.concept, v)) }
+            for (suffix, _, v) in changes(c.before, c.after) { pairs["\(p).\(suffix)", default: []].append((c.concept, v)) }
             if let a = c.meanActive { pairs["\(p).mean_active", default: []].append((c.concept, a)) }
             if let f = c.keptFraction { pairs["\(p).kept_fraction", default: []].append((c.concept, 100 * f)) }
         }

@@ -200,6 +200,10 @@ public enum Report {
         md += missing.isEmpty ? " (all done).\n\n"
             : " (**\(runs.count) done, \(missing.count) missing**: the numbers below use the finished ones; n is given per cell; see Missing jobs).\n\n"
 
+        // the study's claims, when the recipe compares dropout against none
+        if recipe.variant(base)?.options.dropout == 0, others.contains(where: { $0.options.dropout > 0 }) {
+            md += claimsSection(recipe, main: tables.filter { !$0.key.hasSuffix("+appendix") }, comparisons, notLearned: notLearned, baseLabel: baseLabel)
+        }
         md += setup(recipe, runs: runs.count, base: baseLabel)
         md += learnedSection(recipe, notLearned)
         md += validitySection(recipe, runs.filter { !(isGated($0.job.kind) && notLearned[runKey($0.job.variant, $0.job.seed)] != nil) })
@@ -550,7 +554,7 @@ public enum Report {
 }
 
 /// Text for a markdown table cell.
-private func cell(_ s: String) -> String { s.replacingOccurrences(of: "|", with: "\\|") }
+func cell(_ s: String) -> String { s.replacingOccurrences(of: "|", with: "\\|") }
 
 extension ClosedRange where Bound == Double {
     /// x moved into the range.

@@ -131,13 +131,14 @@ final class StudyReportTests: XCTestCase {
         print(md)
         // the order of the sections
         let sections = md.split(separator: "\n").filter { $0.hasPrefix("## ") }.map(String.init)
-        XCTAssertEqual(sections, ["## Question", "## Setup", "## Headline findings", "## Part 1: Pretraining and language",
+        XCTAssertEqual(sections, ["## Question", "## The study's claims, checked", "## Setup", "## Headline findings", "## Part 1: Pretraining and language",
                                   "## Part 4: Consistency and editing", "## Figures", "## Appendix", "## Provenance"])
         XCTAssertTrue(md.contains("## Question\n\nDoes dropout change what a small BERT knows?\n"))
         XCTAssertTrue(md.contains("| Seeds | 0, 1. A job's seed is its init, data and dropout seed"), md)
         XCTAssertTrue(md.contains("| Jobs | 12 of 12 done |"))
 
-        // concept pairing within seeds, combined over seeds: the closed form of `success`
+        // concept pairing within seeds, combined over seeds: the closed form of `success` (the first row, the change
+        // at [MASK]: after − before, before 0 here)
         let ft = table(md, "Finetune edits")
         let row = try XCTUnwrap(ft.first { $0[0] == "" && $0[1] == "Dropout 0.1" })
         let expected = Statistics.pairedTTest([5, 7], [0, 0])
@@ -161,13 +162,14 @@ final class StudyReportTests: XCTestCase {
         XCTAssertEqual(Array(pre[tps + 1][3...]), ["–", "not tested", "–", "–"])
         // Holm's family: every comparison of the main tables; the others here are perplexity, accuracy (the same
         // in every run: untestable), BLiMP (a difference of 10 in both seeds: untestable) and the four finetune
-        // rows (edit success and success at [MASK] as above, the localizations 0.5 everywhere: untestable)
+        // tested rows (the changes in edit success and at [MASK] as above, the localizations 0.5 everywhere: untestable;
+        // the success levels are shown, not tested)
         let holm = Statistics.holm([t.p, Statistics.pairedTTest([exp(6.1), exp(6.31)], [exp(6), exp(6.2)]).p, nil, nil,
                                     expected.p, nil, expected.p, nil])
         XCTAssertEqual(pre[loss + 1][5], NumberFormat.pValue(holm[0]))
 
         // headline findings: the first row of every table in words
-        XCTAssertTrue(md.contains("- **Finetune: edit success (%)**, Dropout 0.1 − No dropout: +6.000 (95% CI"), md)
+        XCTAssertTrue(md.contains("- **Finetune: change in edit success at [MASK], after − before (points)**, Dropout 0.1 − No dropout: +6.000 (95% CI"), md)
         XCTAssertTrue(md.contains("- **Pretraining: final validation MLM loss**, Dropout 0.1 − No dropout: +0.1050"), md)
         XCTAssertTrue(md.contains("not decided at this n (Holm-adjusted p = "))
 
@@ -237,7 +239,7 @@ final class StudyReportTests: XCTestCase {
         md = try Report.build(r, runner: runner, name: "r").markdown
         let none = try XCTUnwrap(table(md, "Finetune edits").first { $0[0] == "" && $0[1] == "Dropout 0.1" })
         XCTAssertEqual(Array(none[2...]), ["did not learn", "–", "–", "–", "0"])
-        XCTAssertFalse(md.contains("- **Finetune: edit success (%)**, Dropout 0.1"), "no finding from runs that did not learn")
+        XCTAssertFalse(md.contains("- **Finetune: change in edit success at [MASK], after − before (points)**, Dropout 0.1"), "no finding from runs that did not learn")
         // the gate needs the acquisition evaluator
         try text.replacingOccurrences(of: "seeds = [0, 1]", with: "seeds = [0, 1]\nlearned-threshold = 50").write(toFile: dir + "/r.toml", atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try recipe()) { XCTAssertTrue("\($0)".contains("learned-threshold") && "\($0)".contains("[evaluators.acquisition]"), "\($0)") }
@@ -273,7 +275,7 @@ final class StudyReportTests: XCTestCase {
         md = try Report.build(r, runner: runner, name: "r").markdown
         let none = try XCTUnwrap(table(md, "Finetune edits").first { $0[0] == "" && $0[1] == "Dropout 0.1" })
         XCTAssertEqual(Array(none[2...]), ["edit did not fit its training probes", "–", "–", "–", "0"])
-        XCTAssertFalse(md.contains("- **Finetune: edit success (%)**, Dropout 0.1"), "no finding from withheld results")
+        XCTAssertFalse(md.contains("- **Finetune: change in edit success at [MASK], after − before (points)**, Dropout 0.1"), "no finding from withheld results")
         XCTAssertTrue(table(md, "Finetune edits").contains { $0[1] == "No dropout" && $0[2].hasPrefix("5") }, "the baseline keeps its numbers")
     }
 
@@ -315,6 +317,24 @@ final class StudyReportTests: XCTestCase {
         XCTAssertFalse(same.held); XCTAssertEqual(same.failure, "editor did not train")
         XCTAssertTrue(same.gates("mend.trained.edit")); XCTAssertFalse(same.gates("mend.untrained.edit"))
         XCTAssertFalse(try check([(true, false)]).held, "one fact: no interval")
+    }
+
+    /// The claims table's verdicts: significant after Holm in the study's direction agrees,
+    /// against it disagrees, otherwise not decided; "no better" and "the same" claims are
+    /// contradicted only by a significant difference their way.
+    func testClaimVerdicts() {
+        func c(_ d: Double, holm: Double) -> Report.Comparison {
+            Report.Comparison(test: Statistics.PairedTest(n: 3, meanDifference: d, t: 5, p: holm / 3, low: d - 1, high: d + 1), unitKind: nil, holm: holm)
+        }
+        XCTAssertEqual(Report.verdict(.sign(1), c(2, holm: 0.01), better: .lower), "agrees")
+        XCTAssertEqual(Report.verdict(.sign(1), c(-2, holm: 0.01), better: .lower), "disagrees")
+        XCTAssertEqual(Report.verdict(.sign(1), c(2, holm: 0.2), better: .lower), "not decided at this n")
+        XCTAssertEqual(Report.verdict(.noBetter, c(-2, holm: 0.01), better: .lower), "disagrees (better)")
+        XCTAssertEqual(Report.verdict(.noBetter, c(2, holm: 0.01), better: .lower), "agrees (worse)")
+        XCTAssertEqual(Report.verdict(.same, c(2, holm: 0.01), better: .higher), "disagrees (a difference)")
+        XCTAssertEqual(Report.verdict(.same, c(0.1, holm: 0.9), better: .higher), "not decided at this n (no difference detected)")
+        var none = c(0, holm: 1); none.test.low = nil; none.test.high = nil
+        XCTAssertEqual(Report.verdict(.sign(1), none, better: .lower), "not decided at this n (no interval)")
     }
 
     /// IG's completeness check: attributions whose aggregate completeness error is above 5% (or

@@ -1,0 +1,106 @@
+// The claims of the study droplab reproduces (Liu, Bauer and Manning, "Drop Dropout on
+// Single-Epoch Language Model Pretraining", Findings of ACL 2025, arXiv 2505.24788), each read off
+// one row of a report's main tables, with a verdict: agrees or disagrees (the difference is
+// significant after Holm's correction over the headline family, in the study's direction or
+// against it), not decided at this n, or not testable here (and why).
+
+import Foundation
+
+extension Report {
+    struct Claim: Sendable {
+        enum Variants: Sendable { case dropout, early }
+        enum Expect: Sendable {
+            case sign(Double)       // the sign of (variant − baseline) the study found
+            case noBetter           // the variant is no better than the baseline
+            case same               // no difference
+        }
+        let text: String
+        let evaluator: String
+        let row: @Sendable (Table) -> String?   // the row it is read from, if the table has it
+        let variants: Variants
+        let expect: Expect
+    }
+
+    static func row(_ id: String) -> @Sendable (Table) -> String? { { $0.first[id] != nil ? id : nil } }
+
+    /// The study's claims, and one of ours (fact acquisition, the facts corpus's question).
+    static let claims: [Claim] = [
+        Claim(text: "Without dropout the language model is better: lower validation MLM loss", evaluator: Recipe.pretrainKind,
+              row: row("pretrain.val_loss"), variants: .dropout, expect: .sign(1)),
+        Claim(text: "Without dropout: higher BLiMP accuracy", evaluator: "blimp", row: row("blimp.accuracy"), variants: .dropout, expect: .sign(-1)),
+        Claim(text: "Without dropout: higher SQuAD F1 after finetuning", evaluator: "squad", row: row("squad.f1"), variants: .dropout, expect: .sign(-1)),
+        Claim(text: "Early dropout is no better than none (validation MLM loss)", evaluator: Recipe.pretrainKind, row: row("pretrain.val_loss"),
+              variants: .early, expect: .noBetter),
+        Claim(text: "Facts are more localized without dropout: binary masks keep fewer weights", evaluator: "bmask",
+              row: row("bmask.kept_fraction"), variants: .dropout, expect: .sign(1)),
+        Claim(text: "MEND edits better without dropout (trained editor, edit success at [MASK])", evaluator: "mend",
+              row: row("mend.trained.edit"), variants: .dropout, expect: .sign(-1)),
+        Claim(text: "LoReFT edits about as well with dropout as without (rank 4, change in edit success at [MASK])", evaluator: "reft",
+              row: row("reft.r4.mask_edit_success_change"), variants: .dropout, expect: .same),
+        Claim(text: "Ours: without dropout the facts stated most often are learned better (accuracy at [MASK], held-out patterns)",
+              evaluator: "acquisition", row: { t in t.order.filter { $0.hasPrefix("acquisition.held-out.") }.max { bucket($0) < bucket($1) } },
+              variants: .dropout, expect: .sign(-1)),
+    ]
+    static func bucket(_ id: String) -> Int { Int(id.split(separator: ".").last ?? "") ?? -1 }
+
+    /// Early dropout: a variant that sets it; constant dropout: one with dropout above 0 that does not.
+    static func isEarly(_ v: Variant) -> Bool { v.settings.contains { $0.0.hasPrefix("early-dropout") } }
+
+    static func verdict(_ e: Claim.Expect, _ c: Comparison, better: MetricRow.Better?) -> String {
+        guard let h = c.holm, c.test.low != nil else { return "not decided at this n (no interval)" }
+        let d = c.test.meanDifference, significant = h < alpha
+        switch e {
+        case .sign(let s):
+            return significant ? (d * s > 0 ? "agrees" : "disagrees") : "not decided at this n"
+        case .noBetter:
+            guard significant, let b = better else { return "not decided at this n" }
+            return (b == .higher) == (d > 0) ? "disagrees (better)" : "agrees (worse)"
+        case .same:
+            return significant ? "disagrees (a difference)" : "not decided at this n (no difference detected)"
+        }
+    }
+
+    /// A row per claim and variant it is about: the measured difference, its interval and
+    /// Holm-adjusted p, the verdict.
+    static func claimsSection(_ recipe: Recipe, main tables: [String: Table], _ comparisons: [ObjectIdentifier: [String: [String: Comparison]]],
+                              notLearned: [String: Double], baseLabel: String) -> String {
+        var md = "## The study's claims, checked\n\n"
+        md += "Liu, Bauer and Manning, \"Drop Dropout on Single-Epoch Language Model Pretraining\" (Findings of ACL 2025): each claim read "
+            + "off one row of this report, variant − \(baseLabel), with its 95% interval and Holm-adjusted p (the family of the headline "
+            + "findings). Agrees / disagrees: the difference is significant (Holm-adjusted p < \(alpha)) in the study's direction / against it.\n\n"
+        var table = "| Claim | Variant | Variant − \(baseLabel) [95% CI] | n | p (Holm) | Verdict |\n|---|---|---|---|---|---|\n"
+        var verdicts: [String] = []
+        for claim in claims {
+            let variants = recipe.variants.filter { v in
+                v.id != recipe.baseline && (claim.variants == .early ? isEarly(v) : !isEarly(v) && v.options.dropout > 0)
+            }
+            func line(_ variant: String, _ verdict: String) {
+                table += "| \(cell(claim.text)) | \(cell(variant)) | – | – | – | \(verdict) |\n"; verdicts.append(verdict)
+            }
+            guard !variants.isEmpty else {
+                line("–", "not testable here: no \(claim.variants == .early ? "early-dropout" : "dropout") variant"); continue
+            }
+            guard let t = tables[claim.evaluator], let id = claim.row(t) else {
+                line("–", "not testable here: no \(claim.evaluator) \(tables[claim.evaluator] == nil ? "jobs" : "row") in this recipe"); continue
+            }
+            for v in variants {
+                if let c = comparisons[ObjectIdentifier(t)]?[id]?[v.id] {
+                    let ci = c.test.low.flatMap { lo in c.test.high.map { " [\(NumberFormat.signed(lo)), \(NumberFormat.signed($0))]" } } ?? ""
+                    let said = verdict(claim.expect, c, better: t.first[id]!.better)
+                    table += "| \(cell(claim.text)) | \(cell(v.label)) | \(NumberFormat.signed(c.test.meanDifference))\(ci) | \(pairs(c)) | "
+                        + "\(NumberFormat.pValue(c.holm)) | \(said) |\n"
+                    verdicts.append(said)
+                    continue
+                }
+                let unlearned = t.gated && recipe.seeds.allSatisfy { notLearned[runKey(v.id, $0)] != nil }
+                let failures = Set([v.id, recipe.baseline].flatMap { w in recipe.seeds.compactMap { t.withheld[id]?[w]?[$0] } }).sorted()
+                line(v.label, unlearned ? "not testable here: did not learn its facts"
+                     : failures.isEmpty ? "not decided at this n (no seed with both)" : "not testable here: " + failures.joined(separator: "; "))
+            }
+        }
+        let counts = [("agrees", "agree"), ("disagrees", "disagree"), ("not decided", "not decided at this n"), ("not testable", "not testable here")]
+            .map { w in (w.1, verdicts.filter { $0.hasPrefix(w.0) }.count) }
+        md += "In short: of \(verdicts.count) claim-variant pairs, " + counts.map { "\($0.1) \($0.0)" }.joined(separator: ", ") + ".\n\n"
+        return md + table + "\n"
+    }
+}
