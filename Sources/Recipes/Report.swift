@@ -355,6 +355,7 @@ public enum Report {
             + "predictions, the model does not give one answer everywhere): \(all.count) check\(all.count == 1 ? "" : "s") on \(checked.count) job\(checked.count == 1 ? "" : "s"), "
             + "\(failed.count) failed. A failed check's rows show its words in place of the number and are left out of every "
             + "comparison and finding.\n\n"
+        md += glance(recipe, runs)
         guard !failed.isEmpty else { return md }
         md += "| Job | Check | Measured | Bound | Shown as |\n|---|---|---|---|---|\n"
         for r in checked {
@@ -362,6 +363,31 @@ public enum Report {
                 md += "| \(cell(r.job.name)) | \(cell(c.check)) | \(c.value.map { NumberFormat.value($0) } ?? "–") | "
                     + "\(c.bound.map { NumberFormat.value($0) } ?? "–") | \(cell(c.failure)) |\n"
             }
+        }
+        return md + "\n"
+    }
+
+    /// Validity at a glance: per knowledge, editing and mechanism evaluator (rows) and variant
+    /// (columns), its runs, the checks that held, the words of those that failed, and the known
+    /// probes measured on.
+    static func glance(_ recipe: Recipe, _ runs: [Run]) -> String {
+        let kinds = recipe.evaluators.map(\.evaluator.name).filter { k in isGated(k) && runs.contains { $0.job.kind == k } }
+        var md = "| Evaluator | " + recipe.variants.map { cell($0.label) }.joined(separator: " | ") + " |\n"
+        md += "|---|" + String(repeating: "---|", count: recipe.variants.count) + "\n"
+        for k in kinds {
+            md += "| \(k) |"
+            for v in recipe.variants {
+                let these = runs.filter { $0.job.kind == k && $0.job.variant == v.id }
+                let checks = these.flatMap(\.report.validity), held = checks.filter(\.held).count
+                guard !these.isEmpty else { md += " – |"; continue }
+                var c = "\(these.count) run\(these.count == 1 ? "" : "s"): " + (checks.isEmpty ? "no check" : "\(held) of \(checks.count) held")
+                let failures = Array(Set(checks.filter { !$0.held }.map(\.failure))).sorted()
+                if !failures.isEmpty { c += " (" + failures.joined(separator: "; ") + ")" }
+                let known = checks.filter { $0.id.hasSuffix(".known") }.compactMap(\.value).map { Int($0) }
+                if let lo = known.min(), let hi = known.max() { c += "; \(lo == hi ? "\(lo)" : "\(lo)–\(hi)") known probes" }
+                md += " \(cell(c)) |"
+            }
+            md += "\n"
         }
         return md + "\n"
     }

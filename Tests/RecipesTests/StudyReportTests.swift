@@ -267,6 +267,8 @@ final class StudyReportTests: XCTestCase {
         md = try Report.build(r, runner: runner, name: "r").markdown
         XCTAssertTrue(md.contains("## Validity checks\n\nEach result is checked"), md)
         XCTAssertTrue(md.contains("1 check on 1 job, 1 failed"), md)
+        // at a glance: per evaluator and variant, the runs and their checks
+        XCTAssertTrue(md.contains("| Evaluator | No dropout | Dropout 0.1 |\n|---|---|---|\n| ft | 2 runs: no check | 2 runs: 0 of 1 held (edit did not fit its training probes) |"), md)
         XCTAssertTrue(md.contains("| ft/drop/seed0 | [MASK] accuracy on the concepts' own training probes after the edit at least halfway from before (50.00%) to 100% | 60.00 | 75.00 | edit did not fit its training probes |"), md)
         let one = try XCTUnwrap(table(md, "Finetune edits").first { $0[0] == "" && $0[1] == "Dropout 0.1" })
         XCTAssertTrue(one[2].hasSuffix("(n = 1) (1 withheld: edit did not fit its training probes)"), "\(one)")
