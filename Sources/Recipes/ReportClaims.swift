@@ -94,8 +94,10 @@ extension Report {
                 }
                 let unlearned = t.gated && recipe.seeds.allSatisfy { notLearned[runKey(v.id, $0)] != nil }
                 let failures = Set([v.id, recipe.baseline].flatMap { w in recipe.seeds.compactMap { t.withheld[id]?[w]?[$0] } }).sorted()
+                let measured = recipe.seeds.contains { t.values[id]?[v.id]?[$0] != nil }
                 line(v.label, unlearned ? "not testable here: did not learn its facts"
-                     : failures.isEmpty ? "not decided at this n (no seed with both)" : "not testable here: " + failures.joined(separator: "; "))
+                     : !failures.isEmpty ? "not testable here: " + failures.joined(separator: "; ")
+                     : measured ? "not decided at this n (no seed with both)" : "not measured yet (its jobs are missing)")
             }
         }
         let counts = [("agrees", "agree"), ("disagrees", "disagree"), ("not decided", "not decided at this n"), ("not testable", "not testable here")]

@@ -8,14 +8,15 @@ import TestSupport
 import XCTest
 
 final class CommittedReportTests: XCTestCase {
-    /// The studies whose reports are committed from real runs.
-    let committed = ["quick", "synthetic-tiny"]
+    /// The studies whose reports are committed from real runs, and whether each is complete
+    /// (a study that runs over several sessions is committed job by job, its report partial).
+    let committed = ["quick": true, "synthetic-tiny": true, "facts": false]
 
     func testCommittedReportsRegenerateFromTheirJobFiles() throws {
         let repo = TestData.repoRoot, fm = FileManager.default
         let kept = try fm.contentsOfDirectory(atPath: repo + "/reports").filter { $0.hasSuffix("-jobs") }.map { String($0.dropLast(5)) }
-        XCTAssertEqual(Set(kept), Set(committed), "reports/*-jobs directories")
-        for name in committed {
+        XCTAssertEqual(Set(kept), Set(committed.keys), "reports/*-jobs directories")
+        for (name, complete) in committed.sorted(by: { $0.key < $1.key }) {
             let out = try temporaryDirectory(self)
             let r = try runDroplab(["report", "recipes/\(name).toml", "--root", out + "/no-checkpoints", "--jobs", "reports/\(name)-jobs",
                                     "--out", out], cwd: repo)
@@ -23,7 +24,7 @@ final class CommittedReportTests: XCTestCase {
             let files = try fm.contentsOfDirectory(atPath: out).filter { $0.hasPrefix(name) && !$0.hasSuffix("-jobs") }.sorted()
             XCTAssertTrue(files.contains("\(name).md"), "\(files)")
             let md = try String(contentsOfFile: out + "/\(name).md", encoding: .utf8)
-            XCTAssertFalse(md.contains("missing"), "the committed \(name) study is complete")
+            if complete { XCTAssertFalse(md.contains("missing"), "the committed \(name) study is complete") }
             for f in files {
                 let fresh = try Data(contentsOf: URL(fileURLWithPath: out + "/" + f))
                 let stored = try Data(contentsOf: URL(fileURLWithPath: repo + "/reports/" + f))
