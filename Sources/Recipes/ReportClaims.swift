@@ -94,13 +94,14 @@ extension Report {
                 }
                 let unlearned = t.gated && recipe.seeds.allSatisfy { notLearned[runKey(v.id, $0)] != nil }
                 let failures = Set([v.id, recipe.baseline].flatMap { w in recipe.seeds.compactMap { t.withheld[id]?[w]?[$0] } }).sorted()
-                let measured = recipe.seeds.contains { t.values[id]?[v.id]?[$0] != nil }
+                let ran = recipe.seeds.contains { t.values[id]?[v.id]?[$0] != nil || t.withheld[id]?[v.id]?[$0] != nil }
                 line(v.label, unlearned ? "not testable here: did not learn its facts"
-                     : !failures.isEmpty ? "not testable here: " + failures.joined(separator: "; ")
-                     : measured ? "not decided at this n (no seed with both)" : "not measured yet (its jobs are missing)")
+                     : !ran ? "not measured yet (its jobs are missing)"
+                     : !failures.isEmpty ? "not testable here: " + failures.joined(separator: "; ") : "not decided at this n (no seed with both)")
             }
         }
-        let counts = [("agrees", "agree"), ("disagrees", "disagree"), ("not decided", "not decided at this n"), ("not testable", "not testable here")]
+        let counts = [("agrees", "agree"), ("disagrees", "disagree"), ("not decided", "not decided at this n"), ("not testable", "not testable here"),
+                      ("not measured", "not measured yet")]
             .map { w in (w.1, verdicts.filter { $0.hasPrefix(w.0) }.count) }
         md += "In short: of \(verdicts.count) claim-variant pairs, " + counts.map { "\($0.1) \($0.0)" }.joined(separator: ", ") + ".\n\n"
         return md + table + "\n"
