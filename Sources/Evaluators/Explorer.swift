@@ -4,7 +4,13 @@
 // and position); the causal trace (the record `eval trace` writes: P(target) with each block,
 // FFN and attention state restored); the knowledge neurons (the record `eval kn` writes,
 // without a cluster: clusters belong to a probe set); and the attention weights of the
-// [MASK] row per layer and head (site attn.probs). The records come from the evaluators' own
+// [MASK] row per layer and head (site attn.probs); and what the strongest knowledge neurons
+// promote (Geva et al. 2022, "Transformer Feed-Forward Layers Build Predictions by Promoting
+// Concepts in the Vocabulary Space"): a neuron's value vector (its column of the layer's FFN
+// output matrix) read through the word embeddings (the weights of the MLM decoder; BERT's head
+// adds a transform before them, so these are the tokens the vector points at, not exact logit
+// changes), the tokens it pushes up and down most, and log P(target) at [MASK] when the neuron is
+// silenced (its column removed: it writes nothing at any position). The records come from the evaluators' own
 // per-probe functions with the same options, so each equals what the evaluator writes for
 // that probe when it runs it alone (`--batch 1`; larger batches pad probes together, which
 // may change the last bits). The page (ExplorerPage.swift) is drawn from this value and
@@ -24,7 +30,8 @@ public struct ExploreOptions: ProbeEvaluatorOptions, Equatable {
     public var subject: String? = nil           // without it, no causal trace
     public var select: [String] = []            // keep probes whose prompt contains one of these (any case)
     public var maxPrompts = 10
-    public var top = 10                         // predictions listed at [MASK]
+    public var top = 10                         // predictions listed at [MASK] (and tokens per neuron pushed up and down)
+    public var promoted = 5                     // knowledge neurons, largest attribution first, whose promotions are listed
     public var trace = TraceOptions()           // as `eval trace` (samples, noise, kinds, window)
     public var kn = KNOptions()                 // as `eval kn` (site, steps, alphas, threshold)
     public init() {}
@@ -41,6 +48,7 @@ public struct ExploreOptions: ProbeEvaluatorOptions, Equatable {
         try resolved.kn.validate()
         try Check.range(maxPrompts, 1...100, "max-prompts")
         try Check.range(top, 1...1000, "top")
+        try Check.range(promoted, 0...100, "promoted")
         if let p = prompt {
             for (flag, given) in [("probes", source.probes != nil), ("relations", !source.relations.isEmpty), ("limit", source.limit != nil),
                                   ("select", !select.isEmpty)] where given {
@@ -60,6 +68,17 @@ public struct TokenProb: Codable, Equatable, Sendable {
     public var prob: Double
 }
 
+/// What a knowledge neuron writes: the tokens its value vector points at most and least (score:
+/// the word embedding's dot product with the vector), and the change in log P(target) at [MASK]
+/// when it is silenced (negative: the neuron supported the target).
+public struct NeuronPromotion: Codable, Equatable, Sendable {
+    public struct Score: Codable, Equatable, Sendable { public var token: String; public var score: Double }
+    public var layer: Int, unit: Int
+    public var attribution: Double
+    public var up: [Score], down: [Score]
+    public var silencedLogProbChange: Double
+}
+
 /// The logit lens at every layer (0 = embeddings) and position: the target's probability and
 /// rank, and the top token.
 public struct LensGrid: Codable, Equatable, Sendable {
@@ -76,6 +95,7 @@ public struct ExploreView: Codable, Equatable, Sendable {
     public var trace: TraceProbeRecord?         // as `eval trace` (nil without a subject)
     public var neurons: KNProbeRecord           // as `eval kn`, without a cluster
     public var attention: [[[Double]]]          // [layer][head][key]: the [MASK] row of attn.probs
+    public var promotions: [NeuronPromotion]    // the --promoted neurons of largest attribution
 }
 
 public struct ExplorePrompt: Codable, Equatable, Sendable {
@@ -194,11 +214,34 @@ public enum Explorer {
         let grid = LogitLens.scores(k, [p], at: .all, batch: batch)[0]
         let attribution = KnowledgeNeurons.attributions(k, [p], options: o.kn)[0]
         let (top, attention) = maskRow(k, p, top: o.top)
+        let neurons = KnowledgeNeurons.record(k, p, attribution, threshold: o.kn.threshold)
         return ExploreView(top: top, lens: LogitLens.records(k, [p], batch: batch)[0],
                            lensGrid: LensGrid(prob: grid.map { $0.map(\.prob) }, rank: grid.map { $0.map(\.rank) },
                                               top1: grid.map { $0.map { k.token($0.top1) } }),
                            trace: p.subject == nil ? nil : CausalTrace.record(k, p, options: o.trace, sigma: sigma),
-                           neurons: KnowledgeNeurons.record(k, p, attribution, threshold: o.kn.threshold), attention: attention)
+                           neurons: neurons, attention: attention, promotions: promotions(k, p, neurons, count: o.promoted, top: o.top))
+    }
+
+    /// What the `count` neurons of largest attribution promote (see the file's header).
+    static func promotions(_ k: KnowledgeSetup, _ p: TokenizedProbe, _ r: KNProbeRecord, count: Int, top: Int) -> [NeuronPromotion] {
+        let c = k.model.config, C = c.hiddenSize, F = c.intermediateSize, V = c.vocabSize
+        let embeddings = k.model.params["bert.embeddings.word_embeddings.weight"].values
+        let batch = ProbeBatch([p], padId: k.tokenizer.padId)
+        let base = Double(ProbeScoring.distributions(k.model, batch, nil, log: true).values[Int(p.targetId)])
+        return r.neurons.indices.sorted { (-r.attribution[$0], $0) < (-r.attribution[$1], $1) }.prefix(count).map { i in
+            let n = r.neurons[i], name = BertModule.ffnOut(n.layer).weight
+            let w = k.model.params[name].values
+            let value = (0..<C).map { w[$0 * F + n.unit] }                       // column `unit` of W [C, F]
+            let scores = (0..<V).map { t in (0..<C).reduce(0.0) { $0 + Double(embeddings[t * C + $1]) * Double(value[$1]) } }
+            let order = scores.indices.sorted { (scores[$0], $1) > (scores[$1], $0) }
+            func listed(_ ids: ArraySlice<Int>) -> [NeuronPromotion.Score] { ids.map { .init(token: k.token(Int32($0)), score: scores[$0]) } }
+            let silenced = DenseEdit(model: k.model, targets: [name])
+            silenced.params.setTrainable { _ in false }
+            for j in 0..<C { silenced.params[name].data[j * F + n.unit] = -w[j * F + n.unit] }
+            let after = Double(ProbeScoring.distributions(k.model, batch, silenced.interventions(), log: true).values[Int(p.targetId)])
+            return NeuronPromotion(layer: n.layer, unit: n.unit, attribution: r.attribution[i], up: listed(order.prefix(top)),
+                                   down: listed(order.suffix(top).reversed()[...]), silencedLogProbChange: after - base)
+        }
     }
 
     /// The `top` most probable tokens at [MASK] and the [MASK] row of every layer's attention

@@ -81,7 +81,7 @@ extension ExplorePage {
         var s = "<section class=\"prompt\" id=\"prompt-\(n)\" data-section=\"prompt\" data-prompt=\"\(esc(p.prompt))\">\n"
         s += "<h2>\(n). \(esc(p.prompt)) <span class=\"target\">&rarr; \(esc(p.target))</span></h2>\n"
         s += "<p class=\"tokens\">\(tokens) <span class=\"legend\"><span class=\"tok subject\">subject</span> <span class=\"tok mask\">[MASK]</span></span></p>\n"
-        s += "<div class=\"views\">" + predictions(p) + lens(p) + trace(p) + neurons(p) + attention(p) + "</div>"
+        s += "<div class=\"views\">" + predictions(p) + lens(p) + trace(p) + neurons(p) + promotions(p) + attention(p) + "</div>"
         return s + "</section>\n"
     }
 
@@ -225,6 +225,28 @@ extension ExplorePage {
         let note = "Knowledge neurons (Dai et al. 2022) by layer, largest attribution first. "
             + zip(p.views, Self.names).map { v, n in "\(n): \(v.neurons.neurons.count) neurons, prediction &lsquo;\(esc(v.neurons.prediction))&rsquo;." }.joined(separator: " ")
         return view("neurons", "Knowledge neurons", self.note(note), panels: panels, difference: diff)
+    }
+
+    /// What the strongest knowledge neurons write: per neuron, its attribution, log P(target)
+    /// when it is silenced, and the tokens its value vector points at most and least.
+    func promotions(_ p: ExplorePrompt) -> String {
+        guard p.views.contains(where: { !$0.promotions.isEmpty }) else { return "" }
+        let panels = p.views.map { v -> String in
+            guard !v.promotions.isEmpty else { return "<p class=\"note\">No neuron above the threshold.</p>" }
+            func tokens(_ xs: [NeuronPromotion.Score]) -> String {
+                xs.map { "<span title=\"\(esc($0.token)): \(num($0.score))\">\(esc($0.token))</span>" }.joined(separator: " ")
+            }
+            return "<table><tr><th>neuron</th><th>attribution</th><th>&Delta; log P(\(esc(p.target))) silenced</th><th>pushes up</th><th>pushes down</th></tr>"
+                + v.promotions.map { n in
+                    "<tr><td>layer \(n.layer) #\(n.unit)</td><td>\(num(n.attribution))</td><td>\(num(n.silencedLogProbChange))</td>"
+                        + "<td>\(tokens(n.up))</td><td>\(tokens(n.down))</td></tr>"
+                }.joined() + "</table>"
+        }
+        let note = "<p class=\"note\">The knowledge neurons of largest attribution (Geva et al. 2022): the tokens each neuron's value vector "
+            + "(its column of the FFN output matrix) points at most and least, read through the word embeddings (BERT's MLM head "
+            + "transforms before them: a direction, not exact logit changes), and the change in log P(target) at [MASK] when the "
+            + "neuron is silenced (negative: it supported the target).</p>"
+        return view("promotes", "What the neurons promote", note, panels: panels, difference: nil)
     }
 
     func attention(_ p: ExplorePrompt) -> String {

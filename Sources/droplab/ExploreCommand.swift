@@ -58,7 +58,8 @@ struct ExploreCommand: ParsableCommand {
     @Option(help: "With --prompt: the subject as it occurs in the prompt (the causal trace needs it).") var subject: String?
     @Option(parsing: .upToNextOption, help: "Keep the probes whose prompt contains one of these texts (any case).") var select: [String] = []
     @Option(help: "Prompts shown at most (the first chosen).") var maxPrompts = 10
-    @Option(help: "Predictions listed at [MASK].") var top = 10
+    @Option(help: "Predictions listed at [MASK], and tokens listed per neuron pushed up and down.") var top = 10
+    @Option(help: "Knowledge neurons (largest attribution first) whose promotions are listed: the tokens their value vectors point at, and log P(target) when silenced.") var promoted = 5
     @OptionGroup var trace: TraceFlags
     @OptionGroup var neurons: NeuronFlags
     @Option(help: "The HTML file (default: explore.html, or explore-vs-<B's results name>.html, in A's results directory).")
@@ -67,7 +68,7 @@ struct ExploreCommand: ParsableCommand {
     func run() throws {
         var o = ExploreOptions()
         o.source = probe.options; o.prompt = prompt; o.target = target; o.subject = subject; o.select = select
-        o.maxPrompts = maxPrompts; o.top = top; trace.apply(to: &o.trace); neurons.apply(to: &o.kn)
+        o.maxPrompts = maxPrompts; o.top = top; o.promoted = promoted; trace.apply(to: &o.trace); neurons.apply(to: &o.kn)
         try o.validate()
         try Check.that((1...2).contains(checkpoints.count), nil, "explore takes one or two checkpoints, got \(checkpoints.count)")
         if let out {

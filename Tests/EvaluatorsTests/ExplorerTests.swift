@@ -7,6 +7,7 @@ import Checkpoint
 @testable import Evaluators
 import Foundation
 import TestSupport
+import Text
 import XCTest
 
 final class ExplorerTests: XCTestCase {
@@ -155,6 +156,49 @@ final class ExplorerTests: XCTestCase {
 
     /// Headless Chromium: no console errors, a screenshot that is not blank, and every section
     /// in the DOM after the page's script ran.
+    /// What a neuron promotes, recomputed independently: its value vector's dot products with
+    /// every word embedding in Float64 (the listed tokens are the extremes, with their scores),
+    /// and log P(target) from a copy of the model whose output matrix has the neuron's column
+    /// zeroed: the edit's view W + (-W) is exactly 0 too, so both run the same float32 arithmetic
+    /// on bit-identical weights; 1e-5 (a few ulps of a log-probability of at most 10) leaves room
+    /// only for a BLAS kernel that blocks the two products differently.
+    func testNeuronPromotions() throws {
+        let (_, probes, checkpoints, html, cli) = Self.page
+        XCTAssertEqual(cli.status, 0, cli.stderr)
+        let page = try Self.embedded(html)
+        let ck = try Checkpoint.load(checkpoints[0])
+        let (model, tok) = (ck.model, try WordPieceTokenizer(vocab: ck.vocab))
+        let c = model.config, C = c.hiddenSize, F = c.intermediateSize
+        var checked = 0
+        for (i, prompt) in page.prompts.enumerated() {
+            let v = prompt.views[0]
+            XCTAssertEqual(v.promotions.count, min(5, v.neurons.neurons.count), "prompt \(i)")
+            XCTAssertEqual(v.promotions.map(\.attribution), v.neurons.attribution.sorted(by: >).prefix(5).map { $0 }, "largest attribution first")
+            guard let n = v.promotions.first else { continue }
+            let w = model.params[BertModule.ffnOut(n.layer).weight].values, e = model.params["bert.embeddings.word_embeddings.weight"].values
+            let scores = (0..<c.vocabSize).map { t in (0..<C).reduce(0.0) { $0 + Double(e[t * C + $1]) * Double(w[$1 * F + n.unit]) } }
+            // float32 products summed in Float64 in both: equal to the last bits of the order of the sum
+            XCTAssertEqual(n.up[0].score, scores.max()!, accuracy: 1e-12 * scores.map(abs).max()!)
+            XCTAssertEqual(n.down[0].score, scores.min()!, accuracy: 1e-12 * scores.map(abs).max()!)
+            XCTAssertEqual(n.up.count, 10); XCTAssertEqual(n.up.map(\.score), n.up.map(\.score).sorted(by: >))
+            XCTAssertEqual(tok.id(of: n.up[0].token).map { scores[Int($0)] }, n.up[0].score)
+            // silenced: a copy with the column zeroed
+            let copy = BertModel(config: c)
+            copy.params.copyValues(from: model.params)
+            let name = BertModule.ffnOut(n.layer).weight
+            for j in 0..<C { copy.params[name].data[j * F + n.unit] = 0 }
+            var o = ProbeOptions(); o.probes = probes
+            let set = try ProbeSet.load(o, tokenizer: tok, maxLength: c.maxPositions)
+            let p = try XCTUnwrap(set.tokenized.first { set.probes[$0.index].prompt == prompt.prompt })
+            let batch = ProbeBatch([p], padId: tok.padId)
+            let before = Double(ProbeScoring.distributions(model, batch, nil, log: true).values[Int(p.targetId)])
+            let after = Double(ProbeScoring.distributions(copy, batch, nil, log: true).values[Int(p.targetId)])
+            XCTAssertEqual(n.silencedLogProbChange, after - before, accuracy: 1e-5, "prompt \(i)")
+            checked += 1
+        }
+        XCTAssertGreaterThan(checked, 0)
+    }
+
     func testPageOpensInChromium() throws {
         guard let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
             .first(where: FileManager.default.isExecutableFile(atPath:)) else {
@@ -199,7 +243,7 @@ final class ExplorerTests: XCTestCase {
         let dom = d.stdout
         XCTAssertTrue(dom.contains(#"data-ready="4""#), "the page's script did not run to its end")
         XCTAssertTrue(dom.contains(#"<pre id="page-errors" hidden=""></pre>"#), "errors reported in the page")
-        for section in ["prompt", "predictions", "lens", "trace", "neurons", "attention", "difference"] {
+        for section in ["prompt", "predictions", "lens", "trace", "neurons", "promotes", "attention", "difference"] {
             XCTAssertTrue(dom.contains("data-section=\"\(section)\""), "no \(section) section")
         }
         XCTAssertEqual(dom.components(separatedBy: #"data-section="prompt""#).count - 1, 4)
