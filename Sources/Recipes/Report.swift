@@ -529,7 +529,14 @@ public enum Report {
             md += "- Jobs ran: \(first) to \(last) (UTC)\n"
         }
         let hours = runs.map(\.done.seconds).reduce(0, +) / 3600
-        md += "- Compute: " + String(format: "%.2f", hours) + " hours over \(runs.count) jobs\n"
+        md += "- Compute: " + String(format: "%.2f", hours) + " hours over \(runs.count) jobs"
+        // per kind: what a model's battery costs, and where the time goes
+        let kinds = [Recipe.pretrainKind] + recipe.evaluators.map(\.evaluator.name)
+        let perKind = kinds.compactMap { k -> String? in
+            let s = runs.filter { $0.job.kind == k }.map(\.done.seconds)
+            return s.isEmpty ? nil : "\(k) \(duration(Statistics.mean(s)))" + (s.count > 1 ? " (mean of \(s.count))" : "")
+        }
+        md += perKind.isEmpty ? "\n" : "; per job, by kind: " + perKind.joined(separator: ", ") + " (on the machines above, sharing their cores with other jobs)\n"
         var data: [String: Set<String>] = [:]
         for r in runs { for (p, h) in r.done.data { data[p, default: []].insert(h) } }
         md += "- Data (sha256):\n"
@@ -539,9 +546,15 @@ public enum Report {
         }
         md += "- Jobs (`<checkpoints>/recipes/\(recipe.name)/<kind>-<hash>`):\n"
         for job in recipe.jobs {
-            md += "  - \(job.name): `\(job.dirName)`" + (runs.contains { $0.job.hash == job.hash } ? "" : " (not done)") + "\n"
+            md += "  - \(job.name): `\(job.dirName)`" + (runs.first { $0.job.hash == job.hash }.map { " (\(duration($0.done.seconds)))" } ?? " (not done)") + "\n"
         }
         return md
+    }
+
+    /// "48m35s", "2h19m", "12s".
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? "\(s / 3600)h\(String(format: "%02d", s % 3600 / 60))m" : s >= 60 ? "\(s / 60)m\(String(format: "%02d", s % 60))s" : "\(s)s"
     }
 
     /// Copy the files the report reads (`job.json`, `done.json`, `metrics.jsonl`, `result.json`

@@ -339,6 +339,17 @@ final class StudyReportTests: XCTestCase {
         XCTAssertEqual(Report.verdict(.sign(1), none, better: .lower), "not decided at this n (no interval)")
     }
 
+    /// Provenance gives each job's wall time and the mean per kind.
+    func testJobDurations() throws {
+        XCTAssertEqual(Report.duration(2914.99), "48m35s"); XCTAssertEqual(Report.duration(8340), "2h19m"); XCTAssertEqual(Report.duration(12.4), "12s")
+        let r = try recipe()
+        try writeJobs(r)
+        let md = try Report.build(r, runner: RecipeRunner(recipe: r, root: root, log: { _ in }), name: "r").markdown
+        XCTAssertTrue(md.contains("; per job, by kind: pretrain "), md)
+        XCTAssertTrue(md.contains(" (mean of 4)"), md)
+        XCTAssertFalse(md.contains("(not done)"), "every job of the test recipe is done")
+    }
+
     /// IG's completeness check: attributions whose aggregate completeness error is above 5% (or
     /// was never recorded) withhold the attribution rows, not the completeness rows themselves.
     func testIGCompletenessCheck() throws {
