@@ -44,6 +44,7 @@ extension ExplorePage {
         <main>
 
         """
+        h += summaryTable()
         for (i, p) in prompts.enumerated() { h += section(i + 1, p) }
         h += """
         </main>
@@ -70,6 +71,56 @@ extension ExplorePage {
             t += "<p class=\"note\">The checkpoints differ in layers or heads: differences are shown for the predictions only.</p>"
         }
         return t
+    }
+
+    /// Over the page's prompts, per checkpoint: accuracy at [MASK] (the target ranked first), the
+    /// logit lens's P(target) per layer (mean and range over the prompts), and where the trace
+    /// peaks (per traced prompt, the layer whose block state restored at the last subject token
+    /// gives P(target) back most). Nil for a single prompt.
+    public struct SetSummary: Equatable, Sendable {
+        public var prompts: Int, correct: Int
+        public var lens: [(mean: Double, low: Double, high: Double)]
+        public var tracePeaks: [Int]              // prompts whose trace peaks at each layer
+        public static func == (a: SetSummary, b: SetSummary) -> Bool {
+            a.prompts == b.prompts && a.correct == b.correct && a.tracePeaks == b.tracePeaks
+                && a.lens.map { [$0.mean, $0.low, $0.high] } == b.lens.map { [$0.mean, $0.low, $0.high] }
+        }
+    }
+
+    public func summaries() -> [SetSummary]? {
+        guard prompts.count > 1 else { return nil }
+        return checkpoints.indices.map { c in
+            let views = prompts.map { $0.views[c] }
+            let layers = views[0].lens.prob.count
+            let lens = (0..<layers).map { l -> (mean: Double, low: Double, high: Double) in
+                let xs = views.map { $0.lens.prob[l] }
+                return (xs.reduce(0, +) / Double(xs.count), xs.min()!, xs.max()!)
+            }
+            var peaks = [Int](repeating: 0, count: checkpoints[c].layers)
+            for (p, v) in zip(prompts, views) {
+                guard let t = v.trace, let last = p.subjectPositions.max(), let block = t.restored["block"] else { continue }
+                let curve = block.map { $0[last] }
+                if let peak = curve.indices.max(by: { curve[$0] < curve[$1] }) { peaks[peak] += 1 }
+            }
+            return SetSummary(prompts: views.count, correct: zip(prompts, views).filter { $1.top.first?.token == $0.target }.count,
+                              lens: lens, tracePeaks: peaks)
+        }
+    }
+
+    func summaryTable() -> String {
+        guard let sums = summaries() else { return "" }
+        var s = "<section class=\"summary\" data-section=\"summary\"><h2>The prompts together</h2>"
+        s += "<p class=\"note\">Over the \(prompts.count) prompts of this page: accuracy at [MASK] (the target ranked first), the logit "
+            + "lens's P(target) per layer (mean, and the range over the prompts; layer 0 = the embeddings), and where the causal trace "
+            + "peaks (per prompt with a subject, the layer whose block state restored at the last subject token gives P(target) back most).</p>"
+        s += "<table><tr><th></th><th>accuracy</th>" + sums[0].lens.indices.map { "<th>lens, layer \($0)</th>" }.joined()
+            + "<th>trace peaks by layer</th></tr>"
+        for (name, x) in zip(Self.names, sums) {
+            s += "<tr><th>\(name)</th><td>\(x.correct) of \(x.prompts)</td>"
+                + x.lens.map { "<td>\(num($0.mean)) [\(num($0.low)), \(num($0.high))]</td>" }.joined()
+                + "<td>" + x.tracePeaks.enumerated().map { "\($0): \($1)" }.joined(separator: ", ") + "</td></tr>"
+        }
+        return s + "</table></section>\n"
     }
 
     /// One prompt: the tokens, then a row per view.

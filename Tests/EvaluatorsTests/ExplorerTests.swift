@@ -199,6 +199,36 @@ final class ExplorerTests: XCTestCase {
         XCTAssertGreaterThan(checked, 0)
     }
 
+    /// The summary over the page's prompts, against the embedded views: accuracy counted from
+    /// the top predictions, the lens mean and range per layer, the trace peaks of the three prompts
+    /// with a subject.
+    func testSetSummary() throws {
+        let (_, _, _, html, cli) = Self.page
+        XCTAssertEqual(cli.status, 0, cli.stderr)
+        let page = try Self.embedded(html)
+        let sums = try XCTUnwrap(page.summaries())
+        XCTAssertEqual(sums.count, 2)
+        for (c, sum) in sums.enumerated() {
+            XCTAssertEqual(sum.prompts, 4)
+            XCTAssertEqual(sum.correct, page.prompts.filter { $0.views[c].top[0].token == $0.target }.count)
+            XCTAssertEqual(sum.tracePeaks.reduce(0, +), 3, "three prompts have a subject")
+            var peaks = [Int](repeating: 0, count: page.checkpoints[c].layers)
+            for p in page.prompts {
+                guard let block = p.views[c].trace?.restored["block"], let last = p.subjectPositions.max() else { continue }
+                let best = block.map { $0[last] }.max()!
+                peaks[block.firstIndex { $0[last] == best }!] += 1
+            }
+            XCTAssertEqual(sum.tracePeaks, peaks)
+            for l in sum.lens.indices {
+                let xs = page.prompts.map { $0.views[c].lens.prob[l] }
+                XCTAssertEqual(sum.lens[l].mean, xs.reduce(0, +) / 4, accuracy: 1e-15)
+                XCTAssertEqual(sum.lens[l].low, xs.min()); XCTAssertEqual(sum.lens[l].high, xs.max())
+            }
+        }
+        XCTAssertGreaterThan(sums[0].correct, sums[1].correct, "the fact model knows more than the untrained one")
+        XCTAssertTrue(html.contains(#"data-section="summary""#))
+    }
+
     func testPageOpensInChromium() throws {
         guard let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
             .first(where: FileManager.default.isExecutableFile(atPath:)) else {
@@ -243,7 +273,7 @@ final class ExplorerTests: XCTestCase {
         let dom = d.stdout
         XCTAssertTrue(dom.contains(#"data-ready="4""#), "the page's script did not run to its end")
         XCTAssertTrue(dom.contains(#"<pre id="page-errors" hidden=""></pre>"#), "errors reported in the page")
-        for section in ["prompt", "predictions", "lens", "trace", "neurons", "promotes", "attention", "difference"] {
+        for section in ["summary", "prompt", "predictions", "lens", "trace", "neurons", "promotes", "attention", "difference"] {
             XCTAssertTrue(dom.contains("data-section=\"\(section)\""), "no \(section) section")
         }
         XCTAssertEqual(dom.components(separatedBy: #"data-section="prompt""#).count - 1, 4)
