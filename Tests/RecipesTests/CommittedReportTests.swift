@@ -10,7 +10,7 @@ import XCTest
 final class CommittedReportTests: XCTestCase {
     /// The studies whose reports are committed from real runs, and whether each is complete
     /// (a study that runs over several sessions is committed job by job, its report partial).
-    let committed = ["quick": true, "synthetic-tiny": true, "facts": false, "synthetic": false]
+    let committed = ["quick": true, "synthetic-tiny": true, "facts": false, "synthetic": false, "smoke": true]
 
     func testCommittedReportsRegenerateFromTheirJobFiles() throws {
         let repo = TestData.repoRoot, fm = FileManager.default
