@@ -188,8 +188,9 @@ final class FactsRecipeTests: XCTestCase {
     }
 
     /// recipes/facts.toml: pilot 4's settings on the pilots' corpus, one epoch, salient masking of
-    /// the statements' objects, three variants, acquisition on every run. (bf16: it loads only
-    /// where the CPU has AVX512-BF16.)
+    /// the statements' objects, three variants and three seeds, acquisition and the study's
+    /// battery on every run, the probe evaluators and the editors on the corpus's probes. (bf16:
+    /// it loads only where the CPU has AVX512-BF16.)
     func testShippedFactsRecipe() throws {
         try XCTSkipUnless(BF16.isSupported, "recipes/facts.toml runs bf16 products: no AVX512-BF16 here")
         let r = try Recipe(path: TestData.repoRoot + "/recipes/facts.toml")
@@ -204,10 +205,20 @@ final class FactsRecipeTests: XCTestCase {
             XCTAssertEqual(v.options.salientMaskRate, 1)
             XCTAssertEqual(v.options.precision, .bf16)
         }
-        XCTAssertEqual(r.jobs.map(\.kind), ["pretrain", "acquisition", "pretrain", "acquisition", "pretrain", "acquisition"])
+        let battery = ["pretrain", "acquisition", "mlm", "blimp", "squad", "consistency", "lens", "ig", "kn", "trace", "interchange",
+                       "bmask", "ft", "lora", "reft", "mend", "rome", "memit"]
+        XCTAssertEqual(r.seeds, [0, 1, 2])
+        XCTAssertEqual(r.jobs.count, battery.count * 3 * 3)
+        XCTAssertEqual(Array(r.jobs.prefix(battery.count).map(\.kind)), battery)
         let acq = try JSONSerialization.jsonObject(with: r.jobs[1].config) as! [String: Any]
         XCTAssertEqual(acq["probes"] as? String, out + "/probes.jsonl")
         XCTAssertEqual(acq["perGroup"] as? Int, 1000)
+        func config(_ kind: String) throws -> [String: Any] {
+            try JSONSerialization.jsonObject(with: XCTUnwrap(r.jobs.first { $0.kind == kind }).config) as! [String: Any]
+        }
+        let lens = try config("lens")["source"] as? [String: Any]
+        XCTAssertEqual(lens?["probes"] as? String, out + "/probes.jsonl"); XCTAssertEqual(lens?["knownOnly"] as? Bool, true)
+        XCTAssertEqual(try config("rome")["probes"] as? String, out + "/probes.jsonl", "edits the corpus's facts, not CounterFact's")
     }
 
     func testWhatTheCorpusSetsCannotBeSetAgain() throws {
