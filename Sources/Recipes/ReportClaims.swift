@@ -81,7 +81,9 @@ extension Report {
                 line("–", "not testable here: no \(claim.variants == .early ? "early-dropout" : "dropout") variant"); continue
             }
             guard let t = tables[claim.evaluator], let id = claim.row(t) else {
-                line("–", "not testable here: no \(claim.evaluator) \(tables[claim.evaluator] == nil ? "jobs" : "row") in this recipe"); continue
+                let planned = recipe.jobs.contains { $0.kind == claim.evaluator }
+                line("–", tables[claim.evaluator] == nil && planned ? "not measured yet (its jobs are missing)"
+                     : "not testable here: no \(claim.evaluator) \(tables[claim.evaluator] == nil ? "jobs" : "row") in this recipe"); continue
             }
             for v in variants {
                 if let c = comparisons[ObjectIdentifier(t)]?[id]?[v.id] {
