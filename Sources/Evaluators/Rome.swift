@@ -57,6 +57,7 @@ public struct RomeOptions: CommandOptions, Equatable, Sendable {
     public var relations: [String] = []       // with pararel: these relations (default: all)
     public var split = "edit"                 // counterfact-{edit,train,val}.json
     public var limit: Int? = 100              // edit cases (the first N usable ones)
+    public var knownOnly: Bool? = nil         // only cases whose prompt the model answers with the true object (unset: all)
     public var seed: UInt64 = 0
     public var layer: Int? = nil              // default: the causal trace's ffn.out peak
     public var traceCases = 50
@@ -127,6 +128,7 @@ extension RomeOptions: OptionHelp {
         "relations": "With --pararel: ParaRel relations (empty: all).",
         "split": "CounterFact split: edit, train or val.",
         "limit": "Edit cases, the first usable ones (unset: all; memit: its largest count).",
+        "knownOnly": "Edit only facts the model knows: cases whose prompt it answers with the true object at [MASK] (the limit counts those; unset: every usable case).",
         "seed": "Seed for the prefixes, the layer trace's noise and the new objects of ParaRel or probe cases.",
         "layer": "Edited FFN layer (unset: the causal trace's ffn.out peak at the last subject token).",
         "traceCases": "Cases traced to choose the layer.",
@@ -588,24 +590,47 @@ public enum Rome {
         if last > 0, let flag = o.layer == last ? "layer" : layers.contains(last) ? "layers" : nil {
             throw OptionError(key: flag, "\(last) is the last layer: its FFN output at the subject reaches [MASK] through no later attention, so it cannot be edited there")
         }
-        let loaded: EditCases, source: String
+        let loaded: EditCases, source: String, known = o.knownOnly == true
         if o.pararel || o.probes != nil {
             let raw = try o.probes.map(ProbeSet.readJSONL) ?? ProbeSet.readParaRel(dataDir: o.dataDir, relations: o.relations)
-            loaded = EditCases.fromProbes(raw, seed: o.seed, tokenizer: tok, limit: o.limit)
+            loaded = EditCases.fromProbes(raw, seed: o.seed, tokenizer: tok, limit: known ? nil : o.limit)
             source = o.probes ?? "pararel"
         } else {
-            loaded = try EditCases.load(dataDir: o.dataDir, split: o.split, tokenizer: tok, limit: o.limit)
+            loaded = try EditCases.load(dataDir: o.dataDir, split: o.split, tokenizer: tok, limit: known ? nil : o.limit)
             source = "counterfact (\(o.split))"
         }
         let (sequences, snippets) = try corpusSample(o, tok: tok)
-        let cases = prepare(loaded.cases, snippets: snippets, o: o, tok: tok, maxLength: model.config.maxPositions)
+        var cases = prepare(loaded.cases, snippets: snippets, o: o, tok: tok, maxLength: model.config.maxPositions)
         log("\(source): \(loaded.read) cases read, \(loaded.droppedMultiPiece) dropped (an object is not one word piece), "
             + (o.pararel || o.probes != nil ? "\(loaded.droppedUnpaired) without a paraphrase, a neighbour or another object, " : "")
-            + "\(cases.count) used")
-        guard !cases.isEmpty else { throw ProbeError("\(source): no usable edit case for this vocabulary") }
+            + "\(cases.count) usable")
+        if known {
+            let all = cases.count
+            cases = Array(knownCases(model, cases, batch: o.batch, pad: tok.padId).prefix(o.limit ?? Int.max))
+            log("rome: --known-only: \(cases.count) cases used (of those whose prompt the model answers with the true object, among \(all))")
+        }
+        guard !cases.isEmpty else {
+            throw ProbeError("\(source): " + (known ? "the model answers none of the usable edit cases with its true object (--known-only)"
+                                                   : "no usable edit case for this vocabulary"))
+        }
         let ckHash = SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: checkpoint)))
         return Setup(model: model, tok: tok, read: loaded.read, dropped: loaded.droppedMultiPiece, cases: cases, sequences: sequences,
                      covKey: ckHash + "|" + (o.corpus.isEmpty ? "default:\(o.dataDir ?? "")" : o.corpus.joined(separator: ",")) + "|\(o.covSeqLen)")
+    }
+
+    /// The cases whose prompt the unedited model answers with the true object (top-1 at [MASK]).
+    static func knownCases(_ model: BertModel, _ cases: [PreparedCase], batch: Int, pad: Int32) -> [PreparedCase] {
+        var out: [PreparedCase] = []
+        for start in stride(from: 0, to: cases.count, by: batch) {
+            let chunk = Array(cases[start..<min(start + batch, cases.count)])
+            let d = ProbeScoring.distributions(model, ProbeBatch(chunk.map { $0.checks[0] }, padId: pad), nil)
+            let V = d.lastDim, values = d.values
+            for (i, c) in chunk.enumerated() {
+                let row = (i * V)..<((i + 1) * V)
+                if row.max(by: { values[$0] < values[$1] }).map({ $0 - i * V }) == Int(c.trueId) { out.append(c) }
+            }
+        }
+        return out
     }
 
     /// The layer where restoring ffn.out at the last subject token matters most (mean indirect

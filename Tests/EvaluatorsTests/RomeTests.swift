@@ -4,6 +4,7 @@
 
 import Autograd
 import BERT
+import Checkpoint
 @testable import Evaluators
 import Foundation
 import Interventions
@@ -138,6 +139,28 @@ final class RomeTests: XCTestCase {
 
     /// The traced layer is the largest effect among the layers whose FFN output can reach
     /// [MASK], never the last (its effect is 0, so it would win when the others are negative).
+    /// --known-only edits facts the model knows: the cases kept are exactly the usable ones whose
+    /// prompt the model answers with the true object (checked one case at a time), the limit counting
+    /// those; on an untrained model of the same vocabulary none is left, a one-line error.
+    func testKnownOnlyEditsKnownFacts() throws {
+        var o = options()
+        let all = try Rome.setup(checkpoint: FactModel.trained.checkpoint, o, log: { _ in })
+        let known = all.cases.filter { c in
+            let d = ProbeScoring.distributions(all.model, ProbeBatch([c.checks[0]], padId: all.tok.padId), nil).values
+            return d.indices.max { d[$0] < d[$1] } == Int(c.trueId)
+        }
+        XCTAssertGreaterThan(known.count, 2, "the fact model knows its facts")
+        o.knownOnly = true; o.limit = 2
+        let kept = try Rome.setup(checkpoint: FactModel.trained.checkpoint, o, log: { _ in })
+        XCTAssertEqual(kept.cases.map(\.source.id), known.prefix(2).map(\.source.id))
+        let untrained = BertModel(config: all.model.config)
+        untrained.initialize(seed: 3)
+        let path = NSTemporaryDirectory() + "droplab-rome-untrained-\(getpid()).h5"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Checkpoint.save(untrained, vocab: all.tok.vocab, to: path)
+        XCTAssertThrowsError(try Rome.setup(checkpoint: path, o, log: { _ in })) { XCTAssertTrue("\($0)".contains("answers none of the usable edit cases"), "\($0)") }
+    }
+
     func testTracedLayerIsNeverTheLast() {
         XCTAssertEqual(Rome.peak([-0.1, -0.3, 0]), 0)
         XCTAssertEqual(Rome.peak([0.1, 0.4, -0.2, 0]), 1)

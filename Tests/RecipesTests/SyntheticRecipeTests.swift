@@ -219,6 +219,7 @@ final class FactsRecipeTests: XCTestCase {
         let lens = try config("lens")["source"] as? [String: Any]
         XCTAssertEqual(lens?["probes"] as? String, out + "/probes.jsonl"); XCTAssertEqual(lens?["knownOnly"] as? Bool, true)
         XCTAssertEqual(try config("rome")["probes"] as? String, out + "/probes.jsonl", "edits the corpus's facts, not CounterFact's")
+        XCTAssertEqual(try config("rome")["knownOnly"] as? Bool, true, "edits facts the model knows")
     }
 
     func testWhatTheCorpusSetsCannotBeSetAgain() throws {
