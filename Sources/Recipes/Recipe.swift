@@ -99,6 +99,12 @@ public struct Recipe {
         let fm = FileManager.default
         let named = "recipes/\(path).toml"
         let file = !fm.fileExists(atPath: path) && !path.contains("/") && fm.fileExists(atPath: named) ? named : path
+        if !fm.fileExists(atPath: file), !path.contains("/"),
+           let names = try? fm.contentsOfDirectory(atPath: "recipes").filter({ $0.hasSuffix(".toml") }).map({ String($0.dropLast(5)) }) {
+            let stem = path.hasSuffix(".toml") ? String(path.dropLast(5)) : path
+            throw RecipeError("\(path): no such file" + (Suggest.closest(stem, among: names).map { "; did you mean '\($0)' (recipes/\($0).toml)?" } ?? "")
+                              + " (recipes: \(names.sorted().joined(separator: ", ")))")
+        }
         try self.init(source: RecipeSource(path: file), digests: digests)
     }
 

@@ -192,6 +192,9 @@ final class RecipeValidationTests: XCTestCase {
         assertOneLineError(report, contains: ["bad.toml:9:"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/reports"))
         assertOneLineError(try runDroplab(["recipe", "run", dir + "/missing.toml"]), contains: ["missing.toml", "no such file"])
+        // a mistyped recipe name (as `recipe list` names them): the closest one suggested
+        assertOneLineError(try runDroplab(["recipe", "run", "quik", "--dry-run"], cwd: TestData.repoRoot),
+                           contains: ["quik: no such file", "did you mean 'quick' (recipes/quick.toml)?"])
     }
 
     /// A job's identity: the logging options (log-every, save-every, eval-every) change no hash
