@@ -536,7 +536,7 @@ public enum Report {
             let s = runs.filter { $0.job.kind == k }.map(\.done.seconds)
             return s.isEmpty ? nil : "\(k) \(duration(Statistics.mean(s)))" + (s.count > 1 ? " (mean of \(s.count))" : "")
         }
-        md += perKind.isEmpty ? "\n" : "; per job, by kind: " + perKind.joined(separator: ", ") + " (on the machines above, sharing their cores with other jobs)\n"
+        md += perKind.isEmpty ? "\n" : "; per job, by kind: " + perKind.joined(separator: ", ") + " (wall times on the machines above: a job that shared the cores with others took longer)\n"
         var data: [String: Set<String>] = [:]
         for r in runs { for (p, h) in r.done.data { data[p, default: []].insert(h) } }
         md += "- Data (sha256):\n"
