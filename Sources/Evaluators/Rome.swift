@@ -84,7 +84,6 @@ public struct RomeOptions: CommandOptions, Equatable, Sendable {
         try Check.that((limit ?? 1) >= 1, "limit", "must be at least 1, got \(limit ?? 0)")
         try Check.that(!(pararel && probes != nil), "pararel", "goes with either --pararel or --probes, not both")
         try Check.that(relations.isEmpty || pararel, "relations", "chooses ParaRel relations: it goes with --pararel")
-        if let p = probes { try Check.that(FileManager.default.fileExists(atPath: p), "probes", "\(p): no such file") }
         try Check.that((layer ?? 0) >= 0, "layer", "must be >= 0, got \(layer ?? 0)")
         try Check.that(traceCases >= 1, "trace-cases", "must be at least 1, got \(traceCases)")
         try Check.that(resolvedTraceSamples >= 1, "trace-samples", "must be at least 1, got \(resolvedTraceSamples)")

@@ -11,10 +11,13 @@ enum EditorKeys {
     static let managed = ["dataDir": "the recipe's data-dir or [synthetic] directory", "seed": "the recipe's seeds", "cacheDir": "the runner's cache",
                           "saveEdited": "recipes keep results, not models"]
     /// With [synthetic]: its CounterFact cases (its directory is the data root) and its corpus.
+    /// With [facts], which has no CounterFact: cases from its probes (the facts the model was
+    /// told, not CounterFact's, which it never saw) and its corpus, unless the recipe says otherwise.
     static func resolve(_ o: inout RomeOptions, _ explicit: Set<String>, _ c: ResolveContext) {
         let synthetic = c.generated.flatMap { $0.hasCounterFact ? $0 : nil }
         o.dataDir = synthetic?.out ?? c.dataDir; o.seed = c.seed; o.cacheDir = ""
-        if let g = synthetic, !explicit.contains("corpus") { o.corpus = [g.corpus] }
+        if let g = c.generated, !explicit.contains("corpus") { o.corpus = [g.corpus] }
+        if let g = c.generated, !g.hasCounterFact, !explicit.contains("probes"), !explicit.contains("pararel") { o.probes = g.probes }
     }
     static func datasets(_ o: RomeOptions) -> [DatasetRef] {
         let cases = o.probes.map { DatasetRef(key: "probes", path: $0) }

@@ -182,6 +182,8 @@ final class FactsRecipeTests: XCTestCase {
         XCTAssertEqual((c["source"] as! [String: Any])["probes"] as? String, out + "/probes.jsonl")
         let rome = try JSONSerialization.jsonObject(with: r.jobs.first { $0.kind == "rome" }!.config) as! [String: Any]
         XCTAssertNotEqual(rome["dataDir"] as? String, out, "no CounterFact cases in a facts corpus: rome keeps the data root's")
+        XCTAssertEqual(rome["probes"] as? String, out + "/probes.jsonl", "its cases: the corpus's facts")
+        XCTAssertEqual(rome["corpus"] as? [String], [out + "/corpus.txt"], "its key statistics: the model's own text")
         // the generator's settings are the pretrainings' parent: other settings, other jobs
         let other = try load(dir, recipe(dir, facts: 60))
         XCTAssertNotEqual(other.jobs.first { $0.kind == "pretrain" }!.hash, pre.hash)
