@@ -340,6 +340,8 @@ public enum Report {
         if let b = bounds, h.isFinite, s.mean - h < b.lowerBound || s.mean + h > b.upperBound {
             return "\(NumberFormat.value(s.mean)) [\(NumberFormat.value(b.clamp(s.mean - h))), \(NumberFormat.value(b.clamp(s.mean + h)))]"
         }
+        // a spread of rounding noise or none: the seeds agree, and an interval would only print noise
+        if h == 0 && s.n >= 2 { return "\(NumberFormat.value(s.mean)) (the same in every seed)" }
         return "\(NumberFormat.value(s.mean)) ± \(NumberFormat.value(h))"
     }
 

@@ -339,6 +339,16 @@ final class StudyReportTests: XCTestCase {
         XCTAssertEqual(Report.verdict(.sign(1), none, better: .lower), "not decided at this n (no interval)")
     }
 
+    /// A mean's cell: its t-interval; cut at the metric's range; no interval of rounding noise
+    /// when the seeds agree (an interval would print only noise, e.g. "56.73 ± 2.162e-14").
+    func testMeanCells() {
+        XCTAssertEqual(Report.meanCell(Statistics.summarize([56.73, 56.73 + 1e-12, 56.73]), bounds: 0...100), "56.73 (the same in every seed)")
+        XCTAssertEqual(Report.meanCell(Statistics.summarize([56.73]), bounds: 0...100), "56.73 ± n/a")
+        let spread = Statistics.summarize([1, 2, 3])   // mean 2, sd 1, t(2) 4.303: half-width 2.484
+        XCTAssertEqual(Report.meanCell(spread, bounds: nil), "2.000 ± 2.484")
+        XCTAssertEqual(Report.meanCell(spread, bounds: 0...100), "2.000 [0, 4.484]")
+    }
+
     /// Provenance gives each job's wall time and the mean per kind.
     func testJobDurations() throws {
         XCTAssertEqual(Report.duration(2914.99), "48m35s"); XCTAssertEqual(Report.duration(8340), "2h19m"); XCTAssertEqual(Report.duration(12.4), "12s")
