@@ -146,7 +146,7 @@ final class BadInputTests: XCTestCase {
             (editor("rome") + ["--split", "test"], "--split"), (editor("rome") + ["--cov-samples", "0"], "--cov-samples"),
             (editor("rome") + ["--layer", "9"], "--layer"), (editor("rome") + ["--layer", "1"], "last layer"),
             (editor("memit") + ["--layers", "0", "1"], "--layers"), (editor("rome") + ["--pararel", "--probes", "probes.jsonl"], "--pararel"),
-            (editor("rome") + ["--relations", "P36"], "--relations"), (editor("memit") + ["--probes", "missing.jsonl"], "missing.jsonl"),
+            (editor("rome") + ["--relations", "P36"], "--relations"), (editor("memit") + ["--probes", "missing.jsonl"], "missing.jsonl"), (editor("rome") + ["--known-only", "maybe"], "--known-only"),
             (editor("rome") + ["--pararel", "--relations", "P999"], "P999"), (editor("memit") + ["--counts", "0"], "--counts"),
             (editor("memit") + ["--lambda", "-1"], "--lambda"), (["eval", "rome", "missing.h5"], "missing.h5"),
             (editor("rome") + ["--objective", "memit"], "--objective"), (editor("memit") + ["--stop-loss", "0"], "--stop-loss"),
@@ -161,7 +161,7 @@ final class BadInputTests: XCTestCase {
             // explore: its flags, the trace and kn flags it shares, prompts, checkpoints, output
             (explore + ["--samples", "0"], "--samples"), (explore + ["--noise", "-1"], "--noise"), (explore + ["--window", "0"], "--window"), (explore + ["--kinds", "foo"], "--kinds"),
             (explore + ["--steps", "0"], "--steps"), (explore + ["--threshold", "2"], "--threshold"), (explore + ["--site", "block"], "--site"),
-            (explore + ["--alphas", "2"], "--alphas"), (explore + ["--top", "0"], "--top"), (explore + ["--max-prompts", "0"], "--max-prompts"),
+            (explore + ["--alphas", "2"], "--alphas"), (explore + ["--top", "0"], "--top"), (explore + ["--promoted", "-1"], "--promoted"), (explore + ["--max-prompts", "0"], "--max-prompts"),
             (explore + ["--batch", "0"], "--batch"), (explore + ["--select", "paris"], "--select"), (explore + ["--probes", "probes.jsonl"], "--probes"),
             (explore + ["--target", "zzzqqq"], "--target"), (explore + ["--target", "two words"], "--target"),
             (["explore", "ck.h5", "--prompt", "no mask here"], "[MASK]"), (["explore", "ck.h5", "--prompt", "a [MASK] b", "--subject", "paris"], "paris"),
