@@ -78,13 +78,10 @@ extension ExplorePage {
     /// peaks (per traced prompt, the layer whose block state restored at the last subject token
     /// gives P(target) back most). Nil for a single prompt.
     public struct SetSummary: Equatable, Sendable {
+        public struct Band: Equatable, Sendable { public var mean: Double, low: Double, high: Double }
         public var prompts: Int, correct: Int
-        public var lens: [(mean: Double, low: Double, high: Double)]
+        public var lens: [Band]                   // per layer
         public var tracePeaks: [Int]              // prompts whose trace peaks at each layer
-        public static func == (a: SetSummary, b: SetSummary) -> Bool {
-            a.prompts == b.prompts && a.correct == b.correct && a.tracePeaks == b.tracePeaks
-                && a.lens.map { [$0.mean, $0.low, $0.high] } == b.lens.map { [$0.mean, $0.low, $0.high] }
-        }
     }
 
     public func summaries() -> [SetSummary]? {
@@ -92,9 +89,9 @@ extension ExplorePage {
         return checkpoints.indices.map { c in
             let views = prompts.map { $0.views[c] }
             let layers = views[0].lens.prob.count
-            let lens = (0..<layers).map { l -> (mean: Double, low: Double, high: Double) in
+            let lens = (0..<layers).map { l -> SetSummary.Band in
                 let xs = views.map { $0.lens.prob[l] }
-                return (xs.reduce(0, +) / Double(xs.count), xs.min()!, xs.max()!)
+                return SetSummary.Band(mean: xs.reduce(0, +) / Double(xs.count), low: xs.min()!, high: xs.max()!)
             }
             var peaks = [Int](repeating: 0, count: checkpoints[c].layers)
             for (p, v) in zip(prompts, views) {

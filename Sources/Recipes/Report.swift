@@ -472,6 +472,11 @@ public enum Report {
         return "## Headline findings\n\n" + (lines.isEmpty ? none : lines.joined(separator: "\n") + "\n") + "\n"
     }
 
+    /// "[low, high]" of a comparison's difference, nil without an interval.
+    static func interval(_ c: Comparison) -> String? {
+        c.test.low.flatMap { lo in c.test.high.map { "[\(NumberFormat.signed(lo)), \(NumberFormat.signed($0))]" } }
+    }
+
     /// "2 seeds" or "2 seeds × 48 concepts".
     static func pairs(_ c: Comparison) -> String {
         let n = "\(c.test.n) seed\(c.test.n == 1 ? "" : "s")"
@@ -506,7 +511,7 @@ public enum Report {
                 } else if row.descriptive {
                     md += " – | not tested | – | – |\n"
                 } else if let c = cs[id]?[v.id] {
-                    let ci = c.test.low.flatMap { lo in c.test.high.map { " [\(NumberFormat.signed(lo)), \(NumberFormat.signed($0))]" } } ?? " [n/a]"
+                    let ci = interval(c).map { " " + $0 } ?? " [n/a]"
                     md += " \(NumberFormat.signed(c.test.meanDifference))\(ci) | \(NumberFormat.pValue(c.test.p)) | \(NumberFormat.pValue(c.holm)) | \(pairs(c)) |\n"
                 } else {
                     md += " – | – | – | 0 |\n"

@@ -87,7 +87,7 @@ extension Report {
             }
             for v in variants {
                 if let c = comparisons[ObjectIdentifier(t)]?[id]?[v.id] {
-                    let ci = c.test.low.flatMap { lo in c.test.high.map { " [\(NumberFormat.signed(lo)), \(NumberFormat.signed($0))]" } } ?? ""
+                    let ci = interval(c).map { " " + $0 } ?? ""
                     let said = verdict(claim.expect, c, better: t.first[id]!.better)
                     table += "| \(cell(claim.text)) | \(cell(v.label)) | \(NumberFormat.signed(c.test.meanDifference))\(ci) | \(pairs(c)) | "
                         + "\(NumberFormat.pValue(c.holm)) | \(said) |\n"
