@@ -50,7 +50,7 @@ let package = Package(
         .target(name: "Interventions", dependencies: ["Autograd", "BERT"], swiftSettings: release),
         .target(name: "Evaluators", dependencies: ["Autograd", "BERT", "Checkpoint", "Text", "Training", "Interventions"],
                 swiftSettings: release),
-        .target(name: "Recipes", dependencies: ["BERT", "Checkpoint", "Text", "Training", "Evaluators",
+        .target(name: "Recipes", dependencies: ["Autograd", "BERT", "Checkpoint", "Text", "Training", "Evaluators",
                                                 .product(name: "TOMLKit", package: "TOMLKit")],
                 plugins: ["CodeVersion"]),
         // the code version jobs record (tools/code_version.sh): source hash and git commit, baked in at build time

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Compare droplab's training throughput with Hugging Face transformers on this machine and
-# write BENCHMARKS.md at the repository root.
+# write this machine's section of BENCHMARKS.md at the repository root (other machines' stay).
 #
 #   tools/bench_compare.sh                 # full: mini+small x V8192+V30522 x dropout 0.0+0.1 x fp32+bf16, 5 steps
 #   tools/bench_compare.sh --quick         # smoke run: mini, V8192, dropout 0.0+0.1, 3 steps
@@ -93,9 +93,8 @@ HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS="$THREADS" MKL_NUM_THREA
     "$PY" "$ROOT/tools/bench_peer.py" --json "${SELECT[@]}" --steps "$STEPS" --threads "$THREADS" --attn "$ATTN" \
     > "$H_JSON" || die "bench_peer.py failed"
 
-"$PY" "$ROOT/tools/bench_peer.py" --report "$D_JSON" "$H_JSON" > "$OUT.tmp" || { rm -f "$OUT.tmp"; die "report failed"; }
-# sections measured by other means (after this marker line) are kept
-MARKER='<!-- kept by tools/bench_compare.sh: sections below are not generated -->'
-[ -f "$OUT" ] && sed -n "\|^$MARKER\$|,\$p" "$OUT" >> "$OUT.tmp"
+# this machine's section replaces its earlier one; other machines' sections and the sections
+# measured by other means (after the marker line) are kept
+"$PY" "$ROOT/tools/bench_peer.py" --report "$D_JSON" "$H_JSON" --into "$OUT" > "$OUT.tmp" || { rm -f "$OUT.tmp"; die "report failed"; }
 mv "$OUT.tmp" "$OUT"
 echo "== wrote $OUT (raw JSON in $WORK)" >&2

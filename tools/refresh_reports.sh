@@ -1,6 +1,6 @@
 #!/bin/bash
-# Refresh the committed study reports: copy the job files of the studies given (default: the ones
-# still running, facts and synthetic) from checkpoints/ into reports/<recipe>-jobs/, then
+# Refresh the committed study reports: add the job files of the studies given (default: the ones
+# still running, facts and synthetic) finished in checkpoints/ to reports/<recipe>-jobs/, then
 # regenerate every committed report from its job files alone, as CI does
 # (CommittedReportTests), and drop the figures a report no longer draws. Commit reports/ after.
 #
@@ -12,9 +12,8 @@ droplab=.build/release/droplab
 [ -x $droplab ] || { echo "refresh_reports: build first (make build)" >&2; exit 1; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 save=("$@"); [ ${#save[@]} -gt 0 ] || save=(facts synthetic)
-for x in "${save[@]}"; do
-  $droplab report recipes/$x.toml --save-jobs --out "$tmp/save-$x" > /dev/null
-  rm -rf reports/$x-jobs; cp -r "$tmp/save-$x/$x-jobs" reports/
+for x in "${save[@]}"; do   # merges: copies of jobs finished on another machine stay
+  $droplab report recipes/$x.toml --save-jobs --out reports > /dev/null
 done
 recipes=$(ls -d reports/*-jobs | sed 's|reports/||; s|-jobs$||')
 for x in $recipes; do

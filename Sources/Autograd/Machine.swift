@@ -18,6 +18,9 @@ public enum Machine {
     public struct CPU: Sendable {
         public var model: String
         public var flags: Set<String>
+        /// "family 25, model 1" (the model name alone can be the same for two generations under a
+        /// hypervisor: "AMD EPYC" for a Zen 3 and a Zen 4); "unknown" when not given.
+        public var identity = "unknown"
 
         /// The vector ISA levels droplab cares about, as a short list ("AVX2, AVX-512, AVX512-BF16").
         public var isaSummary: String {
@@ -39,7 +42,9 @@ public enum Machine {
             }
             return nil
         }
-        return CPU(model: field("model name") ?? "unknown", flags: Set((field("flags") ?? "").split(separator: " ").map(String.init)))
+        let identity = field("cpu family").flatMap { f in field("model\t").map { "family \(f), model \($0)" } } ?? "unknown"
+        return CPU(model: field("model name") ?? "unknown", flags: Set((field("flags") ?? "").split(separator: " ").map(String.init)),
+                   identity: identity)
     }()
 
     /// The AVX-512 subsets OpenBLAS's SkylakeX kernels use.
@@ -112,7 +117,7 @@ public enum Machine {
     /// The machine's description as (snake_case key, value) pairs: `droplab inspect --system` and
     /// `droplab bench` print them as `key: value` lines, `bench --json` records them.
     public static var summary: [(String, String)] {
-        [("cpu", cpu.model), ("cpu_features", cpu.isaSummary), ("cores", String(ProcessInfo.processInfo.activeProcessorCount)),
+        [("cpu", cpu.model), ("cpu_id", cpu.identity), ("cpu_features", cpu.isaSummary), ("cores", String(ProcessInfo.processInfo.activeProcessorCount)),
          ("kernel_threads", String(Parallel.threads)), ("openblas_core", openBLASDescription), ("onednn_isa", oneDNNISA),
          ("bf16", BF16.isSupported ? "yes (AVX512-BF16)" : "no (the CPU, or ONEDNN_MAX_CPU_ISA, lacks AVX512-BF16)")]
     }

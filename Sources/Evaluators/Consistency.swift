@@ -4,7 +4,11 @@
 //    paraphrase patterns whose top-1 predictions agree, averaged over facts with >= 2 patterns;
 //  - unique_predictions (the drop-dropout study's measure): the number of distinct top-1
 //    predictions within each (relation, gold object) group, averaged over groups; lower is
-//    more consistent.
+//    more consistent;
+//  - consistency over known facts: the same pair agreement over the facts the model answers
+//    right in at least one of their patterns (all of those facts' patterns counted). A model
+//    that knows nothing has no known facts, so a constant or guessing predictor cannot score
+//    here what it scores on all facts.
 // Each measure is also given per relation and, for user probes with a "split" (the synthetic
 // corpus's training and held-out templates), per split.
 
@@ -43,6 +47,10 @@ public struct ConsistencyResult: Codable, Sendable {
     /// everywhere, consistency 100%, accuracy 0%); above `degenerateShare` its consistency means nothing.
     public var topPrediction: String? = nil
     public var topPredictionShare: Double? = nil
+    /// The facts answered right in at least one pattern, and the consistency over those with two
+    /// or more patterns (nil: none, or a result written before 2026-12-07).
+    public var knownFacts: Int? = nil
+    public var knownConsistency: Double? = nil
     public static let degenerateShare = 0.5
     public var degenerate: Bool { (topPredictionShare ?? 0) > Self.degenerateShare }
 }
@@ -61,24 +69,34 @@ public struct ConsistencyProbeRecord: Codable, Sendable {
 }
 
 public enum Consistency {
-    public struct Measures { public var accuracy, consistency, uniquePredictions: Double }
+    public struct Measures {
+        public var accuracy, consistency, uniquePredictions: Double
+        /// Facts answered right in at least one pattern, and the consistency over them (NaN: none with two patterns).
+        public var knownFacts: Int, knownConsistency: Double
+    }
 
-    /// The three measures over probes with their top-1 predictions: `facts` names each probe's
-    /// fact (its paraphrases agree or not), `groups` its (relation, object).
+    /// The measures over probes with their top-1 predictions: `facts` names each probe's fact
+    /// (its paraphrases agree or not), `groups` its (relation, object).
     public static func measures<T: Hashable>(facts: [String], groups: [String], predictions: [T], targets: [T]) -> Measures {
-        let acc = mean(zip(predictions, targets).map { $0 == $1 ? 1 : 0 })
-        var byFact: [String: [T]] = [:], byGroup: [String: Set<T>] = [:]
+        let right = zip(predictions, targets).map { $0 == $1 }
+        var byFact: [String: [Int]] = [:], byGroup: [String: Set<T>] = [:]
         for i in predictions.indices {
-            byFact[facts[i], default: []].append(predictions[i])
+            byFact[facts[i], default: []].append(i)
             byGroup[groups[i], default: []].insert(predictions[i])
         }
-        var agreement: [Double] = []                        // in key order: the same sums every time
-        for ys in byFact.keys.sorted().map({ byFact[$0]! }) where ys.count >= 2 {
+        var agreement: [Double] = [], knownAgreement: [Double] = [], known = 0   // in key order: the same sums every time
+        for idx in byFact.keys.sorted().map({ byFact[$0]! }) {
+            let isKnown = idx.contains { right[$0] }
+            if isKnown { known += 1 }
+            guard idx.count >= 2 else { continue }
             var same = 0, pairs = 0
-            for i in 0..<ys.count { for j in (i + 1)..<ys.count { pairs += 1; if ys[i] == ys[j] { same += 1 } } }
+            for i in 0..<idx.count { for j in (i + 1)..<idx.count { pairs += 1; if predictions[idx[i]] == predictions[idx[j]] { same += 1 } } }
             agreement.append(Double(same) / Double(pairs))
+            if isKnown { knownAgreement.append(Double(same) / Double(pairs)) }
         }
-        return Measures(accuracy: acc, consistency: mean(agreement), uniquePredictions: mean(byGroup.keys.sorted().map { Double(byGroup[$0]!.count) }))
+        return Measures(accuracy: mean(right.map { $0 ? 1 : 0 }), consistency: mean(agreement),
+                        uniquePredictions: mean(byGroup.keys.sorted().map { Double(byGroup[$0]!.count) }),
+                        knownFacts: known, knownConsistency: mean(knownAgreement))
     }
 
     /// `measures` of probes: facts by their tuple, groups by relation and object.
@@ -122,6 +140,7 @@ public enum Consistency {
         var r = ConsistencyResult(checkpoint: checkpoint, options: o, probes: n, facts: Set(k.probes.probes.map(\.tuple)).count,
                                   accuracy: all.accuracy, consistency: finite(all.consistency), uniquePredictions: all.uniquePredictions,
                                   perRelation: perRelation, perSplit: perSplit.isEmpty ? nil : perSplit, counts: k.probes.counts, seconds: Date().timeIntervalSince(began))
+        r.knownFacts = all.knownFacts; r.knownConsistency = finite(all.knownConsistency)
         let freq = Dictionary(top.map { ($0, 1) }, uniquingKeysWith: +)
         if let (id, c) = freq.max(by: { ($0.value, $1.key) < ($1.value, $0.key) }) {
             r.topPrediction = k.token(id); r.topPredictionShare = Double(c) / Double(n)

@@ -63,7 +63,6 @@ public struct SquadOptions: CommandOptions, Sendable {
         try Check.that(nullThreshold.isFinite, "null-threshold", "must be finite, got \(nullThreshold)")
         try Check.range(logEvery, 1...Check.maxSteps, "log-every")
         try Check.that(!bestThreshold || v == .v2, "best-threshold", "needs --version 2.0 (v1.1 has no unanswerable questions)")
-        try Check.precision(precision)
     }
 }
 
@@ -248,6 +247,7 @@ public enum Squad {
                                            log: @escaping (String) -> Void) throws -> Output {
         let began = Date()
         try o.validate()
+        try Check.machineRuns(o.precision)
         let v = try version(o.version)
         let ck = try Checkpoint.load(checkpoint, head: .qa, seed: o.seed)
         let model = ck.model

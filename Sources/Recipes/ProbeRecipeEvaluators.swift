@@ -76,6 +76,8 @@ public enum ConsistencyRecipeEvaluator: ProbeRecipeEvaluator {
     public static func rows(_ r: ConsistencyResult) -> [MetricRow] {
         [MetricRow.percent("consistency.accuracy", "ParaRel accuracy at [MASK] (%)", r.accuracy, better: .higher)]
             + (r.consistency.map { [MetricRow.percent("consistency.consistency", "ParaRel consistency (%)", $0, better: .higher)] } ?? [])
+            + (r.knownConsistency.map { [MetricRow.percent("consistency.known", "ParaRel consistency over known facts (%)", $0, better: .higher)] } ?? [])
+            + (r.knownFacts.map { [MetricRow("consistency.known_facts", "Facts answered right in at least one pattern", Double($0), descriptive: true)] } ?? [])
             + (r.topPredictionShare.map { [MetricRow.percent("consistency.top_share", "Most frequent prediction's share of the probes (%)", $0, descriptive: true)] } ?? [])
             + [MetricRow("consistency.unique", "Distinct predictions per (relation, object)", r.uniquePredictions, better: .lower)]
             + (r.perSplit ?? [:]).keys.sorted().map { s in
@@ -94,11 +96,17 @@ public enum ConsistencyRecipeEvaluator: ProbeRecipeEvaluator {
                 r.topPrediction = top.key; r.topPredictionShare = Double(top.value) / Double(counts.values.reduce(0, +))
             }
         }
-        guard let share = r.topPredictionShare else { return [] }
+        // consistency over known facts: over at least KnownFacts.minimum of them
+        let known = r.knownFacts.map { n in
+            [ValidityCheck(id: "consistency.known", check: "at least \(KnownFacts.minimum) facts answered right in at least one pattern",
+                           value: Double(n), bound: Double(KnownFacts.minimum), held: n >= KnownFacts.minimum,
+                           failure: n == 0 ? "no known facts" : "too few known facts", gates: ["consistency.known"])]
+        } ?? []
+        guard let share = r.topPredictionShare else { return known }
         return [ValidityCheck(id: "consistency.degenerate",
                               check: "most frequent prediction (\(r.topPrediction ?? "?")) on at most \(Int(100 * ConsistencyResult.degenerateShare))% of the probes",
                               value: 100 * share, bound: 100 * ConsistencyResult.degenerateShare, held: !r.degenerate,
-                              failure: "one answer everywhere", gates: ["consistency.consistency", "consistency.unique"])]
+                              failure: "one answer everywhere", gates: ["consistency.consistency", "consistency.known", "consistency.unique"])] + known
     }
     /// Per concept (the object): the three measures over its probes.
     public static func units(_ r: ConsistencyResult, directory: String) throws -> [String: MetricRow.Units] {

@@ -530,8 +530,9 @@ public enum Report {
         md += "- Code (sha256 of the sources, at build time): " + (codes.isEmpty ? "–" : codes.keys.sorted().map { "\($0) (\(codes[$0]!) jobs)" }.joined(separator: "; ")) + "\n"
         let commits = Array(Set(runs.map { "`\($0.done.commit)`" + ($0.done.dirty ? " (with uncommitted changes)" : "") })).sorted()
         md += "- Commit: " + (commits.isEmpty ? "–" : commits.joined(separator: "; ")) + "\n"
-        let machines = Array(Set(runs.map { "\($0.done.machine.cpu), \($0.done.machine.cores) cores, \($0.done.machine.os)" })).sorted()
-        md += "- Machine: " + (machines.isEmpty ? "–" : machines.joined(separator: "; ")) + "\n"
+        var machines: [String: Int] = [:]
+        for r in runs { machines[r.done.machine.description, default: 0] += 1 }
+        md += "- Machine: " + (machines.isEmpty ? "–" : machines.keys.sorted().map { machines.count > 1 ? "\($0) (\(machines[$0]!) jobs)" : $0 }.joined(separator: "; ")) + "\n"
         if let first = runs.map(\.done.started).min(), let last = runs.map(\.done.finished).max() {
             md += "- Jobs ran: \(first) to \(last) (UTC)\n"
         }
@@ -566,16 +567,23 @@ public enum Report {
 
     /// Copy the files the report reads (`job.json`, `done.json`, `metrics.jsonl`, `result.json`
     /// and the per-unit records: every `.json` and `.jsonl` file, no checkpoint) of every finished
-    /// job to `directory`/<job dir>/, replacing what was there, so that a runner reading `jobs`
-    /// from `directory` gives the same report without any checkpoint. Returns the bytes copied.
+    /// job to `directory`/<job dir>/, so that a runner reading `jobs` from `directory` gives the
+    /// same report without any checkpoint. A job finished here replaces its copy; a copy of a job
+    /// that is not finished here (run on another machine, whose checkpoints are gone) is kept;
+    /// copies of jobs the recipe no longer has are dropped. Returns the bytes copied.
     public static func saveJobs(_ recipe: Recipe, runner: RecipeRunner, to directory: String) throws -> Int {
         let fm = FileManager.default
         let staging = directory + ".partial"
         try? fm.removeItem(atPath: staging)
         try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        let kept = RecipeRunner(recipe: recipe, root: runner.root, jobs: directory, log: { _ in })
         var bytes = 0
-        for job in recipe.jobs where runner.state(job) == .done {
-            let from = runner.directory(job), to = staging + "/" + job.dirName
+        for job in recipe.jobs {
+            let from: String
+            if runner.state(job) == .done { from = runner.directory(job) }
+            else if fm.fileExists(atPath: directory), kept.state(job) == .done { from = kept.directory(job) }
+            else { continue }
+            let to = staging + "/" + job.dirName
             try fm.createDirectory(atPath: to, withIntermediateDirectories: false)
             for f in try fm.contentsOfDirectory(atPath: from).sorted() where f.hasSuffix(".json") || f.hasSuffix(".jsonl") {
                 try fm.copyItem(atPath: from + "/" + f, toPath: to + "/" + f)

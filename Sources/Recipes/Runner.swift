@@ -21,6 +21,7 @@
 // digests of today (or it is a pretraining that can resume): it is read from there, and
 // `run` renames the directory to the current name before it starts.
 
+import Autograd
 import Checkpoint
 import Evaluators
 import Foundation
@@ -32,6 +33,17 @@ public struct DoneRecord: Codable, Sendable {
         public var cpu: String
         public var cores: Int
         public var os: String
+        /// The CPU's vector ISA levels ("AVX2, AVX-512, AVX512-BF16") and OpenBLAS's kernel
+        /// ("Cooperlake"): two machines whose CPUs share a model name ("AMD EPYC") can differ in
+        /// both, and so in their products' rounding. nil in records written before they were kept.
+        public var features: String?
+        public var blas: String?
+
+        /// "AMD EPYC (AVX2, AVX-512, AVX512-BF16; OpenBLAS Cooperlake), 2 cores, Linux 6.18 x86_64".
+        public var description: String {
+            let kernel = features.map { f in " (\(f)" + (blas.map { "; OpenBLAS \($0)" } ?? "") + ")" } ?? " (CPU features not recorded)"
+            return "\(cpu)\(kernel), \(cores) cores, \(os)"
+        }
     }
     public var job: String
     public var kind: String
@@ -431,12 +443,6 @@ struct Provenance {
     var machine: DoneRecord.Machine
 
     static func current() -> Provenance {
-        var cpu = "unknown"
-        if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-           let line = info.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
-           let colon = line.firstIndex(of: ":") {
-            cpu = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
         var os = "unknown"
         var u = utsname()
         if uname(&u) == 0 {
@@ -445,7 +451,9 @@ struct Provenance {
             }
             os = field(u.sysname) + " " + field(u.release) + " " + field(u.machine)
         }
-        return Provenance(machine: .init(cpu: cpu, cores: ProcessInfo.processInfo.activeProcessorCount, os: os))
+        let cpu = Autograd.Machine.cpu
+        return Provenance(machine: .init(cpu: cpu.model, cores: ProcessInfo.processInfo.activeProcessorCount, os: os,
+                                         features: cpu.isaSummary, blas: Autograd.Machine.openBLASCore))
     }
 }
 

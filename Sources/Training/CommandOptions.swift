@@ -49,8 +49,11 @@ public enum Check {
     public static func nonEmpty(_ s: String, _ key: String) throws {
         try that(!s.isEmpty, key, "must not be empty")
     }
-    /// bf16 needs a CPU with AVX512-BF16 (no emulated fallback).
-    public static func precision(_ p: Precision?) throws {
+    /// bf16 needs a CPU with AVX512-BF16 (no emulated fallback). A property of the machine, not
+    /// of the value: checked where the products are about to run (pretraining, SQuAD finetuning,
+    /// bench), not by `validate()`, so a recipe that trains in bf16 can still be read, listed and
+    /// reported on a machine without it.
+    public static func machineRuns(_ p: Precision?) throws {
         try that(p != .bf16 || BF16.isSupported, "precision", "bf16 needs a CPU with AVX512-BF16, which this one lacks (use fp32)")
     }
 

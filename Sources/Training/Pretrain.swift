@@ -89,7 +89,6 @@ public struct PretrainOptions: CommandOptions, Equatable, Sendable {
         try Check.nonEmpty(out, "out")
         try Check.nonEmpty(cacheDir, "cache-dir")
         try Check.range(exportBatches, 0...Check.maxSteps, "export-batches")
-        try Check.precision(precision)
     }
 
     /// The seeds in force: each of --init-seed, --data-seed and --dropout-seed, else --seed.
@@ -145,6 +144,7 @@ public enum Pretrain {
     /// micro-batches of a step over all ranks (a multiple of the rank count).
     public static func run(_ o: PretrainOptions, resume: Bool, world: MPIWorld? = nil, log: @escaping (String) -> Void) throws -> TrainingSummary {
         try o.validate()
+        try Check.machineRuns(o.precision)
         let salient = try o.salient.map { try SalientLines.read($0, flag: "salient") }
         let ranks = world?.size ?? 1, leader = (world?.rank ?? 0) == 0
         precondition(o.accumulation % ranks == 0, "the micro-batches of a step must divide over the ranks")

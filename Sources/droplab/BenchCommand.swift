@@ -51,7 +51,7 @@ struct BenchCommand: ParsableCommand {
         try Check.that(!vocabSizes.isEmpty, "vocab-sizes", "needs at least one size")
         for v in vocabSizes { try Check.range(v, 64...(1 << 20), "vocab-sizes") }
         try Check.that(!precision.isEmpty, "precision", "needs at least one value")
-        for p in precision { try Check.precision(p) }
+        for p in precision { try Check.machineRuns(p) }
         try Check.that(!dropouts.isEmpty, "dropouts", "needs at least one value")
         for p in dropouts { try Check.probability(p, "dropouts") }
         try Check.range(steps, 1...10_000, "steps")

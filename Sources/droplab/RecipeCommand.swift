@@ -97,7 +97,7 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Output directory.") var out = "reports"
     @Option(help: "Read the job directories from this directory instead of <root>/recipes/<recipe>/ (e.g. the copies --save-jobs keeps).")
     var jobs: String?
-    @Flag(help: "Also copy the files the report reads (job.json, done.json, metrics.jsonl, result.json, records; no checkpoints) of every finished job to <out>/<recipe>-jobs/, so that --jobs <out>/<recipe>-jobs regenerates the report on a machine without the checkpoints.")
+    @Flag(help: "First copy the files the report reads (job.json, done.json, metrics.jsonl, result.json, records; no checkpoints) of every finished job to <out>/<recipe>-jobs/ (a job finished here replaces its copy; copies of jobs not finished here, e.g. run on another machine, are kept), then report from those copies; --jobs <out>/<recipe>-jobs regenerates the report on a machine without the checkpoints.")
     var saveJobs = false
 
     func run() throws {
@@ -112,14 +112,15 @@ struct ReportCommand: ParsableCommand {
         if saveJobs, let jobs, URL(fileURLWithPath: jobs).standardizedFileURL == URL(fileURLWithPath: saved).standardizedFileURL {
             throw ValidationError("--save-jobs: would replace \(jobs), which --jobs reads")
         }
-        let runner = RecipeRunner(recipe: r, root: root, jobs: jobs, log: log)
+        var runner = RecipeRunner(recipe: r, root: root, jobs: jobs, log: log)
+        if saveJobs {   // this machine's finished jobs join the copies; the report reads the copies
+            let bytes = try Report.saveJobs(r, runner: runner, to: saved)
+            runner = RecipeRunner(recipe: r, root: root, jobs: saved, log: log)
+            print("job files: \(saved) (\(r.jobs.filter { runner.state($0) == .done }.count) jobs, \(bytes / 1024) KiB)")
+        }
         let report = try Report.build(r, runner: runner, name: r.name)
         let paths = try Report.write(report, to: out)
         let done = r.jobs.filter { runner.state($0) == .done }.count
         print("report: \(paths.joined(separator: ", ")) (\(done)/\(r.jobs.count) jobs done)")
-        if saveJobs {
-            let bytes = try Report.saveJobs(r, runner: runner, to: saved)
-            print("job files: \(saved) (\(done) jobs, \(bytes / 1024) KiB)")
-        }
     }
 }

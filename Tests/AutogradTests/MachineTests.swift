@@ -34,7 +34,10 @@ final class MachineTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         let line = r.stdout.split(separator: "\n").first { $0.hasPrefix("openblas_core: ") }.map(String.init) ?? ""
         let core = line.dropFirst("openblas_core: ".count).split(separator: " ").first.map { $0.lowercased() } ?? ""
-        print("\(line) on \(Machine.cpu.model) (\(Machine.cpu.isaSummary))")
+        print("\(line) on \(Machine.cpu.model), \(Machine.cpu.identity) (\(Machine.cpu.isaSummary))")
+        #if os(Linux)   // the model name can be shared by CPU generations: the family and model tell them apart
+        XCTAssertTrue(r.stdout.contains("\ncpu_id: family "), r.stdout)
+        #endif
         if Machine.cpu.flags.isSuperset(of: ["avx2", "fma"]) {
             XCTAssertTrue(Machine.avx2Cores.union(Machine.avx512Cores).contains(core), "a generic kernel on an AVX2 CPU: \(line)")
         }

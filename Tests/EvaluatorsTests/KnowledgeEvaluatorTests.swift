@@ -26,6 +26,9 @@ final class KnowledgeEvaluatorTests: XCTestCase {
         XCTAssertGreaterThan(r.accuracy, 0.95)
         XCTAssertEqual(records.count, k.probes.probes.count)
         XCTAssertEqual(r.consistency ?? 0, 1, accuracy: 0.05)
+        // accuracy above 0.95 of 80 probes leaves at most 4 wrong probes: at least 28 of the 32 facts known
+        XCTAssertGreaterThanOrEqual(r.knownFacts ?? 0, 28)
+        XCTAssertEqual(r.knownConsistency ?? 0, 1, accuracy: 0.05)
     }
 
     /// The most frequent prediction's share: below one half for the fact model (its answers are
@@ -45,6 +48,26 @@ final class KnowledgeEvaluatorTests: XCTestCase {
         XCTAssertEqual(constant.topPredictionShare, 1)
         XCTAssertTrue(constant.degenerate)
         XCTAssertEqual(constant.consistency, 1)
+    }
+
+    /// Consistency over known facts, by its definition on hand-made predictions: fact A (3
+    /// patterns, one right: agreement 1/3), B (2 patterns, none right: unknown, agreement 1),
+    /// C (2 patterns, one right: agreement 0), D (1 pattern, right: known, no pair).
+    func testKnownFactConsistency() {
+        let m = Consistency.measures(facts: ["A", "A", "A", "B", "B", "C", "C", "D"], groups: Array(repeating: "g", count: 8),
+                                     predictions: ["x", "x", "y", "z", "z", "w", "v", "u"],
+                                     targets: ["x", "x", "x", "w", "w", "v", "v", "u"])
+        XCTAssertEqual(m.accuracy, 4.0 / 8)
+        XCTAssertEqual(m.knownFacts, 3)
+        // a few double additions and one division: within a few ulps of the exact 4/9 and 1/6
+        XCTAssertEqual(m.consistency, 4.0 / 9, accuracy: 4 * Double.ulpOfOne)
+        XCTAssertEqual(m.knownConsistency, 1.0 / 6, accuracy: 4 * Double.ulpOfOne)
+        XCTAssertEqual(m.uniquePredictions, 6)
+        // nothing right: no known facts, no consistency over them
+        let none = Consistency.measures(facts: ["A", "A"], groups: ["g", "g"], predictions: ["the", "the"], targets: ["x", "x"])
+        XCTAssertEqual(none.knownFacts, 0)
+        XCTAssertTrue(none.knownConsistency.isNaN)
+        XCTAssertEqual(none.consistency, 1)
     }
 
     /// --known-only keeps the probes the model answers right at [MASK]: every fact probe, and

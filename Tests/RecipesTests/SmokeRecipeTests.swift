@@ -222,6 +222,13 @@ final class SmokeRecipeTests: XCTestCase {
         XCTAssertEqual(fromKept.status, 0, fromKept.stderr)
         let third = try ["smoke.md", "smoke-val-loss.svg", "smoke-train-loss.svg"].map { try Data(contentsOf: URL(fileURLWithPath: elsewhere + "/" + $0)) }
         XCTAssertEqual(first, third, "the report from the kept job files differs")
+        // saving again on a machine without the checkpoints (a new machine) keeps every copy, and
+        // the report it writes is read from them
+        let resaved = try runDroplab(["report", recipe, "--root", dir + "/nothing", "--out", out, "--save-jobs"], cwd: repo)
+        XCTAssertEqual(resaved.status, 0, resaved.stderr)
+        XCTAssertEqual(Set(try fm.contentsOfDirectory(atPath: out + "/smoke-jobs")), Set(listed.map(\.dir)))
+        XCTAssertEqual(try ["smoke.md", "smoke-val-loss.svg", "smoke-train-loss.svg"].map { try Data(contentsOf: URL(fileURLWithPath: out + "/" + $0)) },
+                       first, "the report after a save without checkpoints differs")
         assertOneLineError(try runDroplab(["report", recipe, "--jobs", out + "/smoke-jobs", "--out", out, "--save-jobs"], cwd: repo),
                            contains: ["--save-jobs"])
         assertOneLineError(try runDroplab(["report", recipe, "--jobs", dir + "/missing"], cwd: repo), contains: ["--jobs", "missing"])

@@ -63,7 +63,9 @@ final class StudyReportTests: XCTestCase {
         let record = DoneRecord(job: job.dirName, kind: job.kind, variant: job.variant, seed: job.seed,
                                 started: "2026-01-0\(job.seed + 1)T00:00:00Z", finished: "2026-01-0\(job.seed + 1)T01:00:00Z",
                                 seconds: 60, resumed: false, code: code, commit: "abc", dirty: false,
-                                machine: .init(cpu: "test cpu", cores: 2, os: "test os"),
+                                // seed 0's jobs as recorded before the CPU's features were kept, seed 1's on another CPU
+                                machine: job.seed == 0 ? .init(cpu: "test cpu", cores: 2, os: "test os")
+                                    : .init(cpu: "test cpu", cores: 2, os: "test os", features: "AVX2", blas: "Haswell"),
                                 data: data ?? digests,
                                 summary: [:])
         return try Canonical.json(record, pretty: true)
@@ -295,6 +297,24 @@ final class StudyReportTests: XCTestCase {
         XCTAssertEqual(check(20).id, "lens.known")
     }
 
+    /// Consistency over known facts is withheld below 20 known facts, and with the other
+    /// consistency rows when one answer covers most probes; accuracy is never withheld.
+    func testConsistencyOverKnownFactsChecks() throws {
+        var r = ConsistencyResult(checkpoint: "m.h5", options: ConsistencyOptions(), probes: 100, facts: 40, accuracy: 0.3, consistency: 0.6,
+                                  uniquePredictions: 2, perRelation: [:], perSplit: nil, counts: [:], seconds: 1)
+        r.topPrediction = "paris"; r.topPredictionShare = 0.2; r.knownFacts = 19; r.knownConsistency = 0.7
+        XCTAssertEqual(ConsistencyRecipeEvaluator.rows(r).map(\.id).filter { $0.hasPrefix("consistency.known") }, ["consistency.known", "consistency.known_facts"])
+        func failed(_ r: ConsistencyResult) throws -> [String] {
+            let checks = try ConsistencyRecipeEvaluator.validity(r, directory: "/nonexistent")
+            return ConsistencyRecipeEvaluator.rows(r).map(\.id).filter { id in checks.contains { !$0.held && $0.gates(id) } }
+        }
+        XCTAssertEqual(try failed(r), ["consistency.known"])
+        r.knownFacts = 20
+        XCTAssertEqual(try failed(r), [])
+        r.topPredictionShare = 0.6
+        XCTAssertEqual(try failed(r), ["consistency.consistency", "consistency.known", "consistency.unique"])
+    }
+
     /// MEND's check: the trained editor's [MASK] success beats the untrained one's on the test
     /// facts (paired per fact, 95% t-interval above 0); an editor no better than its untrained
     /// self (steps 0, or a flat loss) is withheld.
@@ -358,6 +378,10 @@ final class StudyReportTests: XCTestCase {
         XCTAssertTrue(md.contains("; per job, by kind: pretrain "), md)
         XCTAssertTrue(md.contains(" (mean of 4)"), md)
         XCTAssertFalse(md.contains("(not done)"), "every job of the test recipe is done")
+        // two machines whose CPUs share a model name are told apart, each with its jobs
+        let perSeed = Dictionary(grouping: r.jobs, by: { $0.seed }).mapValues(\.count)
+        XCTAssertTrue(md.contains("- Machine: test cpu (AVX2; OpenBLAS Haswell), 2 cores, test os (\(perSeed[1]!) jobs); "
+                                  + "test cpu (CPU features not recorded), 2 cores, test os (\(perSeed[0]!) jobs)\n"), md)
     }
 
     /// IG's completeness check: attributions whose aggregate completeness error is above 5% (or

@@ -189,10 +189,17 @@ final class BadInputTests: XCTestCase {
             (["eval", "lense", "ck.h5"], "did you mean 'lens'?"), (["help", "eval", "lense"], "did you mean 'lens'?"),
             (["evl", "lens", "ck.h5"], "did you mean 'eval'?"), (["recipe", "rn", "paper"], "did you mean 'run'?"),
         ]
+        // bf16 on a CPU without AVX512-BF16 (made so on every machine by capping oneDNN at AVX2)
+        let noBF16 = ["ONEDNN_MAX_CPU_ISA": "AVX2"]
+        let machineCases: [([String], String, [String: String])] = cases.map { ($0.0, $0.1, [:]) } + [
+            (pre + ["--precision", "bf16"], "--precision bf16 needs a CPU with AVX512-BF16", noBF16),
+            (squad + ["--precision", "bf16"], "--precision bf16 needs a CPU with AVX512-BF16", noBF16),
+            (bench + ["--precision", "bf16"], "--precision bf16 needs a CPU with AVX512-BF16", noBF16),
+        ]
         let before = snapshot(dir)
         var table: [String] = []
-        for (args, needle) in cases {
-            let r = try runDroplab(args, cwd: dir)
+        for (args, needle, environment) in machineCases {
+            let r = try runDroplab(args, cwd: dir, environment: environment)
             let lines = r.stderr.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.isEmpty }
             let shown = args.joined(separator: " ")
             table.append("| `droplab \(shown.replacingOccurrences(of: TestData.sharedData, with: "DATA"))` | \(r.status) | \(lines.first ?? "") |")
