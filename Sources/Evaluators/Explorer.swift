@@ -225,7 +225,7 @@ public enum Explorer {
     /// What the `count` neurons of largest attribution promote (see the file's header).
     static func promotions(_ k: KnowledgeSetup, _ p: TokenizedProbe, _ r: KNProbeRecord, count: Int, top: Int) -> [NeuronPromotion] {
         let c = k.model.config, C = c.hiddenSize, F = c.intermediateSize, V = c.vocabSize
-        let embeddings = k.model.params["bert.embeddings.word_embeddings.weight"].values
+        let embeddings = k.model.params[BertModule.wordEmbeddings.weight].values
         let batch = ProbeBatch([p], padId: k.tokenizer.padId)
         let base = Double(ProbeScoring.distributions(k.model, batch, nil, log: true).values[Int(p.targetId)])
         return r.neurons.indices.sorted { (-r.attribution[$0], $0) < (-r.attribution[$1], $1) }.prefix(count).map { i in

@@ -42,19 +42,24 @@ public enum Results {
         return data
     }
 
-    /// The records of a file written by `jsonLines`; errors name the file and line.
+    /// The records of a file written by `jsonLines`, or of its gzip copy `<path>.gz` (the
+    /// committed job files keep their records compressed); errors name the file and line.
     public static func readLines<T: Decodable>(_ type: T.Type, from path: String) throws -> [T] {
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw CorpusError("\(path): cannot read (\((error as NSError).localizedDescription))")
-        }
+        guard let file = recordFile(path) else { throw CorpusError("\(path): cannot read (no such file, nor \(path).gz)") }
         let dec = JSONDecoder()
-        return try text.split(separator: "\n", omittingEmptySubsequences: true).enumerated().map { i, line in
-            guard let record = try? dec.decode(T.self, from: Data(line.utf8)) else {
-                throw CorpusError("\(path):\(i + 1): not a \(T.self) record")
-            }
-            return record
+        var records: [T] = [], line = 0
+        try Corpus.forEachLine(file) { text in
+            line += 1
+            guard !text.isEmpty else { return }
+            guard let record = try? dec.decode(T.self, from: Data(text.utf8)) else { throw CorpusError("\(file):\(line): not a \(T.self) record") }
+            records.append(record)
         }
+        return records
+    }
+
+    /// `path`, or its gzip copy `<path>.gz`, whichever exists (nil: neither).
+    public static func recordFile(_ path: String) -> String? {
+        [path, path + ".gz"].first { FileManager.default.fileExists(atPath: $0) }
     }
 }
 

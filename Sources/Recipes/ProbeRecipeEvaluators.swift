@@ -90,7 +90,7 @@ public enum ConsistencyRecipeEvaluator: ProbeRecipeEvaluator {
     /// Results before 2026-12-06 (no share recorded) are checked on their probe records.
     public static func validity(_ r: ConsistencyResult, directory: String) throws -> [ValidityCheck] {
         var r = r
-        if r.topPredictionShare == nil, FileManager.default.fileExists(atPath: directory + "/\(name)-probes.jsonl") {
+        if r.topPredictionShare == nil, Results.recordFile(directory + "/\(name)-probes.jsonl") != nil {
             let counts = Dictionary(grouping: try records(directory), by: \.prediction).mapValues(\.count)
             if let top = counts.max(by: { ($0.value, $1.key) < ($1.value, $0.key) }) {
                 r.topPrediction = top.key; r.topPredictionShare = Double(top.value) / Double(counts.values.reduce(0, +))
@@ -98,7 +98,7 @@ public enum ConsistencyRecipeEvaluator: ProbeRecipeEvaluator {
         }
         // consistency over known facts: over at least KnownFacts.minimum of them
         let known = r.knownFacts.map { n in
-            [ValidityCheck(id: "consistency.known", check: "at least \(KnownFacts.minimum) facts answered right in at least one pattern",
+            [ValidityCheck(id: "consistency.known_facts", check: "at least \(KnownFacts.minimum) facts answered right in at least one pattern",
                            value: Double(n), bound: Double(KnownFacts.minimum), held: n >= KnownFacts.minimum,
                            failure: n == 0 ? "no known facts" : "too few known facts", gates: ["consistency.known"])]
         } ?? []

@@ -15,6 +15,7 @@
 // every collection is walked in a fixed order, so regenerating gives identical bytes.
 
 import Evaluators
+import Text
 import Training
 import Foundation
 
@@ -62,6 +63,13 @@ public enum Report {
     public struct Output {
         public var markdown: String
         public var files: [(name: String, content: String)]   // the markdown and the figures
+
+        /// The report as one self-contained HTML page (`report --html`).
+        public var html: String {
+            let title = markdown.split(separator: "\n").first { $0.hasPrefix("# ") }.map { String($0.dropFirst(2)) } ?? "droplab report"
+            return ReportHTML.page(title: title, markdown: markdown,
+                                   figures: Dictionary(files.filter { $0.name.hasSuffix(".svg") }.map { ($0.name, $0.content) }, uniquingKeysWith: { a, _ in a }))
+        }
     }
 
     /// Holm-adjusted p-values below this are reported as significant.
@@ -385,8 +393,10 @@ public enum Report {
                 var c = "\(these.count) run\(these.count == 1 ? "" : "s"): " + (checks.isEmpty ? "no check" : "\(held) of \(checks.count) held")
                 let failures = Array(Set(checks.filter { !$0.held }.map(\.failure))).sorted()
                 if !failures.isEmpty { c += " (" + failures.joined(separator: "; ") + ")" }
-                let known = checks.filter { $0.id.hasSuffix(".known") }.compactMap(\.value).map { Int($0) }
-                if let lo = known.min(), let hi = known.max() { c += "; \(lo == hi ? "\(lo)" : "\(lo)–\(hi)") known probes" }
+                for (suffix, noun) in [(".known", "known probes"), (".known_facts", "known facts")] {
+                    let known = checks.filter { $0.id.hasSuffix(suffix) }.compactMap(\.value).map { Int($0) }
+                    if let lo = known.min(), let hi = known.max() { c += "; \(lo == hi ? "\(lo)" : "\(lo)–\(hi)") \(noun)" }
+                }
                 md += " \(cell(c)) |"
             }
             md += "\n"
@@ -568,7 +578,9 @@ public enum Report {
     /// Copy the files the report reads (`job.json`, `done.json`, `metrics.jsonl`, `result.json`
     /// and the per-unit records: every `.json` and `.jsonl` file, no checkpoint) of every finished
     /// job to `directory`/<job dir>/, so that a runner reading `jobs` from `directory` gives the
-    /// same report without any checkpoint. A job finished here replaces its copy; a copy of a job
+    /// same report without any checkpoint. The per-unit records (`<name>-probes.jsonl`, ...: most
+    /// of the bytes) are kept gzip-compressed as `<file>.gz`, which `Results.readLines` reads.
+    /// A job finished here replaces its copy; a copy of a job
     /// that is not finished here (run on another machine, whose checkpoints are gone) is kept;
     /// copies of jobs the recipe no longer has are dropped. Returns the bytes copied.
     public static func saveJobs(_ recipe: Recipe, runner: RecipeRunner, to directory: String) throws -> Int {
@@ -585,9 +597,11 @@ public enum Report {
             else { continue }
             let to = staging + "/" + job.dirName
             try fm.createDirectory(atPath: to, withIntermediateDirectories: false)
-            for f in try fm.contentsOfDirectory(atPath: from).sorted() where f.hasSuffix(".json") || f.hasSuffix(".jsonl") {
-                try fm.copyItem(atPath: from + "/" + f, toPath: to + "/" + f)
-                bytes += (try fm.attributesOfItem(atPath: to + "/" + f)[.size] as? NSNumber)?.intValue ?? 0
+            for f in try fm.contentsOfDirectory(atPath: from).sorted() where [".json", ".jsonl", ".jsonl.gz"].contains(where: { f.hasSuffix($0) }) {
+                let data = try Data(contentsOf: URL(fileURLWithPath: from + "/" + f))
+                let (name, kept) = f.hasSuffix(".jsonl") && f != "metrics.jsonl" ? (f + ".gz", try Corpus.gzip(data)) : (f, data)
+                try kept.write(to: URL(fileURLWithPath: to + "/" + name))
+                bytes += kept.count
             }
         }
         if fm.fileExists(atPath: directory) { try fm.removeItem(atPath: directory) }

@@ -38,11 +38,13 @@ public struct DoneRecord: Codable, Sendable {
         /// both, and so in their products' rounding. nil in records written before they were kept.
         public var features: String?
         public var blas: String?
+        /// The job's kernel threads (a job sharing the machine with others runs on fewer than its cores).
+        public var threads: Int?
 
-        /// "AMD EPYC (AVX2, AVX-512, AVX512-BF16; OpenBLAS Cooperlake), 2 cores, Linux 6.18 x86_64".
+        /// "AMD EPYC (AVX2, AVX-512, AVX512-BF16; OpenBLAS Cooperlake), 2 cores, 1 kernel thread, Linux 6.18 x86_64".
         public var description: String {
             let kernel = features.map { f in " (\(f)" + (blas.map { "; OpenBLAS \($0)" } ?? "") + ")" } ?? " (CPU features not recorded)"
-            return "\(cpu)\(kernel), \(cores) cores, \(os)"
+            return "\(cpu)\(kernel), \(cores) cores, " + (threads.map { "\($0) kernel thread\($0 == 1 ? "" : "s"), " } ?? "") + os
         }
     }
     public var job: String
@@ -453,7 +455,7 @@ struct Provenance {
         }
         let cpu = Autograd.Machine.cpu
         return Provenance(machine: .init(cpu: cpu.model, cores: ProcessInfo.processInfo.activeProcessorCount, os: os,
-                                         features: cpu.isaSummary, blas: Autograd.Machine.openBLASCore))
+                                         features: cpu.isaSummary, blas: Autograd.Machine.openBLASCore, threads: Parallel.threads))
     }
 }
 

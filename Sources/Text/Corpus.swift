@@ -72,6 +72,28 @@ public enum Corpus {
         if !pending.isEmpty { try body(String(decoding: pending, as: UTF8.self)) }
     }
 
+    /// `data` in gzip format (deflate level 9, no file name, modification time 0), so the same
+    /// bytes always give the same file.
+    public static func gzip(_ data: Data) throws -> Data {
+        var z = z_stream()
+        // window bits 15 + 16: a gzip wrapper instead of zlib's
+        guard deflateInit2_(&z, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+            throw CorpusError("gzip: deflateInit2 failed")
+        }
+        defer { deflateEnd(&z) }
+        var out = [UInt8](repeating: 0, count: Int(deflateBound(&z, UInt(data.count))))
+        var input = [UInt8](data)
+        let status = input.withUnsafeMutableBufferPointer { i in
+            out.withUnsafeMutableBufferPointer { o -> Int32 in
+                z.next_in = i.baseAddress; z.avail_in = UInt32(i.count)
+                z.next_out = o.baseAddress; z.avail_out = UInt32(o.count)
+                return deflate(&z, Z_FINISH)
+            }
+        }
+        guard status == Z_STREAM_END else { throw CorpusError("gzip: deflate failed (\(status))") }
+        return Data(out.prefix(Int(z.total_out)))
+    }
+
     /// Call `body` with each document's text (lines joined by "\n").
     public static func forEachDocument(_ path: String, _ body: (String) throws -> Void) throws {
         var lines: [String] = []

@@ -99,6 +99,8 @@ struct ReportCommand: ParsableCommand {
     var jobs: String?
     @Flag(help: "First copy the files the report reads (job.json, done.json, metrics.jsonl, result.json, records; no checkpoints) of every finished job to <out>/<recipe>-jobs/ (a job finished here replaces its copy; copies of jobs not finished here, e.g. run on another machine, are kept), then report from those copies; --jobs <out>/<recipe>-jobs regenerates the report on a machine without the checkpoints.")
     var saveJobs = false
+    @Flag(help: "Also write <recipe>.html: the same report as one self-contained page (figures inline, tables sortable by a click on a column header, nothing loaded from outside).")
+    var html = false
 
     func run() throws {
         let r = try Recipe(path: recipe, digests: DataDigests(cacheFile: RecipeRunner.digestCache(root: root)))
@@ -118,7 +120,8 @@ struct ReportCommand: ParsableCommand {
             runner = RecipeRunner(recipe: r, root: root, jobs: saved, log: log)
             print("job files: \(saved) (\(r.jobs.filter { runner.state($0) == .done }.count) jobs, \(bytes / 1024) KiB)")
         }
-        let report = try Report.build(r, runner: runner, name: r.name)
+        var report = try Report.build(r, runner: runner, name: r.name)
+        if html { report.files.append((r.name + ".html", report.html)) }
         let paths = try Report.write(report, to: out)
         let done = r.jobs.filter { runner.state($0) == .done }.count
         print("report: \(paths.joined(separator: ", ")) (\(done)/\(r.jobs.count) jobs done)")

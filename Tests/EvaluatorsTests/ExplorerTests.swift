@@ -230,35 +230,15 @@ final class ExplorerTests: XCTestCase {
     }
 
     func testPageOpensInChromium() throws {
-        guard let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
-            .first(where: FileManager.default.isExecutableFile(atPath:)) else {
-            throw XCTSkip("chromium is not installed (make test installs it)")
-        }
         let (dir, _, _, html, cli) = Self.page
+        let chromium = try Chromium(directory: dir)
         XCTAssertEqual(cli.status, 0, cli.stderr)
-        let outside = html.replacingOccurrences(of: "http://www.w3.org/2000/svg", with: "")   // the SVG namespace, not a request
-        XCTAssertFalse(outside.contains("http://") || outside.contains("https://") || outside.contains(" src="), "the page must load nothing")
-        let url = URL(fileURLWithPath: dir + "/page.html").absoluteString
-        func chromiumRun(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: chromium)
-            p.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(dir)/chromium-profile",
-                           "--enable-logging=stderr", "--v=0"] + args + [url]
-            let out = Pipe(), err = Pipe()
-            p.standardOutput = out; p.standardError = err
-            try p.run()
-            let timer = DispatchWorkItem { p.terminate() }
-            DispatchQueue.global().asyncAfter(deadline: .now() + 180, execute: timer)
-            let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            timer.cancel()
-            return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-        }
+        XCTAssertTrue(loadsNothingFromOutside(html), "the page must load nothing")
+        let page = dir + "/page.html"
         let shot = dir + "/page.png"
-        let s = try chromiumRun(["--screenshot=\(shot)", "--window-size=1400,1800", "--hide-scrollbars"])
+        let s = try chromium.run(["--screenshot=\(shot)", "--window-size=1400,1800", "--hide-scrollbars"], page: page)
         XCTAssertEqual(s.status, 0, s.stderr)
-        let console = s.stderr.split(separator: "\n").filter { $0.contains(":CONSOLE") || $0.contains("Uncaught") }
-        XCTAssertEqual(console, [], "console messages")
+        XCTAssertEqual(Chromium.consoleMessages(s), [], "console messages")
         let png = try PNGImage(contentsOf: shot)
         let (distinct, ink) = png.colourStatistics
         print("explore screenshot: \(png.width)x\(png.height), \(distinct) colours, \(String(format: "%.1f", 100 * ink))% not background")
@@ -268,7 +248,7 @@ final class ExplorerTests: XCTestCase {
         XCTAssertGreaterThan(distinct, 100, "the screenshot is (nearly) blank")
         XCTAssertGreaterThan(ink, 0.05, "the screenshot is (nearly) blank")
 
-        let d = try chromiumRun(["--dump-dom"])
+        let d = try chromium.run(["--dump-dom"], page: page)
         XCTAssertEqual(d.status, 0, d.stderr)
         let dom = d.stdout
         XCTAssertTrue(dom.contains(#"data-ready="4""#), "the page's script did not run to its end")

@@ -17,6 +17,9 @@ final class CommittedReportTests: XCTestCase {
         let repo = TestData.repoRoot, fm = FileManager.default
         let kept = try fm.contentsOfDirectory(atPath: repo + "/reports").filter { $0.hasSuffix("-jobs") }.map { String($0.dropLast(5)) }
         XCTAssertEqual(Set(kept), Set(committed.keys), "reports/*-jobs directories")
+        // the per-unit records, most of the bytes, are committed gzip-compressed (report --save-jobs)
+        let plain = try fm.subpathsOfDirectory(atPath: repo + "/reports").filter { $0.hasSuffix(".jsonl") && !$0.hasSuffix("/metrics.jsonl") }
+        XCTAssertEqual(plain, [], "uncompressed records under reports/")
         for (name, complete) in committed.sorted(by: { $0.key < $1.key }) {
             let out = try temporaryDirectory(self)
             let r = try runDroplab(["report", "recipes/\(name).toml", "--root", out + "/no-checkpoints", "--jobs", "reports/\(name)-jobs",

@@ -65,7 +65,7 @@ final class StudyReportTests: XCTestCase {
                                 seconds: 60, resumed: false, code: code, commit: "abc", dirty: false,
                                 // seed 0's jobs as recorded before the CPU's features were kept, seed 1's on another CPU
                                 machine: job.seed == 0 ? .init(cpu: "test cpu", cores: 2, os: "test os")
-                                    : .init(cpu: "test cpu", cores: 2, os: "test os", features: "AVX2", blas: "Haswell"),
+                                    : .init(cpu: "test cpu", cores: 2, os: "test os", features: "AVX2", blas: "Haswell", threads: 1),
                                 data: data ?? digests,
                                 summary: [:])
         return try Canonical.json(record, pretty: true)
@@ -380,7 +380,7 @@ final class StudyReportTests: XCTestCase {
         XCTAssertFalse(md.contains("(not done)"), "every job of the test recipe is done")
         // two machines whose CPUs share a model name are told apart, each with its jobs
         let perSeed = Dictionary(grouping: r.jobs, by: { $0.seed }).mapValues(\.count)
-        XCTAssertTrue(md.contains("- Machine: test cpu (AVX2; OpenBLAS Haswell), 2 cores, test os (\(perSeed[1]!) jobs); "
+        XCTAssertTrue(md.contains("- Machine: test cpu (AVX2; OpenBLAS Haswell), 2 cores, 1 kernel thread, test os (\(perSeed[1]!) jobs); "
                                   + "test cpu (CPU features not recorded), 2 cores, test os (\(perSeed[0]!) jobs)\n"), md)
     }
 

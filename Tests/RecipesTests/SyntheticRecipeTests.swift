@@ -100,7 +100,7 @@ final class SyntheticRecipeTests: XCTestCase {
         let consistency = try json(Data(contentsOf: URL(fileURLWithPath: runner.directory(r.jobs[1]) + "/result.json")))
         XCTAssertEqual(consistency["probes"] as? Int, 24 * 5)
         XCTAssertEqual((consistency["perSplit"] as? [String: Any])?.keys.sorted(), ["held-out", "train"])
-        XCTAssertEqual((consistency["validity"] as? [[String: Any]])?.map { $0["id"] as? String }, ["consistency.degenerate"],
+        XCTAssertEqual((consistency["validity"] as? [[String: Any]])?.map { $0["id"] as? String }, ["consistency.degenerate", "consistency.known_facts"],
                        "every result.json carries its checks beside its own keys")
         let rome = try json(Data(contentsOf: URL(fileURLWithPath: runner.directory(r.jobs[2]) + "/result.json")))
         XCTAssertEqual(rome["cases"] as? Int, 2); XCTAssertEqual(rome["casesDroppedMultiPiece"] as? Int, 0)   // its CounterFact cases
