@@ -1,6 +1,7 @@
 // Hand-written SVG line plots: axes with "nice" ticks, a legend, one polyline per series,
-// a color per group (variant) and a dash pattern per style (seed). Output is a pure
-// function of the data (fixed number formatting), so regenerated plots are byte-identical.
+// a color per group (variant) and a dash pattern per style (seed), a series' band (its
+// seeds' range) shaded in its color. Output is a pure function of the data (fixed number
+// formatting), so regenerated plots are byte-identical.
 
 import Foundation
 
@@ -9,9 +10,29 @@ public struct LinePlot {
         public var group: Int          // color
         public var style: Int          // dash pattern
         public var points: [(x: Double, y: Double)]
+        /// Shaded from lo to hi at each x (empty: no band).
+        public var band: [(x: Double, lo: Double, hi: Double)] = []
         public init(group: Int, style: Int, points: [(x: Double, y: Double)]) {
             self.group = group; self.style = style; self.points = points
         }
+    }
+
+    /// One group's curves (one per seed) as series: one curve as it is; two or more as their
+    /// mean at the x values they all have, with a band from their minimum to their maximum
+    /// (the seeds' range: with 2-3 seeds a t-interval would be wider than the data); curves
+    /// that share no x value stay one series each, a dash pattern per curve.
+    public static func seriesOverSeeds(_ curves: [[(x: Double, y: Double)]], group: Int) -> [Series] {
+        let finite = curves.map { $0.filter { $0.x.isFinite && $0.y.isFinite } }.filter { !$0.isEmpty }
+        guard finite.count > 1 else { return finite.map { Series(group: group, style: 0, points: $0) } }
+        let shared = finite.dropFirst().reduce(Set(finite[0].map(\.x))) { $0.intersection($1.map(\.x)) }
+        guard !shared.isEmpty else { return finite.enumerated().map { Series(group: group, style: $0.offset, points: $0.element) } }
+        var mean = Series(group: group, style: 0, points: [])
+        for x in finite[0].map(\.x) where shared.contains(x) && !mean.points.contains(where: { $0.x == x }) {
+            let ys = finite.map { c in c.first { $0.x == x }!.y }
+            mean.points.append((x, Statistics.mean(ys)))
+            mean.band.append((x, ys.min()!, ys.max()!))
+        }
+        return [mean]
     }
 
     public var title: String
@@ -21,6 +42,7 @@ public struct LinePlot {
     public var styles: [String]        // legend: one entry per dash pattern
     public var series: [Series]
     public var markers = false         // draw a dot at every point
+    public var notes: [String] = []    // legend lines under the entries (what a line and a band are)
 
     public init(title: String, xLabel: String, yLabel: String, groups: [String], styles: [String], series: [Series]) {
         self.title = title; self.xLabel = xLabel; self.yLabel = yLabel
@@ -37,7 +59,8 @@ public struct LinePlot {
     let left = 78.0, right = 560.0, top = 44.0, bottom = 392.0
 
     public func svg() -> String {
-        let pts = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite }
+        let pts = (series.flatMap(\.points) + series.flatMap(\.band).flatMap { [($0.x, $0.lo), ($0.x, $0.hi)] })
+            .filter { $0.x.isFinite && $0.y.isFinite }
         let (x0, x1) = LinePlot.range(pts.map(\.x), includeZero: true)
         let (y0, y1) = LinePlot.range(pts.map(\.y), includeZero: false)
         let xt = LinePlot.ticks(x0, x1), yt = LinePlot.ticks(y0, y1)
@@ -73,6 +96,16 @@ public struct LinePlot {
         s += "<text x=\"\(f((left + right) / 2))\" y=\"\(f(bottom + 44))\" text-anchor=\"middle\">\(esc(xLabel))</text>\n"
         s += "<text x=\"18\" y=\"\(f((top + bottom) / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 18 \(f((top + bottom) / 2)))\">\(esc(yLabel))</text>\n"
         s += "</g>\n"
+        // bands under the lines
+        let bands = series.filter { !$0.band.isEmpty }
+        if !bands.isEmpty {
+            s += "<g stroke=\"none\" fill-opacity=\"0.18\">\n"
+            for se in bands {
+                let outline = se.band.map { (px($0.x), py($0.hi)) } + se.band.reversed().map { (px($0.x), py($0.lo)) }
+                s += "<polygon fill=\"\(LinePlot.color(se.group))\" points=\"" + outline.map { "\(f($0.0)),\(f($0.1))" }.joined(separator: " ") + "\"/>\n"
+            }
+            s += "</g>\n"
+        }
         // series
         s += "<g fill=\"none\" stroke-width=\"2\" stroke-linejoin=\"round\" stroke-linecap=\"round\">\n"
         for se in series {
@@ -106,6 +139,10 @@ public struct LinePlot {
             s += "<line x1=\"\(f(right + 22))\" y1=\"\(f(y))\" x2=\"\(f(right + 52))\" y2=\"\(f(y))\" stroke=\"#555555\" stroke-width=\"2\"\(d.isEmpty ? "" : " stroke-dasharray=\"\(d)\"")/>\n"
             s += "<text x=\"\(f(right + 60))\" y=\"\(f(y + 4))\" fill=\"#333333\">\(esc(st))</text>\n"
             y += 20
+        }
+        for n in notes {
+            s += "<text x=\"\(f(right + 22))\" y=\"\(f(y + 4))\" fill=\"#555555\" font-size=\"11\">\(esc(n))</text>\n"
+            y += 16
         }
         s += "</g>\n</svg>\n"
         return s

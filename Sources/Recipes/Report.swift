@@ -240,13 +240,20 @@ public enum Report {
             let fs = figures[id]!
             switch fs[0].figure.kind {
             case .curve:
+                // per variant: its seeds' mean with their range as a band (LinePlot.seriesOverSeeds)
+                var series: [LinePlot.Series] = [], labels: [String] = []
+                for (i, v) in variants.enumerated() {
+                    let curves = fs.filter { $0.job.variant == v.id }.compactMap { x -> [(x: Double, y: Double)]? in
+                        guard case let .curve(points) = x.figure.kind else { return nil }
+                        return points
+                    }
+                    series += LinePlot.seriesOverSeeds(curves, group: i)
+                    labels.append(v.label + (curves.isEmpty ? "" : " (\(curves.count) seed\(curves.count == 1 ? "" : "s"))"))
+                }
                 var plot = LinePlot(title: "\(fs[0].figure.title) (\(recipe.title))", xLabel: fs[0].figure.xLabel, yLabel: fs[0].figure.yLabel,
-                                    groups: variants.map(\.label), styles: recipe.seeds.map { "seed \($0)" },
-                                    series: fs.compactMap { x -> LinePlot.Series? in
-                                        guard case let .curve(points) = x.figure.kind else { return nil }
-                                        return LinePlot.Series(group: variants.firstIndex { $0.id == x.job.variant } ?? 0,
-                                                               style: recipe.seeds.firstIndex(of: x.job.seed) ?? 0, points: points)
-                                    })
+                                    groups: labels, styles: [], series: series)
+                if series.contains(where: { !$0.band.isEmpty }) { plot.notes = ["line: mean over the seeds", "band: their range"] }
+                if series.contains(where: { $0.style > 0 }) { plot.notes.append("dashes: one seed each") }
                 plot.markers = fs[0].figure.markers
                 let file = "\(name)-\(id).svg"
                 files.append((file, plot.svg()))

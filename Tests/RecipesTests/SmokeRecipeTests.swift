@@ -150,7 +150,7 @@ final class SmokeRecipeTests: XCTestCase {
         XCTAssertGreaterThan(perSeed.rows.count, 67, "every row, the BLiMP paradigms included")
         for row in perSeed.rows { for cell in row.dropFirst() { XCTAssertNotNil(number(cell), "per-seed '\(cell)' does not parse") } }
 
-        // plots: linked, present, well-formed SVG with a polyline per run
+        // plots: linked, present, well-formed SVG
         for name in ["smoke-val-loss.svg", "smoke-train-loss.svg"] {
             XCTAssertTrue(md.contains("](\(name))"), "\(name) is not linked")
             let data = try Data(contentsOf: URL(fileURLWithPath: out + "/" + name))
@@ -160,7 +160,9 @@ final class SmokeRecipeTests: XCTestCase {
             XCTAssertTrue(parser.parse(), "\(name): not well-formed XML: \(parser.parserError.map { "\($0)" } ?? "")")
             XCTAssertEqual(check.elements.first, "svg", name)
             XCTAssertEqual(check.rootAttributes["xmlns"], "http://www.w3.org/2000/svg", name)
-            XCTAssertGreaterThanOrEqual(check.elements.filter { $0 == "polyline" }.count, 4 + 1, "\(name): a polyline per run and the axes")
+            // 2 variants x 2 seeds: per variant the seeds' mean and their range as a band, and the axes
+            XCTAssertEqual(check.elements.filter { $0 == "polyline" }.count, 2 + 1, "\(name): a mean line per variant and the axes")
+            XCTAssertEqual(check.elements.filter { $0 == "polygon" }.count, 2, "\(name): a band per variant")
         }
 
         // provenance from the stored run metadata

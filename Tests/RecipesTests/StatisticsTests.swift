@@ -155,4 +155,22 @@ final class StatisticsTests: XCTestCase {
         XCTAssertEqual(LinePlot.tickLabel(0, step: 50_000, si: true), "0")
         XCTAssertEqual(LinePlot.tickLabel(6.5, step: 0.5, si: false), "6.5")
     }
+
+    /// A variant's seeds in a figure: their mean where they all have a point, the band their
+    /// range; one seed as it is; seeds without a shared x one line each.
+    func testSeriesOverSeeds() {
+        let two = LinePlot.seriesOverSeeds([[(0, 1), (1, 2), (2, 3)], [(0, 3), (1, 4)]], group: 1)
+        XCTAssertEqual(two.count, 1)
+        XCTAssertEqual(two[0].group, 1)
+        XCTAssertEqual(two[0].points.map(\.x), [0, 1]); XCTAssertEqual(two[0].points.map(\.y), [2, 3])
+        XCTAssertEqual(two[0].band.map(\.lo), [1, 2]); XCTAssertEqual(two[0].band.map(\.hi), [3, 4])
+        let one = LinePlot.seriesOverSeeds([[(0, 1), (1, .nan)]], group: 0)
+        XCTAssertEqual(one.count, 1); XCTAssertEqual(one[0].points.map(\.y), [1]); XCTAssertTrue(one[0].band.isEmpty)
+        let apart = LinePlot.seriesOverSeeds([[(0, 1)], [(1, 2)]], group: 0)
+        XCTAssertEqual(apart.map(\.style), [0, 1]); XCTAssertTrue(apart.allSatisfy { $0.band.isEmpty })
+        // the band is drawn under its line, in the group's color
+        let svg = LinePlot(title: "t", xLabel: "x", yLabel: "y", groups: ["a", "b"], styles: [], series: two).svg()
+        XCTAssertTrue(svg.contains("<polygon fill=\"\(LinePlot.color(1))\""), svg)
+        XCTAssertLessThan(svg.range(of: "<polygon")!.lowerBound, svg.range(of: "<polyline stroke=")!.lowerBound)
+    }
 }
