@@ -117,6 +117,8 @@ public struct ExplorePage: Codable, Equatable, Sendable {
     public var options: ExploreOptions
     public var prompts: [ExplorePrompt]
     public var seconds: Double
+    /// Two checkpoints of one architecture: what differs in their weights.
+    public var audit: WeightAudit? = nil
 }
 
 public enum Explorer {
@@ -157,7 +159,8 @@ public enum Explorer {
             return ExploreCheckpoint(path: path, layers: c.numLayers, hidden: c.hiddenSize, heads: c.numHeads, ffn: c.intermediateSize,
                                      hiddenDropout: Double(c.hiddenDropout), attentionDropout: Double(c.attentionDropout))
         }
-        return ExplorePage(checkpoints: info, options: o, prompts: prompts, seconds: Date().timeIntervalSince(began))
+        let audit = setups.count == 2 ? WeightAudit.compare(setups[0].model.params, setups[1].model.params) : nil
+        return ExplorePage(checkpoints: info, options: o, prompts: prompts, seconds: Date().timeIntervalSince(began), audit: audit)
     }
 
     /// The probe set: the one --prompt (its target defaulting to the model's most probable

@@ -45,6 +45,7 @@ extension ExplorePage {
 
         """
         h += summaryTable()
+        h += auditSection()
         for (i, p) in prompts.enumerated() { h += section(i + 1, p) }
         h += """
         </main>
@@ -118,6 +119,35 @@ extension ExplorePage {
                 + "<td>" + x.tracePeaks.enumerated().map { "\($0): \($1)" }.joined(separator: ", ") + "</td></tr>"
         }
         return s + "</table></section>\n"
+    }
+
+    /// The tensors listed in the audit view; the rest are counted.
+    static let auditRows = 30
+
+    /// Two checkpoints of one architecture: which weights differ and how (WeightAudit), found
+    /// without being told where an edit was made.
+    func auditSection() -> String {
+        guard let a = audit else { return "" }
+        var s = "<section class=\"summary\" data-section=\"audit\"><h2>What changed in the weights (B &minus; A)</h2>"
+        guard !a.changed.isEmpty else { return s + "<p>No weight differs: all \(a.tensors) parameter tensors are identical.</p></section>\n" }
+        s += "<p class=\"note\">\(a.changed.count) of the \(a.tensors) parameter tensors differ (the largest relative change first). "
+            + "&sigma;<sub>1</sub>: the largest singular value of a matrix's difference (power iteration); stable rank = "
+            + "&Vert;B &minus; A&Vert;&sup2; / &sigma;<sub>1</sub>&sup2;: 1 for a rank-one edit (ROME), up to k for MEMIT's k facts, "
+            + "large for a finetune or a mask spread over the matrix.</p>"
+        s += "<table><tr><th>tensor</th><th>shape</th><th>&Vert;B &minus; A&Vert;</th><th>relative to &Vert;A&Vert;</th><th>&sigma;<sub>1</sub></th><th>stable rank</th></tr>"
+        for c in a.changed.prefix(Self.auditRows) {
+            s += "<tr><td><code>\(esc(c.name))</code></td><td>\(c.shape.map(String.init).joined(separator: " &times; "))</td><td>\(num(c.norm))</td>"
+                + "<td>\(c.relative.isFinite ? num(c.relative) : "(A is 0)")</td><td>\(c.sigma1.map(num) ?? "–")</td><td>\(c.stableRank.map { String(format: "%.2f", $0) } ?? "–")</td></tr>"
+        }
+        s += "</table>"
+        if a.changed.count > Self.auditRows { s += "<p class=\"note\">and \(a.changed.count - Self.auditRows) more tensors with smaller changes (all in the JSON).</p>" }
+        // and what that did to this page's prompts
+        let flipped = prompts.filter { $0.views.count == 2 && $0.views[0].top.first?.token != $0.views[1].top.first?.token }
+        s += "<p data-audit=\"predictions\">The top prediction at [MASK] changed in \(flipped.count) of the \(prompts.count) prompts"
+            + (flipped.isEmpty ? "." : ": " + flipped.map { p in
+                "<q>\(esc(p.prompt))</q> \(esc(p.views[0].top.first?.token ?? "?")) &rarr; \(esc(p.views[1].top.first?.token ?? "?"))"
+            }.joined(separator: "; ") + ".") + "</p>"
+        return s + "</section>\n"
     }
 
     /// One prompt: the tokens, then a row per view.

@@ -229,6 +229,44 @@ final class ExplorerTests: XCTestCase {
         XCTAssertTrue(html.contains(#"data-section="summary""#))
     }
 
+    /// The audit finds an edit without being told where: a rank-one update of one FFN output
+    /// matrix and a changed bias, nothing else. In float32, B = fl(A + u vᵀ) differs from A + u vᵀ
+    /// by at most one rounding per entry (unit roundoff 2^-24 of |B|), a matrix E with
+    /// ‖E‖ <= 2^-24 ‖B‖_F; σ₁ and ‖B − A‖ are then within ‖E‖ of ‖u‖‖v‖, and the stable rank within
+    /// about 4‖E‖/σ₁ of 1: the bounds below are those, doubled.
+    func testWeightAuditFindsARankOneEdit() throws {
+        let a = try Checkpoint.load(FactModel.trained.checkpoint).model
+        let b = BertModel(config: a.config)
+        b.params.copyValues(from: a.params)
+        let w = b.params[BertModule.ffnOut(1).weight], (rows, cols) = (w.shape[0], w.shape[1])
+        let u = (0..<rows).map { Float(sin(Double($0) + 1)) }, v = (0..<cols).map { Float(cos(0.3 * Double($0))) }
+        for r in 0..<rows { for c in 0..<cols { w.data[r * cols + c] += u[r] * v[c] } }
+        b.params[BertModule.ffnIn(0).bias].data[3] += 0.5
+        let audit = try XCTUnwrap(WeightAudit.compare(a.params, b.params))
+        XCTAssertEqual(audit.tensors, a.params.entries.count)
+        XCTAssertEqual(Set(audit.changed.map(\.name)), [BertModule.ffnOut(1).weight, BertModule.ffnIn(0).bias])
+        let m = try XCTUnwrap(audit.changed.first { $0.name == BertModule.ffnOut(1).weight })
+        let sigma = Double(u.map { $0 * $0 }.reduce(0, +)).squareRoot() * Double(v.map { $0 * $0 }.reduce(0, +)).squareRoot()
+        let normB = Double(w.values.map { $0 * $0 }.reduce(0, +)).squareRoot()
+        let e = 2 * 0x1p-24 * normB
+        XCTAssertEqual(m.sigma1!, sigma, accuracy: 2 * e)
+        XCTAssertEqual(m.norm, sigma, accuracy: 2 * e)
+        XCTAssertEqual(m.stableRank!, 1, accuracy: 2 * 4 * e / sigma)
+        let bias = try XCTUnwrap(audit.changed.first { $0.name == BertModule.ffnIn(0).bias })
+        XCTAssertEqual(bias.norm, 0.5, accuracy: 1e-6)   // one float32 addition of 0.5 to a bias below 1 in size: within 2^-24 x 1.5
+        XCTAssertNil(bias.sigma1)
+        XCTAssertEqual(WeightAudit.compare(a.params, a.params)?.changed.count, 0)
+        // a difference spread over many directions has a large stable rank: the untrained model of the page
+        let page = try Self.embedded(Self.page.html)
+        let spread = try XCTUnwrap(page.audit?.changed.first { $0.name == BertModule.ffnOut(1).weight })
+        // (a 64 x 128 Gaussian matrix has stable rank about 8192 / (8 + 11.3)^2 = 22; asserted far from 1, not near 22)
+        XCTAssertGreaterThan(spread.stableRank!, 2, "two independent weight matrices differ in many directions")
+        // the prompts whose top prediction differs between A and B, listed under the audit
+        let flipped = page.prompts.filter { $0.views[0].top.first?.token != $0.views[1].top.first?.token }
+        XCTAssertTrue(Self.page.html.contains("The top prediction at [MASK] changed in \(flipped.count) of the \(page.prompts.count) prompts"))
+        XCTAssertGreaterThan(flipped.count, 0, "the untrained model does not answer as the fact model does")
+    }
+
     func testPageOpensInChromium() throws {
         let (dir, _, _, html, cli) = Self.page
         let chromium = try Chromium(directory: dir)
@@ -253,7 +291,7 @@ final class ExplorerTests: XCTestCase {
         let dom = d.stdout
         XCTAssertTrue(dom.contains(#"data-ready="4""#), "the page's script did not run to its end")
         XCTAssertTrue(dom.contains(#"<pre id="page-errors" hidden=""></pre>"#), "errors reported in the page")
-        for section in ["summary", "prompt", "predictions", "lens", "trace", "neurons", "promotes", "attention", "difference"] {
+        for section in ["summary", "audit", "prompt", "predictions", "lens", "trace", "neurons", "promotes", "attention", "difference"] {
             XCTAssertTrue(dom.contains("data-section=\"\(section)\""), "no \(section) section")
         }
         XCTAssertEqual(dom.components(separatedBy: #"data-section="prompt""#).count - 1, 4)
