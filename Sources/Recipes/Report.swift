@@ -587,9 +587,10 @@ public enum Report {
     /// job to `directory`/<job dir>/, so that a runner reading `jobs` from `directory` gives the
     /// same report without any checkpoint. The per-unit records (`<name>-probes.jsonl`, ...: most
     /// of the bytes) are kept gzip-compressed as `<file>.gz`, which `Results.readLines` reads.
-    /// A job finished here replaces its copy; a copy of a job
-    /// that is not finished here (run on another machine, whose checkpoints are gone) is kept;
-    /// copies of jobs the recipe no longer has are dropped. Returns the bytes copied.
+    /// A job finished here replaces its copy; a copy of a job that is not finished here (run on
+    /// another machine, whose checkpoints are gone) is kept; copies of jobs the recipe no longer
+    /// has are dropped. The old directory is replaced only once the new one is complete.
+    /// Returns the bytes copied.
     public static func saveJobs(_ recipe: Recipe, runner: RecipeRunner, to directory: String) throws -> Int {
         let fm = FileManager.default
         let staging = directory + ".partial"
@@ -606,13 +607,16 @@ public enum Report {
             try fm.createDirectory(atPath: to, withIntermediateDirectories: false)
             for f in try fm.contentsOfDirectory(atPath: from).sorted() where [".json", ".jsonl", ".jsonl.gz"].contains(where: { f.hasSuffix($0) }) {
                 let data = try Data(contentsOf: URL(fileURLWithPath: from + "/" + f))
-                let (name, kept) = f.hasSuffix(".jsonl") && f != "metrics.jsonl" ? (f + ".gz", try Corpus.gzip(data)) : (f, data)
-                try kept.write(to: URL(fileURLWithPath: to + "/" + name))
-                bytes += kept.count
+                let (name, stored) = f.hasSuffix(".jsonl") && f != "metrics.jsonl" ? (f + ".gz", try Corpus.gzip(data)) : (f, data)
+                try stored.write(to: URL(fileURLWithPath: to + "/" + name))
+                bytes += stored.count
             }
         }
-        if fm.fileExists(atPath: directory) { try fm.removeItem(atPath: directory) }
+        let old = directory + ".old"
+        try? fm.removeItem(atPath: old)
+        if fm.fileExists(atPath: directory) { try fm.moveItem(atPath: directory, toPath: old) }
         try fm.moveItem(atPath: staging, toPath: directory)
+        try? fm.removeItem(atPath: old)
         return bytes
     }
 
