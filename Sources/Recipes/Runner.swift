@@ -202,7 +202,10 @@ public final class RecipeRunner {
     }
 
     /// The job table of `--dry-run`.
-    public func listing(_ indices: [Int]) -> String {
+    /// The jobs' states, one line each. `committed`: a runner on the committed copies
+    /// (reports/<recipe>-jobs): a job not done here but there is marked, since running it here
+    /// would redo work done on another machine.
+    public func listing(_ indices: [Int], committed: RecipeRunner? = nil) -> String {
         let width = max(20, indices.map { recipe.jobs[$0].name.count }.max() ?? 0)
         let countWidth = String(indices.count).count
         var lines = ["recipe \(recipe.name): \(indices.count) of \(recipe.jobs.count) jobs in \(recipeDir)"]
@@ -210,7 +213,7 @@ public final class RecipeRunner {
             let present = FileManager.default.fileExists(atPath: g.manifest)
             lines.append("\(g.table) corpus: \(g.out) (\(present ? "present; checked" : "generated") before the first job runs)")
         }
-        var counts: [String: Int] = [:]
+        var counts: [String: Int] = [:], copies = 0
         for (k, i) in indices.enumerated() {
             let j = recipe.jobs[i]
             var label = state(j).label
@@ -218,10 +221,15 @@ public final class RecipeRunner {
             counts[label, default: 0] += 1
             let dir = directory(j)
             if !dir.hasSuffix("/" + j.dirName) { label += ", in \((dir as NSString).lastPathComponent) (first hash scheme: renamed on run)" }
+            if state(j) != .done, let c = committed, c.state(j) == .done { label += ", done in \(c.recipeDir) (committed copy)"; copies += 1 }
             let n = String(k + 1).leftPadded(countWidth)
             lines.append("[\(n)/\(indices.count)] \(j.name.padded(width))  \(label.padded(21))  \(j.dirName)")
         }
         lines.append(counts.keys.sorted().map { "\(counts[$0]!) \($0)" }.joined(separator: ", "))
+        if copies > 0, let c = committed {
+            lines.append("\(copies) of these jobs are done in the committed copies (\(c.recipeDir)), on another machine: running them here "
+                         + "redoes them, and the next report --save-jobs replaces those copies; --only can leave them out")
+        }
         let used = Set(recipe.jobs.map { (directory($0) as NSString).lastPathComponent })
         let unused = ((try? FileManager.default.contentsOfDirectory(atPath: recipeDir)) ?? []).filter { !used.contains($0) }.sorted()
         if !unused.isEmpty {

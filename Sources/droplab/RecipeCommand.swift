@@ -27,6 +27,8 @@ struct RecipeCommand: ParsableCommand {
         @Option(help: "Kernel threads per job (default: the cores, shared among the ranks mpirun starts on this machine).") var threads: Int?
         @Flag(help: "Under mpirun: run each pretraining on all ranks together (data parallel; its accumulation must divide over the ranks), then the evaluators on ranks 1...N-1.")
         var dataParallel = false
+        @Option(help: "Where the committed job copies are (<recipe>-jobs): the listing marks the jobs done there, on another machine.")
+        var reports = "reports"
 
         func run() throws {
             try useThreads(threads)
@@ -40,8 +42,10 @@ struct RecipeCommand: ParsableCommand {
             }
             let runner = RecipeRunner(recipe: r, root: root, log: log)
             let selected = try runner.select(only)
-            if dryRun { print(runner.listing(selected)); return }
-            log(runner.listing(selected))
+            let saved = reports + "/" + r.name + "-jobs"
+            let committed = FileManager.default.fileExists(atPath: saved) ? RecipeRunner(recipe: r, root: root, jobs: saved, log: log) : nil
+            if dryRun { print(runner.listing(selected, committed: committed)); return }
+            log(runner.listing(selected, committed: committed))
             do {
                 let s = try runner.run(selected, world: world, dataParallel: dataParallel)
                 print("recipe \(r.name): \(selected.count) jobs: \(s.ran) run, \(s.skipped) already done; report: droplab report \(recipe)"

@@ -53,15 +53,16 @@ final class SmokeRecipeTests: XCTestCase {
         guard FileManager.default.fileExists(atPath: shard) else { throw XCTSkip("no \(shard)") }
         let dir = try temporaryDirectory(self)
         let root = dir + "/checkpoints", out = dir + "/reports"
+        let noReports = dir + "/no-reports"   // the listings below read no committed copies (not the repository's reports/)
         let fm = FileManager.default
 
-        let dry = try runDroplab(["recipe", "run", recipe, "--dry-run", "--root", root], cwd: repo)
+        let dry = try runDroplab(["recipe", "run", recipe, "--dry-run", "--reports", noReports, "--root", root], cwd: repo)
         XCTAssertEqual(dry.status, 0, dry.stderr)
         let listed = jobs(dry.stdout)
         XCTAssertEqual(listed.count, 16, dry.stdout)
         XCTAssertTrue(listed.allSatisfy { $0.state == "pending" }, dry.stdout)
         XCTAssertFalse(fm.fileExists(atPath: root), "--dry-run writes nothing")
-        let named = try runDroplab(["recipe", "run", "smoke", "--dry-run", "--root", root], cwd: repo)
+        let named = try runDroplab(["recipe", "run", "smoke", "--dry-run", "--reports", noReports, "--root", root], cwd: repo)
         XCTAssertEqual(named.stdout, dry.stdout, "the name `recipe list` shows resolves to \(recipe): \(named.stderr)")
 
         let started = Date()
@@ -231,12 +232,16 @@ final class SmokeRecipeTests: XCTestCase {
         XCTAssertEqual(Set(try fm.contentsOfDirectory(atPath: out + "/smoke-jobs")), Set(listed.map(\.dir)))
         XCTAssertEqual(try ["smoke.md", "smoke-val-loss.svg", "smoke-train-loss.svg"].map { try Data(contentsOf: URL(fileURLWithPath: out + "/" + $0)) },
                        first, "the report after a save without checkpoints differs")
+        // and there a dry run marks every job as done on another machine (in the copies)
+        let elsewhereDry = try runDroplab(["recipe", "run", recipe, "--dry-run", "--root", dir + "/nothing", "--reports", out], cwd: repo)
+        XCTAssertEqual(elsewhereDry.status, 0, elsewhereDry.stderr)
+        XCTAssertTrue(elsewhereDry.stdout.contains("16 of these jobs are done in the committed copies (\(out)/smoke-jobs)"), elsewhereDry.stdout)
         assertOneLineError(try runDroplab(["report", recipe, "--jobs", out + "/smoke-jobs", "--out", out, "--save-jobs"], cwd: repo),
                            contains: ["--save-jobs"])
         assertOneLineError(try runDroplab(["report", recipe, "--jobs", dir + "/missing"], cwd: repo), contains: ["--jobs", "missing"])
 
         // a second run finds every job done
-        let dry2 = try runDroplab(["recipe", "run", recipe, "--dry-run", "--root", root], cwd: repo)
+        let dry2 = try runDroplab(["recipe", "run", recipe, "--dry-run", "--reports", noReports, "--root", root], cwd: repo)
         XCTAssertTrue(jobs(dry2.stdout).allSatisfy { $0.state == "done" }, dry2.stdout)
         XCTAssertTrue(dry2.stdout.contains("16 done"), dry2.stdout)
         let rerun = try runDroplab(["recipe", "run", recipe, "--root", root], cwd: repo)
@@ -248,12 +253,12 @@ final class SmokeRecipeTests: XCTestCase {
         let pre = listed.first { $0.name == "pretrain/drop01/seed1" }!, mlm = listed.first { $0.name == "mlm/nodrop/seed1" }!
         try fm.removeItem(atPath: root + "/recipes/smoke/\(pre.dir)/done.json")
         try fm.removeItem(atPath: root + "/recipes/smoke/\(mlm.dir)/done.json")
-        let dry3 = try runDroplab(["recipe", "run", recipe, "--dry-run", "--root", root], cwd: repo)
+        let dry3 = try runDroplab(["recipe", "run", recipe, "--dry-run", "--reports", noReports, "--root", root], cwd: repo)
         let states = Dictionary(uniqueKeysWithValues: jobs(dry3.stdout).map { ($0.name, $0.state) })
         XCTAssertEqual(states[pre.name], "partial (resumes)")
         XCTAssertEqual(states[mlm.name], "incomplete (restarts)")
         XCTAssertEqual(states["squad/drop01/seed1"], "done")
-        let only = try runDroplab(["recipe", "run", recipe, "--root", root, "--only", "mlm/*", "--dry-run"], cwd: repo)
+        let only = try runDroplab(["recipe", "run", recipe, "--root", root, "--only", "mlm/*", "--dry-run", "--reports", noReports], cwd: repo)
         // the 4 mlm jobs, and the unfinished pretraining one of them needs
         XCTAssertEqual(jobs(only.stdout).map(\.name).sorted(), (listed.map(\.name).filter { $0.hasPrefix("mlm/") } + [pre.name]).sorted(),
                        only.stdout)
