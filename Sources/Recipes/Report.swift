@@ -550,6 +550,17 @@ public enum Report {
         var machines: [String: Int] = [:]
         for r in runs { machines[r.done.machine.description, default: 0] += 1 }
         md += "- Machine: " + (machines.isEmpty ? "–" : machines.keys.sorted().map { machines.count > 1 ? "\($0) (\(machines[$0]!) jobs)" : $0 }.joined(separator: "; ")) + "\n"
+        // an evaluator run on another kind of machine than its pretraining evaluated a model
+        // pretrained there again: the same one only where the kernel and thread count were the same
+        let apart = runs.compactMap { r -> String? in
+            guard let p = r.job.dependsOn, let pre = runs.first(where: { $0.job.hash == recipe.jobs[p].hash }),
+                  r.done.machine.differs(from: pre.done.machine) else { return nil }
+            return r.job.name
+        }
+        if !apart.isEmpty {
+            md += "- **Evaluated on another machine than their pretraining** (a model pretrained again there, which is the one "
+                + "evaluated only if the kernel and thread count matched): " + apart.joined(separator: ", ") + "\n"
+        }
         if let first = runs.map(\.done.started).min(), let last = runs.map(\.done.finished).max() {
             md += "- Jobs ran: \(first) to \(last) (UTC)\n"
         }

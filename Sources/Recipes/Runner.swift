@@ -41,6 +41,11 @@ public struct DoneRecord: Codable, Sendable {
         /// The job's kernel threads (a job sharing the machine with others runs on fewer than its cores).
         public var threads: Int?
 
+        /// Whether two jobs surely ran on different kinds of CPU or kernels (unknown for older records).
+        public func differs(from other: Machine) -> Bool {
+            features != nil && other.features != nil && (cpu, features, blas) != (other.cpu, other.features, other.blas)
+        }
+
         /// "AMD EPYC (AVX2, AVX-512, AVX512-BF16; OpenBLAS Cooperlake), 2 cores, 1 kernel thread, Linux 6.18 x86_64".
         public var description: String {
             let kernel = features.map { f in " (\(f)" + (blas.map { "; OpenBLAS \($0)" } ?? "") + ")" } ?? " (CPU features not recorded)"

@@ -382,6 +382,16 @@ final class StudyReportTests: XCTestCase {
         let perSeed = Dictionary(grouping: r.jobs, by: { $0.seed }).mapValues(\.count)
         XCTAssertTrue(md.contains("- Machine: test cpu (AVX2; OpenBLAS Haswell), 2 cores, 1 kernel thread, test os (\(perSeed[1]!) jobs); "
                                   + "test cpu (CPU features not recorded), 2 cores, test os (\(perSeed[0]!) jobs)\n"), md)
+        XCTAssertFalse(md.contains("Evaluated on another machine"), "every seed ran on one machine")
+        // one evaluator of seed 1 on another kind of CPU than its pretraining: named
+        let moved = try XCTUnwrap(r.jobs.first { $0.seed == 1 && $0.kind == "blimp" && $0.variant == "drop" })
+        let path = RecipeRunner(recipe: r, root: root, log: { _ in }).directory(moved) + "/done.json"
+        var record = try JSONDecoder().decode(DoneRecord.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+        record.machine.features = "AVX2, AVX-512, AVX512-BF16"; record.machine.blas = "Cooperlake"
+        try Canonical.json(record, pretty: true).write(to: URL(fileURLWithPath: path))
+        let md2 = try Report.build(r, runner: RecipeRunner(recipe: r, root: root, log: { _ in }), name: "r").markdown
+        XCTAssertTrue(md2.contains("- **Evaluated on another machine than their pretraining** (a model pretrained again there, which is the one "
+                                   + "evaluated only if the kernel and thread count matched): \(moved.name)\n"), md2)
     }
 
     /// IG's completeness check: attributions whose aggregate completeness error is above 5% (or
