@@ -146,8 +146,6 @@ enum ReportHTML {
             bold.toggle()
         }
         if bold { out += "</strong>" }
-        // [text](target), target without spaces or parentheses
-        let link = try! NSRegularExpression(pattern: #"\[([^\]]+)\]\(([^()\s]+)\)"#)
         var result = "", last = out.startIndex
         for m in link.matches(in: out, range: NSRange(out.startIndex..., in: out)) {
             let whole = Range(m.range, in: out)!, text = Range(m.range(at: 1), in: out)!, target = String(out[Range(m.range(at: 2), in: out)!])
@@ -158,6 +156,9 @@ enum ReportHTML {
         }
         return result + out[last...]
     }
+
+    /// [text](target), target without spaces or parentheses (compiled once: spans runs per table cell).
+    static let link = try! NSRegularExpression(pattern: #"\[([^\]]+)\]\(([^()\s]+)\)"#)
 
     static func escape(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
