@@ -69,7 +69,10 @@ public enum Machine {
     public static var openBLASCoreSource: String {
         let env = ProcessInfo.processInfo.environment
         if let from = env[replacedCoreVariable] { return "chosen by droplab from the CPU's features; OpenBLAS's own choice was \(from)" }
-        if let forced = env["OPENBLAS_CORETYPE"], !forced.isEmpty { return "OPENBLAS_CORETYPE=\(forced)" }
+        if let forced = env["OPENBLAS_CORETYPE"], !forced.isEmpty {
+            // set by hand or by the machine's environment: kept, but a narrower kernel than the CPU runs is named
+            return "OPENBLAS_CORETYPE=\(forced)" + (betterOpenBLASCore(current: forced, flags: cpu.flags).map { "; the CPU can run \($0), droplab's choice without it" } ?? "")
+        }
         return "OpenBLAS's own choice"
     }
 

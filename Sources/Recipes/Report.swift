@@ -135,11 +135,10 @@ public enum Report {
     /// Build the report of `recipe` from the job directories of `runner`; `name` is the file
     /// stem (reports/<name>.md).
     public static func build(_ recipe: Recipe, runner: RecipeRunner, name: String) throws -> Output {
-        let dec = JSONDecoder()
         var runs: [Run] = []
         for job in recipe.jobs where runner.state(job) == .done {
             let dir = runner.directory(job)
-            let done = try dec.decode(DoneRecord.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/done.json")))
+            let done = try runner.doneRecord(job)
             let report: JobReport
             if job.kind == Recipe.pretrainKind {
                 report = PretrainMetrics.report(try MetricsLog.read(dir + "/metrics.jsonl"))
@@ -555,8 +554,11 @@ public enum Report {
         let apart = runs.compactMap { r -> String? in
             guard let p = r.job.dependsOn, let pre = runs.first(where: { $0.job.hash == recipe.jobs[p].hash }),
                   r.done.machine.differs(from: pre.done.machine) else { return nil }
+            // a pretraining run again that made its copy's model bit for bit made the model evaluated there too
+            if let again = pre.done.reproduces, again.identical, !r.done.machine.differs(from: again.machine) { return nil }
             return r.job.name
         }
+        for r in runs { if let again = r.done.reproduces { md += "- \(r.job.name) was run again: \(again.description)\n" } }
         if !apart.isEmpty {
             md += "- **Evaluated on another machine than their pretraining** (a model pretrained again there, which is the one "
                 + "evaluated only if the kernel and thread count matched): " + apart.joined(separator: ", ") + "\n"

@@ -40,15 +40,19 @@ public struct DoneRecord: Codable, Sendable {
         public var blas: String?
         /// The job's kernel threads (a job sharing the machine with others runs on fewer than its cores).
         public var threads: Int?
+        /// "family 25, model 17": CPUs of one model name and ISA summary can still be different
+        /// generations (an AMD EPYC Zen 4 and Zen 5). nil in records written before it was kept.
+        public var id: String?
 
         /// Whether two jobs surely ran on different kinds of CPU or kernels (unknown for older records).
         public func differs(from other: Machine) -> Bool {
             features != nil && other.features != nil && (cpu, features, blas) != (other.cpu, other.features, other.blas)
+                || id != nil && other.id != nil && id != other.id
         }
 
-        /// "AMD EPYC (AVX2, AVX-512, AVX512-BF16; OpenBLAS Cooperlake), 2 cores, 1 kernel thread, Linux 6.18 x86_64".
+        /// "AMD EPYC (family 25, model 17; AVX2, AVX-512, AVX512-BF16; OpenBLAS Cooperlake), 2 cores, 1 kernel thread, Linux 6.18 x86_64".
         public var description: String {
-            let kernel = features.map { f in " (\(f)" + (blas.map { "; OpenBLAS \($0)" } ?? "") + ")" } ?? " (CPU features not recorded)"
+            let kernel = features.map { f in " (" + (id.map { "\($0); " } ?? "") + f + (blas.map { "; OpenBLAS \($0)" } ?? "") + ")" } ?? " (CPU features not recorded)"
             return "\(cpu)\(kernel), \(cores) cores, " + (threads.map { "\($0) kernel thread\($0 == 1 ? "" : "s"), " } ?? "") + os
         }
     }
@@ -66,6 +70,47 @@ public struct DoneRecord: Codable, Sendable {
     public var machine: Machine
     public var data: [String: String]   // dataset path -> sha256
     public var summary: [String: String]
+    /// A pretraining run again where its committed copy was done: whether it made the same model.
+    public var reproduces: Reproduction? = nil
+}
+
+/// A pretraining run again while a committed copy of it is done (on another machine, or after
+/// its checkpoint was lost): whether the two runs made the same model, so that evaluators run
+/// against either evaluated one model.
+public struct Reproduction: Codable, Equatable, Sendable {
+    /// The committed copy's directory, machine and finishing time.
+    public var copy: String
+    public var machine: DoneRecord.Machine
+    public var finished: String
+    /// "weights": both records carry the sha256 of the final parameters (`summary.weights`),
+    /// which decide; "metrics": the committed copy predates that digest, so every logged metric
+    /// but throughput was compared as logged (6 significant digits).
+    public var compared: String
+    public var identical: Bool
+    /// Logged steps compared, and the final validation loss of the copy and of this run.
+    public var steps: Int
+    public var finalValLoss: [Double]
+
+    /// Compare the pretraining in `dir` (its final weights' digest `weights`) with its committed copy.
+    static func compare(copy: String, record: DoneRecord, here dir: String, weights: String) throws -> Reproduction {
+        let old = try MetricsLog.read(copy + "/metrics.jsonl"), new = try MetricsLog.read(dir + "/metrics.jsonl")
+        func untimed(_ m: [String: Double]) -> [String: Double] { m.filter { $0.key != "tokens_per_s" } }
+        let sameMetrics = old.count == new.count && zip(old, new).allSatisfy { untimed($0) == untimed($1) }
+        let final = [old, new].map { log in log.last { $0["val_loss"] != nil }?["val_loss"] ?? .nan }
+        let digest = record.summary["weights"]
+        return Reproduction(copy: copy, machine: record.machine, finished: record.finished, compared: digest == nil ? "metrics" : "weights",
+                            identical: digest.map { $0 == weights } ?? sameMetrics, steps: min(old.count, new.count), finalValLoss: final)
+    }
+
+    /// "the same model as the committed copy (...)" or how it differs, for the log and the report.
+    public var description: String {
+        let basis = compared == "weights" ? "identical final weights (sha256)"
+            : "every logged metric but throughput equal at all \(steps) logged steps (as logged; the copy has no weight digest)"
+        return identical ? "the same model as its committed copy \(copy) (\(machine.description), finished \(finished)): \(basis)"
+            : "**not** the model of its committed copy \(copy) (\(machine.description), finished \(finished)): "
+              + (compared == "weights" ? "the final weights differ" : "the logged metrics differ")
+              + String(format: ", final validation loss %.6g there, %.6g here", finalValLoss[0], finalValLoss[1])
+    }
 }
 
 extension DoneRecord {
@@ -115,6 +160,9 @@ public final class RecipeRunner {
 
     public var recipeDir: String { jobs ?? root + "/recipes/" + recipe.name }
     public var cacheDir: String { root + "/cache" }
+    /// The committed copies (`recipe run --reports`): a pretraining done there and run again here
+    /// is compared with its copy (`DoneRecord.reproduces`).
+    public var committed: RecipeRunner? = nil
     /// The digest cache of a checkpoints root (DataDigests).
     public static func digestCache(root: String) -> String { root + "/cache/data-digests.json" }
 
@@ -169,10 +217,14 @@ public final class RecipeRunner {
     /// it is, or the job is not done): "older code", or "unrecorded code" for records written
     /// before code versions were.
     public func olderCode(_ job: Job) -> String? {
-        guard let data = FileManager.default.contents(atPath: directory(job) + "/done.json"),
-              let done = try? JSONDecoder().decode(DoneRecord.self, from: data) else { return nil }
+        guard let done = try? doneRecord(job) else { return nil }
         guard let code = done.code else { return "unrecorded code" }
         return code == BuildInfo.sourceHash ? nil : "older code"
+    }
+
+    /// A finished job's done.json.
+    func doneRecord(_ job: Job) throws -> DoneRecord {
+        try JSONDecoder().decode(DoneRecord.self, from: Data(contentsOf: URL(fileURLWithPath: directory(job) + "/done.json")))
     }
 
     public func state(_ job: Job) -> JobState {
@@ -233,7 +285,7 @@ public final class RecipeRunner {
         lines.append(counts.keys.sorted().map { "\(counts[$0]!) \($0)" }.joined(separator: ", "))
         if copies > 0, let c = committed {
             lines.append("\(copies) of these jobs are done in the committed copies (\(c.recipeDir)), on another machine: running them here "
-                         + "redoes them, and the next report --save-jobs replaces those copies; --only can leave them out")
+                         + "redoes them (a pretraining is then compared with its copy: the same model or not), and the next report --save-jobs replaces those copies; --only can leave them out")
         }
         let used = Set(recipe.jobs.map { (directory($0) as NSString).lastPathComponent })
         let unused = ((try? FileManager.default.contentsOfDirectory(atPath: recipeDir)) ?? []).filter { !used.contains($0) }.sorted()
@@ -413,8 +465,18 @@ public final class RecipeRunner {
         guard leader else { return }
         var hashes: [String: String] = [:]
         for path in job.data { hashes[path] = try recipe.digests.digest(path) }
-        let record = DoneRecord.finished(job: job.dirName, kind: job.kind, variant: job.variant, seed: job.seed, started: started,
+        var reproduction: Reproduction? = nil
+        if job.kind == Recipe.pretrainKind {
+            let weights = try Checkpoint.load(dir + "/last.h5").model.params.values
+            summary["weights"] = SHA256.hex(Data(bytesNoCopy: weights.pointer, count: weights.count * MemoryLayout<Float>.size, deallocator: .none))
+            if let c = committed, c.state(job) == .done, let record = try? c.doneRecord(job) {
+                reproduction = try Reproduction.compare(copy: c.directory(job), record: record, here: dir, weights: summary["weights"]!)
+                log("\(job.name): " + reproduction!.description.replacingOccurrences(of: "**", with: ""))
+            }
+        }
+        var record = DoneRecord.finished(job: job.dirName, kind: job.kind, variant: job.variant, seed: job.seed, started: started,
                                          resumed: resumed, machine: provenance.machine, data: hashes, summary: summary)
+        record.reproduces = reproduction
         try AtomicFile.write(Canonical.json(record, pretty: true), to: dir + "/done.json")
     }
 
@@ -468,7 +530,8 @@ struct Provenance {
         }
         let cpu = Autograd.Machine.cpu
         return Provenance(machine: .init(cpu: cpu.model, cores: ProcessInfo.processInfo.activeProcessorCount, os: os,
-                                         features: cpu.isaSummary, blas: Autograd.Machine.openBLASCore, threads: Parallel.threads))
+                                         features: cpu.isaSummary, blas: Autograd.Machine.openBLASCore, threads: Parallel.threads,
+                                         id: cpu.identity))
     }
 }
 

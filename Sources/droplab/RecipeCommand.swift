@@ -27,7 +27,7 @@ struct RecipeCommand: ParsableCommand {
         @Option(help: "Kernel threads per job (default: the cores, shared among the ranks mpirun starts on this machine).") var threads: Int?
         @Flag(help: "Under mpirun: run each pretraining on all ranks together (data parallel; its accumulation must divide over the ranks), then the evaluators on ranks 1...N-1.")
         var dataParallel = false
-        @Option(help: "Where the committed job copies are (<recipe>-jobs): the listing marks the jobs done there, on another machine.")
+        @Option(help: "Where the committed job copies are (<recipe>-jobs): the listing marks the jobs done there, on another machine; a pretraining done there and run here is compared with its copy (the same model or not).")
         var reports = "reports"
 
         func run() throws {
@@ -44,6 +44,7 @@ struct RecipeCommand: ParsableCommand {
             let selected = try runner.select(only)
             let saved = reports + "/" + r.name + "-jobs"
             let committed = FileManager.default.fileExists(atPath: saved) ? RecipeRunner(recipe: r, root: root, jobs: saved, log: log) : nil
+            runner.committed = committed
             if dryRun { print(runner.listing(selected, committed: committed)); return }
             log(runner.listing(selected, committed: committed))
             do {

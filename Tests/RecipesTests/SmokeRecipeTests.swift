@@ -2,12 +2,14 @@
 // temporary checkpoints root, write the report, check its sections, its tables (every number
 // parses, Holm-adjusted p at least the raw p, throughput untested), its SVG plots (well-formed
 // XML with polylines) and provenance; regenerate it byte for byte; a second run skips every
-// job; a job without done.json runs again (a pretraining resumes).
+// job; a job without done.json runs again (a pretraining resumes); a pretraining run again
+// beside its committed copy is compared with it.
 
 import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
+@testable import Recipes
 import TestSupport
 import XCTest
 
@@ -238,6 +240,44 @@ final class SmokeRecipeTests: XCTestCase {
         XCTAssertTrue(elsewhereDry.stdout.contains("16 of these jobs are done in the committed copies (\(out)/smoke-jobs)"), elsewhereDry.stdout)
         assertOneLineError(try runDroplab(["report", recipe, "--jobs", out + "/smoke-jobs", "--out", out, "--save-jobs"], cwd: repo),
                            contains: ["--save-jobs"])
+
+        // a pretraining done in the copies and run again elsewhere is compared with its copy: the
+        // same code, kernel and thread count make the same model, which the weights' sha256 decides
+        let again = dir + "/again", pre0 = listed.first { $0.name == "pretrain/nodrop/seed0" }!
+        let copy = out + "/smoke-jobs/" + pre0.dir, here = again + "/recipes/smoke/" + pre0.dir
+        let rerunPre = try runDroplab(["recipe", "run", recipe, "--root", again, "--reports", out, "--only", pre0.name], cwd: repo)
+        XCTAssertEqual(rerunPre.status, 0, rerunPre.stderr)
+        XCTAssertTrue(rerunPre.stderr.contains("pretrain/nodrop/seed0: the same model as its committed copy \(copy) ("), rerunPre.stderr)
+        func record(_ d: String) throws -> DoneRecord {
+            try JSONDecoder().decode(DoneRecord.self, from: Data(contentsOf: URL(fileURLWithPath: d + "/done.json")))
+        }
+        let againRecord = try record(here), weights = try XCTUnwrap(againRecord.summary["weights"])
+        XCTAssertEqual(againRecord.reproduces?.compared, "weights")
+        XCTAssertEqual(againRecord.reproduces?.identical, true)
+        XCTAssertEqual(try record(copy).summary["weights"], weights)
+        let againReport = try runDroplab(["report", recipe, "--root", again, "--out", again + "/reports"], cwd: repo)
+        XCTAssertEqual(againReport.status, 0, againReport.stderr)
+        XCTAssertTrue(try String(contentsOfFile: again + "/reports/smoke.md", encoding: .utf8)
+                        .contains("- pretrain/nodrop/seed0 was run again: the same model as its committed copy \(copy) ("))
+        // other weights are another model; a copy without a digest is compared on every logged
+        // metric but throughput, where one changed value is another model
+        var other = try record(copy)
+        other.summary["weights"] = String(repeating: "0", count: 64)
+        let differs = try Reproduction.compare(copy: copy, record: other, here: here, weights: weights)
+        XCTAssertFalse(differs.identical)
+        XCTAssertTrue(differs.description.contains("**not** the model of its committed copy"), differs.description)
+        other.summary["weights"] = nil
+        let byMetrics = try Reproduction.compare(copy: copy, record: other, here: here, weights: weights)
+        XCTAssertEqual(byMetrics.compared, "metrics")
+        XCTAssertTrue(byMetrics.identical)
+        let metrics = try String(contentsOfFile: copy + "/metrics.jsonl", encoding: .utf8)
+        let oneChanged = dir + "/one-changed"
+        try fm.createDirectory(atPath: oneChanged, withIntermediateDirectories: true)
+        let lastVal = try XCTUnwrap(metrics.range(of: #""val_loss":[0-9.e+-]+"#, options: [.regularExpression, .backwards]))
+        try metrics.replacingCharacters(in: lastVal, with: "\"val_loss\":99").write(toFile: oneChanged + "/metrics.jsonl", atomically: true, encoding: .utf8)
+        let changed = try Reproduction.compare(copy: oneChanged, record: other, here: here, weights: weights)
+        XCTAssertFalse(changed.identical)
+        XCTAssertEqual(changed.finalValLoss.first, 99)
         assertOneLineError(try runDroplab(["report", recipe, "--jobs", dir + "/missing"], cwd: repo), contains: ["--jobs", "missing"])
 
         // a second run finds every job done
