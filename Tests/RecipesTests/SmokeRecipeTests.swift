@@ -243,21 +243,22 @@ final class SmokeRecipeTests: XCTestCase {
 
         // a pretraining done in the copies and run again elsewhere is compared with its copy: the
         // same code, kernel and thread count make the same model, which the weights' sha256 decides
-        let again = dir + "/again", pre0 = listed.first { $0.name == "pretrain/nodrop/seed0" }!
-        let copy = out + "/smoke-jobs/" + pre0.dir, here = again + "/recipes/smoke/" + pre0.dir
-        let rerunPre = try runDroplab(["recipe", "run", recipe, "--root", again, "--reports", out, "--only", pre0.name], cwd: repo)
+        let againRoot = dir + "/again", pre0 = listed.first { $0.name == "pretrain/nodrop/seed0" }!
+        let copy = out + "/smoke-jobs/" + pre0.dir, here = againRoot + "/recipes/smoke/" + pre0.dir
+        let rerunPre = try runDroplab(["recipe", "run", recipe, "--root", againRoot, "--reports", out, "--only", pre0.name], cwd: repo)
         XCTAssertEqual(rerunPre.status, 0, rerunPre.stderr)
         XCTAssertTrue(rerunPre.stderr.contains("pretrain/nodrop/seed0: the same model as its committed copy \(copy) ("), rerunPre.stderr)
         func record(_ d: String) throws -> DoneRecord {
             try JSONDecoder().decode(DoneRecord.self, from: Data(contentsOf: URL(fileURLWithPath: d + "/done.json")))
         }
-        let againRecord = try record(here), weights = try XCTUnwrap(againRecord.summary["weights"])
+        let againRecord = try record(here)
+        let weights: String = try XCTUnwrap(againRecord.summary["weights"])
         XCTAssertEqual(againRecord.reproduces?.compared, "weights")
         XCTAssertEqual(againRecord.reproduces?.identical, true)
         XCTAssertEqual(try record(copy).summary["weights"], weights)
-        let againReport = try runDroplab(["report", recipe, "--root", again, "--out", again + "/reports"], cwd: repo)
+        let againReport = try runDroplab(["report", recipe, "--root", againRoot, "--out", againRoot + "/reports"], cwd: repo)
         XCTAssertEqual(againReport.status, 0, againReport.stderr)
-        XCTAssertTrue(try String(contentsOfFile: again + "/reports/smoke.md", encoding: .utf8)
+        XCTAssertTrue(try String(contentsOfFile: againRoot + "/reports/smoke.md", encoding: .utf8)
                         .contains("- pretrain/nodrop/seed0 was run again: the same model as its committed copy \(copy) ("))
         // other weights are another model; a copy without a digest is compared on every logged
         // metric but throughput, where one changed value is another model
@@ -273,8 +274,10 @@ final class SmokeRecipeTests: XCTestCase {
         let metrics = try String(contentsOfFile: copy + "/metrics.jsonl", encoding: .utf8)
         let oneChanged = dir + "/one-changed"
         try fm.createDirectory(atPath: oneChanged, withIntermediateDirectories: true)
-        let lastVal = try XCTUnwrap(metrics.range(of: #""val_loss":[0-9.e+-]+"#, options: [.regularExpression, .backwards]))
-        try metrics.replacingCharacters(in: lastVal, with: "\"val_loss\":99").write(toFile: oneChanged + "/metrics.jsonl", atomically: true, encoding: .utf8)
+        var lines = metrics.split(separator: "\n").map(String.init)
+        let last = try XCTUnwrap(lines.lastIndex { $0.contains("\"val_loss\":") })
+        lines[last] = lines[last].replacingOccurrences(of: #""val_loss":[0-9.e+-]+"#, with: "\"val_loss\":99", options: .regularExpression)
+        try lines.joined(separator: "\n").write(toFile: oneChanged + "/metrics.jsonl", atomically: true, encoding: .utf8)
         let changed = try Reproduction.compare(copy: oneChanged, record: other, here: here, weights: weights)
         XCTAssertFalse(changed.identical)
         XCTAssertEqual(changed.finalValLoss.first, 99)
