@@ -302,6 +302,7 @@ public enum Report {
             md += "\n## Missing jobs\n\n\(missing.count) of \(recipe.jobs.count) jobs are not done (`droplab recipe run \(recipe.source.path)` runs them):\n\n"
             for j in missing { md += "- \(j.name): \(runner.state(j).label)\n" }
         }
+        md += Cost.section(recipe, runs: runs)
         md += provenance(recipe, runs: runs)
         files.insert(("\(name).md", md), at: 0)
         return Output(markdown: md, files: files)
@@ -567,14 +568,7 @@ public enum Report {
             md += "- Jobs ran: \(first) to \(last) (UTC)\n"
         }
         let hours = runs.map(\.done.seconds).reduce(0, +) / 3600
-        md += "- Compute: " + String(format: "%.2f", hours) + " hours over \(runs.count) jobs"
-        // per kind: what a model's battery costs, and where the time goes
-        let kinds = [Recipe.pretrainKind] + recipe.evaluators.map(\.evaluator.name)
-        let perKind = kinds.compactMap { k -> String? in
-            let s = runs.filter { $0.job.kind == k }.map(\.done.seconds)
-            return s.isEmpty ? nil : "\(k) \(duration(Statistics.mean(s)))" + (s.count > 1 ? " (mean of \(s.count))" : "")
-        }
-        md += perKind.isEmpty ? "\n" : "; per job, by kind: " + perKind.joined(separator: ", ") + " (wall times on the machines above: a job that shared the cores with others took longer)\n"
+        md += "- Compute: " + String(format: "%.2f", hours) + " hours over \(runs.count) jobs (per job and kind: Cost)\n"
         var data: [String: Set<String>] = [:]
         for r in runs { for (p, h) in r.done.data { data[p, default: []].insert(h) } }
         md += "- Data (sha256):\n"

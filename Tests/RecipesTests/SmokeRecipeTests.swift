@@ -88,7 +88,7 @@ final class SmokeRecipeTests: XCTestCase {
         print(md)
         let sections = md.split(separator: "\n").filter { $0.hasPrefix("## ") }
         XCTAssertEqual(sections, ["## Question", "## The study's claims, checked", "## Setup", "## Headline findings", "## Part 1: Pretraining and language",
-                                  "## Figures", "## Appendix", "## Provenance"])
+                                  "## Figures", "## Appendix", "## Cost", "## Provenance"])
         XCTAssertTrue(md.contains("| Jobs | 16 of 16 done |"), md)
         let headings = ["Pretraining", "Held-out masked LM (eval mlm)", "BLiMP", "SQuAD"]
         var rows: [[String]] = []

@@ -134,7 +134,7 @@ final class StudyReportTests: XCTestCase {
         // the order of the sections
         let sections = md.split(separator: "\n").filter { $0.hasPrefix("## ") }.map(String.init)
         XCTAssertEqual(sections, ["## Question", "## The study's claims, checked", "## Setup", "## Headline findings", "## Part 1: Pretraining and language",
-                                  "## Part 4: Consistency and editing", "## Figures", "## Appendix", "## Provenance"])
+                                  "## Part 4: Consistency and editing", "## Figures", "## Appendix", "## Cost", "## Provenance"])
         XCTAssertTrue(md.contains("## Question\n\nDoes dropout change what a small BERT knows?\n"))
         XCTAssertTrue(md.contains("| Seeds | 0, 1. A job's seed is its init, data and dropout seed"), md)
         XCTAssertTrue(md.contains("| Jobs | 12 of 12 done |"))
@@ -359,6 +359,23 @@ final class StudyReportTests: XCTestCase {
         XCTAssertEqual(Report.verdict(.sign(1), none, better: .lower), "not decided at this n (no interval)")
     }
 
+    /// The projected wall time: jobs handed out in order to the next free rank once their
+    /// pretraining is done, worked out by hand.
+    func testMakespan() {
+        // two models: pretraining 10, two evaluators of 5 each, in the recipe's order
+        let durations: [Double] = [10, 5, 5, 10, 5, 5], deps: [Int?] = [nil, 0, 0, nil, 3, 3]
+        XCTAssertEqual(Cost.makespan(durations, dependsOn: deps, workers: 1), 40)   // the sum
+        // the second rank skips the waiting evaluators and starts the second pretraining; then two evaluators each
+        XCTAssertEqual(Cost.makespan(durations, dependsOn: deps, workers: 2), 20)
+        XCTAssertEqual(Cost.makespan(durations, dependsOn: deps, workers: 4), 15)
+        XCTAssertEqual(Cost.makespan(durations, dependsOn: deps, workers: 16), 15)
+        // 3 ranks: both pretrainings and nothing else until 10; then 4 evaluators on 3 ranks: 20
+        XCTAssertEqual(Cost.makespan(durations, dependsOn: deps, workers: 3), 20)
+        // evaluators whose pretraining is done (not among the jobs) start at once; jobs of no cost end at once
+        XCTAssertEqual(Cost.makespan([5, 5, 5], dependsOn: [nil, nil, nil], workers: 2), 10)
+        XCTAssertEqual(Cost.makespan([0, 0, 0], dependsOn: [nil, 0, 0], workers: 2), 0)
+    }
+
     /// A mean's cell: its t-interval; cut at the metric's range; no interval of rounding noise
     /// when the seeds agree (an interval would print only noise, e.g. "56.73 ± 2.162e-14").
     func testMeanCells() {
@@ -369,14 +386,19 @@ final class StudyReportTests: XCTestCase {
         XCTAssertEqual(Report.meanCell(spread, bounds: 0...100), "2.000 [0, 4.484]")
     }
 
-    /// Provenance gives each job's wall time and the mean per kind.
+    /// Cost gives the mean wall time per kind, on each machine, and the projected wall time of the
+    /// recipe on 1, 4 and 16 machines; Provenance each job's.
     func testJobDurations() throws {
         XCTAssertEqual(Report.duration(2914.99), "48m35s"); XCTAssertEqual(Report.duration(8340), "2h19m"); XCTAssertEqual(Report.duration(12.4), "12s")
         let r = try recipe()
         try writeJobs(r)
         let md = try Report.build(r, runner: RecipeRunner(recipe: r, root: root, log: { _ in }), name: "r").markdown
-        XCTAssertTrue(md.contains("; per job, by kind: pretrain "), md)
-        XCTAssertTrue(md.contains(" (mean of 4)"), md)
+        // every job took 60 s, seed 0's on one machine, seed 1's on another; 4 models of a pretraining and 2 evaluators:
+        // 12 minutes on one machine; on 4, the pretrainings together (1 minute), then 8 evaluators 4 at a time (2 minutes);
+        // on 16, the pretrainings, then all evaluators at once
+        XCTAssertTrue(md.contains("\n| pretrain | 4/4 | 1m00s (4) | 1m00s (2) | 1m00s (2) |\n"), md)
+        XCTAssertTrue(md.contains("- The whole recipe: 12 jobs, 12m00s of compute: 12m00s on 1 machine, 3m00s on 4 machines, 2m00s on 16 machines\n"), md)
+        XCTAssertFalse(md.contains("What remains"), "every job is done")
         XCTAssertFalse(md.contains("(not done)"), "every job of the test recipe is done")
         // two machines whose CPUs share a model name are told apart, each with its jobs
         let perSeed = Dictionary(grouping: r.jobs, by: { $0.seed }).mapValues(\.count)
