@@ -38,7 +38,7 @@ enum Cost {
         let kinds = [Recipe.pretrainKind] + recipe.evaluators.map(\.evaluator.name)
         var md = "\n## Cost\n\nWall time per job, by kind: the mean over the finished jobs (n), and on each machine they ran on"
         md += machines.count > 1 ? " (" + machines.enumerated().map { "machine \($0.offset + 1): \($0.element)" }.joined(separator: "; ") + ")" : " (\(machines[0]))"
-        md += ". Jobs shared the two cores with other work and ran at the kernel threads in Provenance, so a job with a machine to itself is faster.\n\n"
+        md += ". Wall times as measured: a job may have shared its machine's cores with other work (builds, tests, another job), at the kernel threads given in Provenance.\n\n"
         let columns = ["Job kind", "Done", "Mean"] + (machines.count > 1 ? machines.indices.map { "Machine \($0 + 1)" } : [])
         md += "| " + columns.joined(separator: " | ") + " |\n|" + String(repeating: "---|", count: columns.count) + "\n"
         var mean: [String: Double] = [:]
@@ -63,13 +63,14 @@ enum Cost {
             let durations = counted.map { mean[$0.kind]! }
             let deps = counted.map { j in j.dependsOn.flatMap { index[recipe.jobs[$0].hash] } }
             let compute = durations.reduce(0, +)
-            return "\(counted.count) jobs, \(Report.duration(compute)) of compute: "
+            return "\(Report.duration(compute)) of compute; "
                 + machineCounts.map { n in "\(Report.duration(makespan(durations, dependsOn: deps, workers: n))) on \(n) machine\(n == 1 ? "" : "s")" }
                     .joined(separator: ", ")
         }
         md += "\nProjected wall time at these means, one job at a time per machine (a rank of `mpirun`, each on its own 2-core machine), "
             + "an evaluator once its pretraining is done, in the recipe's order:\n\n"
-        md += "- The whole recipe: " + projected(recipe.jobs) + "\n"
+        md += "- One model (its pretraining and every evaluator once): \(Report.duration(kinds.compactMap { mean[$0] }.reduce(0, +)))\n"
+        md += "- The whole recipe (\(recipe.jobs.count) jobs): " + projected(recipe.jobs) + "\n"
         let remaining = recipe.jobs.filter { !finished.contains($0.hash) }
         if !remaining.isEmpty { md += "- What remains (\(remaining.count) jobs not done): " + projected(remaining) + "\n" }
         if !unmeasured.isEmpty {

@@ -544,12 +544,12 @@ public enum Report {
         md += "- Recipe: `\(recipe.source.path)`, sha256 `\(recipe.fileHash)`\n"
         var codes: [String: Int] = [:]
         for r in runs { codes[r.done.code.map { "`\($0)`" } ?? "unrecorded", default: 0] += 1 }
-        md += "- Code (sha256 of the sources, at build time): " + (codes.isEmpty ? "–" : codes.keys.sorted().map { "\($0) (\(codes[$0]!) jobs)" }.joined(separator: "; ")) + "\n"
+        md += "- Code (sha256 of the sources, at build time): " + (codes.isEmpty ? "–" : codes.keys.sorted().map { "\($0) (\(codes[$0]!) job\(codes[$0]! == 1 ? "" : "s"))" }.joined(separator: "; ")) + "\n"
         let commits = Array(Set(runs.map { "`\($0.done.commit)`" + ($0.done.dirty ? " (with uncommitted changes)" : "") })).sorted()
         md += "- Commit: " + (commits.isEmpty ? "–" : commits.joined(separator: "; ")) + "\n"
         var machines: [String: Int] = [:]
         for r in runs { machines[r.done.machine.description, default: 0] += 1 }
-        md += "- Machine: " + (machines.isEmpty ? "–" : machines.keys.sorted().map { machines.count > 1 ? "\($0) (\(machines[$0]!) jobs)" : $0 }.joined(separator: "; ")) + "\n"
+        md += "- Machine: " + (machines.isEmpty ? "–" : machines.keys.sorted().map { machines.count > 1 ? "\($0) (\(machines[$0]!) job\(machines[$0]! == 1 ? "" : "s"))" : $0 }.joined(separator: "; ")) + "\n"
         // an evaluator run on another kind of machine than its pretraining evaluated a model
         // pretrained there again: the same one only where the kernel and thread count were the same
         let apart = runs.compactMap { r -> String? in

@@ -397,7 +397,8 @@ final class StudyReportTests: XCTestCase {
         // 12 minutes on one machine; on 4, the pretrainings together (1 minute), then 8 evaluators 4 at a time (2 minutes);
         // on 16, the pretrainings, then all evaluators at once
         XCTAssertTrue(md.contains("\n| pretrain | 4/4 | 1m00s (4) | 1m00s (2) | 1m00s (2) |\n"), md)
-        XCTAssertTrue(md.contains("- The whole recipe: 12 jobs, 12m00s of compute: 12m00s on 1 machine, 3m00s on 4 machines, 2m00s on 16 machines\n"), md)
+        XCTAssertTrue(md.contains("- One model (its pretraining and every evaluator once): 3m00s\n"), md)
+        XCTAssertTrue(md.contains("- The whole recipe (12 jobs): 12m00s of compute; 12m00s on 1 machine, 3m00s on 4 machines, 2m00s on 16 machines\n"), md)
         XCTAssertFalse(md.contains("What remains"), "every job is done")
         XCTAssertFalse(md.contains("(not done)"), "every job of the test recipe is done")
         // two machines whose CPUs share a model name are told apart, each with its jobs
