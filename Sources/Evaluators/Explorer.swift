@@ -119,6 +119,50 @@ public struct ExplorePage: Codable, Equatable, Sendable {
     public var seconds: Double
     /// Two checkpoints of one architecture: what differs in their weights.
     public var audit: WeightAudit? = nil
+    /// Per checkpoint, the prompts grouped by their knowledge neurons (nil below 3 prompts).
+    public var neuronGroups: [NeuronGroups]? = nil
+}
+
+/// The page's prompts grouped by their knowledge neurons, the way `eval kn` groups a concept's
+/// probes (k-means on the neuron sets, k chosen by the silhouette, up to kn's --max-clusters; here
+/// the best of 10 seedings per k), but over every prompt of the page: each group with the relations and objects of its prompts, its
+/// most frequent neurons (kn's --top-neurons) and where its neurons are, so that a reader sees
+/// what a set of neurons serves, and whether one serves several relations.
+public struct NeuronGroups: Codable, Equatable, Sendable {
+    public struct Group: Codable, Equatable, Sendable {
+        public var prompts: [Int]                       // indices into the page's prompts
+        public var relations: [String: Int]             // over those prompts
+        public var objects: [String: Int]
+        public var neurons: [Neuron], uses: [Int]       // the most frequent, and in how many of the group's prompts each is
+        public var layers: [Int]                        // the group's distinct knowledge neurons per layer
+    }
+    public var groups: [Group]                          // the most prompts first
+    public var silhouette: Double?                      // nil: one group (the sets could not be split)
+    public var distinct: Int                            // knowledge neurons over all prompts
+    public var shared: Int                              // of them, knowledge neurons of 2 or more prompts
+
+    /// k-means++ seedings tried per k: a page's prompts mix relations, where one seeding often
+    /// ends in a poor split.
+    static let restarts = 10
+
+    static func of(_ records: [KNProbeRecord], layers: Int, options o: KNOptions, seed: UInt64) -> NeuronGroups {
+        let sets = records.map(\.neurons)
+        let (assign, silhouette) = Clustering.best(sets, maxK: o.maxClusters, seed: seed, iterations: o.resolvedKmeansIterations,
+                                                   restarts: restarts)
+        var counts: [Neuron: Int] = [:]
+        for s in sets { for n in Set(s) { counts[n, default: 0] += 1 } }
+        let groups = Set(assign).map { g -> Group in
+            let members = assign.indices.filter { assign[$0] == g }
+            let top = Clustering.frequent(members.map { sets[$0] }, top: o.topNeurons)
+            var perLayer = [Int](repeating: 0, count: layers)
+            for n in Set(members.flatMap { sets[$0] }) { perLayer[n.layer] += 1 }
+            return Group(prompts: members, relations: Dictionary(members.map { (records[$0].relation, 1) }, uniquingKeysWith: +),
+                         objects: Dictionary(members.map { (records[$0].target, 1) }, uniquingKeysWith: +),
+                         neurons: top.map(\.neuron), uses: top.map(\.sets), layers: perLayer)
+        }
+        return NeuronGroups(groups: groups.sorted { ($0.prompts.count, $1.prompts[0]) > ($1.prompts.count, $0.prompts[0]) }, silhouette: silhouette,
+                            distinct: counts.count, shared: counts.values.filter { $0 >= 2 }.count)
+    }
 }
 
 public enum Explorer {
@@ -160,7 +204,11 @@ public enum Explorer {
                                      hiddenDropout: Double(c.hiddenDropout), attentionDropout: Double(c.attentionDropout))
         }
         let audit = setups.count == 2 ? WeightAudit.compare(setups[0].model.params, setups[1].model.params) : nil
-        return ExplorePage(checkpoints: info, options: o, prompts: prompts, seconds: Date().timeIntervalSince(began), audit: audit)
+        let groups = prompts.count < 3 ? nil : setups.indices.map { c in
+            NeuronGroups.of(prompts.map { $0.views[c].neurons }, layers: info[c].layers, options: o.kn, seed: o.source.seed ^ 0x6E67)
+        }
+        return ExplorePage(checkpoints: info, options: o, prompts: prompts, seconds: Date().timeIntervalSince(began), audit: audit,
+                           neuronGroups: groups)
     }
 
     /// The probe set: the one --prompt (its target defaulting to the model's most probable

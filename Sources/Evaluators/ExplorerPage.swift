@@ -45,6 +45,7 @@ extension ExplorePage {
 
         """
         h += summaryTable()
+        h += groupsSection()
         h += auditSection()
         for (i, p) in prompts.enumerated() { h += section(i + 1, p) }
         h += """
@@ -119,6 +120,29 @@ extension ExplorePage {
                 + "<td>" + x.tracePeaks.enumerated().map { "\($0): \($1)" }.joined(separator: ", ") + "</td></tr>"
         }
         return s + "</table></section>\n"
+    }
+
+    /// The prompts grouped by their knowledge neurons, for each checkpoint (NeuronGroups).
+    func groupsSection() -> String {
+        guard let all = neuronGroups else { return "" }
+        var s = "<section class=\"summary\" data-section=\"groups\"><h2>Knowledge neurons by what they serve</h2>"
+        s += "<p class=\"note\">The \(prompts.count) prompts grouped by their knowledge neurons (k-means on the neuron sets, k chosen by the "
+            + "silhouette, as <code>eval kn</code> groups a concept's probes). Per group: its prompts, their relations and objects (with counts), "
+            + "its most frequent neurons (layer:unit &times; the prompts that have it) and its knowledge neurons per layer.</p>"
+        func counts(_ d: [String: Int]) -> String { d.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { "\(esc($0.key)) \($0.value)" }.joined(separator: ", ") }
+        for (name, g) in zip(Self.names, all) {
+            s += "<h3>\(name)</h3><p>\(g.distinct) knowledge neurons over the prompts, \(g.shared) of them in two or more; \(g.groups.count) group"
+                + (g.groups.count == 1 ? "" : "s") + (g.silhouette.map { " (silhouette \(num($0)))" } ?? " (the neuron sets could not be split)") + ".</p>"
+            s += "<table><tr><th>group</th><th>prompts</th><th>relations</th><th>objects</th><th>most frequent neurons</th><th>neurons per layer</th></tr>"
+            for (i, x) in g.groups.enumerated() {
+                s += "<tr><td>\(i + 1)</td><td>" + x.prompts.map { "<a href=\"#prompt-\($0 + 1)\">\($0 + 1)</a>" }.joined(separator: " ")
+                    + "</td><td>\(counts(x.relations))</td><td>\(counts(x.objects))</td><td>"
+                    + zip(x.neurons, x.uses).map { "\($0.layer):\($0.unit) &times;\($1)" }.joined(separator: ", ") + "</td><td>"
+                    + x.layers.enumerated().map { "\($0): \($1)" }.joined(separator: ", ") + "</td></tr>"
+            }
+            s += "</table>"
+        }
+        return s + "</section>\n"
     }
 
     /// The tensors listed in the audit view; the rest are counted.

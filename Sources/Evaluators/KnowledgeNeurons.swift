@@ -205,9 +205,7 @@ public enum KnowledgeNeurons {
             for c in 0..<K {
                 let own = idx.indices.filter { assign[$0] == c }.map { idx[$0] }
                 let other = idx.indices.filter { assign[$0] != c }.map { idx[$0] }
-                var freq: [Neuron: Int] = [:]
-                for i in own { for n in sets[i] { freq[n, default: 0] += 1 } }
-                let top = freq.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(o.topNeurons).map(\.key)
+                let top = Clustering.frequent(own.map { sets[$0] }, top: o.topNeurons).map(\.neuron)
                 guard !top.isEmpty else { continue }
                 let random = top.map { Neuron(layer: $0.layer, unit: rng.int(D)) }
                 for (name, factor) in [("suppress", o.suppress), ("amplify", o.amplify)] {
@@ -243,8 +241,10 @@ public enum KnowledgeNeurons {
 /// silhouette (Rousseeuw 1987), Euclidean distance.
 public enum Clustering {
     /// Assignments and the silhouette of the best k in 2...maxK (k < n); one cluster (nil
-    /// silhouette) when the sets cannot be split.
-    public static func best(_ sets: [[Neuron]], maxK: Int, seed: UInt64, iterations: Int) -> (assign: [Int], silhouette: Double?) {
+    /// silhouette) when the sets cannot be split. `restarts`: k-means++ seedings tried per k (the
+    /// best silhouette wins), as one seeding can end in a poor local optimum; `eval kn` keeps the
+    /// one it has always used, so that its recorded results stay comparable.
+    public static func best(_ sets: [[Neuron]], maxK: Int, seed: UInt64, iterations: Int, restarts: Int = 1) -> (assign: [Int], silhouette: Double?) {
         let n = sets.count
         let dims = Dictionary(uniqueKeysWithValues: Set(sets.flatMap { $0 }).sorted().enumerated().map { ($1, $0) })
         let pts = sets.map { s in Set(s).map { dims[$0]! }.sorted() }
@@ -253,12 +253,22 @@ public enum Clustering {
         guard n >= 3, Set(pts).count >= 2 else { return ([Int](repeating: 0, count: n), nil) }
         var bestAssign = [Int](repeating: 0, count: n), bestScore = -Double.infinity
         for k in 2...min(maxK, n - 1) {
-            let a = kmeans(pts, dims: dims.count, k: k, seed: seed &+ UInt64(k), iterations: iterations)
-            guard Set(a).count >= 2 else { continue }
-            let s = silhouette(dist, a)
-            if s > bestScore { bestScore = s; bestAssign = a }
+            for r in 0..<UInt64(max(restarts, 1)) {
+                let a = kmeans(pts, dims: dims.count, k: k, seed: seed &+ UInt64(k) &+ (r << 32), iterations: iterations)
+                guard Set(a).count >= 2 else { continue }
+                let s = silhouette(dist, a)
+                if s > bestScore { bestScore = s; bestAssign = a }
+            }
         }
         return bestScore.isFinite ? (bestAssign, bestScore) : ([Int](repeating: 0, count: n), nil)
+    }
+
+    /// The `top` neurons in most of `sets`, with the number of sets holding each, most first
+    /// (ties: lower layer and unit first): a cluster's neurons.
+    public static func frequent(_ sets: [[Neuron]], top: Int) -> [(neuron: Neuron, sets: Int)] {
+        var freq: [Neuron: Int] = [:]
+        for s in sets { for n in Set(s) { freq[n, default: 0] += 1 } }
+        return freq.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(top).map { ($0.key, $0.value) }
     }
 
     /// Lloyd's k-means with k-means++ seeding on sparse binary points; labels renumbered 0..<K.

@@ -229,6 +229,62 @@ final class ExplorerTests: XCTestCase {
         XCTAssertTrue(html.contains(#"data-section="summary""#))
     }
 
+    /// The groups of prompts by knowledge neurons, against the embedded records: each checkpoint's
+    /// groups split the prompts; their relations, objects, neuron counts per layer and most frequent
+    /// neurons are those of their prompts' records; distinct and shared count every prompt's neurons.
+    func testNeuronGroupsAgreeWithTheRecords() throws {
+        let (_, _, _, html, cli) = Self.page
+        XCTAssertEqual(cli.status, 0, cli.stderr)
+        let page = try Self.embedded(html)
+        let all = try XCTUnwrap(page.neuronGroups)
+        XCTAssertEqual(all.count, 2)
+        for (c, g) in all.enumerated() {
+            let records = page.prompts.map { $0.views[c].neurons }
+            XCTAssertEqual(g.groups.flatMap(\.prompts).sorted(), Array(records.indices), "the groups split the prompts")
+            for x in g.groups {
+                let members = x.prompts.map { records[$0] }
+                XCTAssertEqual(x.relations, Dictionary(members.map { ($0.relation, 1) }, uniquingKeysWith: +))
+                XCTAssertEqual(x.objects, Dictionary(members.map { ($0.target, 1) }, uniquingKeysWith: +))
+                let distinct = Set(members.flatMap(\.neurons))
+                XCTAssertEqual(x.layers, (0..<page.checkpoints[c].layers).map { l in distinct.filter { $0.layer == l }.count })
+                XCTAssertEqual(x.uses, x.neurons.map { n in members.filter { $0.neurons.contains(n) }.count })
+                XCTAssertTrue(x.uses == x.uses.sorted(by: >), "most frequent first")
+                // no neuron left out is in more of the group's prompts than the last one listed
+                if let least = x.uses.last, x.neurons.count == page.options.kn.topNeurons {
+                    for n in distinct.subtracting(x.neurons) { XCTAssertLessThanOrEqual(members.filter { $0.neurons.contains(n) }.count, least) }
+                } else {
+                    XCTAssertEqual(Set(x.neurons), distinct, "fewer than --top-neurons: all of them")
+                }
+            }
+            let uses = Dictionary(records.flatMap { Set($0.neurons).map { ($0, 1) } }, uniquingKeysWith: +)
+            XCTAssertEqual(g.distinct, uses.count)
+            XCTAssertEqual(g.shared, uses.values.filter { $0 >= 2 }.count)
+        }
+        XCTAssertTrue(html.contains(#"data-section="groups""#))
+    }
+
+    /// Prompts of two relations whose neurons are two disjoint sets (with one neuron of a prompt's
+    /// own) fall into two groups, each labelled with its relation and objects and led by its shared neurons.
+    func testNeuronGroupsSeparateTwoRelations() {
+        func record(_ relation: String, _ target: String, _ units: [Int], layer: Int) -> KNProbeRecord {
+            KNProbeRecord(prompt: "", target: target, prediction: target, relation: relation, prob: 1,
+                          neurons: units.map { Neuron(layer: layer, unit: $0) }, attribution: units.map { _ in 1 }, cluster: nil)
+        }
+        let records = [record("P19", "paris", [1, 2, 3, 10], layer: 0), record("P36", "oslo", [50, 51, 60], layer: 1),
+                       record("P19", "rome", [1, 2, 3, 11], layer: 0), record("P36", "oslo", [50, 51, 61], layer: 1),
+                       record("P19", "paris", [1, 2, 3, 12], layer: 0)]
+        var o = KNOptions(); o.topNeurons = 3
+        let g = NeuronGroups.of(records, layers: 2, options: o, seed: 1)
+        XCTAssertEqual(g.groups.map(\.prompts), [[0, 2, 4], [1, 3]])
+        XCTAssertEqual(g.groups[0].relations, ["P19": 3]); XCTAssertEqual(g.groups[0].objects, ["paris": 2, "rome": 1])
+        XCTAssertEqual(g.groups[0].neurons, [1, 2, 3].map { Neuron(layer: 0, unit: $0) }); XCTAssertEqual(g.groups[0].uses, [3, 3, 3])
+        XCTAssertEqual(g.groups[0].layers, [6, 0])
+        XCTAssertEqual(g.groups[1].relations, ["P36": 2]); XCTAssertEqual(Array(g.groups[1].neurons.prefix(2)), [Neuron(layer: 1, unit: 50), Neuron(layer: 1, unit: 51)])
+        XCTAssertEqual(g.groups[1].layers, [0, 4])
+        XCTAssertEqual(g.distinct, 10); XCTAssertEqual(g.shared, 5)
+        XCTAssertNotNil(g.silhouette)
+    }
+
     /// The audit finds an edit without being told where: a rank-one update of one FFN output
     /// matrix and a changed bias, nothing else. In float32, B = fl(A + u vᵀ) differs from A + u vᵀ
     /// by at most one rounding per entry (unit roundoff 2^-24 of |B|), a matrix E with
@@ -291,7 +347,7 @@ final class ExplorerTests: XCTestCase {
         let dom = d.stdout
         XCTAssertTrue(dom.contains(#"data-ready="4""#), "the page's script did not run to its end")
         XCTAssertTrue(dom.contains(#"<pre id="page-errors" hidden=""></pre>"#), "errors reported in the page")
-        for section in ["summary", "audit", "prompt", "predictions", "lens", "trace", "neurons", "promotes", "attention", "difference"] {
+        for section in ["summary", "groups", "audit", "prompt", "predictions", "lens", "trace", "neurons", "promotes", "attention", "difference"] {
             XCTAssertTrue(dom.contains("data-section=\"\(section)\""), "no \(section) section")
         }
         XCTAssertEqual(dom.components(separatedBy: #"data-section="prompt""#).count - 1, 4)
