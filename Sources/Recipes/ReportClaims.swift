@@ -48,6 +48,9 @@ extension Report {
 
     static func verdict(_ e: Claim.Expect, _ c: Comparison, better: MetricRow.Better?) -> String {
         guard let h = c.holm, c.test.low != nil else { return "not decided at this n (no interval)" }
+        // a claim is about training with or without dropout: one seed's interval over units (concepts,
+        // probes) describes one pair of models, and says nothing of another training run
+        if c.test.n < 2, let kind = c.unitKind { return "not decided at this n (one seed: an interval over the \(kind)s of one pair of models, not over training runs)" }
         let d = c.test.meanDifference, significant = h < alpha
         switch e {
         case .sign(let s):
@@ -67,7 +70,8 @@ extension Report {
         var md = "## The study's claims, checked\n\n"
         md += "Liu, Bauer and Manning, \"Drop Dropout on Single-Epoch Language Model Pretraining\" (Findings of ACL 2025): each claim read "
             + "off one row of this report, variant − \(baseLabel), with its 95% interval and Holm-adjusted p (the family of the headline "
-            + "findings). Agrees / disagrees: the difference is significant (Holm-adjusted p < \(alpha)) in the study's direction / against it.\n\n"
+            + "findings). Agrees / disagrees: the difference is significant (Holm-adjusted p < \(alpha)) in the study's direction / against it, "
+            + "over two or more seeds (a claim is about training runs: one seed's interval over concepts or probes is about one pair of models).\n\n"
         var table = "| Claim | Variant | Variant − \(baseLabel) [95% CI] | n | p (Holm) | Verdict |\n|---|---|---|---|---|---|\n"
         var verdicts: [String] = []
         for claim in claims {

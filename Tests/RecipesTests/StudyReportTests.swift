@@ -342,7 +342,7 @@ final class StudyReportTests: XCTestCase {
     }
 
     /// The claims table's verdicts: significant after Holm in the study's direction agrees,
-    /// against it disagrees, otherwise not decided; "no better" and "the same" claims are
+    /// against it disagrees, otherwise not decided (and with one seed, always); "no better" and "the same" claims are
     /// contradicted only by a significant difference their way.
     func testClaimVerdicts() {
         func c(_ d: Double, holm: Double) -> Report.Comparison {
@@ -357,6 +357,12 @@ final class StudyReportTests: XCTestCase {
         XCTAssertEqual(Report.verdict(.same, c(0.1, holm: 0.9), better: .higher), "not decided at this n (no difference detected)")
         var none = c(0, holm: 1); none.test.low = nil; none.test.high = nil
         XCTAssertEqual(Report.verdict(.sign(1), none, better: .lower), "not decided at this n (no interval)")
+        // one seed paired by concept: significant over the concepts of one pair of models, no verdict on training runs
+        var one = c(-2, holm: 0.0001); one.test.n = 1; one.unitKind = "concept"
+        XCTAssertEqual(Report.verdict(.sign(1), one, better: .lower),
+                       "not decided at this n (one seed: an interval over the concepts of one pair of models, not over training runs)")
+        one.test.n = 2
+        XCTAssertEqual(Report.verdict(.sign(1), one, better: .lower), "disagrees")
     }
 
     /// The projected wall time: jobs handed out in order to the next free rank once their
