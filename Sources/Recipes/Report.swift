@@ -471,22 +471,24 @@ public enum Report {
                     } else {
                         s += " (\(pairs(c)))"
                     }
-                    if let h = c.holm, h < alpha {
-                        let direction = c.test.meanDifference > 0 ? "higher" : "lower"
-                        let judged = row.better.map { ($0 == .higher) == (c.test.meanDifference > 0) ? " (better)" : " (worse)" } ?? ""
-                        s += ": significantly \(direction)\(judged) than \(baseLabel) (Holm-adjusted p = \(NumberFormat.pValue(h)))."
-                    } else if let h = c.holm {
-                        s += ": not decided at this n (Holm-adjusted p = \(NumberFormat.pValue(h)))."
-                    } else {
-                        s += ": not testable (fewer than two pairs, or the same difference in every pair)."
-                    }
-                    lines.append(s)
+                    lines.append(s + ": " + decision(c, better: row.better, baseLabel: baseLabel))
                 }
             }
         }
         let none = others.isEmpty ? "One variant: nothing to compare.\n"
             : "No comparison yet: no variant and the baseline have a finished job of the same seed.\n"
         return "## Headline findings\n\n" + (lines.isEmpty ? none : lines.joined(separator: "\n") + "\n") + "\n"
+    }
+
+    /// What a headline finding says of its comparison. With one seed, a difference significant
+    /// over units (concepts, probes) is one about that pair of models, and says so.
+    static func decision(_ c: Comparison, better: MetricRow.Better?, baseLabel: String) -> String {
+        guard let h = c.holm else { return "not testable (fewer than two pairs, or the same difference in every pair)." }
+        guard h < alpha else { return "not decided at this n (Holm-adjusted p = \(NumberFormat.pValue(h)))." }
+        let direction = c.test.meanDifference > 0 ? "higher" : "lower"
+        let judged = better.map { ($0 == .higher) == (c.test.meanDifference > 0) ? " (better)" : " (worse)" } ?? ""
+        let over = c.test.n < 2 ? c.unitKind.map { " over the \($0)s of this one pair of models (one seed: nothing yet of other training runs)" } ?? "" : ""
+        return "significantly \(direction)\(judged) than \(baseLabel)\(over) (Holm-adjusted p = \(NumberFormat.pValue(h)))."
     }
 
     /// "[low, high]" of a comparison's difference, nil without an interval.

@@ -361,8 +361,12 @@ final class StudyReportTests: XCTestCase {
         var one = c(-2, holm: 0.0001); one.test.n = 1; one.unitKind = "concept"
         XCTAssertEqual(Report.verdict(.sign(1), one, better: .lower),
                        "not decided at this n (one seed: an interval over the concepts of one pair of models, not over training runs)")
+        // and the headline finding says whose difference it is
+        XCTAssertEqual(Report.decision(one, better: .lower, baseLabel: "No dropout"), "significantly lower (better) than No dropout over the "
+                       + "concepts of this one pair of models (one seed: nothing yet of other training runs) (Holm-adjusted p = 0.000100).")
         one.test.n = 2
         XCTAssertEqual(Report.verdict(.sign(1), one, better: .lower), "disagrees")
+        XCTAssertEqual(Report.decision(one, better: .lower, baseLabel: "No dropout"), "significantly lower (better) than No dropout (Holm-adjusted p = 0.000100).")
     }
 
     /// The projected wall time: jobs handed out in order to the next free rank once their
