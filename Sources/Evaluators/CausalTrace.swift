@@ -104,6 +104,12 @@ public enum CausalTrace {
 
     /// P(target) on the clean run, and with each (kind, layer, position) restored, averaged over
     /// the noise samples (each [subject tokens x C], added to the subject's word embeddings).
+    /// The layers restored together for layer `l`: a window of `window` centred on it, cut at the model's `layers`.
+    public static func restoredLayers(_ l: Int, window: Int, layers: Int) -> Range<Int> {
+        let lo = max(0, l - (window - 1) / 2)
+        return lo..<min(layers, lo + window)
+    }
+
     public static func trace(_ k: KnowledgeSetup, _ p: TokenizedProbe, kinds: [SiteKind], noise: [[Float]], window: Int,
                              batch: Int) -> (clean: Double, corrupt: Double, restored: [SiteKind: [[Double]]]) {
         let model = k.model, L = model.config.numLayers, T = p.ids.count, C = model.config.hiddenSize
@@ -130,8 +136,7 @@ public enum CausalTrace {
                 noiseRows += subject.map { pb.row(b, Int($0)) }
                 noiseValues += noise[run.s]
                 guard let (kind, l, t) = run.r else { continue }
-                let lo = max(0, l - (window - 1) / 2), hi = min(L, lo + window)
-                for l2 in lo..<hi {
+                for l2 in restoredLayers(l, window: window, layers: L) {
                     patches[Site(kind, l2), default: ([], [])].rows.append(pb.row(b, t))
                     patches[Site(kind, l2)]!.sources.append(Int32(t))
                 }

@@ -250,10 +250,19 @@ public enum TraceRecipeEvaluator: ProbeRecipeEvaluator {
         var rows = [MetricRow("trace.traced", "Causal trace: probes traced", Double(r.traced), descriptive: true)]
         if let te = r.totalEffect { rows.append(MetricRow("trace.total", "Causal trace: total effect of the corruption", te, bounds: -1...1)) }
         for k in r.kinds {
+            let L = k.indirectEffect.count
             for cls in ["subject-last", "mask"] {
                 guard let c = k.classes.firstIndex(of: cls) else { continue }
                 for (l, v) in k.indirectEffect.enumerated() {
-                    if let v = v[c] { rows.append(MetricRow("trace.\(k.kind).\(cls).layer\(l)", "Trace \(k.kind) IE at \(cls), layer \(l)", v, bounds: -1...1)) }
+                    guard let v = v[c] else { continue }
+                    // fixed by the architecture, whatever the model learned: a state at a position other than
+                    // [MASK] restored in the last layer alone reaches no output (no later layer reads it), and the
+                    // last block's state at [MASK] restored is the clean output (its effect is the total effect)
+                    let restored = CausalTrace.restoredLayers(l, window: r.options.window, layers: L)
+                    let structural = cls != "mask" && restored.lowerBound == L - 1 ? " (structurally 0: no later layer reads it)"
+                        : cls == "mask" && k.kind == "block" && restored.upperBound == L ? " (structurally the total effect)" : nil
+                    rows.append(MetricRow("trace.\(k.kind).\(cls).layer\(l)", "Trace \(k.kind) IE at \(cls), layer \(l)" + (structural ?? ""), v,
+                                          descriptive: structural != nil, bounds: -1...1))
                 }
             }
         }

@@ -369,6 +369,37 @@ final class StudyReportTests: XCTestCase {
         XCTAssertEqual(Report.decision(one, better: .lower, baseLabel: "No dropout"), "significantly lower (better) than No dropout (Holm-adjusted p = 0.000100).")
     }
 
+    /// Causal-trace rows fixed by the architecture are marked and never tested: in a 3-layer model,
+    /// a state restored at the subject in the last layer alone (structurally 0), and the last
+    /// block restored at [MASK] (the total effect); with a window of 3 the last layer's window
+    /// reaches back a layer, and only the [MASK] block rows whose window includes the last layer stay marked.
+    func testStructuralTraceRows() {
+        func rows(window: Int) -> [String: MetricRow] {
+            var o = TraceOptions(); o.window = window
+            let ie: [[Double?]] = [[0.3, 0.01], [0.2, 0.1], [0.0, 0.5]]   // [layer][subject-last, mask]
+            let r = TraceResult(checkpoint: "m.h5", options: o, probes: 10, traced: 10, sigma: 1, cleanProb: 0.6, corruptProb: 0.1, totalEffect: 0.5,
+                                kinds: ["block", "ffn.out"].map { TraceKindResult(kind: $0, classes: ["subject-last", "mask"], indirectEffect: ie) },
+                                counts: [:], seconds: 1)
+            return Dictionary(uniqueKeysWithValues: TraceRecipeEvaluator.rows(r).map { ($0.id, $0) })
+        }
+        let one = rows(window: 1)
+        for kind in ["block", "ffn.out"] {
+            XCTAssertEqual(one["trace.\(kind).subject-last.layer2"]?.label, "Trace \(kind) IE at subject-last, layer 2 (structurally 0: no later layer reads it)")
+            XCTAssertEqual(one["trace.\(kind).subject-last.layer2"]?.descriptive, true)
+            XCTAssertEqual(one["trace.\(kind).subject-last.layer1"]?.descriptive, false)
+        }
+        XCTAssertEqual(one["trace.block.mask.layer2"]?.label, "Trace block IE at mask, layer 2 (structurally the total effect)")
+        XCTAssertEqual(one["trace.block.mask.layer2"]?.descriptive, true)
+        XCTAssertEqual(one["trace.ffn.out.mask.layer2"]?.descriptive, false, "the last FFN alone restored at [MASK] is not the whole output")
+        XCTAssertEqual(one["trace.block.mask.layer1"]?.descriptive, false)
+        // a window of 3: layer 2 restores layers 1-2, layers 1 and 0 layers 0-2 (cut at 0, it keeps its width)
+        let three = rows(window: 3)
+        XCTAssertEqual(three["trace.block.subject-last.layer2"]?.descriptive, false)
+        XCTAssertEqual(three["trace.block.mask.layer1"]?.descriptive, true)
+        XCTAssertEqual(three["trace.block.mask.layer0"]?.descriptive, true)
+        XCTAssertEqual(three["trace.ffn.out.subject-last.layer0"]?.descriptive, false)
+    }
+
     /// The projected wall time: jobs handed out in order to the next free rank once their
     /// pretraining is done, worked out by hand.
     func testMakespan() {
