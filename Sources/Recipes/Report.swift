@@ -265,13 +265,11 @@ public enum Report {
                     }
                     guard let g0 = grids.first else { continue }
                     let same = grids.filter { $0.rows == g0.rows && $0.columns == g0.columns }
-                    let mean = g0.values.indices.map { r in
-                        g0.values[r].indices.map { c -> Double? in
-                            let xs = same.compactMap { $0.values[r][c] }
-                            return xs.isEmpty ? nil : Statistics.mean(xs)
-                        }
+                    guard let (mean, seeds) = meanGrid(same.map(\.values)) else {
+                        figureLinks.append("\(fs[0].figure.title): \(v.label): no probes in any seed, nothing to draw.")
+                        continue
                     }
-                    let title = "\(fs[0].figure.title): \(v.label) (mean over \(same.count) seed\(same.count == 1 ? "" : "s"))"
+                    let title = "\(fs[0].figure.title): \(v.label) (mean over \(seeds) seed\(seeds == 1 ? "" : "s"))"
                     let file = "\(name)-\(id)-\(v.id).svg"
                     files.append((file, Heatmap.svg(title: title, rowLabels: g0.rows, columnLabels: g0.columns, values: mean)))
                     figureLinks.append("[![\(title)](\(file))](\(file))")
@@ -309,6 +307,20 @@ public enum Report {
     }
 
     static func runKey(_ variant: String, _ seed: UInt64) -> String { "\(variant)|\(seed)" }
+
+    /// The cell-by-cell mean of seeds' heatmap grids of one layout, over the seeds with any value
+    /// (a seed with no probe has nothing to add), and how many those are; nil when none has.
+    static func meanGrid(_ grids: [[[Double?]]]) -> (values: [[Double?]], seeds: Int)? {
+        let drawn = grids.filter { $0.contains { $0.contains { $0 != nil } } }
+        guard let g0 = drawn.first else { return nil }
+        let values = g0.indices.map { r in
+            g0[r].indices.map { c -> Double? in
+                let xs = drawn.compactMap { $0[r][c] }
+                return xs.isEmpty ? nil : Statistics.mean(xs)
+            }
+        }
+        return (values, drawn.count)
+    }
 
     /// Whether the learned-threshold gate applies to an evaluator's results: every knowledge,
     /// editing and mechanism evaluator but fact acquisition itself, which decides it.

@@ -400,6 +400,16 @@ final class StudyReportTests: XCTestCase {
         XCTAssertEqual(three["trace.ffn.out.subject-last.layer0"]?.descriptive, false)
     }
 
+    /// A heatmap is the mean over the seeds that have values: a seed with no probe traced is not
+    /// counted in "mean over n seeds", and no seed with a value draws nothing.
+    func testMeanGrid() throws {
+        let empty: [[Double?]] = [[nil, nil], [nil, nil]]
+        let m = try XCTUnwrap(Report.meanGrid([[[1, nil], [3, 4]], empty, [[3, nil], [nil, 8]]]))
+        XCTAssertEqual(m.seeds, 2)
+        XCTAssertEqual(m.values, [[2, nil], [3, 6]])
+        XCTAssertNil(Report.meanGrid([empty, empty]))
+    }
+
     /// The projected wall time: jobs handed out in order to the next free rank once their
     /// pretraining is done, worked out by hand.
     func testMakespan() {
