@@ -65,7 +65,7 @@ extension Report {
 
     /// A row per claim and variant it is about: the measured difference, its interval and
     /// Holm-adjusted p, the verdict.
-    static func claimsSection(_ recipe: Recipe, main tables: [String: Table], _ comparisons: [ObjectIdentifier: [String: [String: Comparison]]],
+    static func claimsSection(_ recipe: Recipe, main tables: [String: Table], _ comparisons: Comparisons,
                               notLearned: [String: Double], baseLabel: String) -> String {
         var md = "## The study's claims, checked\n\n"
         md += "Liu, Bauer and Manning, \"Drop Dropout on Single-Epoch Language Model Pretraining\" (Findings of ACL 2025): each claim read "

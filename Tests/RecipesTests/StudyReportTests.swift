@@ -400,6 +400,48 @@ final class StudyReportTests: XCTestCase {
         XCTAssertEqual(three["trace.ffn.out.subject-last.layer0"]?.descriptive, false)
     }
 
+    /// The analyse stage on hand-made tables: each row's comparison is the paired t-test over the
+    /// seeds (with two seeds, df = 1: the t distribution is Cauchy's, P(|T| > t) = 1 - 2 atan(t) / pi,
+    /// an independent closed form), a descriptive row gets none, an interval that leaves the
+    /// difference's range is cut at it, and Holm's correction runs over the main tables together
+    /// and over the appendix apart.
+    func testAnalyseComparesAndCorrectsPerFamily() throws {
+        let r = try recipe()   // seeds 0 and 1; baseline nodrop, variant drop
+        func table(_ title: String, appendix: Bool = false, _ rows: [(MetricRow, nodrop: [Double], drop: [Double])]) -> Report.Table {
+            let t = Report.Table(title: title, part: .language, appendix: appendix)
+            for (row, a, b) in rows {
+                for s in 0..<2 {
+                    var x = row; x.value = a[s]; t.add(x, variant: "nodrop", seed: UInt64(s))
+                    x.value = b[s]; t.add(x, variant: "drop", seed: UInt64(s))
+                }
+            }
+            return t
+        }
+        let a = table("A", [(MetricRow("a.x", "x", 0, better: .lower), [1, 2], [2, 4]),            // differences 1, 2: t = 1.5 / 0.5 = 3
+                            (MetricRow("a.n", "n", 0, descriptive: true), [1, 2], [5, 9])])
+        let b = table("B", [(MetricRow.percent("b.y", "y (%)", 0, better: .higher), [10, 90], [90, 100])])   // 80, 10: t = 45 / 35
+        let c = table("C", appendix: true, [(MetricRow("c.z", "z", 0), [0, 0], [1, 3])])                   // 1, 3: t = 2 / 1
+        let cs = Report.analyse(r, Report.Collected(runs: [], notLearned: [:], main: [a, b], appendix: [c], byKind: [:]))
+        func comparison(_ t: Report.Table, _ id: String) throws -> Report.Comparison { try XCTUnwrap(cs[ObjectIdentifier(t)]?[id]?["drop"]) }
+        let cauchy = { (t: Double) in 1 - 2 * atan(t) / Double.pi }
+        let x = try comparison(a, "a.x"), y = try comparison(b, "b.y"), z = try comparison(c, "c.z")
+        XCTAssertNil(cs[ObjectIdentifier(a)]?["a.n"], "a descriptive row is not tested")
+        // the p-values come from the incomplete beta function (continued fraction to 1e-12 or so): 1e-9 is far above its error
+        XCTAssertEqual(x.test.meanDifference, 1.5); XCTAssertEqual(x.test.p!, cauchy(3), accuracy: 1e-9)
+        XCTAssertEqual(y.test.meanDifference, 45); XCTAssertEqual(y.test.p!, cauchy(45.0 / 35), accuracy: 1e-9)
+        XCTAssertEqual(z.test.p!, cauchy(2), accuracy: 1e-9)
+        XCTAssertNil(x.unitKind, "model-level rows are paired by seed")
+        // 45 ± t(0.975, 1) x 35 = 45 ± 444.6 leaves [-100, 100], the range of a difference of two percentages
+        XCTAssertEqual(y.test.low, -100); XCTAssertEqual(y.test.high, 100)
+        XCTAssertEqual(x.test.high!, 1.5 + 12.7062047 * 0.5, accuracy: 1e-6)
+        // Holm over the main family {p(x), p(y)}: the smaller times 2, the larger times 1 (kept monotone); the appendix alone
+        let (px, py) = (cauchy(3), cauchy(45.0 / 35))
+        XCTAssertLessThan(px, py)
+        XCTAssertEqual(x.holm!, 2 * px, accuracy: 1e-9)
+        XCTAssertEqual(y.holm!, max(2 * px, py), accuracy: 1e-9)
+        XCTAssertEqual(z.holm!, cauchy(2), accuracy: 1e-9, "the appendix is a family of its own")
+    }
+
     /// A heatmap is the mean over the seeds that have values: a seed with no probe traced is not
     /// counted in "mean over n seeds", and no seed with a value draws nothing.
     func testMeanGrid() throws {
