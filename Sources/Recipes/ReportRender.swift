@@ -26,7 +26,9 @@ extension Report {
 
         // the study's claims, when the recipe compares dropout against none
         if recipe.variant(base)?.options.dropout == 0, others.contains(where: { $0.options.dropout > 0 }) {
-            md += claimsSection(recipe, main: collected.byKind, comparisons, notLearned: notLearned, baseLabel: baseLabel)
+            let rows = claimRows(recipe, main: collected.byKind, comparisons, notLearned: notLearned)
+            md += answer(recipe, rows, done: runs.count, baseLabel: baseLabel)
+            md += claimsSection(rows, baseLabel: baseLabel)
         }
         md += setup(recipe, runs: runs.count, base: baseLabel)
         md += learnedSection(recipe, notLearned)

@@ -133,7 +133,7 @@ final class StudyReportTests: XCTestCase {
         print(md)
         // the order of the sections
         let sections = md.split(separator: "\n").filter { $0.hasPrefix("## ") }.map(String.init)
-        XCTAssertEqual(sections, ["## Question", "## The study's claims, checked", "## Setup", "## Headline findings", "## Part 1: Pretraining and language",
+        XCTAssertEqual(sections, ["## Question", "## The answer so far", "## The study's claims, checked", "## Setup", "## Headline findings", "## Part 1: Pretraining and language",
                                   "## Part 4: Consistency and editing", "## Figures", "## Appendix", "## Cost", "## Provenance"])
         XCTAssertTrue(md.contains("## Question\n\nDoes dropout change what a small BERT knows?\n"))
         XCTAssertTrue(md.contains("| Seeds | 0, 1. A job's seed is its init, data and dropout seed"), md)
@@ -160,6 +160,11 @@ final class StudyReportTests: XCTestCase {
         let t = Statistics.pairedTTest([6.1, 6.31], [6, 6.2])
         XCTAssertEqual(pre[loss + 1][3], "\(NumberFormat.signed(t.meanDifference)) [\(NumberFormat.signed(t.low!)), \(NumberFormat.signed(t.high!))]")
         XCTAssertEqual(pre[loss + 1][6], "2 seeds")
+        // the answer so far, in words: that comparison (its Holm p is above 0.05) and BLiMP's (no interval: the same difference in both seeds)
+        XCTAssertTrue(md.contains("## The answer so far\n\nCompared: Dropout 0.1 against No dropout, `tiny` BERTs, seeds 0, 1; 12 of 12 jobs done. "
+                                  + "No claim of the study is decided yet. Measured, not decided at this n: validation MLM loss, Dropout 0.1 − No dropout "
+                                  + "\(NumberFormat.signed(t.meanDifference)) [\(NumberFormat.signed(t.low!)), \(NumberFormat.signed(t.high!))] (2 seeds); "
+                                  + "BLiMP accuracy, Dropout 0.1 − No dropout +10.00 (2 seeds). The claims, one row each, follow.\n"), md)
         let tps = try XCTUnwrap(pre.firstIndex { $0[0] == "Training tokens/s ↑" })
         XCTAssertEqual(Array(pre[tps + 1][3...]), ["–", "not tested", "–", "–"])
         // Holm's family: every comparison of the main tables; the others here are perplexity, accuracy (the same
@@ -344,7 +349,7 @@ final class StudyReportTests: XCTestCase {
     /// The claims table's verdicts: significant after Holm in the study's direction agrees,
     /// against it disagrees, otherwise not decided (and with one seed, always); "no better" and "the same" claims are
     /// contradicted only by a significant difference their way.
-    func testClaimVerdicts() {
+    func testClaimVerdicts() throws {
         func c(_ d: Double, holm: Double) -> Report.Comparison {
             Report.Comparison(test: Statistics.PairedTest(n: 3, meanDifference: d, t: 5, p: holm / 3, low: d - 1, high: d + 1), unitKind: nil, holm: holm)
         }
@@ -367,6 +372,21 @@ final class StudyReportTests: XCTestCase {
         one.test.n = 2
         XCTAssertEqual(Report.verdict(.sign(1), one, better: .lower), "disagrees")
         XCTAssertEqual(Report.decision(one, better: .lower, baseLabel: "No dropout"), "significantly lower (better) than No dropout (Holm-adjusted p = 0.000100).")
+
+        // the answer paragraph, from the claims' rows: decided, measured but not decided, not testable (why), not measured
+        let claims = Report.claims
+        let rows = [Report.ClaimRow(claim: claims[0], variant: "Dropout 0.1", comparison: c(2, holm: 0.01), verdict: "agrees"),
+                    Report.ClaimRow(claim: claims[4], variant: "Dropout 0.1", comparison: c(-1, holm: 0.4), verdict: "not decided at this n"),
+                    Report.ClaimRow(claim: claims[5], variant: "Dropout 0.3", comparison: nil, verdict: "not testable here: did not learn its facts"),
+                    Report.ClaimRow(claim: claims[5], variant: "Dropout 0.5", comparison: nil, verdict: "not testable here: did not learn its facts"),
+                    Report.ClaimRow(claim: claims[1], variant: "–", comparison: nil, verdict: "not testable here: no blimp jobs in this recipe"),
+                    Report.ClaimRow(claim: claims[6], variant: "Dropout 0.15", comparison: nil, verdict: "not measured yet (its jobs are missing)")]
+        let r = try recipe()
+        XCTAssertEqual(Report.answer(r, rows, done: 7, baseLabel: "No dropout"), "## The answer so far\n\nCompared: Dropout 0.1 against No dropout, "
+                       + "`tiny` BERTs, seeds 0, 1; 7 of 12 jobs done. Decided: validation MLM loss, Dropout 0.1 − No dropout +2.000 [+1.000, +3.000] "
+                       + "(3 seeds): agrees with the study. Measured, not decided at this n: binary-mask weights kept, Dropout 0.1 − No dropout "
+                       + "-1.000 [-2.000, 0] (3 seeds). Not testable here: MEND edit success, Dropout 0.3, Dropout 0.5 (did not learn its facts). Not measured "
+                       + "yet: 1 claim-variant pair. The claims, one row each, follow.\n\n")
     }
 
     /// Causal-trace rows fixed by the architecture are marked and never tested: in a 3-layer model,
