@@ -316,14 +316,20 @@ public enum MendRecipeEvaluator: ProbeRecipeEvaluator {
     }
     /// The editor trained when its edits beat the untrained editor's: the paired difference in
     /// [MASK] success on the test facts' edit inputs (trained − untrained, per fact), its 95%
-    /// t-interval above 0. Otherwise the trained editor's numbers are the untrained one's.
+    /// t-interval above 0. Otherwise the trained editor's numbers are the untrained one's. The
+    /// words say which: an editor whose edit loss did not fall (last tenth of the steps against the
+    /// first) did not train; one whose loss fell was not shown better on these test facts.
     public static func validity(_ r: MendResult, directory: String) throws -> [ValidityCheck] {
         let recs = try records(directory)
         let d = Statistics.summarize(recs.map { ($0.afterRight ? 100 : 0) - ($0.untrainedRight ? 100 : 0) })
         let low = d.mean - d.halfWidth
+        let fell = r.editLoss.flatMap { t in t.first.flatMap { first in t.last.map { $0 < first } } }
         return [ValidityCheck(id: "mend.trained", check: "trained minus untrained editor, edit success at [MASK] on \(recs.count) test facts: "
                               + "the 95% t-interval's lower end above 0 points", value: low.isNaN ? nil : low, bound: 0,
-                              held: low > 0, failure: "editor did not train", gates: ["mend.trained.*"])]
+                              held: low > 0,
+                              failure: fell == false ? "editor did not train (its edit loss did not fall)"
+                                : "trained editor not shown better than the untrained one on \(recs.count) test fact\(recs.count == 1 ? "" : "s")",
+                              gates: ["mend.trained.*"])]
     }
     /// Per test fact: the edit input right after the edit (trained and untrained editor), and
     /// the trained editor's P(target) change.

@@ -324,7 +324,7 @@ final class StudyReportTests: XCTestCase {
     /// facts (paired per fact, 95% t-interval above 0); an editor no better than its untrained
     /// self (steps 0, or a flat loss) is withheld.
     func testMendValidity() throws {
-        func check(_ pairs: [(Bool, Bool)]) throws -> ValidityCheck {
+        func check(_ pairs: [(Bool, Bool)], editLoss: [Double]? = nil) throws -> ValidityCheck {
             let recs = pairs.enumerated().map { i, p in
                 MendFactRecord(fact: "f\(i)", relation: "P17", target: "x", prompt: "p", beforeRight: false, afterRight: p.0, untrainedRight: p.1,
                                paraphrases: 1, paraphrasesRightBefore: 0, paraphrasesRightAfter: 0, probBefore: 0, probAfter: 0)
@@ -332,7 +332,7 @@ final class StudyReportTests: XCTestCase {
             try Results.jsonLines(recs).write(to: URL(fileURLWithPath: dir + "/mend-probes.jsonl"))
             let r = MendResult(checkpoint: "x", options: MendOptions(), layers: [1], trainConcepts: 2, testConcepts: 1, trainFacts: 4,
                                testFacts: pairs.count, beforeEditSuccess: 0, beforeParaphraseSuccess: 0, trained: MendMetrics(),
-                               untrained: MendMetrics(), firstLoss: nil, lastLoss: nil, editor: "e.h5", seconds: 0)
+                               untrained: MendMetrics(), firstLoss: nil, lastLoss: nil, editLoss: editLoss, editor: "e.h5", seconds: 0)
             return try XCTUnwrap(MendRecipeEvaluator.validity(r, directory: dir).first)
         }
         // 8 of 10 flipped by the trained editor, none by the untrained: mean 80, sd 42.2, t(9) 2.262 -> 80 - 30.2 = 49.8 > 0
@@ -341,7 +341,11 @@ final class StudyReportTests: XCTestCase {
         XCTAssertEqual(trained.gates, ["mend.trained.*"])
         XCTAssertTrue(trained.gates == ["mend.trained.*"] && !trained.gates("mend.trained.edit"), "a check that held gates nothing")
         let same = try check(Array(repeating: (true, true), count: 5) + Array(repeating: (false, false), count: 5))
-        XCTAssertFalse(same.held); XCTAssertEqual(same.failure, "editor did not train")
+        XCTAssertFalse(same.held); XCTAssertEqual(same.failure, "trained editor not shown better than the untrained one on 10 test facts")
+        // the words say why: an edit loss that fell (3.0 -> 1.8 over the tenths) is an editor that trained, one that did not fall is not
+        let pairs = Array(repeating: (true, true), count: 5) + Array(repeating: (false, false), count: 5)
+        XCTAssertEqual(try check(pairs, editLoss: [3.0, 2.5, 1.8]).failure, "trained editor not shown better than the untrained one on 10 test facts")
+        XCTAssertEqual(try check(pairs, editLoss: [0.57, 0.58, 0.579]).failure, "editor did not train (its edit loss did not fall)")
         XCTAssertTrue(same.gates("mend.trained.edit")); XCTAssertFalse(same.gates("mend.untrained.edit"))
         XCTAssertFalse(try check([(true, false)]).held, "one fact: no interval")
     }
