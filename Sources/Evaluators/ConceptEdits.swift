@@ -81,7 +81,7 @@ extension EditOptions: OptionHelp {
         "weightDecay": "Weight decay on the edit's tensors.",
         "maxGradNorm": "Global gradient-norm clipping (0: none).",
         "dropout": "Hidden and attention dropout while editing.",
-        "saveEdited": "Write the model edited for one concept as a Hugging Face directory.",
+        "saveEdited": "Write the model edited for one concept as a Hugging Face directory, with edited.h5 in it for explore.",
         "saveConcept": "The concept --save-edited exports (unset: the first).",
     ]
 }
@@ -387,12 +387,15 @@ public enum ConceptEdits {
         return TrainStats(steps: s.steps, firstLoss: losses.first?[1], lastLoss: losses.last?[1])
     }
 
-    /// Write the base model with `edit` baked in as an HF export directory.
-    static func saveEdited(_ edit: Edit, base k: KnowledgeSetup, vocab: [String], to dir: String) throws {
-        let m = BertModel(config: k.model.config, head: k.model.head)
-        m.params.copyValues(from: k.model.params)
+    /// Write the base model with `edit` baked in (every `--save-edited`: concept edits, ROME,
+    /// MEMIT) as an HF export directory, with the same model as a droplab checkpoint in it,
+    /// `edited.h5`, for `droplab explore base.h5 DIR/edited.h5` (the audit view).
+    static func saveEdited(_ edit: Edit, base: BertModel, vocab: [String], to dir: String) throws {
+        let m = BertModel(config: base.config, head: base.head)
+        m.params.copyValues(from: base.params)
         try edit.bake(into: m)
         try HFExport.export(model: m, vocab: vocab, to: dir)
+        try Checkpoint.save(m, vocab: vocab, to: dir + "/edited.h5")
     }
 
     /// The whole protocol for one method: per concept, split, score before, then `edit`
@@ -445,7 +448,7 @@ public enum ConceptEdits {
         let stats = try train(edit, model: k.model, vocab: vocab, examples: examples, padId: k.tokenizer.padId, o,
                               micro: micro, sampling: sampling, seed: seed, penalty: penalty)
         let after = metrics(k.model, s, edit: edit, batch: o.probes.batch, padId: k.tokenizer.padId)
-        if export, let dir = o.saveEdited { try saveEdited(edit, base: k, vocab: vocab, to: dir) }
+        if export, let dir = o.saveEdited { try saveEdited(edit, base: k.model, vocab: vocab, to: dir) }
         return EditConceptRecord(concept: s.concept, rank: rank, trainProbes: s.train.count, heldOutProbes: s.heldOut.count,
                                  unrelatedProbes: s.unrelated.count, otherTrainProbes: examples.count - s.train.count,
                                  before: before, after: after, steps: stats.steps, firstLoss: stats.firstLoss,

@@ -121,6 +121,18 @@ public struct ExplorePage: Codable, Equatable, Sendable {
     public var audit: WeightAudit? = nil
     /// Per checkpoint, the prompts grouped by their knowledge neurons (nil below 3 prompts).
     public var neuronGroups: [NeuronGroups]? = nil
+
+    /// With two checkpoints: the prompts by how far B moved the target's probability at [MASK]
+    /// from A's, |log P_B(target) − log P_A(target)| at the output (the lens's last layer),
+    /// largest first (ties: page order). An edit's own prompts move most; empty with one checkpoint.
+    public var moved: [(prompt: Int, change: Double)] {
+        let changes = prompts.enumerated().compactMap { i, p -> (prompt: Int, change: Double)? in
+            guard p.views.count == 2, let a = p.views[0].lens.prob.last, let b = p.views[1].lens.prob.last else { return nil }
+            // a probability that underflowed to 0 counts as 1e-30 (a change of at most ~69 nats)
+            return (i, log(max(b, 1e-30)) - log(max(a, 1e-30)))
+        }
+        return changes.sorted { (abs($0.change), -$0.prompt) > (abs($1.change), -$1.prompt) }
+    }
 }
 
 /// The page's prompts grouped by their knowledge neurons, the way `eval kn` groups a concept's

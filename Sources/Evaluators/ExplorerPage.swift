@@ -171,8 +171,23 @@ extension ExplorePage {
             + (flipped.isEmpty ? "." : ": " + flipped.map { p in
                 "<q>\(esc(p.prompt))</q> \(esc(p.views[0].top.first?.token ?? "?")) &rarr; \(esc(p.views[1].top.first?.token ?? "?"))"
             }.joined(separator: "; ") + ".") + "</p>"
-        return s + "</section>\n"
+        let moved = self.moved.prefix(Self.movedRows)
+        guard !moved.isEmpty else { return s + "</section>\n" }
+        s += "<p class=\"note\">The prompts whose target B moved most from A: |log P<sub>B</sub>(target) &minus; log P<sub>A</sub>(target)| "
+            + "at [MASK], largest first (an edit's own prompts come first; the rest is its spill-over).</p>"
+        s += "<table data-audit=\"moved\"><tr><th>rank</th><th>prompt</th><th>target</th><th>A: P(target)</th><th>B: P(target)</th>"
+            + "<th>log P change</th><th>top: A &rarr; B</th></tr>"
+        for (k, m) in moved.enumerated() {
+            let p = prompts[m.prompt]
+            s += "<tr><td>\(k + 1)</td><td><a href=\"#prompt-\(m.prompt + 1)\">\(esc(p.prompt))</a></td><td>\(esc(p.target))</td>"
+                + "<td>\(num(p.views[0].lens.prob.last ?? 0))</td><td>\(num(p.views[1].lens.prob.last ?? 0))</td><td>\(num(m.change))</td>"
+                + "<td>\(esc(p.views[0].top.first?.token ?? "?")) &rarr; \(esc(p.views[1].top.first?.token ?? "?"))</td></tr>"
+        }
+        return s + "</table></section>\n"
     }
+
+    /// The prompts listed by how far B moved their target.
+    static let movedRows = 20
 
     /// One prompt: the tokens, then a row per view.
     func section(_ n: Int, _ p: ExplorePrompt) -> String {

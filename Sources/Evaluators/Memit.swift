@@ -175,7 +175,7 @@ extension Rome {
                        m.paraphrase, m.neighbourhood, m.score, Date().timeIntervalSince(t0)))
             lastEdit = edit
         }
-        if let dir = eo.saveEdited, let e = lastEdit { try export(s.model, e, vocab: s.tok.vocab, to: dir) }
+        if let dir = eo.saveEdited, let e = lastEdit { try ConceptEdits.saveEdited(e, base: s.model, vocab: s.tok.vocab, to: dir) }
         var records: [RomeCaseRecord] = []
         if o.sequential {
             let edit = DenseEdit(model: s.model, targets: [weightName(romeLayer)])

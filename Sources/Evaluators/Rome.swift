@@ -138,7 +138,7 @@ extension RomeOptions: OptionHelp {
         "clampNorm": "|delta| is clamped to this x |h|.",
         "cacheDir": "Cache directory (key covariances; in recipes: the runner's cache).",
         "batch": "Sequences per forward pass.",
-        "saveEdited": "Write the edited model as a Hugging Face directory (rome: after the first edit; memit: after all edits).",
+        "saveEdited": "Write the edited model as a Hugging Face directory, with edited.h5 in it for explore (rome: after the first edit; memit: after all edits).",
     ]
 }
 
@@ -594,12 +594,6 @@ public enum Rome {
         return editable.indices.max { editable[$0] < editable[$1] } ?? 0
     }
 
-    static func export(_ model: BertModel, _ edit: DenseEdit, vocab: [String], to dir: String) throws {
-        let copy = BertModel(config: model.config)
-        copy.params.copyValues(from: model.params)
-        try edit.bake(into: copy)
-        try HFExport.export(model: copy, vocab: vocab, to: dir)
-    }
 
     // MARK: ROME
 
@@ -631,7 +625,7 @@ public enum Rome {
             add(dw, to: edit, layer: layer)
             let p = checkProbabilities(s.model, [c], edit, batch: o.batch, pad: pad)[0]
             after.append(p)
-            if i == 0, let dir = o.saveEdited { try export(s.model, edit, vocab: s.tok.vocab, to: dir) }
+            if i == 0, let dir = o.saveEdited { try ConceptEdits.saveEdited(edit, base: s.model, vocab: s.tok.vocab, to: dir) }
             records.append(RomeCaseRecord(id: c.source.id, subject: c.source.subject, prompt: c.source.prompt, trueTarget: c.source.trueTarget,
                                           newTarget: c.source.newTarget, layer: layer, before: named(before[i]), after: named(p),
                                           updateNorm: frobenius(dw), deltaNorm: frobenius(delta), valueNorm: frobenius(value), finalLoss: loss))

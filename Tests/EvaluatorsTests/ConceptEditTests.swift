@@ -193,6 +193,9 @@ final class ConceptEditTests: XCTestCase {
         let L = 2
         let nonzero = (0..<L).map { l in tensors["bert.encoder.layer.\(l).output.dense.weight"]!.filter { $0 != 0 }.count }
         XCTAssertEqual(rec.keptPerMatrix, nonzero)
+        // edited.h5 beside it is the same model, bit for bit (what `droplab explore` reads)
+        let h5 = try Checkpoint.load(o.edit.saveEdited! + "/edited.h5").model
+        for l in 0..<L { XCTAssertEqual(h5.params["bert.encoder.layer.\(l).output.dense.weight"].values, tensors["bert.encoder.layer.\(l).output.dense.weight"]) }
         // the row: per matrix, its name, size and the weights kept (one concept: its counts)
         XCTAssertEqual(r.keptPerMatrix?.map(\.matrix), (0..<L).map { "bert.encoder.layer.\($0).output.dense.weight" })
         XCTAssertEqual(r.keptPerMatrix?.map(\.weights), [64 * 256, 64 * 256])
