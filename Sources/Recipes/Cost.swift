@@ -58,13 +58,13 @@ enum Cost {
         let finished = Set(runs.map(\.job.hash))
         // the jobs (all, or those not done) with their durations at the means, and their dependencies among them
         func projected(_ jobs: [Job]) -> String {
-            let counted = jobs.filter { mean[$0.kind] != nil }
-            let index = Dictionary(uniqueKeysWithValues: counted.enumerated().map { ($0.element.hash, $0.offset) })
-            let durations = counted.map { mean[$0.kind]! }
-            let deps = counted.map { j in j.dependsOn.flatMap { index[recipe.jobs[$0].hash] } }
+            let measured = jobs.filter { mean[$0.kind] != nil }
+            let index = Dictionary(uniqueKeysWithValues: measured.enumerated().map { ($0.element.hash, $0.offset) })
+            let durations = measured.map { mean[$0.kind]! }
+            let deps = measured.map { j in j.dependsOn.flatMap { index[recipe.jobs[$0].hash] } }
             let compute = durations.reduce(0, +)
             return "\(Report.duration(compute)) of compute; "
-                + machineCounts.map { n in "\(Report.duration(makespan(durations, dependsOn: deps, workers: n))) on \(n) machine\(n == 1 ? "" : "s")" }
+                + machineCounts.map { n in "\(Report.duration(makespan(durations, dependsOn: deps, workers: n))) on \(counted(n, "machine"))" }
                     .joined(separator: ", ")
         }
         md += "\nProjected wall time at these means, one job at a time per machine (a rank of `mpirun`, each on its own 2-core machine), "

@@ -328,7 +328,7 @@ public enum MendRecipeEvaluator: ProbeRecipeEvaluator {
                               + "the 95% t-interval's lower end above 0 points", value: low.isNaN ? nil : low, bound: 0,
                               held: low > 0,
                               failure: fell == false ? "editor did not train (its edit loss did not fall)"
-                                : "trained editor not shown better than the untrained one on \(recs.count) test fact\(recs.count == 1 ? "" : "s")",
+                                : "trained editor not shown better than the untrained one on \(counted(recs.count, "test fact"))",
                               gates: ["mend.trained.*"])]
     }
     /// Per test fact: the edit input right after the edit (trained and untrained editor), and

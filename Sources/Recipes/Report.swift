@@ -93,6 +93,9 @@ public enum Report {
     }
 }
 
+/// "1 seed", "2 seeds": a count and its noun, plural unless 1.
+func counted(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
+
 /// Text for a markdown table cell.
 func cell(_ s: String) -> String { s.replacingOccurrences(of: "|", with: "\\|") }
 

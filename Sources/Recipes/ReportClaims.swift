@@ -164,7 +164,7 @@ extension Report {
             }.joined(separator: "; ") + ". "
         }
         let waiting = rows.filter { $0.verdict.hasPrefix("not measured") }.count
-        if waiting > 0 { md += "Not measured yet: \(waiting) claim-variant pair\(waiting == 1 ? "" : "s"). " }
+        if waiting > 0 { md += "Not measured yet: \(counted(waiting, "claim-variant pair")). " }
         return md.trimmingCharacters(in: .whitespaces) + " The claims, one row each, follow.\n\n"
     }
 }

@@ -98,7 +98,7 @@ extension Report {
                         return points
                     }
                     series += LinePlot.seriesOverSeeds(curves, group: i)
-                    labels.append(v.label + (curves.isEmpty ? "" : " (\(curves.count) seed\(curves.count == 1 ? "" : "s"))"))
+                    labels.append(v.label + (curves.isEmpty ? "" : " (\(counted(curves.count, "seed")))"))
                 }
                 var plot = LinePlot(title: "\(fs[0].figure.title) (\(recipe.title))", xLabel: fs[0].figure.xLabel, yLabel: fs[0].figure.yLabel,
                                     groups: labels, styles: [], series: series)
@@ -120,7 +120,7 @@ extension Report {
                         figureLinks.append("\(fs[0].figure.title): \(v.label): no probes in any seed, nothing to draw.")
                         continue
                     }
-                    let title = "\(fs[0].figure.title): \(v.label) (mean over \(seeds) seed\(seeds == 1 ? "" : "s"))"
+                    let title = "\(fs[0].figure.title): \(v.label) (mean over \(counted(seeds, "seed")))"
                     let file = "\(name)-\(id)-\(v.id).svg"
                     files.append((file, Heatmap.svg(title: title, rowLabels: g0.rows, columnLabels: g0.columns, values: mean)))
                     figureLinks.append("[![\(title)](\(file))](\(file))")
@@ -138,7 +138,7 @@ extension Report {
             + "most-stated bucket did not learn the facts the evaluators test: its knowledge, editing and mechanism results are "
             + "left out of every table, comparison and finding below (its acquisition is kept). "
         if notLearned.isEmpty { return md + "Every finished run learned its facts.\n\n" }
-        md += "\(notLearned.count) run\(notLearned.count == 1 ? "" : "s"):\n\n| Variant | Seed | Accuracy at the end (%) |\n|---|---|---|\n"
+        md += "\(counted(notLearned.count, "run")):\n\n| Variant | Seed | Accuracy at the end (%) |\n|---|---|---|\n"
         for v in recipe.variants {
             for s in recipe.seeds { if let a = notLearned[runKey(v.id, s)] { md += "| \(cell(v.label)) | \(s) | \(NumberFormat.value(a)) |\n" } }
         }
@@ -168,7 +168,7 @@ extension Report {
         var md = "## Validity checks\n\n"
         md += "Each result is checked for whether it means what its rows say (measured on facts the model knows, "
             + "attributions that add up, the mask moved, the edit fit its training probes, the editor trained, the edits changed "
-            + "predictions, the model does not give one answer everywhere): \(all.count) check\(all.count == 1 ? "" : "s") on \(checked.count) job\(checked.count == 1 ? "" : "s"), "
+            + "predictions, the model does not give one answer everywhere): \(counted(all.count, "check")) on \(counted(checked.count, "job")), "
             + "\(failed.count) failed. A failed check's rows show its words in place of the number and are left out of every "
             + "comparison and finding.\n\n"
         md += glance(recipe, runs)
@@ -196,7 +196,7 @@ extension Report {
                 let these = runs.filter { $0.job.kind == k && $0.job.variant == v.id }
                 let checks = these.flatMap(\.report.validity), held = checks.filter(\.held).count
                 guard !these.isEmpty else { md += " – |"; continue }
-                var c = "\(these.count) run\(these.count == 1 ? "" : "s"): " + (checks.isEmpty ? "no check" : "\(held) of \(checks.count) held")
+                var c = "\(counted(these.count, "run")): " + (checks.isEmpty ? "no check" : "\(held) of \(checks.count) held")
                 let failures = Array(Set(checks.filter { !$0.held }.map(\.failure))).sorted()
                 if !failures.isEmpty { c += " (" + failures.joined(separator: "; ") + ")" }
                 for (suffix, noun) in [(".known", "known probes"), (".known_facts", "known facts")] {
@@ -297,7 +297,7 @@ extension Report {
 
     /// "2 seeds" or "2 seeds × 48 concepts".
     static func pairs(_ c: Comparison) -> String {
-        let n = "\(c.test.n) seed\(c.test.n == 1 ? "" : "s")"
+        let n = counted(c.test.n, "seed")
         guard let kind = c.unitKind, let u = c.test.units, let lo = u.min(), let hi = u.max() else { return n }
         return n + " × " + (lo == hi ? "\(lo)" : "\(lo)–\(hi)") + " \(kind)\(hi == 1 ? "" : "s")"
     }
@@ -325,7 +325,7 @@ extension Report {
                     md += (failures.isEmpty ? "" : " (\(failures.count) withheld: \(cell(failed)))") + " |"
                 }
                 if v.id == base {
-                    md += " | | | \(xs.count) seed\(xs.count == 1 ? "" : "s") |\n"
+                    md += " | | | \(counted(xs.count, "seed")) |\n"
                 } else if row.descriptive {
                     md += " – | not tested | – | – |\n"
                 } else if let c = cs[id]?[v.id] {
@@ -345,12 +345,12 @@ extension Report {
         md += "- Recipe: `\(recipe.source.path)`, sha256 `\(recipe.fileHash)`\n"
         var codes: [String: Int] = [:]
         for r in runs { codes[r.done.code.map { "`\($0)`" } ?? "unrecorded", default: 0] += 1 }
-        md += "- Code (sha256 of the sources, at build time): " + (codes.isEmpty ? "–" : codes.keys.sorted().map { "\($0) (\(codes[$0]!) job\(codes[$0]! == 1 ? "" : "s"))" }.joined(separator: "; ")) + "\n"
+        md += "- Code (sha256 of the sources, at build time): " + (codes.isEmpty ? "–" : codes.keys.sorted().map { "\($0) (\(counted(codes[$0]!, "job")))" }.joined(separator: "; ")) + "\n"
         let commits = Array(Set(runs.map { "`\($0.done.commit)`" + ($0.done.dirty ? " (with uncommitted changes)" : "") })).sorted()
         md += "- Commit: " + (commits.isEmpty ? "–" : commits.joined(separator: "; ")) + "\n"
         var machines: [String: Int] = [:]
         for r in runs { machines[r.done.machine.description, default: 0] += 1 }
-        md += "- Machine: " + (machines.isEmpty ? "–" : machines.keys.sorted().map { machines.count > 1 ? "\($0) (\(machines[$0]!) job\(machines[$0]! == 1 ? "" : "s"))" : $0 }.joined(separator: "; ")) + "\n"
+        md += "- Machine: " + (machines.isEmpty ? "–" : machines.keys.sorted().map { machines.count > 1 ? "\($0) (\(counted(machines[$0]!, "job")))" : $0 }.joined(separator: "; ")) + "\n"
         // an evaluator run on another kind of machine than its pretraining evaluated a model
         // pretrained there again: the same one only where the kernel and thread count were the same
         let apart = runs.compactMap { r -> String? in
@@ -369,7 +369,7 @@ extension Report {
             md += "- Jobs ran: \(first) to \(last) (UTC)\n"
         }
         let hours = runs.map(\.done.seconds).reduce(0, +) / 3600
-        md += "- Compute: " + String(format: "%.2f", hours) + " hours over \(runs.count) jobs (per job and kind: Cost)\n"
+        md += "- Compute: " + String(format: "%.2f", hours) + " hours over \(counted(runs.count, "job")) (per job and kind: Cost)\n"
         var data: [String: Set<String>] = [:]
         for r in runs { for (p, h) in r.done.data { data[p, default: []].insert(h) } }
         md += "- Data (sha256):\n"

@@ -53,7 +53,7 @@ public struct DoneRecord: Codable, Sendable {
         /// "AMD EPYC (family 25, model 17; AVX2, AVX-512, AVX512-BF16; OpenBLAS Cooperlake), 2 cores, 1 kernel thread, Linux 6.18 x86_64".
         public var description: String {
             let kernel = features.map { f in " (" + (id.map { "\($0); " } ?? "") + f + (blas.map { "; OpenBLAS \($0)" } ?? "") + ")" } ?? " (CPU features not recorded)"
-            return "\(cpu)\(kernel), \(cores) cores, " + (threads.map { "\($0) kernel thread\($0 == 1 ? "" : "s"), " } ?? "") + os
+            return "\(cpu)\(kernel), \(cores) cores, " + (threads.map { "\(counted($0, "kernel thread")), " } ?? "") + os
         }
     }
     public var job: String
