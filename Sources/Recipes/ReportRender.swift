@@ -213,29 +213,27 @@ extension Report {
     /// The setup in one table.
     static func setup(_ recipe: Recipe, runs: Int, base: String) -> String {
         var md = "## Setup\n\n| | |\n|---|---|\n"
-        let shared = Recipe.settings(recipe.source.root["pretrain"] as? [String: Any] ?? [:])
-        md += "| Pretraining (every variant) | " + (shared.isEmpty ? "defaults" : shared.map { "`\($0.0) = \($0.1)`" }.joined(separator: ", ")) + " |\n"
+        // settings as written: "`key = value`, ...", or "defaults"
+        func written(_ s: [(String, String)]) -> String { s.isEmpty ? "defaults" : s.map { "`\($0.0) = \($0.1)`" }.joined(separator: ", ") }
+        md += "| Pretraining (every variant) | " + written(Recipe.settings(recipe.source.root["pretrain"] as? [String: Any] ?? [:])) + " |\n"
         if let t = recipe.source.root["synthetic"] as? [String: Any] {
-            let s = Recipe.settings(t)
-            md += "| Synthetic corpus | `droplab corpus synth` " + (s.isEmpty ? "defaults" : s.map { "`\($0.0) = \($0.1)`" }.joined(separator: ", "))
+            md += "| Synthetic corpus | `droplab corpus synth` " + written(Recipe.settings(t))
             md += "; its corpus, probes and CounterFact cases are every job's data |\n"
         }
         if let t = recipe.source.root["facts"] as? [String: Any] {
-            let s = Recipe.settings(t)
-            md += "| Facts corpus | `droplab corpus facts` " + (s.isEmpty ? "defaults" : s.map { "`\($0.0) = \($0.1)`" }.joined(separator: ", "))
+            md += "| Facts corpus | `droplab corpus facts` " + written(Recipe.settings(t))
             md += "; its corpus, vocabulary and probes are every job's data |\n"
         }
         md += "| Variants | " + recipe.variants.map { v in
-            let s = v.settings.map { "`\($0.0) = \($0.1)`" }.joined(separator: ", ")
             let early = v.options.earlyDropoutSteps.map { " (dropout off after step \($0))" } ?? ""
-            return "\(cell(v.label))\(v.id == recipe.baseline ? " (baseline)" : ""): \(s.isEmpty ? "defaults" : s)\(early)"
+            return "\(cell(v.label))\(v.id == recipe.baseline ? " (baseline)" : ""): \(written(v.settings))\(early)"
         }.joined(separator: "; ") + " |\n"
         md += "| Seeds | \(recipe.seeds.map(String.init).joined(separator: ", ")). A job's seed is its init, data and dropout seed: the "
         md += "variants of one seed start from the same weights and see the same batches in the same order with the same masked "
         md += "tokens, so within a seed they differ only in their settings (and the dropout masks those draw). The seed is the "
         md += "replication unit. |\n"
         md += "| Evaluators | " + (recipe.evaluators.isEmpty ? "none" : recipe.evaluators.map { e in
-            "\(e.evaluator.name): " + (e.settings.isEmpty ? "defaults" : e.settings.map { "`\($0.0) = \($0.1)`" }.joined(separator: ", "))
+            "\(e.evaluator.name): " + written(e.settings)
         }.joined(separator: "; ")) + " |\n"
         md += "| Comparisons | Every variant against \(base): the mean difference (variant − \(base)) with its 95% t-interval and "
         md += "the two-sided t-test. Model-level metrics are paired by seed (n: seeds). Metrics with per-unit values (n: seeds × "
