@@ -50,19 +50,26 @@ public enum Report {
     /// of the bytes) are kept gzip-compressed as `<file>.gz`, which `Results.readLines` reads.
     /// A job finished here replaces its copy; a copy of a job that is not finished here (run on
     /// another machine, whose checkpoints are gone) is kept; copies of jobs the recipe no longer
-    /// has are dropped. The old directory is replaced only once the new one is complete.
-    /// Returns the bytes copied.
+    /// has are dropped, and so are copies of evaluators of a pretraining run again here that did
+    /// not make its copy's model (they evaluated the other model: a report would mix two models
+    /// under one seed; `recipe run` runs them again). The old directory is replaced only once the
+    /// new one is complete. Returns the bytes copied.
     public static func saveJobs(_ recipe: Recipe, runner: RecipeRunner, to directory: String) throws -> Int {
         let fm = FileManager.default
         let staging = directory + ".partial"
         try? fm.removeItem(atPath: staging)
         try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
         let kept = RecipeRunner(recipe: recipe, root: runner.root, jobs: directory, log: { _ in })
+        func ofAnotherModel(_ job: Job) -> Bool {
+            guard let p = job.dependsOn, runner.state(recipe.jobs[p]) == .done,
+                  let again = try? runner.doneRecord(recipe.jobs[p]).reproduces else { return false }
+            return !again.identical
+        }
         var bytes = 0
         for job in recipe.jobs {
             let from: String
             if runner.state(job) == .done { from = runner.directory(job) }
-            else if fm.fileExists(atPath: directory), kept.state(job) == .done { from = kept.directory(job) }
+            else if fm.fileExists(atPath: directory), kept.state(job) == .done, !ofAnotherModel(job) { from = kept.directory(job) }
             else { continue }
             let to = staging + "/" + job.dirName
             try fm.createDirectory(atPath: to, withIntermediateDirectories: false)

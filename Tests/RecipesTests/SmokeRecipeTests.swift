@@ -87,7 +87,7 @@ final class SmokeRecipeTests: XCTestCase {
         let md = try String(contentsOfFile: out + "/smoke.md", encoding: .utf8)
         print(md)
         let sections = md.split(separator: "\n").filter { $0.hasPrefix("## ") }
-        XCTAssertEqual(sections, ["## Question", "## The study's claims, checked", "## Setup", "## Headline findings", "## Part 1: Pretraining and language",
+        XCTAssertEqual(sections, ["## Question", "## The answer so far", "## The study's claims, checked", "## Setup", "## Headline findings", "## Part 1: Pretraining and language",
                                   "## Figures", "## Appendix", "## Cost", "## Provenance"])
         XCTAssertTrue(md.contains("| Jobs | 16 of 16 done |"), md)
         let headings = ["Pretraining", "Held-out masked LM (eval mlm)", "BLiMP", "SQuAD"]
@@ -260,6 +260,26 @@ final class SmokeRecipeTests: XCTestCase {
         XCTAssertEqual(againReport.status, 0, againReport.stderr)
         XCTAssertTrue(try String(contentsOfFile: againRoot + "/reports/smoke.md", encoding: .utf8)
                         .contains("- pretrain/nodrop/seed0 was run again: the same model as its committed copy \(copy) ("))
+        // saving from there keeps the copies of that model's evaluators (the same model); had the
+        // run made another model, they would be dropped (they evaluated the copy's model), the
+        // pretraining's copy replaced, and every other model's copies kept
+        let stale = dir + "/stale"
+        let evaluatorsOf0 = Set(listed.filter { $0.name.hasSuffix("/nodrop/seed0") && $0.name != pre0.name }.map(\.dir))
+        XCTAssertFalse(evaluatorsOf0.isEmpty)
+        func saveFromAgain() throws -> Set<String> {
+            try? fm.removeItem(atPath: stale)
+            try fm.createDirectory(atPath: stale, withIntermediateDirectories: true)
+            try fm.copyItem(atPath: out + "/smoke-jobs", toPath: stale + "/smoke-jobs")
+            let saved = try runDroplab(["report", recipe, "--root", againRoot, "--out", stale, "--save-jobs"], cwd: repo)
+            XCTAssertEqual(saved.status, 0, saved.stderr)
+            return Set(try fm.contentsOfDirectory(atPath: stale + "/smoke-jobs"))
+        }
+        XCTAssertEqual(try saveFromAgain(), Set(listed.map(\.dir)))
+        var notIdentical = againRecord
+        notIdentical.reproduces?.identical = false
+        try Canonical.json(notIdentical, pretty: true).write(to: URL(fileURLWithPath: here + "/done.json"))
+        XCTAssertEqual(try saveFromAgain(), Set(listed.map(\.dir)).subtracting(evaluatorsOf0))
+        try Canonical.json(againRecord, pretty: true).write(to: URL(fileURLWithPath: here + "/done.json"))
         // other weights are another model; a copy without a digest is compared on every logged
         // metric but throughput, where one changed value is another model
         var other = try record(copy)
