@@ -4,6 +4,7 @@
 // Shape legend: B batch, T tokens, C hidden, NH heads, HS head size, F FFN size, V vocab.
 
 import Autograd
+import Interventions
 
 public enum Head: String, Sendable { case mlm, qa }
 
@@ -105,7 +106,7 @@ public final class BertModel {
     }
 
     /// Encoder output [B*T, C] (the last hidden state). `interventions` may read or replace
-    /// the tensor at every named site (see Sites.swift); nil runs the plain forward pass.
+    /// the tensor at every named site (see Interventions/Sites.swift); nil runs the plain forward pass.
     public func encode(_ tape: Tape, _ batch: Batch, dropout: DropoutPlan = .none,
                        interventions iv: Interventions? = nil) -> Tensor {
         let c = config, B = batch.batchSize, T = batch.seqLen

@@ -11,6 +11,7 @@
 import Autograd
 import BERT
 import Checkpoint
+import Datasets
 import Foundation
 import Text
 import Training

@@ -10,6 +10,7 @@
 
 import Autograd
 import BERT
+import Datasets
 import Foundation
 import Training
 import Interventions
@@ -224,14 +225,5 @@ public enum CausalTrace {
                             totalEffect: finite(mean(records.map { $0.cleanProb - $0.corruptProb })), kinds: kindResults,
                             counts: k.probes.counts, seconds: Date().timeIntervalSince(began))
         return (r, records)
-    }
-
-    /// One SVG heatmap per kind: position classes (rows) x layers (columns), mean indirect effect.
-    public static func heatmaps(_ r: TraceResult) -> [(kind: String, svg: String)] {
-        r.kinds.map { k in
-            let g = k.grid
-            return (k.kind, Heatmap.svg(title: "Causal trace: \(k.kind), mean indirect effect on P(target) (\(r.traced) probes)",
-                                        rowLabels: g.rows, columnLabels: g.columns, values: g.values))
-        }
     }
 }

@@ -24,6 +24,7 @@
 import Autograd
 import BERT
 import Checkpoint
+import Datasets
 import Foundation
 import Interventions
 import Text
@@ -393,7 +394,7 @@ public enum ConceptEdits {
     static func saveEdited(_ edit: Edit, base: BertModel, vocab: [String], to dir: String) throws {
         let m = BertModel(config: base.config, head: base.head)
         m.params.copyValues(from: base.params)
-        try edit.bake(into: m)
+        try edit.bake(into: m.params)
         try HFExport.export(model: m, vocab: vocab, to: dir)
         try Checkpoint.save(m, vocab: vocab, to: dir + "/edited.h5")
     }

@@ -14,6 +14,7 @@
 
 import Autograd
 import BERT
+import Datasets
 import Foundation
 import Interventions
 import Training

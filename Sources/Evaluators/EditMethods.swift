@@ -149,7 +149,7 @@ public enum BinaryMaskEval {
         var out = try ConceptEdits.run(checkpoint: checkpoint, method: "bmask", options: o, edit: o.edit, ranks: [nil], log: log) {
             k, vocab, s, before, export in
             let targets = try ConceptEdits.matrices(k.model.config, modules: o.modules, layers: o.layers)
-            let edit = BinaryMaskEdit(model: k.model, targets: targets, initialLogit: o.initialLogit, temperature: o.temperature)
+            let edit = BinaryMaskEdit(k.model.params, targets: targets, initialLogit: o.initialLogit, temperature: o.temperature)
             size = edit.params.totalCount
             matrices = targets.map { ($0, edit.params[$0].count) }
             let coef = o.beta / Float(o.edit.trainBatch)
@@ -180,7 +180,7 @@ public enum FinetuneEval {
             for p in o.params where !names.contains(where: { glob(p, $0) }) {
                 throw OptionError(key: "params", "no parameter matches '\(p)' (names as in the checkpoint, e.g. bert.encoder.layer.0.output.dense.weight)")
             }
-            let edit = DenseEdit(model: k.model, targets: names.filter { n in o.params.contains { glob($0, n) } })
+            let edit = DenseEdit(k.model.params, targets: names.filter { n in o.params.contains { glob($0, n) } })
             size = edit.params.totalCount
             return [try ConceptEdits.editOnce(k, vocab: vocab, s, before: before, o.edit, rank: nil, edit: edit,
                                               examples: s.train + s.otherTrain, micro: o.edit.trainBatch, sampling: false, export: export)]
@@ -203,7 +203,7 @@ public enum LoRAEval {
             let smallest = targets.map { k.model.params[$0].shape.min()! }.min()!
             if let r = o.ranks.first(where: { $0 > smallest }) { throw OptionError(key: "ranks", "rank \(r) exceeds the smallest target dimension \(smallest)") }
             return try o.ranks.map { rank in
-                let edit = LoRAEdit(model: k.model, targets: targets, rank: rank, alpha: o.alpha,
+                let edit = LoRAEdit(k.model.params, targets: targets, rank: rank, alpha: o.alpha,
                                     seed: o.edit.probes.seed ^ StableHash.of(s.concept) ^ UInt64(rank))
                 sizes[String(rank)] = edit.params.totalCount
                 return try ConceptEdits.editOnce(k, vocab: vocab, s, before: before, o.edit, rank: rank, edit: edit,

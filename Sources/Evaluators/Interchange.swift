@@ -7,6 +7,7 @@
 
 import Autograd
 import BERT
+import Datasets
 import Foundation
 import Training
 import Interventions

@@ -6,6 +6,7 @@
 import Autograd
 import BERT
 import Checkpoint
+import Datasets
 import Foundation
 import Interventions
 import Text
@@ -15,6 +16,10 @@ public struct KnowledgeSetup {
     public let model: BertModel
     public let tokenizer: WordPieceTokenizer
     public let probes: ProbeSet
+
+    package init(model: BertModel, tokenizer: WordPieceTokenizer, probes: ProbeSet) {
+        self.model = model; self.tokenizer = tokenizer; self.probes = probes
+    }
 
     /// Load an MLM checkpoint (all parameters frozen: evaluators differentiate activations
     /// only) and its probes; logs how many probes each relation keeps.
@@ -145,7 +150,7 @@ public enum ProbeScoring {
 func finite(_ x: Double) -> Double? { x.isFinite ? x : nil }
 
 /// Mean of a list (nan when empty).
-func mean(_ v: [Double]) -> Double { v.isEmpty ? .nan : v.reduce(0, +) / Double(v.count) }
+package func mean(_ v: [Double]) -> Double { v.isEmpty ? .nan : v.reduce(0, +) / Double(v.count) }
 
 /// The median (the mean of the middle two for an even count); nil when empty.
 func median(_ v: [Double]) -> Double? {

@@ -15,6 +15,7 @@
 
 import Autograd
 import BERT
+import Datasets
 import Foundation
 import Training
 import Interventions

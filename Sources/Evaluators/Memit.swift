@@ -84,7 +84,7 @@ extension Rome {
     static func memitEdit(_ model: BertModel, pad: Int32, _ cases: [PreparedCase], targets: [[Float]], layers: [Int],
                           covariances: [Int: [Double]], lambda: Double) throws -> DenseEdit {
         let F = model.config.intermediateSize, C = model.config.hiddenSize
-        let edit = DenseEdit(model: model, targets: layers.map(weightName))
+        let edit = DenseEdit(model.params, targets: layers.map(weightName))
         edit.params.setTrainable { _ in false }
         let top = Site(.ffnOut, layers.last!)
         for (j, l) in layers.enumerated() {
@@ -178,7 +178,7 @@ extension Rome {
         if let dir = eo.saveEdited, let e = lastEdit { try ConceptEdits.saveEdited(e, base: s.model, vocab: s.tok.vocab, to: dir) }
         var records: [RomeCaseRecord] = []
         if o.sequential {
-            let edit = DenseEdit(model: s.model, targets: [weightName(romeLayer)])
+            let edit = DenseEdit(s.model.params, targets: [weightName(romeLayer)])
             edit.params.setTrainable { _ in false }
             let seq = ProgressLog("memit: sequential rome", total: n, log: log)
             for (i, c) in cases.enumerated() {

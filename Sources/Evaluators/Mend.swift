@@ -32,6 +32,7 @@
 import Autograd
 import BERT
 import Checkpoint
+import Datasets
 import Foundation
 import Interventions
 import Text

@@ -5,6 +5,7 @@
 // directory. Files are written atomically; replacing one is logged.
 
 import Checkpoint
+import Datasets
 import Foundation
 import Text
 

@@ -34,6 +34,7 @@
 import Autograd
 import BERT
 import Checkpoint
+import Datasets
 import Foundation
 import Interventions
 import Text
@@ -620,7 +621,7 @@ public enum Rome {
             let (delta, value, loss) = solved[i]
             let key = meanAtSubject(s.model, c, Site(.ffnAct, layer), nil, pad: pad)
             let dw = try rankOneUpdate(delta: delta, key: key, covariance: cov)
-            let edit = DenseEdit(model: s.model, targets: [weightName(layer)])
+            let edit = DenseEdit(s.model.params, targets: [weightName(layer)])
             edit.params.setTrainable { _ in false }
             add(dw, to: edit, layer: layer)
             let p = checkProbabilities(s.model, [c], edit, batch: o.batch, pad: pad)[0]

@@ -17,6 +17,7 @@
 import Autograd
 import BERT
 import Checkpoint
+import Datasets
 import Foundation
 import Text
 import Training

@@ -15,12 +15,8 @@
 // Strings are handled as unicode scalar arrays throughout: Swift's String == and hashing use
 // canonical equivalence ("é" == "e\u{301}"), Python's do not.
 
+import Datasets
 import Foundation
-
-public enum SquadVersion: String, Codable, Sendable, CaseIterable {
-    case v1 = "1.1"
-    case v2 = "2.0"
-}
 
 public enum SquadMetrics {
     public typealias Scalars = [Unicode.Scalar]

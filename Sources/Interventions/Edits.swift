@@ -1,6 +1,6 @@
 // Concept edits: tensors of their own (one flat `Parameters` store per edit, trained through
 // the shared Trainer as part of a `ParameterGroup`) and the hooks that put them into a forward
-// pass. Weight-level edits are weight views (BERT/Sites.swift): `linear` sees
+// pass. Weight-level edits are weight views (Sites.swift): `linear` sees
 //   BinaryMaskEdit  W ⊙ M(logits)        hard Gumbel-sigmoid sample + straight-through (training),
 //                                        M = 1[logit > 0] (evaluation)
 //   LoRAEdit        W + (α/r)·B·A        B = 0 at init (Hu et al. 2021)
@@ -9,7 +9,6 @@
 // model's parameters are never written: removing an edit is dropping its Interventions.
 
 import Autograd
-import BERT
 import Foundation
 
 /// What a forward pass needs to know besides the edit itself.
@@ -44,16 +43,16 @@ extension Edit {
         return iv
     }
 
-    /// The edited weights written into `model` (a copy of the base model): each viewed weight
+    /// The edited weights written into `weights` (a copy of the base model's): each viewed weight
     /// is replaced by its evaluation view, computed with the same ops as the forward pass, so
     /// the plain forward of the baked model equals the base model with the edit installed.
     /// Throws for activation-level edits, which have no weight-space form.
-    public func bake(into model: BertModel) throws {
+    public func bake(into weights: Parameters) throws {
         guard !activationLevel else { throw EditError("an activation-level edit (\(type(of: self))) has no weight-space form") }
         let iv = interventions()
         let tape = Tape(recording: false)
         for name in iv.viewedParameters {
-            let w = model.params[name]
+            let w = weights[name]
             let v = iv.weight(name, w, tape)!
             let copy = Tensor(v.values, shape: v.shape)
             w.data.update(from: copy.data, count: w.count)
@@ -72,9 +71,9 @@ public final class BinaryMaskEdit: Edit {
     public let targets: [String]
     public let temperature: Float
 
-    public init(model: BertModel, targets: [String], initialLogit: Float = 1, temperature: Float = 1) {
+    public init(_ base: Parameters, targets: [String], initialLogit: Float = 1, temperature: Float = 1) {
         self.targets = targets; self.temperature = temperature
-        params = Parameters(targets.map { ($0, model.params[$0].shape) })
+        params = Parameters(targets.map { ($0, base[$0].shape) })
         params.values.pointer.update(repeating: initialLogit, count: params.totalCount)
     }
 
@@ -126,10 +125,10 @@ public final class LoRAEdit: Edit {
     public let rank: Int
     public let alpha: Float
 
-    public init(model: BertModel, targets: [String], rank: Int, alpha: Float, seed: UInt64) {
+    public init(_ base: Parameters, targets: [String], rank: Int, alpha: Float, seed: UInt64) {
         self.targets = targets; self.rank = rank; self.alpha = alpha
         params = Parameters(targets.flatMap { name -> [(name: String, shape: [Int])] in
-            let s = model.params[name].shape
+            let s = base[name].shape
             return [(name + ".lora_A", [rank, s[1]]), (name + ".lora_B", [s[0], rank])]
         })
         var rng = RNG(seed: seed)
@@ -153,9 +152,9 @@ public final class DenseEdit: Edit {
     public let params: Parameters
     public let targets: [String]
 
-    public init(model: BertModel, targets: [String]) {
+    public init(_ base: Parameters, targets: [String]) {
         self.targets = targets
-        params = Parameters(targets.map { ($0, model.params[$0].shape) })
+        params = Parameters(targets.map { ($0, base[$0].shape) })
     }
 
     public func install(into iv: Interventions, _ context: EditContext) {

@@ -1,5 +1,5 @@
 // The interventions every knowledge evaluator is made of, as hooks on named sites (see
-// BERT/Sites.swift). Each is a composition of tape ops, so d(output)/d(anything upstream or
+// Sites.swift). Each is a composition of tape ops, so d(output)/d(anything upstream or
 // the intervention's own tensors) comes from the ordinary backward pass:
 //   capture  read the site (returned unchanged)
 //   patch    rows of the site take given values (another run's capture, scaled inputs)
@@ -10,7 +10,6 @@
 // Rows index the site viewed as [B*T, D]: row b*T + t is position t of example b.
 
 import Autograd
-import BERT
 
 /// Tensors seen at sites during one forward pass.
 public final class Captures {

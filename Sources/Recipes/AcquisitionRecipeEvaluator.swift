@@ -8,6 +8,7 @@
 import Checkpoint
 import Evaluators
 import Foundation
+import Viz
 
 public enum AcquisitionRecipeEvaluator: RecipeEvaluator {
     public static let name = "acquisition"

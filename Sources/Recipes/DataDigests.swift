@@ -6,6 +6,7 @@
 // `recipe run`), so a large file is read again only when it changes.
 
 import Checkpoint
+import Datasets
 import Evaluators
 import Foundation
 

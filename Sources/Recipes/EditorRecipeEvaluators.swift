@@ -6,6 +6,7 @@ import Evaluators
 import Foundation
 import Text
 import Training
+import Viz
 
 enum EditorKeys {
     static let managed = ["dataDir": "the recipe's data-dir or [synthetic] directory", "seed": "the recipe's seeds", "cacheDir": "the runner's cache",

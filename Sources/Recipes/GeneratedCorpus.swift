@@ -6,6 +6,7 @@
 // probes.jsonl every probe and edit evaluator's probes unless their table names `probes`; the
 // pretrainings' hashes include the generator's settings (its files do not exist before the run).
 
+import Datasets
 import Evaluators
 import Foundation
 import Training

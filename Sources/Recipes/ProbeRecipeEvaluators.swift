@@ -5,10 +5,12 @@
 // for the rows it pairs by probe, fact or concept within a seed.
 
 import Checkpoint
+import Datasets
 import Evaluators
 import Foundation
 import Text
 import Training
+import Viz
 
 public protocol ProbeRecipeEvaluator: RecipeEvaluator where Options: ProbeEvaluatorOptions {
     associatedtype Record: Codable

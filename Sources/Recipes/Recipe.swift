@@ -27,6 +27,7 @@
 // `file:line`, the key and its table.
 
 import BERT
+import Datasets
 import Evaluators
 import Foundation
 import Text

@@ -16,6 +16,7 @@
 
 import Evaluators
 import Text
+import Viz
 import Foundation
 
 public enum Report {

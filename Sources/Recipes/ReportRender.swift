@@ -5,6 +5,7 @@
 
 import Evaluators
 import Foundation
+import Viz
 
 extension Report {
     /// The report's markdown and figures; `missing` are the jobs not done, with their state.

@@ -23,6 +23,7 @@
 
 import Autograd
 import Checkpoint
+import Datasets
 import Evaluators
 import Foundation
 import Text

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Checkpoint
+import Datasets
 import Evaluators
 import Foundation
 import Training
+import Viz
 
 /// explore's probe flags.
 struct ProbeFlags: ParsableArguments {

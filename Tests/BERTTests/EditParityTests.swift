@@ -29,7 +29,7 @@ final class EditParityTests: XCTestCase {
         let targets = try JSONDecoder().decode([String].self, from: Data(try ref.file.stringAttribute("targets", on: "lora").utf8))
         XCTAssertEqual(targets.count, 4 * ref.config.numLayers)
         let rank = try ref.file.readFloats("lora/A/" + targets[0]).shape[0], alpha = Float(try ref.doubles("lora/alpha")[0])
-        let edit = LoRAEdit(model: model, targets: targets, rank: rank, alpha: alpha, seed: 0)
+        let edit = LoRAEdit(model.params, targets: targets, rank: rank, alpha: alpha, seed: 0)
         for t in targets {
             for (k, name) in [("A", "lora_A"), ("B", "lora_B")] {
                 try ref.file.readFloats("lora/\(k)/" + t, into: edit.params[t + "." + name].buffer, shape: edit.params[t + "." + name].shape)

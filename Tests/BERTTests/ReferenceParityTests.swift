@@ -5,6 +5,7 @@
 import Autograd
 import BERT
 import Checkpoint
+import Interventions
 import Foundation
 import TestSupport
 import Training

@@ -20,6 +20,7 @@
 
 import Autograd
 import BERT
+@testable import Datasets
 @testable import Evaluators
 import Foundation
 import Interventions

@@ -4,6 +4,7 @@
 // per-probe ranks on the same probes (an independent scoring path); the job directory holds the
 // result and the figure, and the summary gives the last point's rows.
 
+@testable import Datasets
 @testable import Evaluators
 import Foundation
 import TestSupport

@@ -14,6 +14,7 @@
 import Autograd
 import BERT
 import Checkpoint
+@testable import Datasets
 @testable import Evaluators
 import Foundation
 import Interventions
@@ -319,9 +320,9 @@ final class ConceptEditTests: XCTestCase {
         let s = ConceptEdits.split(k.probes, concept: chosen[0].0, indices: chosen[0].1, o)
         let c = k.model.config
         let edits: [(String, Edit, Bool)] = [
-            ("bmask", BinaryMaskEdit(model: k.model, targets: try ConceptEdits.matrices(c, modules: ["output"], layers: []), initialLogit: 0.01), true),
-            ("ft", DenseEdit(model: k.model, targets: k.model.params.entries.map(\.name)), false),
-            ("lora", LoRAEdit(model: k.model, targets: try ConceptEdits.matrices(c, modules: ["query", "value", "intermediate", "output"], layers: []),
+            ("bmask", BinaryMaskEdit(k.model.params, targets: try ConceptEdits.matrices(c, modules: ["output"], layers: []), initialLogit: 0.01), true),
+            ("ft", DenseEdit(k.model.params, targets: k.model.params.entries.map(\.name)), false),
+            ("lora", LoRAEdit(k.model.params, targets: try ConceptEdits.matrices(c, modules: ["query", "value", "intermediate", "output"], layers: []),
                               rank: 4, alpha: 8, seed: 1), false),
             ("reft", LoReFTEdit(hiddenSize: c.hiddenSize, places: ReFTEval.studyPlaces(layers: c.numLayers), rank: 4, seed: 1), false),
         ]
@@ -332,12 +333,12 @@ final class ConceptEditTests: XCTestCase {
             XCTAssertEqual(logits(nil), plain, "\(name): logits without the edit differ")
             XCTAssertTrue(logits(edit) != plain, "\(name): the edit changes nothing")
             if name == "reft" {
-                XCTAssertThrowsError(try edit.bake(into: BertModel(config: c)))
+                XCTAssertThrowsError(try edit.bake(into: BertModel(config: c).params))
                 XCTAssertLessThanOrEqual((edit as! LoReFTEdit).orthonormalityError, 1e-5)   // 2u = 1.2e-7, as in testReFTRankSweep
             } else {
                 let baked = BertModel(config: c, head: .mlm)
                 baked.params.copyValues(from: k.model.params)
-                try edit.bake(into: baked)
+                try edit.bake(into: baked.params)
                 // exact: the baked weight is computed by the same ops on the same shapes as the installed one
                 XCTAssertEqual(logits(nil, model: baked), logits(edit), "\(name): baked model differs from the installed edit")
             }

@@ -4,10 +4,12 @@
 
 import BERT
 import Checkpoint
+@testable import Datasets
 @testable import Evaluators
 import Foundation
 import TestSupport
 import Text
+@testable import Viz
 import XCTest
 
 final class ExplorerTests: XCTestCase {

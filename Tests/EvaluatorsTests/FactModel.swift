@@ -5,6 +5,7 @@
 import Autograd
 import BERT
 import Checkpoint
+@testable import Datasets
 @testable import Evaluators
 import Foundation
 import Text

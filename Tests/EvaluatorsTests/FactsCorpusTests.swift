@@ -5,6 +5,7 @@
 // pieces of the written vocabulary, the same seed gives the same bytes, and bad flags fail with
 // one line naming the flag, creating nothing.
 
+@testable import Datasets
 @testable import Evaluators
 import Foundation
 import TestSupport

@@ -1,6 +1,7 @@
 // Probe loading: ParaRel from the shared data (patterns x facts, single-piece objects, counts
 // per relation), user JSONL (errors name the file and line), --limit sampling, batching.
 
+@testable import Datasets
 @testable import Evaluators
 import Foundation
 import TestSupport

@@ -7,6 +7,7 @@
 import Autograd
 import BERT
 import Checkpoint
+@testable import Datasets
 @testable import Evaluators
 import Foundation
 import Interventions

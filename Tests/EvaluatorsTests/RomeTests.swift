@@ -5,10 +5,12 @@
 import Autograd
 import BERT
 import Checkpoint
+@testable import Datasets
 @testable import Evaluators
 import Foundation
 import Interventions
 import TestSupport
+@testable import Viz
 import XCTest
 
 final class RomeTests: XCTestCase {
@@ -129,7 +131,7 @@ final class RomeTests: XCTestCase {
             return s.model.mlmLogits(tape, s.model.encode(tape, pb.batch, interventions: iv)).values
         }
         let plain = logits(nil)
-        let edit = DenseEdit(model: s.model, targets: [Rome.weightName(l)])
+        let edit = DenseEdit(s.model.params, targets: [Rome.weightName(l)])
         Rome.add(dw.map(Float.init), to: edit, layer: l)
         XCTAssertNotEqual(logits(edit.interventions()), plain)
         XCTAssertEqual(logits(nil), plain, "the model is untouched by the edit")

@@ -2,6 +2,7 @@
 // whose offsets give back the answer text, windows cover every context token with one
 // max-context window, targets, skips and one-line errors for bad files, span selection.
 
+@testable import Datasets
 @testable import Evaluators
 import Foundation
 import TestSupport

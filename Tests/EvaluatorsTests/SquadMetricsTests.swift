@@ -1,6 +1,7 @@
 // SQuAD EM/F1 against the official scripts' definitions (tools/make_squad_metric_reference.py:
 // ~250 hand-written and real dev cases scored in Python) and hand-written tricky cases.
 
+@testable import Datasets
 @testable import Evaluators
 import Foundation
 import TestSupport

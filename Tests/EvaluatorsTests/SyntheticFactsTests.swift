@@ -4,6 +4,7 @@
 // learned from the corpus itself, and a directory holding other data is never overwritten. End
 // to end: a tiny model pretrained on a small generated corpus, whose probes eval consistency reads.
 
+@testable import Datasets
 @testable import Evaluators
 import Foundation
 import TestSupport

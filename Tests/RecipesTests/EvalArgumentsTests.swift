@@ -3,6 +3,7 @@
 // defaults and the help agree by construction; this asserts it for the whole registry, and
 // checks how words are read (lists, switches, `all`/`unset`) and what a bad flag says.
 
+import Datasets
 import Evaluators
 import Foundation
 @testable import Recipes

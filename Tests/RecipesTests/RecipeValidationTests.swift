@@ -1,6 +1,7 @@
 // Recipe checking: every mistake is found before any job starts, and the error names the
 // file, the line and the key (and its table). Also: key mapping, ordering, job hashing.
 
+import Datasets
 import Evaluators
 import Foundation
 @testable import Recipes

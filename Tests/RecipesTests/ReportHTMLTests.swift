@@ -6,6 +6,7 @@
 import Foundation
 @testable import Recipes
 import TestSupport
+@testable import Viz
 import XCTest
 
 final class ReportHTMLTests: XCTestCase {

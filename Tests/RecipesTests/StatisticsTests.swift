@@ -3,6 +3,7 @@
 // Holm's correction against a hand-computed example, and the fixed number formatting of reports.
 
 @testable import Recipes
+@testable import Viz
 import XCTest
 
 final class StatisticsTests: XCTestCase {

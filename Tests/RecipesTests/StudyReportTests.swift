@@ -6,6 +6,7 @@
 // code, the baked-in code version against the sources, units read back from probe records,
 // and the logging options a resumed pretraining keeps.
 
+@testable import Datasets
 @testable import Evaluators
 import Foundation
 @testable import Recipes

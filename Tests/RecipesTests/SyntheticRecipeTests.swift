@@ -5,6 +5,7 @@
 // other settings.
 
 import Autograd
+import Datasets
 import Foundation
 import Evaluators
 @testable import Recipes

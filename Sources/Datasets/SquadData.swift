@@ -11,6 +11,12 @@
 
 import Foundation
 
+/// SQuAD v1.1 (every question answerable) or v2.0 (with unanswerable questions).
+public enum SquadVersion: String, Codable, Sendable, CaseIterable {
+    case v1 = "1.1"
+    case v2 = "2.0"
+}
+
 public struct SquadError: Error, CustomStringConvertible {
     public let description: String
     public init(_ d: String) { description = d }

@@ -24,6 +24,12 @@ public struct Probe: Codable, Equatable, Sendable {
     public var bucket: Int? = nil      // the user file's "bucket": times the corpus stated the fact (corpus facts)
     public var concept: String { target }
 
+    package init(prompt: String, target: String, subject: String?, relation: String, pattern: Int, tuple: String,
+                 split: String? = nil, bucket: Int? = nil) {
+        self.prompt = prompt; self.target = target; self.subject = subject; self.relation = relation
+        self.pattern = pattern; self.tuple = tuple; self.split = split; self.bucket = bucket
+    }
+
     /// A user probe, checked: the prompt holds [MASK] exactly once and the subject, if any,
     /// occurs in it. `place` (a file:line or a flag) starts the error message.
     public static func user(prompt: String, target: String, subject: String?, relation: String = "user", pattern: Int = -1,
@@ -104,6 +110,10 @@ public struct ProbeSet {
     public var tokenized: [TokenizedProbe]           // aligned with probes
     public var counts: [String: ProbeCounts]          // by relation
 
+    package init(probes: [Probe], tokenized: [TokenizedProbe], counts: [String: ProbeCounts]) {
+        self.probes = probes; self.tokenized = tokenized; self.counts = counts
+    }
+
     /// The probes at `indices` (in that order), re-indexed; `counts` unchanged.
     public func keeping(_ indices: [Int]) -> ProbeSet {
         var t = indices.map { tokenized[$0] }
@@ -158,7 +168,7 @@ public struct ProbeSet {
     }
 
     /// [CLS] prompt [SEP] with the [MASK] and subject positions; nil when unusable.
-    static func tokenize(_ p: Probe, target: Int32, tok: WordPieceTokenizer, maxLength: Int) -> TokenizedProbe? {
+    package static func tokenize(_ p: Probe, target: Int32, tok: WordPieceTokenizer, maxLength: Int) -> TokenizedProbe? {
         let pieces = tok.encodeWithOffsets(p.prompt)
         let ids = [tok.clsId] + pieces.map(\.id) + [tok.sepId]
         guard ids.count <= maxLength, ids.filter({ $0 == tok.maskId }).count == 1,
@@ -175,7 +185,7 @@ public struct ProbeSet {
         return TokenizedProbe(index: 0, ids: ids, maskPosition: mask, subject: subject, targetId: target)
     }
 
-    static func readParaRel(dataDir: String?, relations: [String]) throws -> [Probe] {
+    package static func readParaRel(dataDir: String?, relations: [String]) throws -> [Probe] {
         let root = DataRoot.resolve(dataDir) + "/pararel"
         let fm = FileManager.default
         guard let names = try? fm.contentsOfDirectory(atPath: root + "/graphs_json").filter({ $0.hasSuffix(".jsonl") }),
@@ -216,7 +226,7 @@ public struct ProbeSet {
     /// with the same fact are paraphrases of one fact; default: prompt with the subject),
     /// "pattern": N (optional), "split": "..." (optional: consistency reports each split), "bucket": N
     /// (optional: how often `corpus facts` stated the fact); other keys ("concept") are ignored}.
-    static func readJSONL(_ path: String) throws -> [Probe] {
+    package static func readJSONL(_ path: String) throws -> [Probe] {
         var out: [Probe] = []
         try forEachObject(path) { o, where_ in
             guard let prompt = o["prompt"] as? String, let target = o["target"] as? String else {

@@ -170,7 +170,7 @@ public enum FactsCorpus {
 
     /// Relations with both patterns and facts (sorted), their facts in file order, and the
     /// number of tuples of relations without patterns.
-    static func readParaRel(_ root: String) throws -> (relations: [Relation], facts: [[(subject: String, object: String, uuid: String)]],
+    package static func readParaRel(_ root: String) throws -> (relations: [Relation], facts: [[(subject: String, object: String, uuid: String)]],
                                                        withoutPatterns: Int, duplicatePatterns: Int) {
         let fm = FileManager.default
         func names(_ dir: String) -> [String] {

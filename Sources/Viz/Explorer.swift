@@ -18,6 +18,8 @@
 
 import Autograd
 import BERT
+import Datasets
+import Evaluators
 import Foundation
 import Interventions
 import Text
@@ -298,7 +300,7 @@ public enum Explorer {
             let scores = (0..<V).map { t in (0..<C).reduce(0.0) { $0 + Double(embeddings[t * C + $1]) * Double(value[$1]) } }
             let order = scores.indices.sorted { (scores[$0], $1) > (scores[$1], $0) }
             func listed(_ ids: ArraySlice<Int>) -> [NeuronPromotion.Score] { ids.map { .init(token: k.token(Int32($0)), score: scores[$0]) } }
-            let silenced = DenseEdit(model: k.model, targets: [name])
+            let silenced = DenseEdit(k.model.params, targets: [name])
             silenced.params.setTrainable { _ in false }
             for j in 0..<C { silenced.params[name].data[j * F + n.unit] = -w[j * F + n.unit] }
             let after = Double(ProbeScoring.distributions(k.model, batch, silenced.interventions(), log: true).values[Int(p.targetId)])

@@ -3,6 +3,7 @@
 // seeds' range) shaded in its color. Output is a pure function of the data (fixed number
 // formatting), so regenerated plots are byte-identical.
 
+import Evaluators
 import Foundation
 
 public struct LinePlot {
@@ -29,7 +30,7 @@ public struct LinePlot {
         var mean = Series(group: group, style: 0, points: [])
         for x in finite[0].map(\.x) where shared.contains(x) && !mean.points.contains(where: { $0.x == x }) {
             let ys = finite.map { c in c.first { $0.x == x }!.y }
-            mean.points.append((x, Statistics.mean(ys)))
+            mean.points.append((x, Evaluators.mean(ys)))
             mean.band.append((x, ys.min()!, ys.max()!))
         }
         return [mean]

@@ -6,9 +6,9 @@
 
 import Foundation
 
-enum ReportHTML {
+package enum ReportHTML {
     /// The page for `markdown`, whose figures are the SVG texts `figures[name]`.
-    static func page(title: String, markdown: String, figures: [String: String]) -> String {
+    package static func page(title: String, markdown: String, figures: [String: String]) -> String {
         var body = "", paragraph: [String] = [], list: [(depth: Int, text: String)] = []
         var lines = markdown.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)[...]
         func flush() {

@@ -6,6 +6,7 @@
 // every cell and bar has a tooltip with its exact numbers. Units of two models (heads,
 // FFN neurons) do not correspond, so their differences are per layer.
 
+import Evaluators
 import Foundation
 
 extension ExplorePage {

@@ -77,7 +77,7 @@ public final class Interventions {
 
     /// The tensor to use at `site` (nil when no hook is there).
     @inline(__always)
-    func apply(_ site: Site, _ x: Tensor, _ tape: Tape) -> Tensor? {
+    package func apply(_ site: Site, _ x: Tensor, _ tape: Tape) -> Tensor? {
         guard let hs = hooks[site] else { return nil }
         return hs.reduce(x) { $1($0, tape) }
     }
