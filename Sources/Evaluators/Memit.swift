@@ -1,5 +1,5 @@
 // `droplab eval memit`: many CounterFact edits at once over a range of layers, with the value
-// optimisation, key covariances and cases of ROME (Rome.swift), and its scaling curve against
+// optimisation, key covariances and cases of ROME (RomeCore.swift), and its scaling curve against
 // sequential ROME edits.
 //
 // MEMIT (Meng et al. 2023, §4): values v*_i are optimised as above at the last layer L of a

@@ -306,7 +306,9 @@ public final class RecipeRunner {
     /// renamed first, and the data digests computed are cached for the next command. A
     /// generated corpus ([synthetic], [facts]) is written first (or found up to date) when any job will run.
     /// `world` (rank 0 of more than one): the jobs run on the other ranks (`dispatch`), the
-    /// pretrainings on all of them together when `dataParallel`.
+    /// pretrainings on all of them together when `dataParallel`. Either way a job that fails is
+    /// logged and the others go on (the evaluators of a failed pretraining are not started); the
+    /// run fails at the end, naming the failed jobs. An interrupt stops at once.
     public func run(_ indices: [Int], world: MPIWorld? = nil, dataParallel: Bool = false) throws -> Summary {
         try adoptLegacyDirectories()
         try recipe.digests.save()
@@ -319,11 +321,13 @@ public final class RecipeRunner {
             }
         }
         if let world, world.size > 1 { return try dispatch(indices, world: world, dataParallel: dataParallel) }
+        var failed: [Int] = []
         for (k, i) in indices.enumerated() {
             let job = recipe.jobs[i]
             let tag = "[\(k + 1)/\(indices.count)] \(job.name)"
             let s = state(job)
             if s == .done { log("\(tag): done, skipped"); summary.skipped += 1; continue }
+            if let d = job.dependsOn, failed.contains(d) { log(notRun(tag, pretraining: d)); failed.append(i); continue }
             log("\(tag): \(s == .resumable ? "resuming" : "running") in \(directory(job))")
             let started = Date()
             do {
@@ -334,12 +338,24 @@ public final class RecipeRunner {
                 if Interrupt.requested {
                     throw RecipeInterrupted(description: "\(job.name): interrupted; run the recipe again to continue")
                 }
-                throw RecipeError("\(job.name) (\(directory(job))): \(error)")
+                log("\(tag): failed (\(directory(job))): \(error)")
+                failed.append(i); continue
             }
             summary.ran += 1
             log(String(format: "%@: done in %@", tag, Self.duration(Date().timeIntervalSince(started))))
         }
+        try checkNoneFailed(failed, of: indices.count)
         return summary
+    }
+
+    /// The log line of a job left out because its pretraining failed.
+    func notRun(_ tag: String, pretraining d: Int) -> String { "\(tag): not run: its pretraining \(recipe.jobs[d].name) failed" }
+
+    /// The run's error when any job failed: how many, and which.
+    func checkNoneFailed(_ failed: [Int], of total: Int) throws {
+        guard failed.isEmpty else {
+            throw RecipeError("\(failed.count) of \(total) jobs failed: " + failed.map { recipe.jobs[$0].name }.joined(separator: ", "))
+        }
     }
 
     enum Message: Int { case job = 1, stop, result, together }
@@ -372,7 +388,7 @@ public final class RecipeRunner {
             while !free.isEmpty && q < queue.count {
                 let k = queue[q], job = recipe.jobs[indices[k]]
                 if let d = job.dependsOn, failed.contains(d) {
-                    log("\(tag(k)): not run: its pretraining \(recipe.jobs[d].name) failed")
+                    log(notRun(tag(k), pretraining: d))
                     failed.append(indices[k]); queue.remove(at: q); continue
                 }
                 if let d = job.dependsOn, (queue + running.values.map(\.k)).contains(where: { indices[$0] == d }) { q += 1; continue }
@@ -394,9 +410,7 @@ public final class RecipeRunner {
             }
         }
         for rank in 1..<world.size { try world.send([], to: rank, tag: Message.stop.rawValue) }
-        guard failed.isEmpty else {
-            throw RecipeError("\(failed.count) of \(indices.count) jobs failed: " + failed.map { recipe.jobs[$0].name }.joined(separator: ", "))
-        }
+        try checkNoneFailed(failed, of: indices.count)
         return summary
     }
 

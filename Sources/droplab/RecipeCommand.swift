@@ -16,7 +16,9 @@ struct RecipeCommand: ParsableCommand {
                 (but for log-every, save-every and eval-every) and of the datasets' contents: finished jobs (done.json) \
                 are skipped, an interrupted pretraining resumes from its last.h5, and directories named by the first \
                 hash scheme are renamed to the current names. The recipe is checked completely (keys, values, \
-                presets, datasets) before any job starts. --dry-run marks finished jobs made by older code.
+                presets, datasets) before any job starts. A job that fails is logged and the others go on (the \
+                evaluators of a failed pretraining are not started); the command fails at the end, naming the failed \
+                jobs. --dry-run marks finished jobs made by older code.
                 """)
         @Argument(help: "Recipe file (TOML).") var recipe: String
         @Flag(help: "List the jobs and their state; run nothing.") var dryRun = false

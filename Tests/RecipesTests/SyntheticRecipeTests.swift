@@ -117,6 +117,21 @@ final class SyntheticRecipeTests: XCTestCase {
         let one = try runDroplab(["recipe", "run", path, "--root", root])
         XCTAssertTrue(one.stderr.contains("synthetic corpus \(dir)/syn: up to date"), one.stderr)
 
+        // a job that fails does not stop the run: with the checkpoint damaged both evaluators fail,
+        // the second is still tried, and the command fails at the end naming both
+        let ckpt = runner.directory(r.jobs[0]) + "/last.h5"
+        let weights = try Data(contentsOf: URL(fileURLWithPath: ckpt))
+        try Data("not an HDF5 file".utf8).write(to: URL(fileURLWithPath: ckpt))
+        for j in r.jobs.dropFirst() { try fm.removeItem(atPath: runner.directory(j)) }
+        let broken = try runDroplab(["recipe", "run", path, "--root", root])
+        XCTAssertNotEqual(broken.status, 0)
+        for j in r.jobs.dropFirst() {
+            XCTAssertTrue(broken.stderr.contains("\(j.name): failed (\(runner.directory(j))): "), broken.stderr)
+            XCTAssertNotEqual(runner.state(j), .done)
+        }
+        XCTAssertTrue(broken.stderr.contains("2 of 3 jobs failed: consistency/nodrop/seed0, rome/nodrop/seed0"), broken.stderr)
+        try weights.write(to: URL(fileURLWithPath: ckpt))
+
         // other generator settings: new jobs, and the corpus directory is not overwritten
         try recipe(dir, repetitions: 41).write(toFile: path, atomically: true, encoding: .utf8)
         let changed = try Recipe(path: path)
