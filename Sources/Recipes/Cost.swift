@@ -35,7 +35,7 @@ enum Cost {
     static func section(_ recipe: Recipe, runs: [Report.Run]) -> String {
         guard !runs.isEmpty else { return "" }
         let machines = Array(Set(runs.map(\.done.machine.description))).sorted()
-        let kinds = [Recipe.pretrainKind] + recipe.evaluators.map(\.evaluator.name)
+        let kinds = recipe.kinds
         var md = "\n## Cost\n\nWall time per job, by kind: the mean over the finished jobs (n), and on each machine they ran on"
         md += machines.count > 1 ? " (" + machines.enumerated().map { "machine \($0.offset + 1): \($0.element)" }.joined(separator: "; ") + ")" : " (\(machines[0]))"
         md += ". Wall times as measured: a job may have shared its machine's cores with other work (builds, tests, another job), at the kernel threads given in Provenance.\n\n"

@@ -85,6 +85,8 @@ public struct Recipe {
     public var variants: [Variant] = []
     public var baseline: String
     public var evaluators: [EvaluatorUse] = []
+    /// The recipe's job kinds in report order: the pretraining, then the evaluators as listed.
+    public var kinds: [String] { [Recipe.pretrainKind] + evaluators.map(\.evaluator.name) }
     /// The report's "did not learn" gate (percent): a run whose fact acquisition at the end, on
     /// the training patterns of its most-stated bucket, is below it is kept out of every knowledge,
     /// editing and mechanism table (nil: no gate).

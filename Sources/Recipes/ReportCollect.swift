@@ -107,7 +107,7 @@ extension Report {
         }
 
         // tables: pretraining first, then the evaluators as the recipe lists them; appendix rows apart
-        let kinds = [Recipe.pretrainKind] + recipe.evaluators.map(\.evaluator.name)
+        let kinds = recipe.kinds
         var tables: [String: Table] = [:]
         func table(_ kind: String, appendix: Bool) -> Table {
             let key = kind + (appendix ? "+appendix" : "")
