@@ -51,13 +51,11 @@ public struct Job {
     public var variant: String                 // variant id
     public var seed: UInt64
     public var hash: String                    // sha256 of the job's identity (Recipe.hash)
-    public var legacyHash: String              // the hash before data digests and logging keys (Recipe.legacyHash)
     public var config: Data                    // canonical JSON of the resolved options
     public var data: [String]                  // the datasets it reads (files or directories)
     public var pretrain: PretrainOptions       // the pretraining (this job's, or the one it follows)
     public var dependsOn: Int?                 // index of the pretraining job
     public var dirName: String { "\(kind)-\(hash.prefix(12))" }
-    public var legacyDirName: String { "\(kind)-\(legacyHash.prefix(12))" }
     public var name: String { "\(kind)/\(variant)/seed\(seed)" }
 }
 
@@ -270,8 +268,7 @@ public struct Recipe {
                 let data = (generated == nil ? try Pretrain.corpusFiles(o) : o.corpus) + (o.vocab.map { [$0] } ?? [])
                 let hash = try Recipe.hash(kind: Recipe.pretrainKind, config: config, data: data.filter { !isGenerated($0) }, digests: digests,
                                            parent: try generatedHash())
-                let legacy = Recipe.legacyHash(kind: Recipe.pretrainKind, config: config, parent: nil)
-                let job = Job(kind: Recipe.pretrainKind, variant: v.id, seed: seed, hash: hash, legacyHash: legacy, config: config,
+                let job = Job(kind: Recipe.pretrainKind, variant: v.id, seed: seed, hash: hash, config: config,
                               data: data, pretrain: o, dependsOn: nil)
                 if let other = seen[hash] {
                     throw source.error(["variants", v.id], "variant '\(v.id)' resolves to the same pretraining as \(other): give it a different setting")
@@ -293,8 +290,7 @@ public struct Recipe {
                     for d in datasets { try checkDataset(d, table: path) }
                     let h = try Recipe.hash(kind: e.evaluator.name, config: config, data: datasets.map(\.path).filter { !isGenerated($0) },
                                             digests: digests, parent: hash)
-                    let l = Recipe.legacyHash(kind: e.evaluator.name, config: config, parent: legacy)
-                    jobs.append(Job(kind: e.evaluator.name, variant: v.id, seed: seed, hash: h, legacyHash: l, config: config,
+                    jobs.append(Job(kind: e.evaluator.name, variant: v.id, seed: seed, hash: h, config: config,
                                     data: datasets.map(\.path), pretrain: o, dependsOn: parent))
                 }
             }
@@ -346,15 +342,6 @@ public struct Recipe {
     /// for the digests of the files it generates (new settings, new jobs).
     func generatedHash() throws -> String? {
         try generated.map { try Recipe.hash(kind: $0.table, config: try $0.settingsJSON(), data: [], digests: digests, parent: nil) }
-    }
-
-    /// The hash of the first scheme (the whole configuration, no data digests): the directory
-    /// name a finished job may still have (RecipeRunner adopts it).
-    static func legacyHash(kind: String, config: Data, parent: String?) -> String {
-        var d = Data("droplab-recipe-job-v1\u{0}\(kind)\u{0}".utf8)
-        d.append(config)
-        if let parent { d.append(Data("\u{0}\(parent)".utf8)) }
-        return SHA256.hex(d)
     }
 
     /// sha256 of the recipe file's bytes.

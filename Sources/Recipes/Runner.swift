@@ -16,10 +16,7 @@
 // `dataParallel`, each pretraining runs first on all ranks together (`Pretrain.run` with the
 // world: the job's micro-batches of a step are divided among the ranks) and the evaluators are
 // then spread as above; the ranks of a data-parallel job are bound together, so its failure
-// ends the mpirun job (re-running resumes). A job found under its directory name of the first hash scheme
-// (Recipe.legacyHash) is the same job when it is finished and its done.json records the data
-// digests of today (or it is a pretraining that can resume): it is read from there, and
-// `run` renames the directory to the current name before it starts.
+// ends the mpirun job (re-running resumes).
 
 import Autograd
 import Checkpoint
@@ -149,7 +146,6 @@ public final class RecipeRunner {
     public let root: String
     public var log: (String) -> Void
     lazy var provenance = Provenance.current()
-    var legacy: [String: String?] = [:]      // job hash -> its adoptable old-scheme directory
 
     let jobs: String?
 
@@ -167,52 +163,8 @@ public final class RecipeRunner {
     /// The digest cache of a checkpoints root (DataDigests).
     public static func digestCache(root: String) -> String { root + "/cache/data-digests.json" }
 
-    /// The job's directory: its own, or the old-scheme one it is still stored in.
-    public func directory(_ job: Job) -> String {
-        let own = recipeDir + "/" + job.dirName
-        if !FileManager.default.fileExists(atPath: own), let old = legacyDirectory(job) { return old }
-        return own
-    }
-
-    /// The job's directory under its first-scheme name, when that holds the same job: finished
-    /// with the data digests of today, or a pretraining to resume (its config.json must match,
-    /// which `pretrain --resume` checks); an evaluator's only when its pretraining's is too (the
-    /// first scheme's hash did not see the pretraining's data).
-    func legacyDirectory(_ job: Job) -> String? {
-        if let known = legacy[job.hash] { return known }
-        let dir = recipeDir + "/" + job.legacyDirName, fm = FileManager.default
-        var found: String? = nil
-        if job.legacyHash != job.hash, fm.fileExists(atPath: dir), job.dependsOn.map({ legacyDirectory(recipe.jobs[$0]) != nil }) ?? true {
-            if let data = fm.contents(atPath: dir + "/done.json") {
-                if let done = try? JSONDecoder().decode(DoneRecord.self, from: data),
-                   done.data.allSatisfy({ (try? recipe.digests.digest($0.key)) == $0.value }) {
-                    found = dir
-                }
-            } else if job.kind == Recipe.pretrainKind && fm.fileExists(atPath: dir + "/last.h5") {
-                found = dir
-            }
-        }
-        legacy[job.hash] = .some(found)
-        return found
-    }
-
-    /// Rename the old-scheme directories of the recipe's jobs to their current names (and
-    /// rewrite their job.json); returns how many.
-    @discardableResult
-    public func adoptLegacyDirectories() throws -> Int {
-        let moves = recipe.jobs.compactMap { job -> (job: Job, from: String, to: String)? in
-            let own = recipeDir + "/" + job.dirName
-            guard !FileManager.default.fileExists(atPath: own), let old = legacyDirectory(job) else { return nil }
-            return (job, old, own)
-        }
-        for m in moves {
-            try FileManager.default.moveItem(atPath: m.from, toPath: m.to)
-            legacy[m.job.hash] = .some(nil)
-            try writeJobRecord(m.job)
-            log("\(m.job.name): \(m.from) (directory name of the first hash scheme) renamed to \(m.to)")
-        }
-        return moves.count
-    }
+    /// The job's directory.
+    public func directory(_ job: Job) -> String { recipeDir + "/" + job.dirName }
 
     /// The code version that made a finished job, when it is not the running code's (nil when
     /// it is, or the job is not done): "older code", or "unrecorded code" for records written
@@ -277,8 +229,6 @@ public final class RecipeRunner {
             var label = state(j).label
             if let older = olderCode(j) { label += " (\(older))" }
             counts[label, default: 0] += 1
-            let dir = directory(j)
-            if !dir.hasSuffix("/" + j.dirName) { label += ", in \((dir as NSString).lastPathComponent) (first hash scheme: renamed on run)" }
             if state(j) != .done, let c = committed, c.state(j) == .done { label += ", done in \(c.recipeDir) (committed copy)"; copies += 1 }
             let n = String(k + 1).leftPadded(countWidth)
             lines.append("[\(n)/\(indices.count)] \(j.name.padded(width))  \(label.padded(21))  \(j.dirName)")
@@ -288,10 +238,10 @@ public final class RecipeRunner {
             lines.append("\(copies) of these jobs are done in the committed copies (\(c.recipeDir)), on another machine: running them here "
                          + "redoes them (a pretraining is then compared with its copy: the same model or not), and the next report --save-jobs replaces those copies; --only can leave them out")
         }
-        let used = Set(recipe.jobs.map { (directory($0) as NSString).lastPathComponent })
+        let used = Set(recipe.jobs.map(\.dirName))
         let unused = ((try? FileManager.default.contentsOfDirectory(atPath: recipeDir)) ?? []).filter { !used.contains($0) }.sorted()
         if !unused.isEmpty {
-            lines.append("\(unused.count) director\(unused.count == 1 ? "y" : "ies") in \(recipeDir) belong to no job of the recipe as it is now "
+            lines.append("\(unused.count == 1 ? "1 directory" : "\(unused.count) directories") in \(recipeDir) \(unused.count == 1 ? "belongs" : "belong") to no job of the recipe as it is now "
                          + "(earlier settings): \(unused.joined(separator: " "))")
         }
         return lines.joined(separator: "\n")
@@ -302,15 +252,14 @@ public final class RecipeRunner {
         public var skipped = 0
     }
 
-    /// Run the selected jobs in order; finished jobs are skipped. Old-scheme directories are
-    /// renamed first, and the data digests computed are cached for the next command. A
+    /// Run the selected jobs in order; finished jobs are skipped. The data digests computed
+    /// are cached for the next command. A
     /// generated corpus ([synthetic], [facts]) is written first (or found up to date) when any job will run.
     /// `world` (rank 0 of more than one): the jobs run on the other ranks (`dispatch`), the
     /// pretrainings on all of them together when `dataParallel`. Either way a job that fails is
     /// logged and the others go on (the evaluators of a failed pretraining are not started); the
     /// run fails at the end, naming the failed jobs. An interrupt stops at once.
     public func run(_ indices: [Int], world: MPIWorld? = nil, dataParallel: Bool = false) throws -> Summary {
-        try adoptLegacyDirectories()
         try recipe.digests.save()
         var summary = Summary()
         if let g = recipe.generated, indices.contains(where: { state(recipe.jobs[$0]) != .done }) {

@@ -14,8 +14,7 @@ struct RecipeCommand: ParsableCommand {
             discussion: """
                 Job directories are <root>/recipes/<recipe>/<kind>-<hash>/, the hash of the resolved configuration \
                 (but for log-every, save-every and eval-every) and of the datasets' contents: finished jobs (done.json) \
-                are skipped, an interrupted pretraining resumes from its last.h5, and directories named by the first \
-                hash scheme are renamed to the current names. The recipe is checked completely (keys, values, \
+                are skipped and an interrupted pretraining resumes from its last.h5. The recipe is checked completely (keys, values, \
                 presets, datasets) before any job starts. A job that fails is logged and the others go on (the \
                 evaluators of a failed pretraining are not started); the command fails at the end, naming the failed \
                 jobs. --dry-run marks finished jobs made by older code.

@@ -587,71 +587,21 @@ final class StudyReportTests: XCTestCase {
         XCTAssertTrue(checks[1].held); XCTAssertEqual(checks[1].value!, 30, accuracy: 1e-9)
     }
 
-    /// Jobs stored under the first scheme's directory names: found and reported as they are
-    /// when their data is unchanged (a pretraining that can resume, too), left alone when it
-    /// changed; `run` renames them. --dry-run marks jobs made by older or unrecorded code.
-    func testOldSchemeDirectoriesAndCodeVersions() throws {
+    /// --dry-run marks jobs made by older or unrecorded code, and lists directories that belong
+    /// to no job of the recipe as it is now.
+    func testCodeVersionsAndStrayDirectories() throws {
         let r = try recipe()
         try writeJobs(r)
         let runner = RecipeRunner(recipe: r, root: root, log: { _ in })
-        let before = try Report.build(r, runner: runner, name: "r").markdown
-        let fm = FileManager.default
-        for job in r.jobs where job.seed == 0 {
-            try fm.moveItem(atPath: runner.recipeDir + "/" + job.dirName, toPath: runner.recipeDir + "/" + job.legacyDirName)
-        }
-        // the blimp job of seed 0 ran on other data; the drop pretraining of seed 0 did not finish
-        let blimp0 = r.jobs.first { $0.name == "blimp/nodrop/seed0" }!
-        try done(blimp0, data: [dir + "/data/blimp/data": String(repeating: "0", count: 64)])
-            .write(to: URL(fileURLWithPath: runner.recipeDir + "/" + blimp0.legacyDirName + "/done.json"))
-        let pre0 = r.jobs.first { $0.name == "pretrain/drop/seed0" }!
-        try fm.removeItem(atPath: runner.recipeDir + "/" + pre0.legacyDirName + "/done.json")
-        try Data().write(to: URL(fileURLWithPath: runner.recipeDir + "/" + pre0.legacyDirName + "/last.h5"))
-
-        let seen = RecipeRunner(recipe: r, root: root, log: { _ in })
-        XCTAssertEqual(seen.state(blimp0), .pending, "changed data: not the same job")
-        XCTAssertEqual(seen.state(pre0), .resumable)
+        try FileManager.default.createDirectory(atPath: runner.recipeDir + "/ft-000000000000", withIntermediateDirectories: true)
+        XCTAssertTrue(runner.listing(Array(r.jobs.indices)).contains("1 directory in \(runner.recipeDir) belongs to no job of the recipe as it is now "
+                                                                    + "(earlier settings): ft-000000000000"))
         let ft0 = r.jobs.first { $0.name == "ft/nodrop/seed0" }!
-        XCTAssertEqual(seen.state(ft0), .done)
-        XCTAssertEqual(seen.directory(ft0), runner.recipeDir + "/" + ft0.legacyDirName)
-        let listing = seen.listing(Array(r.jobs.indices))
-        XCTAssertTrue(listing.contains("done, in \(ft0.legacyDirName) (first hash scheme: renamed on run)  \(ft0.dirName)"), listing)
-        XCTAssertTrue(listing.contains("1 directory in \(seen.recipeDir) belong to no job"), listing)   // blimp0's old one
-        let reread = try Report.build(r, runner: seen, name: "r").markdown
-        XCTAssertTrue(reread.contains("(**10 done, 2 missing**"), reread)
-        XCTAssertEqual(table(reread, "Finetune edits").first { $0[1] == "Dropout 0.1" }?[6], "2 seeds × 2–3 concepts",
-                       "seed 0's edits are read from the old directories")
-
-        var lines: [String] = []
-        let adopting = RecipeRunner(recipe: r, root: root, log: { lines.append($0) })
-        XCTAssertEqual(try adopting.adoptLegacyDirectories(), 5, "every job of seed 0 but the blimp one whose data changed")
-        XCTAssertEqual(lines.count, 5)
-        for job in r.jobs where job.seed == 0 && job.name != blimp0.name {
-            XCTAssertTrue(fm.fileExists(atPath: adopting.recipeDir + "/" + job.dirName), job.name)
-            let record = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: adopting.recipeDir + "/" + job.dirName + "/job.json"))) as! [String: Any]
-            XCTAssertEqual(record["hash"] as? String, job.hash, "job.json names the current hash")
-        }
-        XCTAssertTrue(fm.fileExists(atPath: adopting.recipeDir + "/" + blimp0.legacyDirName), "a changed job's directory stays")
-        // restore the two jobs changed above: the report is the one before the move
-        try fm.removeItem(atPath: adopting.recipeDir + "/" + blimp0.legacyDirName)
-        try writeJobs(r)
-        XCTAssertEqual(try Report.build(r, runner: RecipeRunner(recipe: r, root: root, log: { _ in }), name: "r").markdown, before)
-
-        // an evaluator's old directory is its job only when its pretraining's is (the first
-        // scheme's hash did not see the pretraining's data)
-        let pre1 = r.jobs.first { $0.name == "pretrain/nodrop/seed1" }!, ft1 = r.jobs.first { $0.name == "ft/nodrop/seed1" }!
-        for job in [pre1, ft1] { try fm.moveItem(atPath: adopting.recipeDir + "/" + job.dirName, toPath: adopting.recipeDir + "/" + job.legacyDirName) }
-        try done(pre1, data: [dir + "/corpus.txt": String(repeating: "0", count: 64)])
-            .write(to: URL(fileURLWithPath: adopting.recipeDir + "/" + pre1.legacyDirName + "/done.json"))
-        let changedCorpus = RecipeRunner(recipe: r, root: root, log: { _ in })
-        XCTAssertEqual(changedCorpus.state(ft1), .pending)
-        XCTAssertEqual(try changedCorpus.adoptLegacyDirectories(), 0)
-        for job in [pre1, ft1] { try fm.removeItem(atPath: adopting.recipeDir + "/" + job.legacyDirName) }
-        try writeJobs(r)
 
         // code versions
         let ftJob = r.jobs.first { $0.name == "ft/drop/seed1" }!, pre = r.jobs.first { $0.name == "pretrain/nodrop/seed1" }!
-        try done(ftJob, code: "0123").write(to: URL(fileURLWithPath: adopting.recipeDir + "/" + ftJob.dirName + "/done.json"))
-        try done(pre, code: nil).write(to: URL(fileURLWithPath: adopting.recipeDir + "/" + pre.dirName + "/done.json"))
+        try done(ftJob, code: "0123").write(to: URL(fileURLWithPath: runner.recipeDir + "/" + ftJob.dirName + "/done.json"))
+        try done(pre, code: nil).write(to: URL(fileURLWithPath: runner.recipeDir + "/" + pre.dirName + "/done.json"))
         let marked = RecipeRunner(recipe: r, root: root, log: { _ in })
         XCTAssertEqual(marked.olderCode(ftJob), "older code")
         XCTAssertEqual(marked.olderCode(pre), "unrecorded code")
