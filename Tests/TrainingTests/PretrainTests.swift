@@ -231,9 +231,13 @@ final class PretrainTests: XCTestCase {
         p.arguments = args(dir, corpus: corpus, out: dir + "/b", tokens: tokens, extra: extra)
         p.standardError = FileHandle.nullDevice; p.standardOutput = FileHandle.nullDevice
         try p.run()
-        let marker = dir + String(format: "/b/step-%06d.h5", killStep)
+        // the step's file is written before last.h5: at the first checkpoint, wait for both (on a
+        // loaded machine a kill between the two writes left no last.h5 to resume from)
+        let marker = dir + String(format: "/b/step-%06d.h5", killStep), last = dir + "/b/last.h5"
         let deadline = Date().addingTimeInterval(120)
-        while !FileManager.default.fileExists(atPath: marker) && p.isRunning && Date() < deadline { usleep(1000) }
+        while !(FileManager.default.fileExists(atPath: marker) && FileManager.default.fileExists(atPath: last)) && p.isRunning && Date() < deadline {
+            usleep(1000)
+        }
         usleep(UInt32.random(in: 0..<150_000, using: &generator))   // somewhere inside the following steps
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
